@@ -1,0 +1,50 @@
+"""Consumer process of the redis-raw backend (see adapters/redis_raw.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import redis
+
+from adapters.job import bench_job
+from harness import procs
+
+
+def requeue_orphans(client: redis.Redis, queue: str) -> None:
+    """Move messages held by consumers that no longer run back to the queue."""
+    for key in client.keys(f"{queue}:processing:*"):
+        owner = int(key.decode().rsplit(":", 1)[1])
+        if owner != os.getpid() and not procs.alive(owner):
+            while client.lmove(key, queue, "RIGHT", "RIGHT"):
+                pass
+
+
+def main() -> None:
+    client = redis.Redis.from_url(os.environ["QB_BROKER_URL"])
+    queue = os.environ["QB_QUEUE"]
+    reliable = os.environ.get("QB_PROFILE") == "reliable"
+    processing = f"{queue}:processing:{os.getpid()}"
+    if reliable:
+        requeue_orphans(client, queue)
+    client.ping()
+    print("redis-raw consumer ready", flush=True)
+    while True:
+        if reliable:
+            raw = client.blmove(queue, processing, 5, "RIGHT", "LEFT")
+        else:
+            popped = client.brpop([queue], timeout=5)
+            raw = popped[1] if popped else None
+        if raw is None:
+            continue
+        message = json.loads(raw)
+        try:
+            bench_job(message["id"], message["sent"], message["spec"], message["p"])
+        except Exception:  # noqa: BLE001 - the job recorded ERROR itself
+            pass
+        if reliable:
+            client.lrem(processing, 1, raw)
+
+
+if __name__ == "__main__":
+    main()

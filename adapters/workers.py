@@ -1,0 +1,115 @@
+"""Worker process management shared by every adapter with separate workers.
+
+Starts the framework's real worker command N times, waits until each log
+shows the framework's own readiness line, lists the live PIDs, and stops
+the whole process tree. A worker that dies before it is ready fails fast
+with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import procs
+from harness.recorder import RECORDS_DIR_ENV
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerStartError(RuntimeError):
+    """A worker exited or never became ready."""
+
+
+def worker_env(records_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for worker processes: the project importable, records located."""
+    env = dict(os.environ)
+    env[RECORDS_DIR_ENV] = str(records_dir)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = f"{REPO_ROOT}{os.pathsep}{path}" if path else str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """Command that runs `python -m module args` in the current environment."""
+    return [sys.executable, "-m", module, *args]
+
+
+def console_script(name: str) -> str:
+    """Path of a framework's CLI installed next to this interpreter."""
+    return str(Path(sys.executable).parent / name)
+
+
+class WorkerGroup:
+    """A set of identical worker processes started from one command."""
+
+    def __init__(self, name: str, log_dir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_dir = log_dir
+        self.env = env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._generation = 0
+
+    def _log(self, index: int) -> Path:
+        return self.log_dir / f"{self.name}-{self._generation}-{index}.log"
+
+    def start(self, cmd: Sequence[str], count: int, ready: str, timeout_s: float = 60.0) -> None:
+        """Start `count` copies of `cmd`; wait until each log matches `ready`."""
+        self._generation += 1
+        new = [
+            procs.spawn(cmd, env=self.env, log_path=self._log(i), cwd=REPO_ROOT)
+            for i in range(count)
+        ]
+        self.procs.extend(new)
+        pattern = re.compile(ready)
+        pending = set(range(count))
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            for index in list(pending):
+                if pattern.search(self._log(index).read_text(errors="replace")):
+                    pending.discard(index)
+                elif new[index].poll() is not None:
+                    raise WorkerStartError(
+                        f"{self.name} worker exited with code {new[index].returncode} before "
+                        f"it was ready:\n{procs.tail(self._log(index))}"
+                    )
+            if pending and time.monotonic() > deadline:
+                raise WorkerStartError(
+                    f"{self.name} worker not ready after {timeout_s:.0f}s:\n"
+                    f"{procs.tail(self._log(min(pending)))}"
+                )
+            if pending:
+                time.sleep(0.05)
+
+    def pids(self) -> list[int]:
+        """Every live process of the group: the started ones and their children."""
+        found: list[int] = []
+        for proc in self.procs:
+            if procs.alive(proc.pid):
+                found.append(proc.pid)
+                found.extend(p for p in procs.descendants(proc.pid) if procs.alive(p))
+        return found
+
+    def kill_one(self, prefer_child: bool = True) -> int | None:
+        """SIGKILL one job-executing process: a pool child if any, else a main process."""
+        for proc in self.procs:
+            if not procs.alive(proc.pid):
+                continue
+            children = [p for p in procs.descendants(proc.pid) if procs.alive(p)]
+            target = children[0] if prefer_child and children else proc.pid
+            os.kill(target, signal.SIGKILL)
+            return target
+        return None
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop every process of the group (SIGTERM, then SIGKILL after grace)."""
+        procs.stop_trees(self.procs, grace_s=grace_s)
+        self.procs.clear()

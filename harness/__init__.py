@@ -1,0 +1,1 @@
+"""queuebench coordinator: CLI, brokers, environments, driver, statistics, results."""

@@ -1,0 +1,210 @@
+"""Command line: python -m harness {run,list,doctor,setup}.
+
+Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters import BACKENDS, backend_names
+from adapters.base import PROFILES
+from harness import envs
+from harness.brokers import BINARIES, INSTALL_HINT, find_binary
+from harness.results import ResultsError
+from harness.urls import PROBES, mask
+from scenarios import scenario_names
+from scenarios.base import RunOptions
+
+PROG = "python -m harness"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def name_list(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str]]:
+    """argparse type: a comma list of names, or 'all'."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",")]
+        if any(not n for n in names):
+            raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}")
+        if names == ["all"]:
+            return valid()
+        unknown = [n for n in names if n not in valid()]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
+                f"{', '.join(valid())} (or all)")
+        return list(dict.fromkeys(names))
+
+    return parse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def profile_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    if names == ("both",):
+        return PROFILES
+    bad = [n for n in names if n not in PROFILES]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown profile {', '.join(map(repr, bad))}; valid: {', '.join(PROFILES)}, both")
+    return names
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="queuebench: a fair benchmark of Python "
+                           "task queues")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = sub.add_parser("run", help="run scenarios against backends")
+    run.add_argument("--scenario", type=name_list(scenario_names, "scenario"),
+                     default=scenario_names(), help="comma list or all (default: all)")
+    run.add_argument("--backend", type=name_list(backend_names, "backend"),
+                     default=backend_names(), help="comma list or all (default: all)")
+    run.add_argument("--quick", action="store_true", help="short cells (a smoke run)")
+    run.add_argument("--rounds", type=positive_int, default=None,
+                     help="repeat every cell N times (default 1 with --quick, else 3)")
+    run.add_argument("--slots", type=positive_int, default=8,
+                     help="jobs that may run at once, the same for every backend (default 8)")
+    run.add_argument("--profile", type=profile_list, default=("default",),
+                     help="setting profile: default, reliable or both (default: default)")
+    run.add_argument("--results", action="store_true",
+                     help="turn result backends on for every backend (off by default)")
+    run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
+    run.add_argument("--redis-url", help="use this Redis instead of starting one")
+    run.add_argument("--amqp-url", help="use this RabbitMQ instead of starting one")
+
+    sub.add_parser("list", help="backends and scenarios, and whether each can run here")
+    sub.add_parser("doctor", help="check brokers, binaries and environments")
+    setup = sub.add_parser("setup", help="build the backend environments (.venvs/)")
+    setup.add_argument("--backend", type=name_list(backend_names, "backend"),
+                       default=backend_names())
+    setup.add_argument("--test-tools", action="store_true",
+                       help="also install what the tests need (chromium, docker-compose)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import RunConfig, Runner, default_run_dir
+
+    rounds = args.rounds or (1 if args.quick else 3)
+    options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
+                         results=args.results, profiles=args.profile)
+    out = (args.out or default_run_dir()).resolve()
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"--out {out} exists and is not a directory")
+    config = RunConfig(scenarios=args.scenario, backends=args.backend, rounds=rounds, out=out,
+                       options=options, urls={"redis": args.redis_url, "amqp": args.amqp_url})
+    outcome = Runner(config).run()
+    cells = outcome["cells"]
+    counts = {s: sum(c["status"] == s for c in cells) for s in ("ok", "failed", "skipped")}
+    print(f"{out}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")
+    for reason in sorted({f"{c['backend']}: {c['reason']}" for c in cells
+                          if c["status"] == "skipped"}):
+        print(f"  skipped {reason}")
+    if outcome["interrupted"]:
+        print(f"interrupted ({outcome['interrupted']}); finished cells are in {out}/summary.json",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def backend_problem(name: str, urls: dict[str, str | None]) -> str | None:
+    """Why `name` cannot run here, or None."""
+    info = BACKENDS[name]
+    env_problem = envs.status(info.family)
+    if env_problem:
+        return env_problem
+    if info.broker is None:
+        return None
+    url = urls.get(info.broker)
+    if url:
+        return PROBES[info.broker](url, timeout_s=3.0)
+    if find_binary(info.broker) is None:
+        return f"{BINARIES[info.broker]} not found: {INSTALL_HINT[info.broker]}"
+    return None
+
+
+def cmd_list(_args: argparse.Namespace) -> int:
+    from scenarios import SCENARIOS
+
+    print("backends:")
+    for name, info in BACKENDS.items():
+        problem = backend_problem(name, {})
+        state = "ready" if problem is None else f"cannot run: {problem}"
+        print(f"  {name:18} {info.description}\n  {'':18} {state}")
+    print("scenarios:")
+    for name, scenario in SCENARIOS.items():
+        print(f"  {name:18} {scenario.description}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems = 0
+    for kind, binary in BINARIES.items():
+        path = find_binary(kind)
+        print(f"{binary:18} {path or 'MISSING: ' + INSTALL_HINT[kind]}")
+        problems += path is None
+    families = sorted({i.family for i in BACKENDS.values()} - {envs.CORE})
+    for family in families:
+        problem = envs.status(family)
+        print(f"{'.venvs/' + family:18} {problem or 'ok'}")
+        problems += problem is not None
+    for kind, url in (("redis", getattr(args, "redis_url", None)),
+                      ("amqp", getattr(args, "amqp_url", None))):
+        if url:
+            reason = PROBES[kind](url, timeout_s=3.0)
+            print(f"{mask(url):18} {reason or 'reachable'}")
+            problems += reason is not None
+    print("all good" if not problems else f"{problems} problem(s)")
+    return 0 if not problems else 1
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from harness import system
+
+    for message in system.ensure(with_test_tools=args.test_tools):
+        print(message)
+    families = sorted({BACKENDS[b].family for b in args.backend} - {envs.CORE})
+    for family in families:
+        state = envs.status(family)
+        if state is None:
+            print(f".venvs/{family}: up to date")
+            continue
+        print(f".venvs/{family}: building ({', '.join(envs.requirements(family))})", flush=True)
+        envs.build(family)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "doctor": cmd_doctor, "setup": cmd_setup}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ResultsError, envs.EnvError) as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130

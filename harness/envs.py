@@ -1,0 +1,103 @@
+"""Per-backend Python environments: .venvs/<family>, built from the pyproject extra.
+
+Backends whose pins conflict (arq wants redis<6, celery's Redis transport
+wants redis>=6.4) never share an environment. The project itself is not
+installed there: drivers and workers import it through PYTHONPATH, so an
+environment holds exactly the extra's pinned requirements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENVS = Path(os.environ.get("QB_VENVS", REPO_ROOT / ".venvs"))
+CORE = "core"
+MARKER = ".queuebench-requirements"
+
+
+class EnvError(RuntimeError):
+    """An environment could not be built; the message says how to fix it."""
+
+
+def requirements(family: str) -> list[str]:
+    """The pinned requirements of a family, from pyproject.toml's extras."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    if family not in extras:
+        raise EnvError(f"no extra named {family!r} in pyproject.toml")
+    return list(extras[family])
+
+
+def python_of(family: str) -> Path:
+    """Interpreter of a family's environment (the coordinator's own for core)."""
+    if family == CORE:
+        return Path(sys.executable)
+    return VENVS / family / "bin" / "python"
+
+
+def _fingerprint(family: str) -> str:
+    text = json.dumps([sys.version_info[:2], requirements(family)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def status(family: str) -> str | None:
+    """None when the environment is built and current, else what is wrong."""
+    if family == CORE:
+        return None
+    marker = VENVS / family / MARKER
+    if not python_of(family).exists():
+        return f"environment .venvs/{family} is not built: run `make setup`"
+    if not marker.exists() or marker.read_text() != _fingerprint(family):
+        return f"environment .venvs/{family} is out of date: run `make setup`"
+    return None
+
+
+def _uv() -> str | None:
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.exists() else shutil.which("uv")
+
+
+def build(family: str, quiet: bool = True) -> None:
+    """Create or refresh .venvs/<family> (idempotent: a current one is left alone)."""
+    if status(family) is None:
+        return
+    target = VENVS / family
+    reqs = requirements(family)
+    uv = _uv()
+    try:
+        if uv:
+            subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", sys.executable,
+                            str(target)], check=True, capture_output=quiet)
+            subprocess.run([uv, "pip", "install", "-q", "--python", str(python_of(family)),
+                            *reqs], check=True, capture_output=quiet)
+        else:
+            subprocess.run([sys.executable, "-m", "venv", str(target)], check=True,
+                           capture_output=quiet)
+            subprocess.run([str(python_of(family)), "-m", "pip", "install", "-q",
+                            "--disable-pip-version-check", *reqs], check=True,
+                           capture_output=quiet)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+        raise EnvError(f"could not build .venvs/{family} ({' '.join(reqs)}): "
+                       f"{' | '.join(detail)}") from None
+    (target / MARKER).write_text(_fingerprint(family))
+
+
+def installed_versions(family: str) -> dict[str, str]:
+    """name -> version of every distribution in a family's environment."""
+    code = ("import importlib.metadata as m, json; "
+            "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))")
+    out = subprocess.run([str(python_of(family)), "-c", code], capture_output=True, text=True,
+                         check=False, timeout=60)
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        return {}

@@ -1,0 +1,141 @@
+"""Process helpers shared by the coordinator, drivers and worker groups.
+
+Stdlib only (runs in every backend environment). Every child the harness
+starts gets its own process group and PR_SET_PDEATHSIG, so it dies with its
+parent even when the parent is SIGKILLed, and a whole tree can be stopped
+by signalling its group.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: new process group, SIGKILL when the parent dies."""
+    os.setpgrp()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def spawn(
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own process group, stdout+stderr to `log_path`."""
+    out: int | object = subprocess.DEVNULL
+    handle = None
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(log_path, "ab")
+        out = handle
+    try:
+        return subprocess.Popen(
+            list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def children_map() -> dict[int, list[int]]:
+    """ppid -> pids, read from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of `pid` (not including it)."""
+    tree = children_map()
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in tree.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def signal_tree(pid: int, sig: int) -> None:
+    """Send `sig` to pid's process group and to every descendant."""
+    targets = descendants(pid) + [pid]
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for target in targets:
+        try:
+            os.kill(target, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM the tree of `proc`, SIGKILL whatever is left after `grace_s`."""
+    stop_trees([proc], grace_s)
+
+
+def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
+    """Stop several process trees at once: SIGTERM all, wait, SIGKILL the rest."""
+    tree = [pid for proc in started for pid in [proc.pid, *descendants(proc.pid)]]
+    for proc in started:
+        signal_tree(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(p) for p in tree):
+        for proc in started:
+            proc.poll()
+        time.sleep(0.05)
+    for pid in tree:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for proc in started:
+        signal_tree(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """Last `lines` lines of a log file, or '' when there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,43 @@
+"""Load raw records (written by harness.recorder) into a pandas DataFrame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.recorder import RECORD, Event
+
+RECORD_DTYPE = np.dtype(
+    [("job_id", "<i8"), ("event", "u1"), ("attempt", "u1"), ("pad", "V2"), ("pid", "<i4"),
+     ("t_ns", "<i8")]
+)
+assert RECORD_DTYPE.itemsize == RECORD.size
+
+COLUMNS = ["job_id", "event", "attempt", "pid", "t_ns"]
+
+
+def load_file(path: Path) -> np.ndarray:
+    """Read one records file; a truncated tail (partial record) is dropped."""
+    raw = path.read_bytes()
+    whole = len(raw) - len(raw) % RECORD_DTYPE.itemsize
+    return np.frombuffer(raw[:whole], dtype=RECORD_DTYPE)
+
+
+def load_records(directory: Path) -> pd.DataFrame:
+    """All records under `directory` (recursively), sorted by time."""
+    arrays = [load_file(p) for p in sorted(Path(directory).rglob("*.bin"))]
+    arrays = [a for a in arrays if len(a)]
+    if not arrays:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in COLUMNS})
+    merged = np.concatenate(arrays)
+    frame = pd.DataFrame({c: merged[c].astype("int64") for c in COLUMNS})
+    valid = frame["event"].isin([int(e) for e in Event])
+    return frame[valid].sort_values("t_ns", kind="stable").reset_index(drop=True)
+
+
+def times_of(frame: pd.DataFrame, event: Event) -> pd.Series:
+    """First time of `event` per job id."""
+    rows = frame[frame["event"] == int(event)]
+    return rows.groupby("job_id")["t_ns"].min()

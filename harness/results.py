@@ -1,0 +1,147 @@
+"""The run directory: run.json, summary.json (the contract), summary.csv.
+
+summary.json is rewritten atomically after every cell, so an interrupted or
+crashed run keeps every finished cell. Schema: docs/results-schema.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.stats import flatten, spread
+
+SCHEMA = 1
+RESULTS_ROOT = Path("results")
+
+
+class ResultsError(ValueError):
+    """A path is not a usable results directory or summary."""
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def point_latest(run_dir: Path) -> None:
+    """results/latest -> the newest run (a relative symlink)."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    tmp.replace(link)
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (scenario, backend, profile, params): median/min/max of each metric over ok rounds."""
+    groups: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        key = json.dumps([cell["scenario"], cell["backend"], cell.get("profile"),
+                          cell["params"]], sort_keys=True)
+        group = groups.setdefault(key, {
+            "scenario": cell["scenario"], "backend": cell["backend"],
+            "profile": cell.get("profile"), "params": cell["params"], "rounds": [],
+            "status": [], "reasons": [],
+        })
+        group["status"].append(cell["status"])
+        if cell["status"] == "ok":
+            group["rounds"].append(flatten(cell["metrics"]))
+        elif cell.get("reason"):
+            group["reasons"].append(cell["reason"])
+    out = []
+    for group in groups.values():
+        names = sorted({name for r in group["rounds"] for name in r})
+        metrics = {n: spread([r.get(n) for r in group["rounds"]]) for n in names}
+        status = "ok" if group["rounds"] else (
+            "skipped" if all(s == "skipped" for s in group["status"]) else "failed")
+        out.append({
+            "scenario": group["scenario"], "backend": group["backend"],
+            "profile": group["profile"], "params": group["params"], "status": status,
+            "reason": group["reasons"][0] if not group["rounds"] and group["reasons"] else None,
+            "rounds_ok": len(group["rounds"]), "rounds": len(group["status"]),
+            "metrics": metrics,
+        })
+    return out
+
+
+class RunWriter:
+    """Owns one run directory while the run goes on."""
+
+    def __init__(self, run_dir: Path, run_info: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".writable"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ResultsError(f"cannot write results to {run_dir}: {exc.strerror}") from None
+        self.run_info = run_info
+        self.cells: list[dict[str, Any]] = []
+        write_json(run_dir / "run.json", run_info)
+        try:
+            point_latest(run_dir)
+        except OSError:
+            pass
+        self.flush()
+
+    def add(self, cell: dict[str, Any]) -> None:
+        self.cells.append(cell)
+        self.flush()
+
+    def flush(self) -> None:
+        summary = {"schema": SCHEMA, "run": self.run_info, "cells": self.cells,
+                   "aggregates": aggregate(self.cells)}
+        write_json(self.run_dir / "summary.json", summary)
+        self._write_csv()
+
+    def finish(self, **fields: Any) -> None:
+        self.run_info.update(fields)
+        write_json(self.run_dir / "run.json", self.run_info)
+        self.flush()
+
+    def _write_csv(self) -> None:
+        rows = []
+        for cell in self.cells:
+            row = {k: cell.get(k) for k in ("scenario", "backend", "profile", "round", "status",
+                                            "reason")}
+            row.update({f"params.{k}": v for k, v in cell["params"].items()})
+            row.update({f"metrics.{k}": v for k, v in flatten(cell.get("metrics") or {}).items()})
+            rows.append(row)
+        columns: list[str] = []
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        tmp = self.run_dir / "summary.csv.tmp"
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.run_dir / "summary.csv")
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    """summary.json from a run dir or a file, validated enough to be used safely."""
+    file = path / "summary.json" if path.is_dir() else path
+    if not file.exists():
+        raise ResultsError(f"{path} is not a results directory (no summary.json)")
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{file} is not valid JSON: {exc}") from None
+    found = data.get("schema") if isinstance(data, dict) else None
+    if found != SCHEMA:
+        raise ResultsError(f"{file}: unsupported schema {found!r} (expected {SCHEMA})")
+    if not isinstance(data.get("cells"), list):
+        raise ResultsError(f"{file}: no cells list")
+    return data

@@ -1,0 +1,71 @@
+"""Statistics shared by scenarios, reports and compare."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+HDR_LOW_US, HDR_HIGH_US, HDR_DIGITS = 1, 3_600_000_000, 3
+
+
+def new_histogram() -> HdrHistogram:
+    """Microsecond histogram from 1 us to 1 h at 3 significant digits."""
+    return HdrHistogram(HDR_LOW_US, HDR_HIGH_US, HDR_DIGITS)
+
+
+def histogram_of(durations_ns: Iterable[int]) -> HdrHistogram:
+    hist = new_histogram()
+    for value in durations_ns:
+        hist.record_value(min(max(int(value) // 1000, HDR_LOW_US), HDR_HIGH_US))
+    return hist
+
+
+def percentiles_ms(hist: HdrHistogram) -> dict[str, float | None]:
+    """p50/p90/p99/p999/max in milliseconds; None everywhere for an empty histogram."""
+    if hist.get_total_count() == 0:
+        return {**{k: None for k in PERCENTILES}, "max": None}
+    out: dict[str, float | None] = {
+        k: hist.get_value_at_percentile(p) / 1000.0 for k, p in PERCENTILES.items()
+    }
+    out["max"] = hist.get_max_value() / 1000.0
+    return out
+
+
+def encode(hist: HdrHistogram) -> str:
+    return hist.encode().decode()
+
+
+def merge_encoded(encoded: Sequence[str]) -> HdrHistogram:
+    """One histogram from several encoded ones (rounds are merged, not averaged)."""
+    merged = new_histogram()
+    for text in encoded:
+        merged.decode_and_add(text)
+    return merged
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Median, min, max and count of per-round values (None-free)."""
+    clean = [v for v in values if v is not None and not math.isnan(v)]
+    if not clean:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean),
+            "n": len(clean)}
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{'latency_ms': {'p50': 1}} -> {'latency_ms.p50': 1}; numbers only."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float):
+            out[name] = float(value)
+    return out

@@ -1,0 +1,55 @@
+"""System packages the benchmark needs: broker servers (and Chromium for report tests).
+
+As root, missing packages are installed with apt-get; otherwise the exact
+command to run is printed and the harness later skips what cannot run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from harness.brokers import find_binary
+
+PACKAGES = {"redis-server": lambda: find_binary("redis"),
+            "rabbitmq-server": lambda: find_binary("amqp")}
+TEST_PACKAGES = {"chromium": lambda: shutil.which("chromium"),
+                 "docker-compose": lambda: shutil.which("docker-compose")}
+
+
+def missing(with_test_tools: bool) -> list[str]:
+    wanted = dict(PACKAGES)
+    if with_test_tools:
+        wanted.update(TEST_PACKAGES)
+    return [name for name, present in wanted.items() if not present()]
+
+
+def ensure(with_test_tools: bool = False) -> list[str]:
+    """Install what is missing when possible; return the messages to show."""
+    absent = missing(with_test_tools)
+    if not absent:
+        return []
+    command = f"apt-get install -y {' '.join(absent)}"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return [f"missing: {', '.join(absent)}. Install with `sudo apt-get update && sudo "
+                f"{command}`, or run the brokers with `docker compose up -d` and pass "
+                "--redis-url/--amqp-url. Backends whose broker is missing are skipped."]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                           *absent], check=False, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return [f"`{command}` failed: {done.stderr.strip().splitlines()[-1:]}"]
+    _stop_distro_services()
+    return [f"installed {', '.join(absent)}"]
+
+
+def _stop_distro_services() -> None:
+    """The packages may start system-wide servers; the harness runs its own."""
+    for service in ("redis-server", "rabbitmq-server"):
+        if shutil.which("systemctl"):
+            subprocess.run(["systemctl", "disable", "--now", service], capture_output=True,
+                           check=False)
+        elif shutil.which("service"):
+            subprocess.run(["service", service, "stop"], capture_output=True, check=False)

@@ -1,0 +1,87 @@
+"""Broker URLs: masking passwords and quick stdlib reachability probes.
+
+The probes speak just enough of each protocol to tell "a broker answers
+here" from "nothing listens" within a bounded time, without importing any
+backend library into the coordinator.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"redis": 6379, "amqp": 5672}
+
+
+def mask(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _connect(url: str, kind: str, timeout_s: float) -> socket.socket:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or DEFAULT_PORTS[kind]
+    return socket.create_connection((host, port), timeout=timeout_s)
+
+
+def _resp(*words: str) -> bytes:
+    out = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def probe_redis(url: str, timeout_s: float = 3.0) -> str | None:
+    """None when a Redis server answers PING at `url` (after AUTH), else the reason."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return f"not a redis:// URL: {mask(url)}"
+    try:
+        with _connect(url, "redis", timeout_s) as sock:
+            if parts.password is not None:
+                args = [unquote(parts.password)]
+                if parts.username:
+                    args.insert(0, unquote(parts.username))
+                sock.sendall(_resp("AUTH", *args))
+                reply = sock.recv(512)
+                if not reply.startswith(b"+OK"):
+                    return f"redis at {mask(url)} refused the credentials: {reply.decode().strip()}"
+            sock.sendall(_resp("PING"))
+            reply = sock.recv(512)
+    except OSError as exc:
+        return f"cannot reach redis at {mask(url)}: {exc}"
+    if reply.startswith(b"+PONG"):
+        return None
+    text = reply.decode(errors="replace").strip()
+    if "NOAUTH" in text:
+        return f"redis at {mask(url)} needs a password that was not given"
+    return f"redis at {mask(url)} answered {text!r} to PING"
+
+
+def probe_amqp(url: str, timeout_s: float = 3.0) -> str | None:
+    """None when an AMQP 0-9-1 broker greets us at `url`, else the reason.
+
+    Credentials are checked later by the backend's own client (pika).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        return f"not an amqp:// URL: {mask(url)}"
+    try:
+        with _connect(url, "amqp", timeout_s) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            reply = sock.recv(8)
+    except OSError as exc:
+        return f"cannot reach amqp broker at {mask(url)}: {exc}"
+    if reply[:1] == b"\x01":
+        return None
+    return f"no AMQP 0-9-1 broker at {mask(url)} (answered {reply!r})"
+
+
+PROBES = {"redis": probe_redis, "amqp": probe_amqp}

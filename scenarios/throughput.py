@@ -1,0 +1,64 @@
+"""Throughput by job duration at equal total slots.
+
+Jobs (sleep of 0, 1, 10, 100 ms) are enqueued before the workers start, so
+the enqueue rate and the drain rate are measured apart; a cell is
+time-boxed (about T seconds of work or N jobs, whichever comes first) and
+its first 10% of completions are a warm-up that is not counted.
+efficiency = jobs_per_s / (slots / duration): 1.0 is the ideal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from scenarios.base import CellPlan, RunOptions
+from scenarios.common import drain_per_s, enqueue_per_s, job_counts
+
+DURATIONS_MS = (0, 1, 10, 100)
+
+
+class Throughput:
+    name = "throughput"
+    description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
+
+    def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
+        work_s = 3.0 if options.quick else 8.0
+        noop_jobs = 3000 if options.quick else 12000
+        cells = []
+        for duration in DURATIONS_MS:
+            if duration == 0:
+                jobs = noop_jobs
+                spec = {"kind": "noop", "ms": 0}
+            else:
+                jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration))
+                spec = {"kind": "sleep", "ms": duration}
+            limit = 2 * work_s + 2
+            cells.append(CellPlan(
+                scenario=self.name, backend=backend,
+                params={"duration_ms": duration, "slots": options.slots, "jobs": jobs},
+                workload={"type": "batch", "jobs": jobs, "spec": spec, "preload": True,
+                          "time_limit_s": limit},
+                timeout_s=limit + 90, profile=options.profile,
+            ))
+        return cells
+
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+                ) -> dict[str, Any]:
+        rate = drain_per_s(records, meta)
+        duration_ms = plan.params["duration_ms"]
+        ideal = plan.params["slots"] / (duration_ms / 1000) if duration_ms else None
+        return {
+            "jobs_per_s": rate["jobs_per_s"],
+            "enqueue_per_s": enqueue_per_s(records),
+            "efficiency": rate["jobs_per_s"] / ideal if ideal else None,
+            "ideal_jobs_per_s": ideal,
+            "window_s": rate["window_s"],
+            **job_counts(records),
+            "timed_out": bool(meta.get("timed_out", False)),
+        }
+
+
+THROUGHPUT = Throughput()
