@@ -32,6 +32,22 @@ BACKENDS: dict[str, BackendInfo] = {
                     "asyncio.create_task in the driver process: the no-broker baseline"),
         BackendInfo("redis-raw", "redis", "redis", "adapters.redis_raw:RedisRawAdapter",
                     "LPUSH/BRPOP with redis-py: the Redis ceiling"),
+        BackendInfo("amqp-raw", "amqp", "amqp", "adapters.amqp_raw:AmqpRawAdapter",
+                    "pika publish/consume: the RabbitMQ ceiling"),
+        BackendInfo("celery-redis", "celery", "redis", "adapters.celery_backend:CeleryAdapter",
+                    "Celery, Redis broker", ceiling="redis-raw"),
+        BackendInfo("celery-rabbitmq", "celery", "amqp", "adapters.celery_backend:CeleryAdapter",
+                    "Celery, RabbitMQ broker", ceiling="amqp-raw"),
+        BackendInfo("dramatiq-redis", "dramatiq", "redis",
+                    "adapters.dramatiq_backend:DramatiqAdapter", "Dramatiq, Redis broker",
+                    ceiling="redis-raw"),
+        BackendInfo("dramatiq-rabbitmq", "dramatiq", "amqp",
+                    "adapters.dramatiq_backend:DramatiqAdapter", "Dramatiq, RabbitMQ broker",
+                    ceiling="amqp-raw"),
+        BackendInfo("arq", "arq", "redis", "adapters.arq_backend:ArqAdapter",
+                    "arq (asyncio, Redis)", ceiling="redis-raw"),
+        BackendInfo("rq", "rq", "redis", "adapters.rq_backend:RqAdapter", "RQ (Redis Queue)",
+                    ceiling="redis-raw"),
     ]
 }
 

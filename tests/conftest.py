@@ -1,0 +1,55 @@
+"""Shared fixtures: real brokers started by the harness itself, never fakes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import envs
+from harness.brokers import BrokerError, Brokers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def brokers() -> Iterator[Brokers]:
+    base = Path(tempfile.mkdtemp(prefix="queuebench-test-brokers-"))
+    base.chmod(0o755)
+    pool = Brokers(base, {})
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def broker_url(brokers: Brokers, kind: str | None) -> str | None:
+    """URL of a real broker of `kind`; the test fails (not skips) when none can start."""
+    if kind is None:
+        return None
+    try:
+        return brokers.url(kind)
+    except BrokerError as exc:
+        pytest.fail(f"{kind} broker unavailable: {exc}")
+
+
+def require_env(family: str) -> Path:
+    problem = envs.status(family)
+    if problem:
+        pytest.fail(problem)
+    return envs.python_of(family)
+
+
+def harness_cli(*args: str, timeout: float = 600, **kwargs: object
+                ) -> subprocess.CompletedProcess[str]:
+    """Run `python -m harness ARGS` as a user would."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env, **kwargs)

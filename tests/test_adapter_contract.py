@@ -1,0 +1,47 @@
+"""The contract every backend must pass, present and future.
+
+200 jobs, each started and ended exactly once; worker PIDs alive while
+running and none left after stop; a job that raises is an ERROR record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from adapters import BACKENDS
+from harness.recorder import Event
+from harness.records import load_records
+from tests.conftest import REPO, broker_url, require_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_adapter_contract(backend, brokers, tmp_path):
+    info = BACKENDS[backend]
+    python = require_env(info.family)
+    url = broker_url(brokers, info.broker) or ""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([str(python), str(REPO / "tests" / "contract_probe.py"), backend, url,
+                           str(tmp_path)], capture_output=True, text=True, timeout=180, env=env,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["pids_running"], "adapter reported no worker pids"
+    assert report["pids_alive_while_running"]
+    assert report["pids_left_after_stop"] == []
+    assert report["pids_reported_after_stop"] == []
+    assert report["settings"], "adapter reported no settings"
+
+    records = load_records(tmp_path / "records")
+    starts = records[records.event == int(Event.START)].groupby("job_id").size()
+    ends = records[records.event == int(Event.END)].groupby("job_id").size()
+    errors = records[records.event == int(Event.ERROR)]
+    assert sorted(ends.index) == list(range(200)), "some jobs never ended"
+    assert (ends == 1).all(), f"jobs ended twice: {list(ends[ends > 1].index)[:10]}"
+    assert (starts.drop(200, errors="ignore") == 1).all(), "some jobs started twice"
+    assert list(errors.job_id.unique()) == [200], "the failing job was not reported as an error"
