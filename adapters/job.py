@@ -8,12 +8,15 @@ JSON-friendly so every framework's default serializer carries them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import asdict, dataclass
 
 from harness.recorder import Event, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
+GATE_ENV = "QB_GATE"
+_gate_seen_open = False
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,23 @@ def _burn_cpu(ms: float) -> None:
         pass
 
 
+def _gate_is_open() -> bool:
+    """The start gate: jobs wait until the driver says every worker is ready.
+
+    Preloaded jobs would otherwise be drained by the first worker to boot
+    while its siblings still start. A gate-less run (no QB_GATE) is open.
+    """
+    global _gate_seen_open
+    if not _gate_seen_open:
+        path = os.environ.get(GATE_ENV)
+        _gate_seen_open = path is None or os.path.exists(path)
+    return _gate_seen_open
+
+
 def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """Synchronous job body, for thread and process workers."""
+    while not _gate_is_open():
+        time.sleep(0.001)
     recorder = process_recorder()
     recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
@@ -64,6 +82,8 @@ async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = 
 
     A cpu job blocks the event loop, as it would in real asyncio code.
     """
+    while not _gate_is_open():
+        await asyncio.sleep(0.001)
     recorder = process_recorder()
     recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))

@@ -9,18 +9,14 @@ left behind (at-least-once).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
 from adapters.base import Adapter, JobCall
+from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, python_module, worker_env
-
-
-def encode(job: JobCall) -> str:
-    return json.dumps({"id": job.job_id, "sent": job.sent_ns, "spec": job.spec, "p": job.payload})
 
 
 class RedisRawAdapter(Adapter):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import redis
 
-from adapters.job import bench_job
+from adapters.raw_message import run_message
 from harness import procs
 
 
@@ -37,11 +36,7 @@ def main() -> None:
             raw = popped[1] if popped else None
         if raw is None:
             continue
-        message = json.loads(raw)
-        try:
-            bench_job(message["id"], message["sent"], message["spec"], message["p"])
-        except Exception:  # noqa: BLE001 - the job recorded ERROR itself
-            pass
+        run_message(raw)
         if reliable:
             client.lrem(processing, 1, raw)
 

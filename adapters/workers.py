@@ -106,6 +106,11 @@ class WorkerGroup:
             children = [p for p in procs.descendants(proc.pid) if procs.alive(p)]
             target = children[0] if prefer_child and children else proc.pid
             os.kill(target, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while procs.alive(target) and time.monotonic() < deadline:
+                if target == proc.pid:
+                    proc.poll()  # reap it, or it lingers as a zombie of this process
+                time.sleep(0.01)
             return target
         return None
 

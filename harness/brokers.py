@@ -164,12 +164,17 @@ class RabbitServer(OwnedBroker):
         )
         conf.chmod(0o600)
         (self.data_dir / "enabled_plugins").write_text("[].\n")
-        home = self.data_dir / "home"
-        home.mkdir(exist_ok=True)
+        (self.data_dir / "home").mkdir(exist_ok=True)
         prefix = self._run_as()
+        env = self.node_env()
+        binary = find_binary("amqp") or "rabbitmq-server"
+        return [*prefix, "env", *(f"{k}={v}" for k, v in env.items()), binary], env
+
+    def node_env(self) -> dict[str, str]:
+        """The environment that names this node and its private files."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
+            "HOME": str(self.data_dir / "home"),
             "ERL_EPMD_PORT": str(self.epmd_port),
             "RABBITMQ_NODENAME": f"qb{self.port}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
@@ -178,10 +183,17 @@ class RabbitServer(OwnedBroker):
             "RABBITMQ_MNESIA_BASE": str(self.data_dir / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.data_dir / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.data_dir / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(conf),
+            "RABBITMQ_CONFIG_FILE": str(self.data_dir / "rabbitmq.conf"),
         }
-        binary = find_binary("amqp") or "rabbitmq-server"
-        return [*prefix, "env", *(f"{k}={v}" for k, v in env.items()), binary], env
+        return env
+
+    def ctl_command(self) -> list[str]:
+        """rabbitmqctl aimed at this node (the cookie lives in the node's private HOME)."""
+        ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        env = self.node_env()
+        prefix = ["runuser", "-u", "rabbitmq", "--"] if os.geteuid() == 0 else []
+        return [*prefix, "env", *(f"{k}={v}" for k, v in env.items()), ctl,
+                "-n", env["RABBITMQ_NODENAME"], "-q"]
 
     def read_version(self) -> str:
         for log in sorted((self.data_dir / "log").glob("*.log")):
@@ -244,6 +256,11 @@ class Brokers:
             self.owned[kind] = server
             self.versions[kind] = server.version
         return self.owned[kind].url
+
+    def control(self, kind: str) -> list[str] | None:
+        """A command prefix that administers the harness-owned broker of `kind`, if any."""
+        server = self.owned.get(kind)
+        return server.ctl_command() if isinstance(server, RabbitServer) else None
 
     def describe(self) -> dict[str, str]:
         """Masked URLs for run.json: never a password."""

@@ -22,6 +22,8 @@ from typing import Any
 
 from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.job import GATE_ENV
+from harness.memprobe import measure_memory
 from harness.recorder import Event, Recorder, count_events
 
 DONE_EVENTS = frozenset({Event.END, Event.ERROR})
@@ -47,6 +49,9 @@ class Driver:
         self._offsets: dict[Path, int] = {}
         self.done = 0
         self.payload = "x" * int(self.workload.get("payload_bytes", 0))
+        # Workers inherit the driver's environment: their jobs wait for this file.
+        self.gate = cell_dir / "gate.open"
+        os.environ[GATE_ENV] = str(self.gate)
         config = AdapterConfig(
             backend=cell["backend"], broker_url=cell.get("broker_url"), slots=cell["slots"],
             profile=cell.get("profile", "default"), results=cell.get("results", False),
@@ -74,25 +79,27 @@ class Driver:
                 intended = time.monotonic_ns()
         self.producer.record_many(rows)
 
-    def send_all(self, total: int) -> None:
+    def send_all(self, first_id: int, total: int, phase: dict[str, Any]) -> None:
         """Enqueue `total` jobs as fast as the producer can."""
         bulk = bool(self.workload.get("bulk", True)) and self.adapter.bulk_api
         self.meta["bulk_enqueue"] = bulk
-        self.meta["load_start_ns"] = time.monotonic_ns()
+        phase["load_start_ns"] = time.monotonic_ns()
         for first in range(0, total, BATCH):
-            self._send(first, min(BATCH, total - first), bulk)
-        self.meta["load_end_ns"] = time.monotonic_ns()
+            self._send(first_id + first, min(BATCH, total - first), bulk)
+        phase["load_end_ns"] = time.monotonic_ns()
 
-    def send_open_loop(self, rate: float, duration_s: float) -> int:
+    def send_open_loop(self, first_id: int, rate: float, duration_s: float,
+                       phase: dict[str, Any]) -> int:
         """Send on a fixed schedule; INTENDED is the schedule's time, not the send's."""
         spec = self.workload["spec"]
         total = max(1, int(rate * duration_s))
         interval = 1e9 / rate
         start = time.monotonic_ns() + 10_000_000
-        self.meta["load_start_ns"] = start
+        phase["load_start_ns"] = start
         rows: list[tuple[int, Event, int]] = []
-        for job_id in range(total):
-            intended = start + int(job_id * interval)
+        for index in range(total):
+            job_id = first_id + index
+            intended = start + int(index * interval)
             delay = intended - time.monotonic_ns()
             if delay > 0:
                 time.sleep(delay / 1e9)
@@ -103,57 +110,103 @@ class Driver:
                 rows = []
         if rows:
             self.producer.record_many(rows)
-        self.meta["load_end_ns"] = time.monotonic_ns()
+        phase["load_end_ns"] = time.monotonic_ns()
         return total
 
-    def wait_for(self, expected: int, deadline_ns: int) -> None:
-        """Poll the records until `expected` jobs ended or the deadline passed."""
+    def send_one_at_a_time(self, first_id: int, jobs: int, gap_s: float, deadline_ns: int,
+                           phase: dict[str, Any]) -> None:
+        """Idle latency: each job is sent once the previous one ended, after a gap."""
+        phase["load_start_ns"] = time.monotonic_ns()
+        for index in range(jobs):
+            time.sleep(gap_s)
+            self._send(first_id + index, 1, bulk=False)
+            self.wait_for(self.done + 1, deadline_ns)
+            if time.monotonic_ns() >= deadline_ns:
+                break
+        phase["load_end_ns"] = time.monotonic_ns()
+
+    def wait_for(self, expected: int, deadline_ns: int) -> bool:
+        """Poll the records until `expected` jobs in all ended; False on deadline."""
         while True:
             self.done += count_events(self.records_dir, self._offsets, DONE_EVENTS)
-            if self.done >= expected or time.monotonic_ns() >= deadline_ns:
-                break
-            time.sleep(0.02)
-        self.meta["done_ns"] = time.monotonic_ns()
-        self.meta["ended"] = self.done
-        self.meta["timed_out"] = self.done < expected
+            if self.done >= expected:
+                return True
+            if time.monotonic_ns() >= deadline_ns:
+                return False
+            time.sleep(0.005 if expected - self.done < 4 else 0.02)
 
     # -- the cell -----------------------------------------------------------
     def start(self) -> None:
+        if "ready_ns" in self.meta:
+            return
+        began = time.monotonic()
         self.adapter.start_workers()
-        self.meta["ready_ns"] = time.monotonic_ns()
+        self.meta["workers_start_s"] = round(time.monotonic() - began, 3)
         self.meta["worker_pids"] = self.adapter.worker_pids()
+        self.meta["ready_ns"] = time.monotonic_ns()
+        self.gate.touch()
         self.adapter.begin()
 
     def run(self) -> None:
-        kind = self.workload["type"]
-        limit_ns = int(float(self.workload.get("time_limit_s", 60)) * 1e9)
         self.adapter.purge()
         self.meta["settings"] = self.adapter.settings()
+        self.meta["phases"] = []
+        expected = 0
+        for index, spec in enumerate(self.workload["phases"]):
+            phase: dict[str, Any] = {"type": spec["type"], "first_id": expected}
+            self.meta["phases"].append(phase)
+            expected += self.run_phase(index, spec, phase, expected)
+            phase["expected"] = expected - phase["first_id"]
+        self.meta["expected"] = expected
+        self.meta["ended"] = self.done
+
+    def run_phase(self, index: int, spec: dict[str, Any], phase: dict[str, Any],
+                  first_id: int) -> int:
+        """Run one phase; returns how many jobs it sent."""
+        kind = spec["type"]
+        limit_ns = int(float(spec.get("time_limit_s", 60)) * 1e9)
         if kind == "batch":
-            total = int(self.workload["jobs"])
-            if self.workload.get("preload", False):
-                self.send_all(total)
+            total = int(spec["jobs"])
+            if spec.get("preload", False) and index == 0:
+                self.send_all(first_id, total, phase)
                 self.start()
             else:
                 self.start()
-                self.send_all(total)
-            self.meta["expected"] = total
-            self.wait_for(total, self.meta["ready_ns"] + limit_ns)
+                self.send_all(first_id, total, phase)
+            deadline = max(self.meta["ready_ns"], phase["load_start_ns"]) + limit_ns
         elif kind == "open":
             self.start()
-            total = self.send_open_loop(float(self.workload["rate"]),
-                                        float(self.workload["duration_s"]))
-            self.meta["expected"] = total
-            self.wait_for(total, time.monotonic_ns() + limit_ns)
+            total = self.send_open_loop(first_id, float(spec["rate"]), float(spec["duration_s"]),
+                                        phase)
+            deadline = time.monotonic_ns() + limit_ns
+        elif kind == "idle":
+            self.start()
+            total = int(spec["jobs"])
+            self.send_one_at_a_time(first_id, total, float(spec.get("gap_ms", 50)) / 1000,
+                                    time.monotonic_ns() + limit_ns, phase)
+            deadline = time.monotonic_ns()
+        elif kind == "fill":
+            total = int(spec["jobs"])
+            phase["memory_before"] = measure_memory(self.cell, self.adapter)
+            self.send_all(first_id, total, phase)
+            time.sleep(float(spec.get("settle_s", 0.5)))
+            phase["memory_after"] = measure_memory(self.cell, self.adapter)
+            phase["done_ns"] = time.monotonic_ns()
+            return total
         else:
-            raise ValueError(f"unknown workload type {kind!r}")
+            raise ValueError(f"unknown phase type {kind!r}")
+        phase["timed_out"] = not self.wait_for(first_id + total, deadline)
+        phase["done_ns"] = time.monotonic_ns()
+        return total
 
     def finish(self) -> None:
+        began = time.monotonic()
         try:
             self.adapter.stop_workers()
             self.adapter.purge()
         finally:
             self.adapter.close()
+            self.meta["workers_stop_s"] = round(time.monotonic() - began, 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             driver.run()
         finally:
-            result.update(driver.meta)
             driver.finish()
+            result.update(driver.meta)
     except Interrupted as exc:
         result["error"] = f"interrupted by {exc}"
         code = 130

@@ -7,6 +7,7 @@ fails its own cells; brokers and drivers are stopped on every exit path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -87,9 +88,10 @@ class Runner:
         cells = []
         for round_no in range(1, self.config.rounds + 1):
             for name in self.config.scenarios:
-                for backend in self.config.backends:
-                    cells += [(round_no, c) for c in SCENARIOS[name].plan(backend,
-                                                                          self.config.options)]
+                for profile in self.config.options.profiles:
+                    options = dataclasses.replace(self.config.options, profile=profile)
+                    for backend in self.config.backends:
+                        cells += [(round_no, c) for c in SCENARIOS[name].plan(backend, options)]
         return cells
 
     def run(self) -> dict[str, Any]:
@@ -138,15 +140,24 @@ class Runner:
 
     def run_cell(self, round_no: int, cell: CellPlan) -> dict[str, Any]:
         self.cell_index += 1
-        result: dict[str, Any] = {
+        result: dict[str, Any] = {  # summary.json cell, see docs/results-schema.md
             "scenario": cell.scenario, "backend": cell.backend, "profile": cell.profile,
             "params": cell.params, "round": round_no, "status": "ok", "reason": None,
             "settings": {}, "metrics": {},
         }
+        info = BACKENDS[cell.backend]
         reason, url = self._skip_reason(cell)
         if reason:
             result.update(status="skipped", reason=reason)
             return result
+        resolve = getattr(SCENARIOS[cell.scenario], "resolve", None)
+        if resolve is not None:
+            try:
+                cell = resolve(cell, self.writer.cells, round_no)
+            except CellFailed as exc:
+                result.update(status="failed", reason=str(exc))
+                return result
+            result["params"] = cell.params
         name = f"{self.cell_index:04d}-{cell.scenario}-{cell.backend}"
         cell_dir = self.config.out / "cells" / name
         cell_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +166,7 @@ class Runner:
             "slots": self.config.options.slots, "profile": cell.profile,
             "results": self.config.options.results, "queue": f"qb{os.getpid()}c{self.cell_index}",
             "workload": cell.workload, "options": cell.options,
+            "broker_ctl": self.brokers.control(info.broker) if info.broker else None,
         }
         (cell_dir / "cell.json").write_text(json.dumps(spec, indent=1))
         result["cell_dir"] = str(cell_dir.relative_to(self.config.out))
@@ -218,7 +230,8 @@ def _last_line(log: Path) -> str:
 
 
 def _brief(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items() if k not in ("slots", "jobs"))
+    return " ".join(f"{k}={v}" for k, v in params.items()
+                    if k not in ("slots", "jobs", "duration_s") and v is not None)
 
 
 def _headline(result: dict[str, Any]) -> str:
@@ -228,6 +241,11 @@ def _headline(result: dict[str, Any]) -> str:
     for key, unit in (("jobs_per_s", "jobs/s"), ("bytes_per_job", "B/job")):
         if isinstance(metrics.get(key), int | float):
             return f"{metrics[key]:,.0f} {unit}"
+    if metrics.get("saturated"):
+        return f"saturated (backlog {metrics.get('backlog')})"
+    latency = metrics.get("latency_ms") or {}
+    if latency.get("p50") is not None:
+        return f"p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms"
     return ""
 
 

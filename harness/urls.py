@@ -65,6 +65,24 @@ def probe_redis(url: str, timeout_s: float = 3.0) -> str | None:
     return f"redis at {mask(url)} answered {text!r} to PING"
 
 
+def redis_info(url: str, section: str = "memory", timeout_s: float = 5.0) -> dict[str, str]:
+    """INFO <section> of the Redis at `url` as a dict (stdlib RESP client)."""
+    parts = urlsplit(url)
+    with _connect(url, "redis", timeout_s) as sock:
+        if parts.password is not None:
+            sock.sendall(_resp("AUTH", unquote(parts.password)))
+            sock.recv(512)
+        sock.sendall(_resp("INFO", section))
+        data = b""
+        while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    text = data.decode(errors="replace")
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
 def probe_amqp(url: str, timeout_s: float = 3.0) -> str | None:
     """None when an AMQP 0-9-1 broker greets us at `url`, else the reason.
 

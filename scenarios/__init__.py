@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from scenarios.base import Scenario
+from scenarios.latency import LATENCY
+from scenarios.memory import MEMORY
+from scenarios.payload import PAYLOAD
 from scenarios.throughput import THROUGHPUT
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [THROUGHPUT]}
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [THROUGHPUT, LATENCY, PAYLOAD, MEMORY]}
 
 
 def scenario_names() -> list[str]:

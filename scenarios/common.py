@@ -30,8 +30,9 @@ def enqueue_per_s(records: pd.DataFrame) -> float | None:
 def drain_per_s(records: pd.DataFrame, meta: dict[str, Any]) -> dict[str, float]:
     """Completed jobs per second after a warm-up that is not counted.
 
-    The window opens when the workers were ready AND the first 10% of the
-    completed jobs had ended, and closes at the last END.
+    Jobs wait at a start gate until every worker is ready (adapters/job.py),
+    so all workers start together; the window opens when the first 10% of
+    the completed jobs had ended (warm-up) and closes at the last END.
     """
     ends = events(records, Event.END)["t_ns"].sort_values().to_numpy()
     if len(ends) < MIN_JOBS:

@@ -39,8 +39,8 @@ class Throughput:
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
                 params={"duration_ms": duration, "slots": options.slots, "jobs": jobs},
-                workload={"type": "batch", "jobs": jobs, "spec": spec, "preload": True,
-                          "time_limit_s": limit},
+                workload={"spec": spec, "phases": [{"type": "batch", "jobs": jobs,
+                                                     "preload": True, "time_limit_s": limit}]},
                 timeout_s=limit + 90, profile=options.profile,
             ))
         return cells

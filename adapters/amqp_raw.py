@@ -1,0 +1,173 @@
+"""amqp-raw: the ceiling a Python client gets from RabbitMQ, with pika.
+
+The producer basic_publishes a small JSON message per job to the default
+exchange (routing key = the cell's queue); `slots` consumer processes
+(adapters/amqp_raw_worker.py) each take one message at a time
+(basic_qos prefetch_count=1) and basic_ack it right after bench_job.
+
+Why manual ack + prefetch 1 rather than auto_ack in the default profile:
+RabbitMQ ignores basic_qos for auto_ack consumers and pushes them as many
+messages as the socket takes, so with a preloaded queue the first consumer
+to connect would swallow most of it while the others idle. That measures
+socket buffers, not `slots` parallel workers (tried: 240 preloaded 100 ms
+jobs, 8 auto_ack consumers -> one got all 240, 10 jobs/s instead of 80).
+Manual ack after the job is the cheapest setting that keeps one job per consumer.
+
+Profiles:
+- default: transient classic queue, transient messages, no publisher
+  confirms. A killed consumer's message is redelivered; a broker crash
+  loses the queue.
+- reliable: durable classic queue, persistent messages (delivery_mode=2),
+  publisher confirms with mandatory=True (an unroutable message is an
+  error, not a silently confirmed drop), manual ack after the job.
+options["amqp_durable"] (bool), when given, decides durable queue +
+persistent messages whatever the profile (the broker-crash scenario).
+
+pika has no batch publish, so bulk_api stays False: enqueue_batch is one
+basic_publish per job. Heartbeats are off on every connection: a
+BlockingConnection only answers them while pika runs its I/O loop, which
+a waiting producer or a long job does not, and on loopback a dead peer is
+seen at once through the closed socket anyway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
+
+from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.raw_message import encode
+from adapters.workers import WorkerGroup, python_module, worker_env
+from harness.urls import mask
+
+READY_LINE = "amqp-raw consumer ready"
+PREFETCH = 1
+QUEUE_ARGUMENTS = {"x-queue-type": "classic"}
+
+
+class AmqpConnectError(RuntimeError):
+    """RabbitMQ could not be reached or refused us; the message holds the masked URL."""
+
+
+def is_durable(config: AdapterConfig) -> bool:
+    """Durable queue + persistent messages: options["amqp_durable"] wins over the profile."""
+    return bool(config.options.get("amqp_durable", config.profile == "reliable"))
+
+
+def connect(url: str | None) -> pika.BlockingConnection:
+    """A BlockingConnection with heartbeats off, or AmqpConnectError naming the masked URL."""
+    if not url:
+        raise AmqpConnectError("amqp-raw needs a broker URL (amqp://user:pass@host:port/%2F)")
+    try:
+        params = pika.URLParameters(url)
+        params.heartbeat = 0
+        return pika.BlockingConnection(params)
+    except (AMQPError, OSError, ValueError) as exc:
+        # pika's repr names the cause (refused, ACCESS_REFUSED...); scrub the password anyway.
+        password = urlsplit(url).password
+        reason = repr(exc).replace(password, "***") if password else repr(exc)
+        raise AmqpConnectError(f"cannot connect to RabbitMQ at {mask(url)}: {reason}") from None
+
+
+def declare_queue(channel: BlockingChannel, queue: str, durable: bool) -> None:
+    """The one queue declaration producer and consumers share.
+
+    Declaring with other flags than an existing queue's fails with
+    PRECONDITION_FAILED, so every side goes through here.
+    """
+    channel.queue_declare(queue, durable=durable, arguments=QUEUE_ARGUMENTS)
+
+
+class AmqpRawAdapter(Adapter):
+    bulk_api = False
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        self.durable = is_durable(config)
+        self.confirms = config.profile == "reliable"
+        self.properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent if self.durable
+            else pika.DeliveryMode.Transient)
+        self.connection: pika.BlockingConnection | None = None
+        self._chan: BlockingChannel | None = None
+        env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url or "",
+                                              "QB_QUEUE": config.queue,
+                                              "QB_DURABLE": "1" if self.durable else "0"})
+        self.workers = WorkerGroup("amqp-raw", config.log_dir, env)
+
+    def settings(self) -> dict[str, Any]:
+        source = "options.amqp_durable" if "amqp_durable" in self.config.options else "profile"
+        return {
+            "client": f"pika {pika.__version__} BlockingConnection",
+            "consumer_processes": self.config.slots, "concurrency_per_process": 1,
+            "prefetch_count": PREFETCH,
+            "ack": "manual basic_ack after the job (also for a job that raised)",
+            "queue": f"classic, {'durable' if self.durable else 'transient (non-durable)'}",
+            "delivery_mode": 2 if self.durable else 1, "durable_from": source,
+            "publisher_confirms": self.confirms, "mandatory": self.confirms,
+            "enqueue": "basic_publish per job to the default exchange (no batch API)",
+            "heartbeat": 0, "queue_cleanup": "queue_delete in close()", "results": False,
+        }
+
+    @property
+    def channel(self) -> BlockingChannel:
+        """The producer channel, (re)opened on first use or after a lost connection."""
+        if self._chan is None or not self._chan.is_open:
+            if self.connection is not None and self.connection.is_open:
+                self.connection.close()
+            self.connection = connect(self.config.broker_url)
+            self._chan = self.connection.channel()
+            if self.confirms:
+                self._chan.confirm_delivery()
+            declare_queue(self._chan, self.config.queue, self.durable)
+        return self._chan
+
+    def purge(self) -> None:
+        """Declare (preloaded jobs need the queue before any consumer runs), then empty."""
+        self.channel.queue_purge(self.config.queue)
+
+    def start_workers(self) -> None:
+        cmd = python_module("adapters.amqp_raw_worker")
+        self.workers.start(cmd, self.config.slots, ready=READY_LINE)
+
+    def _publish(self, job: JobCall) -> None:
+        # With confirms on, BlockingChannel waits for the broker's ack and raises
+        # NackError / UnroutableError, so a returned call means the broker has it.
+        self.channel.basic_publish("", self.config.queue, encode(job), self.properties,
+                                   mandatory=self.confirms)
+
+    def enqueue(self, job: JobCall) -> None:
+        """One publish; after a broker restart, reconnect once and publish again."""
+        try:
+            self._publish(job)
+        except (AMQPConnectionError, ChannelWrongStateError):
+            self._chan = None
+            self._publish(job)
+
+    def stop_workers(self) -> None:
+        self.workers.stop()
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        return self.workers.kill_one(prefer_child=False)
+
+    def close(self) -> None:
+        """Delete the cell's queue (cells use fresh names; durable ones would pile up)."""
+        try:
+            if self._chan is not None and self._chan.is_open:
+                self._chan.queue_delete(self.config.queue)
+        except AMQPError:
+            pass  # best effort: the broker may be gone (crash scenario)
+        finally:
+            if self.connection is not None and self.connection.is_open:
+                try:
+                    self.connection.close()
+                except AMQPError:
+                    pass
+            self.connection = self._chan = None

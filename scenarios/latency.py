@@ -1,0 +1,132 @@
+"""Open-loop latency: jobs sent on a fixed schedule, latency from the INTENDED time.
+
+Per backend: a closed-loop "max" cell measures its own maximum rate; then
+idle single jobs, fixed rates, and fractions of that maximum. Queue latency
+is intended->start, end-to-end is intended->end, so a stall of the backend
+(or of the producer) cannot hide (coordinated omission). A rate the backend
+cannot sustain is reported as saturated with its backlog, without latency
+figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+from harness.recorder import Event
+from harness.stats import encode, histogram_of, percentiles_ms
+from scenarios.base import CellFailed, CellPlan, RunOptions
+from scenarios.common import drain_per_s, events, job_counts
+
+FIXED_RATES = (50, 200, 1000)
+FRACTIONS = (0.5, 0.8)
+BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = saturated
+
+
+def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per job: first INTENDED, SENT, START, END time."""
+    columns = {}
+    for name, event in (("intended", Event.INTENDED), ("sent", Event.SENT),
+                        ("start", Event.START), ("end", Event.END)):
+        columns[name] = events(records, event).groupby("job_id")["t_ns"].min()
+    return pd.DataFrame(columns)
+
+
+def latency_metrics(jobs: pd.DataFrame) -> dict[str, Any]:
+    """Percentiles of queue latency, end-to-end latency and schedule lag, in ms."""
+    queue = histogram_of((jobs["start"] - jobs["intended"]).dropna())
+    e2e = histogram_of((jobs["end"] - jobs["intended"]).dropna())
+    lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
+    return {
+        "latency_ms": percentiles_ms(queue), "e2e_ms": percentiles_ms(e2e),
+        "schedule_lag_ms": {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]},
+        "hdr": {"latency": encode(queue), "e2e": encode(e2e)},
+        "samples": int(jobs["start"].notna().sum()),
+    }
+
+
+class Latency:
+    name = "latency"
+    description = "open-loop latency percentiles at fixed rates and fractions of the max"
+
+    def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
+        seconds = 2.0 if options.quick else 5.0
+        spec = {"kind": "noop", "ms": 0}
+        max_jobs = 3000 if options.quick else 10000
+        cells = [
+            self._cell(backend, options, {"rate": None, "rate_label": "max"}, spec,
+                       [{"type": "batch", "jobs": max_jobs, "preload": True,
+                         "time_limit_s": 2 * seconds + 2}], 2 * seconds + 2),
+            self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
+                       [{"type": "idle", "jobs": 10 if options.quick else 30, "gap_ms": 20,
+                         "time_limit_s": 30}], 30),
+        ]
+        for rate in FIXED_RATES:
+            cells.append(self._open_cell(backend, options, float(rate), f"{rate}/s", seconds))
+        for fraction in FRACTIONS:
+            cells.append(self._open_cell(backend, options, None, f"{fraction:.0%}max", seconds,
+                                         fraction=fraction))
+        return cells
+
+    def _open_cell(self, backend: str, options: RunOptions, rate: float | None, label: str,
+                   seconds: float, fraction: float | None = None) -> CellPlan:
+        phase = {"type": "open", "rate": rate, "duration_s": seconds, "time_limit_s": 10.0}
+        cell = self._cell(backend, options, {"rate": rate, "rate_label": label,
+                                             "duration_s": seconds},
+                          {"kind": "noop", "ms": 0}, [phase], seconds + 10)
+        if fraction is not None:
+            cell.options = {"rate_fraction": fraction}
+        return cell
+
+    def _cell(self, backend: str, options: RunOptions, params: dict[str, Any],
+              spec: dict[str, Any], phases: list[dict[str, Any]], limit: float) -> CellPlan:
+        return CellPlan(scenario=self.name, backend=backend, params=params,
+                        workload={"spec": spec, "phases": phases}, timeout_s=limit + 90,
+                        profile=options.profile)
+
+    def resolve(self, plan: CellPlan, earlier: list[dict[str, Any]], round_no: int) -> CellPlan:
+        """Turn a fraction-of-max cell into a concrete rate from this round's max cell."""
+        fraction = plan.options.get("rate_fraction")
+        if fraction is None:
+            return plan
+        for cell in earlier:
+            if (cell["scenario"] == self.name and cell["backend"] == plan.backend
+                    and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
+                    and cell["status"] == "ok"):
+                rate = round(fraction * cell["metrics"]["jobs_per_s"], 1)
+                phases = [{**plan.workload["phases"][0], "rate": rate}]
+                return dataclasses.replace(plan, params={**plan.params, "rate": rate},
+                                           workload={**plan.workload, "phases": phases})
+        raise CellFailed("no measured maximum rate for this backend in this round")
+
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+                ) -> dict[str, Any]:
+        label = plan.params["rate_label"]
+        if label == "max":
+            return {**drain_per_s(records, meta), **job_counts(records)}
+        jobs = per_job_times(records)
+        if jobs.empty or jobs["start"].notna().sum() == 0:
+            raise CellFailed("no job started")
+        if label == "idle":
+            return {**latency_metrics(jobs), **job_counts(records), "saturated": False}
+        phase = meta["phases"][0]
+        rate = float(plan.params["rate"])
+        load_end = phase["load_end_ns"]
+        backlog = int(((jobs["sent"] <= load_end) & ~(jobs["start"] <= load_end)).sum())
+        ended = jobs["end"].dropna()
+        span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
+        achieved = len(ended) / span if span > 0 else 0.0
+        saturated = bool(phase.get("timed_out")) or backlog > max(10, rate * BACKLOG_SECONDS)
+        out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
+                               "backlog": backlog, **job_counts(records)}
+        if saturated:
+            out.update({"latency_ms": None, "e2e_ms": None})
+            lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
+            out["schedule_lag_ms"] = {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]}
+            return out
+        return {**out, **latency_metrics(jobs)}
+
+
+LATENCY = Latency()
