@@ -17,6 +17,7 @@ from adapters.job import bench_job_async
 
 
 class AsyncioAdapter(Adapter):
+    in_process = True
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         os.environ.setdefault("QB_RECORDS_DIR", str(config.records_dir))

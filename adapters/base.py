@@ -49,6 +49,7 @@ class Adapter(ABC):
     """One backend. Subclasses set `bulk_api` when enqueue_batch uses one."""
 
     bulk_api: ClassVar[bool] = False
+    in_process: ClassVar[bool] = False  # jobs run inside the driver: one producer only
 
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILES
-from harness import envs
+from harness import compare, envs
+from harness.argparsing import OneLineParser
 from harness.brokers import BINARIES, INSTALL_HINT, find_binary
 from harness.results import ResultsError
 from harness.urls import PROBES, mask
@@ -20,14 +21,6 @@ from scenarios import scenario_names
 from scenarios.base import RunOptions
 
 PROG = "python -m harness"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports bad input in one line, exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
 
 
 def name_list(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str]]:
@@ -93,6 +86,17 @@ def build_parser() -> OneLineParser:
     run.add_argument("--redis-url", help="use this Redis instead of starting one")
     run.add_argument("--amqp-url", help="use this RabbitMQ instead of starting one")
 
+    selftest = sub.add_parser("selftest", help="is the harness ever the bottleneck?")
+    selftest.add_argument("--backend", type=name_list(backend_names, "backend"),
+                          default=["asyncio", "redis-raw", "amqp-raw"])
+    selftest.add_argument("--redis-url")
+    selftest.add_argument("--amqp-url")
+    selftest.add_argument("--out", type=Path)
+
+    compare.add_compare_arguments(sub.add_parser(
+        "compare", help="compare two runs (or a baseline); exit 1 on a significant regression"))
+    compare.add_baseline_arguments(sub.add_parser("baseline", help="save or list baselines"))
+
     sub.add_parser("list", help="backends and scenarios, and whether each can run here")
     sub.add_parser("doctor", help="check brokers, binaries and environments")
     setup = sub.add_parser("setup", help="build the backend environments (.venvs/)")
@@ -126,6 +130,20 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    import json
+
+    from harness import selftest
+    from harness.runner import default_run_dir
+
+    out = (args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
+    report = selftest.run(args.backend, out.resolve(),
+                          {"redis": args.redis_url, "amqp": args.amqp_url})
+    (out / "selftest.json").write_text(json.dumps(report, indent=1))
+    print(selftest.render(report))
+    return 0 if report["passed"] else 1
 
 
 def backend_problem(name: str, urls: dict[str, str | None]) -> str | None:
@@ -195,7 +213,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "doctor": cmd_doctor, "setup": cmd_setup}
+COMMANDS = {"run": cmd_run, "selftest": cmd_selftest, "list": cmd_list, "doctor": cmd_doctor,
+            "setup": cmd_setup, "compare": compare.run_compare, "baseline": compare.run_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,7 @@ class Driver:
         # Workers inherit the driver's environment: their jobs wait for this file.
         self.gate = cell_dir / "gate.open"
         os.environ[GATE_ENV] = str(self.gate)
-        config = AdapterConfig(
+        self.config = config = AdapterConfig(
             backend=cell["backend"], broker_url=cell.get("broker_url"), slots=cell["slots"],
             profile=cell.get("profile", "default"), results=cell.get("results", False),
             queue=cell["queue"], records_dir=self.records_dir, log_dir=cell_dir / "logs",
@@ -89,29 +89,56 @@ class Driver:
         phase["load_end_ns"] = time.monotonic_ns()
 
     def send_open_loop(self, first_id: int, rate: float, duration_s: float,
-                       phase: dict[str, Any]) -> int:
-        """Send on a fixed schedule; INTENDED is the schedule's time, not the send's."""
-        spec = self.workload["spec"]
-        total = max(1, int(rate * duration_s))
-        interval = 1e9 / rate
-        start = time.monotonic_ns() + 10_000_000
+                       phase: dict[str, Any], producers: int = 1,
+                       max_jobs: int | None = None) -> int:
+        """Send on a fixed schedule; INTENDED is the schedule's time, not the send's.
+
+        With several producers, each is a forked process with its own adapter
+        (its own broker connection) taking every n-th slot of one schedule.
+        """
+        total = max(1, min(int(rate * duration_s), max_jobs or 10**9))
+        if self.adapter.in_process:
+            producers = 1
+        phase["producers"] = producers
+        start = time.monotonic_ns() + 20_000_000 * producers
         phase["load_start_ns"] = start
+        children = []
+        for rank in range(1, producers):
+            pid = os.fork()
+            if pid == 0:  # a producer child: never returns into the driver
+                code = 0
+                try:
+                    adapter = load_adapter(self.config.backend)(self.config)
+                    self._send_on_schedule(adapter, first_id, start, rate,
+                                           range(rank, total, producers))
+                    adapter.close()
+                except BaseException:  # noqa: BLE001 - the parent sees the missing jobs
+                    code = 1
+                os._exit(code)
+            children.append(pid)
+        self._send_on_schedule(self.adapter, first_id, start, rate, range(0, total, producers))
+        phase["producer_failures"] = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
+        phase["load_end_ns"] = time.monotonic_ns()
+        return total
+
+    def _send_on_schedule(self, adapter: Adapter, first_id: int, start: int, rate: float,
+                          slots: range) -> None:
+        spec = self.workload["spec"]
+        interval = 1e9 / rate
         rows: list[tuple[int, Event, int]] = []
-        for index in range(total):
+        for index in slots:
             job_id = first_id + index
             intended = start + int(index * interval)
             delay = intended - time.monotonic_ns()
             if delay > 0:
                 time.sleep(delay / 1e9)
-            self.adapter.enqueue(JobCall(job_id, intended, spec, self.payload))
+            adapter.enqueue(JobCall(job_id, intended, spec, self.payload))
             rows += [(job_id, Event.INTENDED, intended), (job_id, Event.SENT, time.monotonic_ns())]
             if len(rows) >= 2 * BATCH:
                 self.producer.record_many(rows)
                 rows = []
         if rows:
             self.producer.record_many(rows)
-        phase["load_end_ns"] = time.monotonic_ns()
-        return total
 
     def send_one_at_a_time(self, first_id: int, jobs: int, gap_s: float, deadline_ns: int,
                            phase: dict[str, Any]) -> None:
@@ -177,7 +204,8 @@ class Driver:
         elif kind == "open":
             self.start()
             total = self.send_open_loop(first_id, float(spec["rate"]), float(spec["duration_s"]),
-                                        phase)
+                                        phase, int(spec.get("producers", 1)),
+                                        spec.get("max_jobs"))
             deadline = time.monotonic_ns() + limit_ns
         elif kind == "idle":
             self.start()

@@ -103,16 +103,30 @@ def signal_tree(pid: int, sig: int) -> None:
             pass
 
 
-def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM the tree of `proc`, SIGKILL whatever is left after `grace_s`."""
-    stop_trees([proc], grace_s)
+def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 5.0,
+              whole_group: bool = False) -> None:
+    """SIGTERM `proc`, SIGKILL whatever is left of its tree after `grace_s`."""
+    stop_trees([proc], grace_s, whole_group)
 
 
-def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
-    """Stop several process trees at once: SIGTERM all, wait, SIGKILL the rest."""
+def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0,
+               whole_group: bool = False) -> None:
+    """Stop several process trees at once: SIGTERM, wait, SIGKILL the rest.
+
+    By default only the top process gets SIGTERM: frameworks with a parent
+    and pool children (celery, dramatiq, rq) shut their children down
+    gracefully themselves, and a second SIGTERM sent straight to a child
+    makes some of them exit at once. `whole_group` signals every process.
+    """
     tree = [pid for proc in started for pid in [proc.pid, *descendants(proc.pid)]]
     for proc in started:
-        signal_tree(proc.pid, signal.SIGTERM)
+        if whole_group:
+            signal_tree(proc.pid, signal.SIGTERM)
+        else:
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(alive(p) for p in tree):
         for proc in started:

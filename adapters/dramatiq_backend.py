@@ -1,0 +1,183 @@
+"""dramatiq-redis and dramatiq-rabbitmq: Dramatiq with either broker.
+
+Workers are started as users start them, with the `dramatiq` CLI:
+`dramatiq adapters.dramatiq_app:setup_worker --processes P --threads T
+--queues <queue>`. The CLI forks P worker processes of T threads each
+under one parent; `slots` = P * T, with P the largest divisor of `slots`
+that does not exceed the CPU count (processes bring parallelism, threads
+fill the rest, as Dramatiq's own defaults do: CPU-count processes,
+8 threads each).
+
+Profiles. `default` is what `RedisBroker(url=...)` / `RabbitmqBroker(url=...)`
+give a new user: default middleware and prefetch (2 x threads per process),
+late acks, Redis heartbeat_timeout 60 s, no publisher confirms. `reliable`
+adds what Dramatiq documents against lost messages: publisher confirms
+(confirm_delivery=True) on RabbitMQ. On Redis there is nothing to add:
+messages are already acked only after the job, and a dead worker's
+messages are re-queued once its heartbeat is older than heartbeat_timeout.
+Both profiles set max_retries=0 on the actor (see adapters.dramatiq_app).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import dramatiq
+
+from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.dramatiq_app import AppSettings, build
+from adapters.workers import WorkerGroup, console_script, worker_env
+from harness import procs
+
+READY_LINE = "Worker process is ready for action"
+DEFAULT_HEARTBEAT_MS = 60000  # dramatiq.brokers.redis.DEFAULT_HEARTBEAT_TIMEOUT
+DEFAULT_MAINTENANCE_CHANCE = 1000  # per million broker commands
+GRACEFUL_STOP_S = 6.0
+
+
+def slot_map(slots: int, cpu_count: int) -> tuple[int, int]:
+    """(processes, threads): the most processes that divide `slots` within the CPUs."""
+    processes = max(d for d in range(1, max(1, min(slots, cpu_count)) + 1) if slots % d == 0)
+    return processes, slots // processes
+
+
+class DramatiqAdapter(Adapter):
+    """One adapter for both brokers; the broker URL scheme picks the broker.
+
+    No bulk API: Dramatiq's group()/pipeline() still call broker.enqueue
+    once per message, so enqueue_batch stays the base class's loop.
+    """
+
+    bulk_api = False
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        if not config.broker_url:
+            raise ValueError(f"{config.backend} needs a broker URL")
+        self.processes, self.threads = slot_map(config.slots, config.cpu_count)
+        self.app = self._app_settings(config)
+        redis_client = {"socket_timeout": 10, "socket_connect_timeout": 10}
+        self.broker, self.actor = build(self.app, **(redis_client if self.app.is_redis else {}))
+        env = worker_env(config.records_dir, self.app.to_env())
+        self.workers = WorkerGroup(config.backend, config.log_dir, env)
+
+    @staticmethod
+    def _app_settings(config: AdapterConfig) -> AppSettings:
+        assert config.broker_url
+        redis = config.broker_url.startswith(("redis://", "rediss://", "unix://"))
+        heartbeat_s = config.options.get("heartbeat_timeout_s")
+        chance = config.options.get("maintenance_chance")
+        results_url = None
+        if config.results:
+            results_url = config.broker_url if redis else config.options.get("results_redis_url")
+        return AppSettings(
+            broker_url=config.broker_url, queue=config.queue,
+            confirm_delivery=config.profile == "reliable" and not redis,
+            heartbeat_timeout_ms=int(float(heartbeat_s) * 1000)
+            if redis and heartbeat_s is not None else None,
+            maintenance_chance=int(chance) if redis and chance is not None else None,
+            results_url=results_url,
+        )
+
+    # -- settings -------------------------------------------------------------
+    def _results_setting(self) -> str:
+        if not self.config.results:
+            return "off"
+        if self.app.results_url is None:
+            return ("unsupported here: Dramatiq's result backends are Redis or Memcached; "
+                    "no Redis URL given for dramatiq-rabbitmq (options.results_redis_url), "
+                    "ran without results")
+        where = "the broker's Redis" if self.app.is_redis else "a separate Redis"
+        return f"on: Results middleware, RedisBackend on {where}, store_results=True"
+
+    def settings(self) -> dict[str, Any]:
+        redis = self.app.is_redis
+        prefetch = int(os.environ.get("dramatiq_queue_prefetch", 0)) or min(2 * self.threads,
+                                                                              65535)
+        return {
+            "library": f"dramatiq {dramatiq.__version__}",
+            "broker": "redis" if redis else "rabbitmq",
+            "worker_command": f"dramatiq adapters.dramatiq_app:setup_worker --processes "
+                              f"{self.processes} --threads {self.threads} --queues <queue>",
+            "processes": self.processes,
+            "threads": self.threads,
+            "worker_prefetch": prefetch,
+            "prefetch": f"dramatiq_queue_prefetch={prefetch} per process (Dramatiq default "
+                        "2 x threads; running jobs count against it)",
+            "ack": "late: acked after the job returns (Dramatiq's only mode); a failed job is "
+                   "nacked to the dead-letter queue",
+            "max_retries": 0,
+            "max_retries_note": "actor option; Retries middleware default is 20 with backoff",
+            "middleware": [type(m).__name__ for m in self.broker.middleware],
+            "heartbeat_timeout_ms": (self.app.heartbeat_timeout_ms or DEFAULT_HEARTBEAT_MS)
+            if redis else "n/a",
+            "maintenance_chance": (f"{self.app.maintenance_chance or DEFAULT_MAINTENANCE_CHANCE}"
+                                   " per million commands") if redis else "n/a",
+            "confirm_delivery": self.app.confirm_delivery if not redis else "n/a",
+            "persistence": "as the Redis server is configured" if redis
+            else "durable queues, persistent messages (delivery_mode=2), Dramatiq default",
+            "results": self.app.results_url is not None,
+            "result_backend": self._results_setting(),
+            "enqueue": "actor.send_with_options: one broker call per job (no bulk API)",
+        }
+
+    # -- queue and workers ---------------------------------------------------
+    def purge(self) -> None:
+        """Empty this cell's queue, its delay queue and its dead letters.
+
+        RabbitMQ's purge fails on a queue that does not exist yet, so the
+        queues are declared on the server first.
+        """
+        if not self.app.is_redis:
+            self.broker.declare_queue(self.config.queue, ensure=True)
+        self.broker.flush(self.config.queue)
+
+    def start_workers(self) -> None:
+        cmd = [console_script("dramatiq"), "adapters.dramatiq_app:setup_worker",
+               "--processes", str(self.processes), "--threads", str(self.threads),
+               "--queues", self.config.queue]
+        # The CLI logs the ready line once per worker process; wait for all P.
+        ready = f"(?s)(?:{READY_LINE}.*?){{{self.processes}}}"
+        self.workers.start(cmd, 1, ready=ready, timeout_s=60.0)
+
+    def enqueue(self, job: JobCall) -> None:
+        self.actor.send_with_options(args=(job.job_id, job.sent_ns, job.spec, job.payload))
+
+    def stop_workers(self) -> None:
+        """SIGTERM the CLI's main process first, then let WorkerGroup finish.
+
+        That is how Dramatiq expects to be stopped: the main process relays
+        one SIGTERM to each worker process, which stops taking messages,
+        finishes running jobs and returns prefetched ones to the broker. A
+        worker process that receives a second SIGTERM exits at once instead
+        (signalling the whole process group does that), so WorkerGroup's
+        group-wide stop only cleans up what is left after a grace period.
+        """
+        mains = [p.pid for p in self.workers.procs if procs.alive(p.pid)]
+        for pid in mains:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACEFUL_STOP_S
+        while time.monotonic() < deadline and any(
+                procs.alive(p) for p in self.workers.pids()):
+            for proc in self.workers.procs:
+                proc.poll()
+            time.sleep(0.05)
+        self.workers.stop(grace_s=2.0)
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        """SIGKILL one forked worker process (not the CLI's main process).
+
+        Dramatiq's main process then stops the remaining worker processes
+        and exits ("Worker ... exited unexpectedly. Shutting down..."), so
+        restart_workers() brings the whole CLI back, as a supervisor would.
+        """
+        return self.workers.kill_one(prefer_child=True)
+
+    def close(self) -> None:
+        self.broker.close()

@@ -1,0 +1,131 @@
+"""Named baselines: results/baselines/NAME.json, committed copies of a run's summary.json.
+
+`python -m harness baseline save NAME [RUN_DIR]` stores one (after checking it is a
+usable summary); `python -m harness compare NAME RUN` finds it by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.argparsing import OneLineParser
+from harness.results import ResultsError, load_summary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BASELINES = REPO_ROOT / "results" / "baselines"
+LATEST = REPO_ROOT / "results" / "latest"
+NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_name(name: str) -> str:
+    """A baseline name becomes a file name, so only [A-Za-z0-9_.-], not starting with a dot."""
+    if not NAME_RE.fullmatch(name):
+        raise ResultsError(f"bad baseline name {name!r}: use letters, digits, '_', '.', '-' "
+                           "(not starting with '.')")
+    return name
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """load_summary, with unreadable files reported as bad input rather than a traceback."""
+    try:
+        return load_summary(path)
+    except OSError as exc:
+        raise ResultsError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def run_of(summary: dict[str, Any]) -> dict[str, Any]:
+    run = summary.get("run")
+    return run if isinstance(run, dict) else {}
+
+
+def ok_cells(summary: dict[str, Any]) -> int:
+    return sum(isinstance(c, dict) and c.get("status") == "ok" for c in summary["cells"])
+
+
+def resolve(spec: str, baselines: Path = BASELINES) -> Path:
+    """A run dir or summary file that exists wins; otherwise a simple name is a baseline."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    if NAME_RE.fullmatch(spec) and "/" not in spec:
+        named = baselines / f"{spec}.json"
+        if named.exists():
+            return named
+        raise ResultsError(f"no baseline named {spec!r} ({named} does not exist); save one "
+                           f"with: python -m harness baseline save {spec} RUN_DIR")
+    raise ResultsError(f"{spec}: no such run directory or summary file")
+
+
+def save(name: str, run: Path, baselines: Path = BASELINES) -> tuple[Path, dict[str, Any]]:
+    """Validate the run's summary, then copy it byte for byte to BASELINES/NAME.json."""
+    check_name(name)
+    summary = read_summary(run)
+    if not ok_cells(summary):
+        raise ResultsError(f"{run}: no cell finished ok; nothing to use as a baseline")
+    source = run / "summary.json" if run.is_dir() else run
+    target = baselines / f"{name}.json"
+    try:
+        baselines.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    except OSError as exc:
+        raise ResultsError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target, summary
+
+
+def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="baseline_command", required=True)
+    save_cmd = sub.add_parser("save", help="store a run's summary.json as a named baseline")
+    save_cmd.add_argument("name", metavar="NAME", help="baseline name ([A-Za-z0-9_.-]+), e.g. main")
+    save_cmd.add_argument("run", nargs="?", type=Path, default=LATEST, metavar="RUN_DIR",
+                          help="run directory or summary.json (default: results/latest)")
+    list_cmd = sub.add_parser("list", help="list the saved baselines")
+    for cmd in (save_cmd, list_cmd):
+        cmd.add_argument("--baselines-dir", type=Path, default=BASELINES, metavar="DIR",
+                         help="where baselines live (default: results/baselines)")
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    """Raises ResultsError on bad input (harness.cli turns that into exit 2)."""
+    if args.baseline_command == "list":
+        found = sorted(args.baselines_dir.glob("*.json"))
+        if not found:
+            print(f"no baselines in {args.baselines_dir}")
+        for path in found:
+            summary = read_summary(path)
+            run = run_of(summary)
+            git = str(run.get("git_revision", "?"))[:10]
+            print(f"{path.stem:20} {ok_cells(summary)} ok cells, git {git}, "
+                  f"{run.get('host', '?')}, {run.get('started', '?')}")
+        return 0
+    target, summary = save(args.name, args.run, args.baselines_dir)
+    print(f"saved {target} ({ok_cells(summary)} ok cells from {args.run})")
+    if not run_of(summary).get("complete", True):
+        print(f"note: {args.run} did not finish normally; the baseline holds only its "
+              "finished cells", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = OneLineParser(prog="python -m harness baseline",
+                           description="save and list named baselines for compare")
+    add_baseline_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_baseline(args)
+    except ResultsError as exc:
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return 2
+
+
+baseline_main = main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""compare and baseline save on real summary.json files written by RunWriter (no brokers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import baselines, compare
+from harness.results import RunWriter
+
+REPO = Path(__file__).resolve().parent.parent
+NOISE = (1.0, 1.012, 0.991)  # realistic round-to-round spread of a quiet machine
+NOISE_B = (0.996, 1.008, 0.985)
+BASE = {"redis-raw": 9000.0, "celery-redis": 3000.0, "asyncio": 20000.0}
+DURATIONS = (0, 10)
+
+
+def cell(backend: str, duration: int, rnd: int, jobs_per_s: float, *,
+         p99: float = 2.0, status: str = "ok") -> dict:
+    ideal = 8 / (duration / 1000) if duration else None
+    return {
+        "scenario": "throughput", "backend": backend, "profile": "default",
+        "params": {"duration_ms": duration, "slots": 8, "jobs": 2400}, "round": rnd,
+        "status": status, "reason": None if status == "ok" else "broker missing",
+        "settings": {"slots": 8},
+        "metrics": {} if status != "ok" else {
+            "jobs_per_s": jobs_per_s, "enqueue_per_s": 5000.0 * NOISE[rnd - 1],
+            "efficiency": jobs_per_s / ideal if ideal else None, "ideal_jobs_per_s": ideal,
+            "window_s": 2.5, "completed": 2400, "errors": 0, "duplicated": 0,
+            "timed_out": False, "latency_ms": {"p50": p99 / 4, "p99": p99}},
+        "cell_dir": f"cells/{rnd:04d}-throughput-{backend}",
+    }
+
+
+def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int = 3,
+             noise: tuple[float, ...] = NOISE, per_round: dict[str, list[float]] | None = None,
+             backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0) -> Path:
+    """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values)."""
+    writer = RunWriter(path, {"id": path.name, "host": "testhost", "git_revision": "abc123",
+                              "started": "2025-01-01T00:00:00Z", "complete": True})
+    for rnd in range(1, rounds + 1):
+        for backend in backends:
+            for duration in DURATIONS:
+                if per_round and backend in per_round:
+                    value = per_round[backend][rnd - 1]
+                else:
+                    value = BASE[backend] * (factors or {}).get(backend, 1.0) * noise[rnd - 1]
+                writer.add(cell(backend, duration, rnd, value * (1 if duration == 0 else 0.5),
+                                p99=p99 * noise[rnd - 1]))
+    return path
+
+
+def run(*argv: str | Path) -> tuple[int, str, str]:
+    """compare.main in-process; argparse errors (SystemExit) count as exit codes."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = compare.main([str(a) for a in argv])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def gated_rows(text: str) -> list[str]:
+    section = text.split("gated rows:")[1].split("\n\n")[0]
+    return section.strip("\n").splitlines()[1:]  # without the header
+
+
+@pytest.fixture
+def base_run(tmp_path: Path) -> Path:
+    return make_run(tmp_path / "base")
+
+
+def test_run_against_itself_is_clean(base_run: Path) -> None:
+    code, out, err = run(base_run, base_run)
+    assert code == 0, err
+    assert "no regression in 4 gated row(s)" in out
+    assert "slower" not in out and "faster" not in out
+    # library rows are normalised by their ceiling, the ceiling and asyncio are absolute
+    rows = gated_rows(out)
+    assert any("celery-redis" in r and "/redis-raw" in r for r in rows)
+    assert any(r.startswith("throughput/asyncio/") and "absolute" in r for r in rows)
+    assert not any(r.startswith("throughput/redis-raw/") for r in rows)  # yardstick
+    assert "ceiling (yardstick): gates only with --absolute" in out
+
+
+def test_twenty_percent_slower_is_a_regression(base_run: Path, tmp_path: Path) -> None:
+    slow = make_run(tmp_path / "slow", {"celery-redis": 0.8, "asyncio": 0.8}, noise=NOISE_B)
+    code, out, err = run(base_run, slow)
+    assert code == 1
+    bad = [r for r in gated_rows(out) if "slower" in r]
+    assert len(bad) == 4
+    assert all("p=0.050" in r or "p=0.023" in r for r in bad)  # 0.023: ties, normal approx.
+    for name in ("throughput/celery-redis/duration_ms=0,jobs=2400,slots=8 jobs_per_s",
+                 "throughput/asyncio/duration_ms=10,jobs=2400,slots=8 jobs_per_s"):
+        assert name in err and name in out
+    assert len(err.splitlines()) == 1 and err.startswith("REGRESSION in 4 row(s)")
+
+
+def test_faster_is_not_a_regression(base_run: Path, tmp_path: Path) -> None:
+    fast = make_run(tmp_path / "fast", {"celery-redis": 1.25}, noise=NOISE_B)
+    code, out, _ = run(base_run, fast)
+    assert code == 0
+    assert sum("faster" in r for r in gated_rows(out)) == 2
+
+
+def test_change_within_round_noise_is_not_called(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "b", per_round={"asyncio": [20000, 20200, 19800]},
+                    backends=("asyncio",))
+    # median 15% lower, but one round is as fast as the baseline: rounds overlap
+    noisy = make_run(tmp_path / "c", per_round={"asyncio": [17000, 20100, 14000]},
+                     backends=("asyncio",))
+    code, out, _ = run(base, noisy)
+    assert code == 0
+    rows = gated_rows(out)
+    assert all("no significant change" in r and "0.850" in r and "p=0.200" in r for r in rows)
+
+
+def test_single_round_is_threshold_only(tmp_path: Path) -> None:
+    one = make_run(tmp_path / "one", rounds=1)
+    slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
+    code, out, err = run(one, slow)
+    assert code == 1 and "asyncio" in err
+    rows = gated_rows(out)
+    assert rows and all("threshold only" in r and "1/3" in r for r in rows)
+    code, out, _ = run(one, one)
+    assert code == 0 and all("threshold only" in r for r in gated_rows(out))
+
+
+def test_two_rounds_each_cannot_reach_alpha(tmp_path: Path) -> None:
+    two = make_run(tmp_path / "two", rounds=2)
+    code, out, _ = run(two, two)
+    assert code == 0 and all("threshold only" in r for r in gated_rows(out))
+    assert compare.min_p(3, 3) == pytest.approx(0.05)
+    assert compare.min_p(2, 2) > 0.05 and compare.min_p(2, 5) < 0.05
+
+
+def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: Path) -> None:
+    slow_machine = make_run(tmp_path / "slowbox", {"celery-redis": 0.8, "redis-raw": 0.8},
+                            noise=NOISE_B, backends=("redis-raw", "celery-redis"))
+    code, out, err = run(base_run, slow_machine)
+    assert code == 0, out
+    assert "no regression" in out and not err
+    code, out, err = run(base_run, slow_machine, "--absolute")
+    assert code == 1
+    assert "throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 jobs_per_s" in err
+    assert "throughput/redis-raw/duration_ms=0,jobs=2400,slots=8 jobs_per_s" in err
+
+
+def test_missing_ceiling_falls_back_to_absolute(base_run: Path, tmp_path: Path) -> None:
+    no_raw = make_run(tmp_path / "noraw", backends=("celery-redis",))
+    code, out, _ = run(base_run, no_raw)
+    assert code == 0
+    rows = [r for r in gated_rows(out) if "celery-redis" in r]
+    assert rows and all("absolute" in r and "no redis-raw jobs_per_s in current" in r
+                        for r in rows)
+
+
+def test_metric_option_and_latency_direction(base_run: Path, tmp_path: Path) -> None:
+    laggy = make_run(tmp_path / "laggy", p99=2.6, noise=NOISE_B)
+    code, _, err = run(base_run, laggy)
+    assert code == 0  # jobs_per_s unchanged; latency shown but not gated
+    code, out, err = run(base_run, laggy, "--metric", "latency_ms.*")
+    assert code == 1 and "latency_ms.p99" in err and "latency_ms.p50" in err
+    code, out, err = run(base_run, laggy, "--metric", "window_s")
+    assert code == 0 and "direction unknown: not gated" in out
+
+
+def test_threshold_option(base_run: Path, tmp_path: Path) -> None:
+    slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
+    assert run(base_run, slow, "--threshold", "25%")[0] == 0
+    assert run(base_run, slow, "--threshold", "15")[0] == 1
+
+
+def test_report_only_never_fails_on_regression(base_run: Path, tmp_path: Path) -> None:
+    slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
+    code, out, err = run(base_run, slow, "--report-only")
+    assert code == 0
+    assert "REGRESSION in 2 row(s) (report only: not failing)" in out and "asyncio" in err
+    code, _, err = run(base_run, tmp_path / "missing", "--report-only")
+    assert code == 2
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", [
+    "missing", "not-json", "schema", "no-cells", "bad-cell", "no-common", "no-metric",
+    "no-baseline", "one-run", "bad-threshold", "bad-format", "three-runs",
+])
+def test_bad_input_is_one_line_exit_2(case: str, base_run: Path, tmp_path: Path) -> None:
+    summary = json.loads((base_run / "summary.json").read_text())
+    other = json.loads(json.dumps(summary))
+    for c in other["cells"]:
+        c["scenario"] = "latency"
+    args: dict[str, list[str | Path]] = {
+        "missing": [base_run, tmp_path / "nope"],
+        "not-json": [base_run, write(tmp_path / "x.json", "{not json")],
+        "schema": [base_run, write(tmp_path / "x.json", json.dumps({**summary, "schema": 9}))],
+        "no-cells": [base_run, write(tmp_path / "x.json", '{"schema": 1, "cells": 3}')],
+        "bad-cell": [base_run, write(tmp_path / "x.json", json.dumps(
+            {"schema": 1, "cells": [{"status": "ok", "params": {}, "metrics": {}}]}))],
+        "no-common": [base_run, write(tmp_path / "x.json", json.dumps(other))],
+        "no-metric": [base_run, base_run, "--metric", "nosuch_*"],
+        "no-baseline": ["main", base_run, "--baselines-dir", tmp_path / "bl"],
+        "one-run": [base_run],
+        "bad-threshold": [base_run, base_run, "--threshold", "ten"],
+        "bad-format": [base_run, base_run, "--format", "xml"],
+        "three-runs": [base_run, base_run, base_run],
+    }
+    code, out, err = run(*args[case])
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "error:" in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_markdown_format(base_run: Path, tmp_path: Path) -> None:
+    slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
+    code, out, _ = run(base_run, slow, "--format", "markdown")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == "### queuebench compare"
+    header = "| " + " | ".join(compare.HEADERS) + " |"
+    assert lines.count(header) == 2  # gated table and the folded one
+    table = [ln for ln in lines if ln.startswith("| throughput/")]
+    assert all(ln.count("|") == len(compare.HEADERS) + 1 for ln in table)
+    assert "**slower**" in out and "<details>" in out and "**REGRESSION in 2 row(s)" in out
+
+
+def test_github_format(base_run: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "bench.json"
+    code, out, _ = run(base_run, "--format", "github", "--output", out_file)
+    assert code == 0 and out == ""
+    entries = json.loads(out_file.read_text())
+    assert isinstance(entries, list) and entries
+    for entry in entries:
+        assert {"name", "unit", "value", "range"} <= set(entry)
+        assert isinstance(entry["value"], float) and isinstance(entry["range"], str)
+        assert entry["range"].startswith("± ")
+    names = {e["name"]: e for e in entries}
+    key = "throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 jobs_per_s"
+    assert names[key]["unit"] == "jobs/s" and names[key]["value"] == pytest.approx(1500)
+    assert names[key + "/redis-raw"]["unit"] == "x redis-raw"
+    assert names[key + "/redis-raw"]["value"] == pytest.approx(1 / 3)
+    assert not any("latency" in n for n in names)  # customBiggerIsBetter only
+    code, out, _ = run(base_run, base_run, "--format", "github", "--absolute")
+    assert code == 0 and not any(e["name"].endswith("/redis-raw") for e in json.loads(out))
+    code, _, err = run(base_run, "--format", "github", "--metric", "latency_ms.p99")
+    assert code == 2 and "customBiggerIsBetter" in err
+
+
+def test_bencher_format(base_run: Path) -> None:
+    code, out, _ = run(base_run, "--format", "bencher", "--metric", "jobs_per_s,latency_ms.*")
+    assert code == 0
+    data = json.loads(out)
+    bench = data["throughput/celery-redis/duration_ms=0,jobs=2400,slots=8"]
+    assert set(bench) == {"jobs-per-s", "jobs-per-s-per-redis-raw", "latency-ms-p50",
+                          "latency-ms-p99"}
+    for measures in data.values():
+        for metric in measures.values():
+            assert set(metric) == {"value", "lower_value", "upper_value"}
+            assert metric["lower_value"] <= metric["value"] <= metric["upper_value"]
+    assert bench["jobs-per-s"]["value"] == pytest.approx(3000)
+
+
+def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path) -> None:
+    store = tmp_path / "baselines"
+    assert baselines.main(["save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
+    saved = store / "main.json"
+    assert saved.read_bytes() == (base_run / "summary.json").read_bytes()
+    code, out, _ = run("main", base_run, "--baselines-dir", store)
+    assert code == 0 and f"baseline: {saved}" in out
+    slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
+    assert run("main", slow, "--baselines-dir", store)[0] == 1
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "sp ace"])
+def test_baseline_save_rejects_bad_names(name: str, base_run: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "baselines"
+    assert baselines.main(["save", name, str(base_run), "--baselines-dir", str(store)]) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert not store.exists()
+
+
+def test_baseline_save_validates_the_run(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "baselines"
+    failed = RunWriter(tmp_path / "failed", {"complete": True})
+    failed.add(cell("celery-redis", 0, 1, 0.0, status="failed"))
+    for run_dir in (tmp_path / "failed", tmp_path / "nothing-here"):
+        assert baselines.main(["save", "x", str(run_dir), "--baselines-dir", str(store)]) == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1
+    assert not (store / "x.json").exists()
+
+
+def test_module_entry_point(base_run: Path) -> None:
+    """`python -m harness.compare` as CI calls it, in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-m", "harness.compare", str(base_run),
+                           str(base_run / "summary.json"), "--format", "markdown"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| case |" in proc.stdout
