@@ -87,7 +87,7 @@ class OwnedBroker:
 
     def stop(self) -> None:
         if self.proc is not None:
-            procs.stop_tree(self.proc, grace_s=10.0)
+            procs.stop_tree(self.proc, grace_s=10.0, whole_group=True)
             self.proc = None
 
     def kill9(self) -> None:
