@@ -164,7 +164,6 @@ class RabbitServer(OwnedBroker):
         )
         conf.chmod(0o600)
         (self.data_dir / "enabled_plugins").write_text("[].\n")
-        (self.data_dir / "home").mkdir(exist_ok=True)
         prefix = self._run_as()
         env = self.node_env()
         binary = find_binary("amqp") or "rabbitmq-server"
@@ -174,7 +173,6 @@ class RabbitServer(OwnedBroker):
         """The environment that names this node and its private files."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.data_dir / "home"),
             "ERL_EPMD_PORT": str(self.epmd_port),
             "RABBITMQ_NODENAME": f"qb{self.port}@localhost",
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
@@ -188,7 +186,7 @@ class RabbitServer(OwnedBroker):
         return env
 
     def ctl_command(self) -> list[str]:
-        """rabbitmqctl aimed at this node (the cookie lives in the node's private HOME)."""
+        """rabbitmqctl aimed at this node (node and CLI share the user's Erlang cookie)."""
         ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
         env = self.node_env()
         prefix = ["runuser", "-u", "rabbitmq", "--"] if os.geteuid() == 0 else []
