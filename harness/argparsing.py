@@ -6,6 +6,10 @@ import argparse
 import sys
 
 
+class UsageError(ValueError):
+    """Input that passed argparse but cannot run (e.g. a payload the broker refuses)."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports bad input in one line, exit code 2, no usage dump."""
 

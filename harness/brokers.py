@@ -240,6 +240,9 @@ class Brokers:
                 raise BrokerError(reason)
             self.versions.setdefault(kind, "user-given")
             return self.user_urls[kind]
+        server = self.owned.get(kind)
+        if server is not None and (server.proc is None or server.proc.poll() is not None):
+            server.start()  # it died since the last cell: same port, same data dir
         if kind not in self.owned:
             if find_binary(kind) is None:
                 reason = f"{BINARIES[kind]} not found: {INSTALL_HINT[kind]}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILES
 from harness import compare, envs
-from harness.argparsing import OneLineParser
+from harness.argparsing import OneLineParser, UsageError
 from harness.brokers import BINARIES, INSTALL_HINT, find_binary
 from harness.results import ResultsError
 from harness.urls import PROBES, mask
@@ -52,6 +52,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def number_list(kind: type, minimum: float, what: str) -> Callable[[str], tuple]:
+    """argparse type: a comma list of numbers, each >= minimum (and > 0 if minimum is 0 excl.)."""
+
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}") from None
+        bad = [v for v in values if v < minimum or v != v]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum:g}: got {bad[0]}")
+        return tuple(dict.fromkeys(values))
+
+    return parse
+
+
 def profile_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(","))
     if names == ("both",):
@@ -80,6 +96,12 @@ def build_parser() -> OneLineParser:
                      help="jobs that may run at once, the same for every backend (default 8)")
     run.add_argument("--profile", type=profile_list, default=("default",),
                      help="setting profile: default, reliable or both (default: default)")
+    run.add_argument("--durations", type=number_list(float, 0, "job duration (ms)"),
+                     help="throughput job durations in ms (default 0,1,10,100)")
+    run.add_argument("--rates", type=number_list(float, 0.1, "rate (jobs/s)"),
+                     help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
+    run.add_argument("--payload-sizes", type=number_list(int, 1, "payload size (bytes)"),
+                     help="payload and memory: sizes in bytes (default 64 .. 1048576)")
     run.add_argument("--results", action="store_true",
                      help="turn result backends on for every backend (off by default)")
     run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
@@ -107,12 +129,33 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+# What each broker accepts in one message (redis proto-max-bulk-len, RabbitMQ
+# 3.x max_message_size), minus room for the framework's envelope.
+BROKER_MESSAGE_LIMIT = {"redis": 512 * 1024 * 1024, "amqp": 128 * 1024 * 1024}
+ENVELOPE_ROOM = 64 * 1024
+
+
+def check_payload_limits(sizes: Sequence[int], backends: Sequence[str]) -> None:
+    """Refuse payloads a chosen backend's broker would reject (one clear line)."""
+    for backend in backends:
+        broker = BACKENDS[backend].broker
+        limit = BROKER_MESSAGE_LIMIT.get(broker or "", 0)
+        too_big = [s for s in sizes if limit and s > limit - ENVELOPE_ROOM]
+        if too_big:
+            raise UsageError(
+                f"payload of {too_big[0]:,} bytes is larger than {backend}'s broker accepts "
+                f"(about {(limit - ENVELOPE_ROOM):,} bytes per message)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, Runner, default_run_dir
 
     rounds = args.rounds or (1 if args.quick else 3)
     options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
-                         results=args.results, profiles=args.profile)
+                         results=args.results, profiles=args.profile,
+                         durations_ms=args.durations, rates=args.rates,
+                         payload_sizes=args.payload_sizes)
+    check_payload_limits(args.payload_sizes or (), args.backend)
     out = (args.out or default_run_dir()).resolve()
     if out.exists() and not out.is_dir():
         raise ResultsError(f"--out {out} exists and is not a directory")
@@ -221,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ResultsError, envs.EnvError) as exc:
+    except (ResultsError, UsageError, envs.EnvError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:

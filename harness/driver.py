@@ -23,6 +23,8 @@ from typing import Any
 from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
 from adapters.job import GATE_ENV
+from harness.crash_phase import run_crash
+from harness.driver_env import BROKER_URL_ENV
 from harness.memprobe import measure_memory
 from harness.recorder import Event, Recorder, count_events
 
@@ -221,6 +223,13 @@ class Driver:
             phase["memory_after"] = measure_memory(self.cell, self.adapter)
             phase["done_ns"] = time.monotonic_ns()
             return total
+        elif kind == "crash":  # crash-recovery: preloaded jobs, a fault, a bounded window
+            total = int(spec["jobs"])
+            self.send_all(first_id, total, phase)
+            self.start()
+            run_crash(self, spec, phase, first_id, total)
+            self.meta["fault"] = spec["fault"]
+            return total
         else:
             raise ValueError(f"unknown phase type {kind!r}")
         phase["timed_out"] = not self.wait_for(first_id + total, deadline)
@@ -231,7 +240,12 @@ class Driver:
         began = time.monotonic()
         try:
             self.adapter.stop_workers()
-            self.adapter.purge()
+            try:
+                self.adapter.purge()
+            except Exception as exc:  # noqa: BLE001 - only after a broker kill, noted below
+                if self.meta.get("fault") != "broker-kill":
+                    raise
+                self.meta["purge_error"] = f"{type(exc).__name__}: {exc}"[:300]
         finally:
             self.adapter.close()
             self.meta["workers_stop_s"] = round(time.monotonic() - began, 3)
@@ -242,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cell", required=True, type=Path)
     args = parser.parse_args(argv)
     cell = json.loads(args.cell.read_text())
+    cell["broker_url"] = os.environ.get(BROKER_URL_ENV) or cell.get("broker_url")
     cell_dir = args.cell.parent
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)

@@ -23,6 +23,7 @@ from scenarios.common import drain_per_s, events, job_counts
 FIXED_RATES = (50, 200, 1000)
 FRACTIONS = (0.5, 0.8)
 BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = saturated
+ONE_PRODUCER_UP_TO = 2000.0  # jobs/s; above it the schedule is shared by two producers
 
 
 def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
@@ -63,8 +64,8 @@ class Latency:
                        [{"type": "idle", "jobs": 10 if options.quick else 30, "gap_ms": 20,
                          "time_limit_s": 30}], 30),
         ]
-        for rate in FIXED_RATES:
-            cells.append(self._open_cell(backend, options, float(rate), f"{rate}/s", seconds))
+        for rate in options.rates or FIXED_RATES:
+            cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s", seconds))
         for fraction in FRACTIONS:
             cells.append(self._open_cell(backend, options, None, f"{fraction:.0%}max", seconds,
                                          fraction=fraction))
@@ -96,7 +97,8 @@ class Latency:
                     and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
                     and cell["status"] == "ok"):
                 rate = round(fraction * cell["metrics"]["jobs_per_s"], 1)
-                phases = [{**plan.workload["phases"][0], "rate": rate}]
+                producers = 1 if rate <= ONE_PRODUCER_UP_TO else 2
+                phases = [{**plan.workload["phases"][0], "rate": rate, "producers": producers}]
                 return dataclasses.replace(plan, params={**plan.params, "rate": rate},
                                            workload={**plan.workload, "phases": phases})
         raise CellFailed("no measured maximum rate for this backend in this round")

@@ -31,7 +31,7 @@ class Memory:
                           "phases": [{"type": "fill", "jobs": min(most, budget // size)}]},
                 timeout_s=180, profile=options.profile,
             )
-            for size in SIZES
+            for size in options.payload_sizes or SIZES
         ]
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]

@@ -30,7 +30,7 @@ class Payload:
         probes = 10 if options.quick else 20
         limit = 6.0 if options.quick else 15.0
         cells = []
-        for size in SIZES:
+        for size in options.payload_sizes or SIZES:
             jobs = max(50, min(most, budget // size))
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,

@@ -28,7 +28,7 @@ class Throughput:
         work_s = 3.0 if options.quick else 8.0
         noop_jobs = 3000 if options.quick else 12000
         cells = []
-        for duration in DURATIONS_MS:
+        for duration in options.durations_ms or DURATIONS_MS:
             if duration == 0:
                 jobs = noop_jobs
                 spec = {"kind": "noop", "ms": 0}
