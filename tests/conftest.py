@@ -53,3 +53,32 @@ def harness_cli(*args: str, timeout: float = 600, **kwargs: object
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=REPO, env=env, **kwargs)
+
+
+def session_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[3]) if fields[0] not in ("Z", "X") else None
+
+
+def live_in_session(sid: int) -> list[str]:
+    """Command lines of live processes in session `sid` (what the harness started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and session_of(int(entry.name)) == sid:
+            try:
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return found
+
+
+def start_harness(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    """`python -m harness ARGS` in a session of its own, to find every process it starts."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
+                            start_new_session=True, **kwargs)

@@ -1,0 +1,45 @@
+"""Bad input: one clear line, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import harness_cli
+
+BAD_INPUT = [
+    (["run", "--scenario", "nope"], "unknown scenario 'nope'; valid: throughput"),
+    (["run", "--backend", "celery"], "unknown backend 'celery'; valid: asyncio"),
+    (["run", "--backend", "asyncio,,rq"], "malformed backend list"),
+    (["run", "--rounds", "0"], "must be at least 1"),
+    (["run", "--rounds", "-3"], "must be at least 1"),
+    (["run", "--slots", "two"], "is not a whole number"),
+    (["run", "--rates", "100,-5"], "rate (jobs/s) must be at least"),
+    (["run", "--payload-sizes", "0"], "payload size (bytes) must be at least 1"),
+    (["run", "--durations", "-1"], "job duration (ms) must be at least 0"),
+    (["run", "--profile", "paranoid"], "unknown profile 'paranoid'"),
+    (["run", "--backend", "amqp-raw", "--payload-sizes", "300000000"],
+     "larger than amqp-raw's broker accepts"),
+    (["run", "--backend", "asyncio", "--out", "/proc/queuebench"], "cannot write results to"),
+    (["report", "/nonexistent/run"], "/nonexistent/run"),
+    (["compare", "/nonexistent/a", "/nonexistent/b"], "/nonexistent/a"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(argv, message):
+    done = harness_cli(*argv, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_list_names_every_backend_and_scenario():
+    done = harness_cli("list", timeout=60)
+    assert done.returncode == 0, done.stderr
+    for name in ("asyncio", "redis-raw", "amqp-raw", "celery-redis", "celery-rabbitmq",
+                 "dramatiq-redis", "dramatiq-rabbitmq", "arq", "rq", "throughput", "latency",
+                 "payload", "memory"):
+        assert name in done.stdout

@@ -1,0 +1,61 @@
+"""Recorder: fixed-size records that survive their writer and load back exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from harness.recorder import RECORD, Event, Recorder, count_events
+from harness.records import load_records
+
+
+def test_records_round_trip(tmp_path):
+    recorder = Recorder(tmp_path)
+    recorder.record(7, Event.START, t_ns=100)
+    recorder.record(7, Event.END, t_ns=250, attempt=2)
+    recorder.record_many([(8, Event.INTENDED, 50), (8, Event.SENT, 60)])
+    frame = load_records(tmp_path)
+    assert list(frame.job_id) == [8, 8, 7, 7]
+    assert list(frame.event) == [Event.INTENDED, Event.SENT, Event.START, Event.END]
+    assert list(frame.t_ns) == [50, 60, 100, 250]
+    assert frame.attempt.iloc[-1] == 2
+    assert set(frame.pid) == {os.getpid()}
+
+
+def test_truncated_file_loses_only_the_partial_record(tmp_path):
+    recorder = Recorder(tmp_path)
+    for job in range(10):
+        recorder.record(job, Event.END, t_ns=job)
+    path = tmp_path / f"{os.getpid()}.bin"
+    with open(path, "ab") as handle:
+        handle.write(RECORD.pack(99, Event.END, 0, 1, 1)[:13])  # as a crash could leave it
+    frame = load_records(tmp_path)
+    assert list(frame.job_id) == list(range(10))
+
+
+def test_garbage_events_are_ignored(tmp_path):
+    (tmp_path / "1.bin").write_bytes(RECORD.pack(1, 200, 0, 1, 5) + RECORD.pack(2, 4, 0, 1, 6))
+    assert list(load_records(tmp_path).job_id) == [2]
+
+
+def test_records_of_a_sigkilled_writer_survive(tmp_path):
+    recorder = Recorder(tmp_path)
+    child = os.fork()
+    if child == 0:
+        for job in range(1000):
+            recorder.record(job, Event.END)
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.waitpid(child, 0)
+    assert (tmp_path / f"{child}.bin").exists(), "the child writes its own file"
+    assert len(load_records(tmp_path)) == 1000
+
+
+def test_count_events_is_incremental(tmp_path):
+    recorder = Recorder(tmp_path)
+    offsets: dict = {}
+    recorder.record(1, Event.END)
+    recorder.record(1, Event.START)
+    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
+    recorder.record(2, Event.END)
+    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
+    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 0

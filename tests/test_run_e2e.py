@@ -1,0 +1,126 @@
+"""End to end, as a user runs it: real brokers, real workers, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results import load_summary
+from tests.conftest import harness_cli, live_in_session, session_of, start_harness
+
+pytestmark = pytest.mark.slow
+
+
+def wait_gone(sid: int, seconds: float = 10) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := live_in_session(sid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
+    out = tmp_path / "run"
+    proc = start_harness("run", "--scenario", "throughput", "--backend", "asyncio,redis-raw",
+                         "--quick", "--out", str(out))
+    _stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert wait_gone(proc.pid) == []
+    summary = load_summary(out)
+    cells = summary["cells"]
+    assert {c["status"] for c in cells} == {"ok"}, [c["reason"] for c in cells]
+    for backend in ("asyncio", "redis-raw"):
+        durations = {c["params"]["duration_ms"] for c in cells if c["backend"] == backend}
+        assert durations == {0, 1, 10, 100}
+    for cell in cells:
+        metrics = cell["metrics"]
+        assert metrics["jobs_per_s"] > 0 and metrics["enqueue_per_s"] > 0
+        if cell["params"]["duration_ms"] == 100:
+            ideal = cell["params"]["slots"] / 0.1
+            assert ideal / 2 <= metrics["jobs_per_s"] <= ideal * 1.05
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] is True and run["broker_versions"]["redis"]
+    assert (out.parent / "latest").resolve() == out.resolve()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("after_s", [0.0, 4.0, 12.0])
+def test_interrupt_stops_everything_and_keeps_finished_cells(tmp_path, sig, after_s):
+    """Interrupt right as the run starts (brokers starting), mid-cell, and later."""
+    out = tmp_path / "run"
+    proc = start_harness("run", "--scenario", "throughput,latency", "--backend",
+                         "redis-raw,amqp-raw,asyncio", "--quick", "--out", str(out))
+    deadline = time.monotonic() + 60
+    while not (out / "run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(after_s)
+    proc.send_signal(sig)
+    began = time.monotonic()
+    proc.communicate(timeout=60)
+    assert time.monotonic() - began < 15, "the harness took too long to stop"
+    assert proc.returncode != 0
+    assert wait_gone(proc.pid) == [], "processes left behind"
+    summary = load_summary(out)  # valid JSON with the finished cells
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] is False
+    assert all(c["status"] in ("ok", "failed", "skipped") for c in summary["cells"])
+
+
+def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
+    out = tmp_path / "run"
+    began = time.monotonic()
+    done = harness_cli("run", "--scenario", "memory", "--backend", "asyncio,redis-raw",
+                       "--quick", "--redis-url", "redis://:hunter2@127.0.0.1:1/0",
+                       "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - began < 60
+    cells = load_summary(out)["cells"]
+    skipped = [c for c in cells if c["backend"] == "redis-raw"]
+    assert skipped and all(c["status"] == "skipped" for c in skipped)
+    assert "redis://:***@127.0.0.1:1/0" in skipped[0]["reason"]
+    assert all(c["status"] == "ok" for c in cells if c["backend"] == "asyncio")
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".csv", ".html", ".txt"):
+            assert "hunter2" not in path.read_text(errors="replace"), path
+
+
+def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
+    out = tmp_path / "run"
+    proc = start_harness("run", "--scenario", "throughput", "--backend", "redis-raw,asyncio",
+                         "--durations", "0,600000", "--quick", "--out", str(out))
+    deadline = time.monotonic() + 60
+    killed: list[int] = []
+    while not killed and time.monotonic() < deadline:
+        time.sleep(0.5)  # let the first driver start its workers
+        killed = drivers_of_cell(proc.pid, "0001-")
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+    assert killed, "never saw the first cell's driver"
+    _stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert wait_gone(proc.pid) == []
+    cells = {(c["backend"], c["params"]["duration_ms"]): c for c in load_summary(out)["cells"]}
+    first = cells[("redis-raw", 0)]
+    assert first["status"] == "failed" and "driver died" in first["reason"]
+    assert (out / first["cell_dir"] / "failure.txt").exists()
+    hung = cells[("redis-raw", 600000)]
+    assert hung["status"] == "failed" and "jobs ended" in hung["reason"]
+    assert cells[("asyncio", 0)]["status"] == "ok"
+
+
+def drivers_of_cell(sid: int, text: str) -> list[int]:
+    """PIDs of driver processes in session `sid` whose command line mentions `text`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and session_of(int(entry.name)) == sid:
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "harness.driver" in cmd and text in cmd:
+                pids.append(int(entry.name))
+    return pids
