@@ -100,19 +100,18 @@ class WorkerGroup:
 
     def kill_one(self, prefer_child: bool = True) -> int | None:
         """SIGKILL one job-executing process: a pool child if any, else a main process."""
-        for proc in self.procs:
-            if not procs.alive(proc.pid):
-                continue
-            children = [p for p in procs.descendants(proc.pid) if procs.alive(p)]
-            target = children[0] if prefer_child and children else proc.pid
-            os.kill(target, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while procs.alive(target) and time.monotonic() < deadline:
-                if target == proc.pid:
-                    proc.poll()  # reap it, or it lingers as a zombie of this process
-                time.sleep(0.01)
-            return target
-        return None
+        live = [proc for proc in self.procs if procs.alive(proc.pid)]
+        if not live:
+            return None
+        children = [p for proc in live for p in procs.descendants(proc.pid) if procs.alive(p)]
+        target = children[0] if prefer_child and children else live[0].pid
+        os.kill(target, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while procs.alive(target) and time.monotonic() < deadline:
+            for proc in live:
+                proc.poll()  # reap a killed main process, or it lingers as a zombie
+            time.sleep(0.01)
+        return target
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop every process of the group (SIGTERM, then SIGKILL after grace)."""

@@ -1,0 +1,147 @@
+"""arq: asyncio jobs on Redis, run by arq's own worker CLI.
+
+Slots map to P worker processes (the largest divisor of `slots` that is at
+most the CPU count) of max_jobs = slots // P concurrent asyncio jobs each,
+so P * max_jobs == slots and no process runs more jobs than the others.
+
+Both profiles run arq's defaults (poll_delay 0.5 s, job_timeout 300 s,
+max_tries 5): arq is at-least-once by design ("pessimistic execution": a
+job stays in the queue until it succeeded or failed), so its docs leave
+nothing to switch on against lost jobs. Results are off by keep_result=0.
+
+Why arq looks slow with jobs of 1 ms or more: a worker reads the queue once
+per poll_delay and starts at most max_jobs jobs per read, so it does about
+slots / poll_delay jobs/s (16/s for 8 slots) whatever the job length. The
+option arq_poll_delay_s measures a shorter poll.
+
+The producer keeps one private event loop for its ArqRedis pool, so each
+enqueue is one enqueue_job call on the same connection pool, not a new loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import health_check_key_suffix
+from arq.version import VERSION
+from arq.worker import Worker
+
+from adapters.arq_worker import FUNCTION_NAME, worker_environment
+from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.redis_keys import glob_escape
+from adapters.workers import WorkerGroup, console_script, worker_env
+
+T = TypeVar("T")
+REDIS_TIMEOUT_S = 30.0
+ARQ_DEFAULTS: dict[str, Any] = {
+    name: param.default for name, param in inspect.signature(Worker).parameters.items()
+}
+
+
+def largest_divisor_at_most(n: int, limit: int) -> int:
+    """Largest d with n % d == 0 and d <= limit (1 at least)."""
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
+class ArqAdapter(Adapter):
+    # arq has no bulk enqueue API: enqueue_batch stays the base class's loop of
+    # enqueue_job calls. Gathering them concurrently would be pipelining, not a
+    # bulk API, and the driver uses one call per job when bulk_api is False anyway.
+    bulk_api = False
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        if not config.broker_url:
+            raise ValueError("arq needs a Redis broker URL")
+        self.processes = largest_divisor_at_most(config.slots, config.cpu_count)
+        self.max_jobs = config.slots // self.processes
+        override = config.options.get("arq_poll_delay_s")
+        self.poll_delay_s: float | None = None if override is None else float(override)
+        self.keep_result_s: float | None = None if config.results else 0.0
+        self._loop = asyncio.new_event_loop()
+        self._redis: ArqRedis = self._run(create_pool(
+            RedisSettings.from_dsn(config.broker_url), default_queue_name=config.queue))
+        env = worker_environment(config.broker_url, config.queue, self.max_jobs,
+                                 self.poll_delay_s, self.keep_result_s)
+        self.workers = WorkerGroup("arq", config.log_dir, worker_env(config.records_dir, env))
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        """Run a set-up or clean-up coroutine on the adapter's loop, bounded in time."""
+        return self._loop.run_until_complete(asyncio.wait_for(coro, REDIS_TIMEOUT_S))
+
+    def _job_key(self, job_id: int) -> str:
+        # Named after the queue so purge() finds every key of this cell, results included.
+        return f"{self.config.queue}:{job_id}"
+
+    def settings(self) -> dict[str, Any]:
+        keep = ARQ_DEFAULTS["keep_result"] if self.keep_result_s is None else self.keep_result_s
+        poll = ARQ_DEFAULTS["poll_delay"] if self.poll_delay_s is None else self.poll_delay_s
+        return {
+            "library": f"arq {VERSION}",
+            "worker": "arq CLI: arq adapters.arq_worker.WorkerSettings",
+            "worker_processes": self.processes,
+            "max_jobs_per_process": self.max_jobs,
+            "poll_delay_s": poll,
+            "poll_delay_from": ("options.arq_poll_delay_s" if self.poll_delay_s is not None
+                                else "arq default"),
+            "queue_read_limit": max(self.max_jobs * 5, 100),
+            "job_timeout_s": ARQ_DEFAULTS["job_timeout"],
+            "max_tries": ARQ_DEFAULTS["max_tries"],
+            "retry_jobs": ARQ_DEFAULTS["retry_jobs"],
+            "retried": "jobs cancelled by a worker shutdown or raising arq.Retry; "
+                       "a plain exception is not retried",
+            "keep_result_s": keep,
+            "stored_in_redis": ("job, in-progress and try-count keys while a job is queued or "
+                                "running; nothing per job after it ends" if keep == 0 else
+                                f"the above plus a result key per job for {keep:g} s"),
+            "enqueue": "ArqRedis.enqueue_job, one call per job (arq has no bulk API)",
+            "job_id": "'<queue>:<n>' set by the adapter (arq default: uuid4 hex)",
+            "serializer": "pickle (arq default)",
+            "worker_log": "INFO, a line per job start and end (arq CLI default)",
+            "delivery": "at least once (pessimistic execution); a SIGKILLed worker's jobs "
+                        "run again once their in-progress key expires (job_timeout + 10 s)",
+            "profile_changes": "none: arq's defaults already are its at-least-once mode",
+        }
+
+    def purge(self) -> None:
+        self._run(self._purge())
+
+    async def _purge(self) -> None:
+        queue = self.config.queue
+        keys = [queue, queue + health_check_key_suffix]
+        pattern = f"arq:*:{glob_escape(queue)}:*"
+        keys += [key async for key in self._redis.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 1000):
+            await self._redis.delete(*keys[start:start + 1000])
+
+    def start_workers(self) -> None:
+        cmd = [console_script("arq"), "adapters.arq_worker.WorkerSettings"]
+        self.workers.start(cmd, self.processes, ready=r"Starting worker for \d+ functions")
+
+    def enqueue(self, job: JobCall) -> None:
+        # No wait_for here: it would add a task per job to the measured enqueue cost.
+        queued = self._loop.run_until_complete(self._redis.enqueue_job(
+            FUNCTION_NAME, job.job_id, job.sent_ns, job.spec, job.payload,
+            _job_id=self._job_key(job.job_id)))
+        if queued is None:
+            raise RuntimeError(f"arq did not enqueue job {job.job_id}: its id already exists")
+
+    def stop_workers(self) -> None:
+        self.workers.stop()
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        # An arq worker runs its jobs as tasks in its own process: kill that process.
+        return self.workers.kill_one(prefer_child=False)
+
+    def close(self) -> None:
+        try:
+            self._run(self._redis.aclose())
+        finally:
+            self._loop.close()

@@ -1,0 +1,65 @@
+"""arq worker settings for the arq backend, read from the environment.
+
+Started the way arq users start workers: `arq adapters.arq_worker.WorkerSettings`.
+The adapter (adapters/arq_backend.py) passes the cell's settings in QB_ARQ_*
+variables; a setting that is absent keeps arq's own default, so the
+`default` profile really is what a new user gets.
+
+WorkerSettings is built on first access (PEP 562 module __getattr__) so the
+adapter can import `worker_environment` in the driver, where these
+variables are not set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from arq.connections import RedisSettings
+
+from adapters.job import bench_job_async
+
+FUNCTION_NAME = "bench_job"
+
+_URL, _QUEUE = "QB_BROKER_URL", "QB_QUEUE"
+_MAX_JOBS = "QB_ARQ_MAX_JOBS"
+_POLL_DELAY = "QB_ARQ_POLL_DELAY_S"
+_KEEP_RESULT = "QB_ARQ_KEEP_RESULT_S"
+
+
+async def bench_job(ctx: dict[str, Any], job_id: int, sent_ns: int, spec: dict,
+                    payload: str = "") -> int:
+    """arq passes its context first; the benchmark job does not need it."""
+    return await bench_job_async(job_id, sent_ns, spec, payload)
+
+
+def worker_environment(url: str, queue: str, max_jobs: int, poll_delay_s: float | None,
+                       keep_result_s: float | None) -> dict[str, str]:
+    """QB_ARQ_* variables for a worker; None leaves arq's default in place."""
+    env = {_URL: url, _QUEUE: queue, _MAX_JOBS: str(max_jobs)}
+    if poll_delay_s is not None:
+        env[_POLL_DELAY] = str(poll_delay_s)
+    if keep_result_s is not None:
+        env[_KEEP_RESULT] = str(keep_result_s)
+    return env
+
+
+def _build_settings() -> type:
+    env = os.environ
+    attrs: dict[str, Any] = {
+        "functions": [bench_job],
+        "redis_settings": RedisSettings.from_dsn(env[_URL]),
+        "queue_name": env[_QUEUE],
+        "max_jobs": int(env[_MAX_JOBS]),
+    }
+    if _POLL_DELAY in env:
+        attrs["poll_delay"] = float(env[_POLL_DELAY])
+    if _KEEP_RESULT in env:
+        attrs["keep_result"] = float(env[_KEEP_RESULT])
+    return type("WorkerSettings", (), attrs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "WorkerSettings":
+        return _build_settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

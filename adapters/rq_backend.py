@@ -1,0 +1,159 @@
+"""RQ (Redis Queue): sync jobs run by `rq worker` processes.
+
+Slots map to `slots` worker processes, each running one job at a time.
+The default Worker forks a work horse per job (what users get); the
+option rq_worker_class=SimpleWorker runs jobs in the worker process itself,
+so the fork-per-job cost can be measured apart.
+
+Profiles: `default` enqueues with RQ's defaults (no retry: a failed or
+abandoned job ends in the FailedJobRegistry). `reliable` adds Retry(max=3),
+which RQ's docs give as the way to retry failed jobs; in RQ 2.x that also
+re-queues a job whose work horse was killed (the worker's failure path) and
+one abandoned by a killed worker (StartedJobRegistry cleanup), instead of
+leaving it failed (a job that raises is retried too). Results are off by
+result_ttl=0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.defaults import (
+    DEFAULT_FAILURE_TTL,
+    DEFAULT_MAINTENANCE_TASK_INTERVAL,
+    DEFAULT_RESULT_TTL,
+)
+from rq.version import VERSION
+
+from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.job import bench_job
+from adapters.redis_keys import glob_escape
+from adapters.workers import WorkerGroup, console_script, worker_env
+
+WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
+RELIABLE_RETRIES = 3
+
+
+class RqAdapter(Adapter):
+    bulk_api = True  # Queue.enqueue_many: every job of a batch in one Redis pipeline
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        if not config.broker_url:
+            raise ValueError("rq needs a Redis broker URL")
+        self.worker_class = str(config.options.get("rq_worker_class", "Worker"))
+        if self.worker_class not in WORKER_CLASSES:
+            raise ValueError(f"rq_worker_class {self.worker_class!r}; valid: "
+                             f"{', '.join(WORKER_CLASSES)}")
+        self.client = redis.Redis.from_url(config.broker_url, socket_timeout=30)
+        self.queue = Queue(config.queue, connection=self.client)
+        # RQ job ids allow [A-Za-z0-9_-] only; ids start with the queue so purge finds them.
+        self._id_prefix = re.sub(r"[^A-Za-z0-9_]", "_", config.queue) + "-"
+        self._options: dict[str, Any] = {}
+        if not config.results:
+            self._options["result_ttl"] = 0
+        if config.profile == "reliable":
+            self._options["retry"] = Retry(max=RELIABLE_RETRIES)
+        # The URL goes in rq's own RQ_REDIS_URL variable: a password stays out of `ps`.
+        env = worker_env(config.records_dir, {"RQ_REDIS_URL": config.broker_url})
+        self.workers = WorkerGroup("rq", config.log_dir, env)
+
+    def settings(self) -> dict[str, Any]:
+        reliable = self.config.profile == "reliable"
+        fork = self.worker_class == "Worker"
+        result_ttl = self._options.get("result_ttl", DEFAULT_RESULT_TTL)
+        return {
+            "library": f"rq {VERSION}",
+            "worker": f"rq worker CLI, --worker-class {WORKER_CLASSES[self.worker_class]}",
+            "worker_class": self.worker_class,
+            "fork_per_job": fork,
+            "job_module_imported": ("in every work horse, after the fork (rq worker CLI; "
+                                    "see RQ docs, Performance Notes)" if fork else
+                                    "once per worker process"),
+            "worker_processes": self.config.slots,
+            "jobs_per_process": 1,
+            "job_timeout_s": Queue.DEFAULT_TIMEOUT,
+            "retry": (f"Retry(max={RELIABLE_RETRIES}, interval=0): a job that raised, lost its "
+                      "work horse or was abandoned is re-queued at once, up to "
+                      f"{RELIABLE_RETRIES} times" if reliable else "none (RQ default)"),
+            "killed_job": self._killed_job(reliable, fork),
+            "result_ttl_s": result_ttl,
+            "failure_ttl_s": DEFAULT_FAILURE_TTL,
+            "stored_in_redis": (
+                "a job hash per job (always), deleted when the job succeeds; a failed job "
+                f"keeps its hash and a result entry for {DEFAULT_FAILURE_TTL} s"
+                if result_ttl == 0 else
+                f"a job hash and a result entry per job for {result_ttl} s after success"),
+            "enqueue": "Queue.enqueue per job; Queue.enqueue_many (one pipeline) per batch",
+            "job_id": "'<queue>-<n>' set by the adapter (RQ default: uuid4)",
+            "serializer": "pickle (RQ default)",
+            "worker_log": "INFO, lines per job (RQ default)",
+            "delivery": (f"at least once while retries are left: a killed job is re-run (up to "
+                         f"{RELIABLE_RETRIES} times), so a job may run more than once"
+                         if reliable else
+                         "at most once: a failed or killed job is not re-run"),
+        }
+
+    @staticmethod
+    def _killed_job(reliable: bool, fork: bool) -> str:
+        """What RQ does with the job of a SIGKILLed process (read from RQ 2.12, tested)."""
+        outcome = ("re-queued while retries are left" if reliable
+                   else "FailedJobRegistry, not re-run")
+        if fork:
+            return (f"work horse killed: its worker notices at once -> {outcome} "
+                    "(Work-horse terminated unexpectedly)")
+        expiry = Queue.DEFAULT_TIMEOUT + 60
+        return (f"worker killed: the job stays in StartedJobRegistry until its entry expires "
+                f"(job_timeout + 60 = {expiry} s) and a live worker's maintenance runs (every "
+                f"{DEFAULT_MAINTENANCE_TASK_INTERVAL} s) -> {outcome} (AbandonedJobError)")
+
+    def purge(self) -> None:
+        # RQ has no call that removes every key of one queue (Queue.delete drops only
+        # queued jobs), but every key of this cell is named after its queue.
+        name = self.config.queue
+        keys = set(self.client.scan_iter(match=f"rq:*:{glob_escape(name)}", count=1000))
+        keys.update(self.client.scan_iter(match=f"rq:*:{glob_escape(name)}:*", count=1000))
+        keys.update(self.client.scan_iter(
+            match=f"rq:*:{glob_escape(self._id_prefix)}*", count=1000))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.srem(Queue.redis_queues_keys, self.queue.key)
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 1000):
+            pipe.delete(*ordered[start:start + 1000])
+        pipe.execute()
+
+    def start_workers(self) -> None:
+        cmd = [console_script("rq"), "worker", "--worker-class",
+               WORKER_CLASSES[self.worker_class], self.config.queue]
+        self.workers.start(cmd, self.config.slots, ready=r"\*\*\* Listening on")
+
+    def _args(self, job: JobCall) -> tuple[int, int, dict[str, Any], str]:
+        return job.job_id, job.sent_ns, job.spec, job.payload
+
+    def enqueue(self, job: JobCall) -> None:
+        self.queue.enqueue(bench_job, *self._args(job), job_id=self._id_prefix + str(job.job_id),
+                           **self._options)
+
+    def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
+        self.queue.enqueue_many([
+            Queue.prepare_data(bench_job, args=self._args(job),
+                               job_id=self._id_prefix + str(job.job_id), **self._options)
+            for job in jobs
+        ])
+
+    def stop_workers(self) -> None:
+        self.workers.stop()
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        # The default Worker runs a job in a forked work horse: kill that if one is busy.
+        return self.workers.kill_one(prefer_child=True)
+
+    def close(self) -> None:
+        self.client.close()
