@@ -108,6 +108,9 @@ def build_parser() -> OneLineParser:
     run.add_argument("--redis-url", help="use this Redis instead of starting one")
     run.add_argument("--amqp-url", help="use this RabbitMQ instead of starting one")
 
+    report = sub.add_parser("report", help="render report.html and charts/ from a run dir")
+    report.add_argument("run_dir", type=Path, help="a results/<run-id> directory")
+
     selftest = sub.add_parser("selftest", help="is the harness ever the bottleneck?")
     selftest.add_argument("--backend", type=name_list(backend_names, "backend"),
                           default=["asyncio", "redis-raw", "amqp-raw"])
@@ -147,6 +150,16 @@ def check_payload_limits(sizes: Sequence[int], backends: Sequence[str]) -> None:
                 f"(about {(limit - ENVELOPE_ROOM):,} bytes per message)")
 
 
+def render_report(run_dir: Path) -> None:
+    """Render the report of a run; a report that cannot render never loses the results."""
+    from reports import render
+
+    try:
+        print(f"report: {render(run_dir)}")
+    except (ResultsError, OSError, ValueError) as exc:
+        print(f"report not rendered ({exc}); the results are in {run_dir}", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, Runner, default_run_dir
 
@@ -162,6 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(scenarios=args.scenario, backends=args.backend, rounds=rounds, out=out,
                        options=options, urls={"redis": args.redis_url, "amqp": args.amqp_url})
     outcome = Runner(config).run()
+    render_report(out)
     cells = outcome["cells"]
     counts = {s: sum(c["status"] == s for c in cells) for s in ("ok", "failed", "skipped")}
     print(f"{out}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")
@@ -172,6 +186,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted ({outcome['interrupted']}); finished cells are in {out}/summary.json",
               file=sys.stderr)
         return 130
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports import render
+
+    print(render(args.run_dir))
     return 0
 
 
@@ -256,8 +277,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "selftest": cmd_selftest, "list": cmd_list, "doctor": cmd_doctor,
-            "setup": cmd_setup, "compare": compare.run_compare, "baseline": compare.run_baseline}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "selftest": cmd_selftest, "list": cmd_list,
+            "doctor": cmd_doctor, "setup": cmd_setup, "compare": compare.run_compare,
+            "baseline": compare.run_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

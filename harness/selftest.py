@@ -70,7 +70,7 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None]) -> dict[str
     """Run the self-test; returns the report (also written to out/selftest.json)."""
     options = RunOptions(quick=True)
     config = RunConfig(scenarios=[], backends=backends, rounds=1, out=out, options=options,
-                       urls=urls, report=False)
+                       urls=urls)
     runner = Runner(config)
     probe = ProducerProbe()
     runner.scenarios[probe.name] = probe

@@ -1,0 +1,7 @@
+"""python -m reports RUN_DIR"""
+
+import sys
+
+from reports import main
+
+sys.exit(main())

@@ -1,0 +1,183 @@
+"""Assemble the page: what the run is, what is missing, tables, charts, claims, environment.
+
+The HTML is rendered from reports/templates/report.html with autoescaping;
+charts are embedded as data: URIs, so the file opens from disk with no
+network and no JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from adapters import BACKENDS
+from reports.charts import Chart
+from reports.claims import ClaimResult
+from reports.data import SCENARIOS, RunData
+from reports.style import backend_rank, colour
+from reports.verdict import TIE_RULE, Table
+
+# Packages worth a line of their own; the full list of each environment is folded away.
+KEY_PACKAGES = ("celery", "kombu", "billiard", "redis", "hiredis", "dramatiq", "pika", "arq",
+                "rq", "amqp", "python", "queuebench")
+SCENARIO_TITLES = {"throughput": "Throughput", "latency": "Latency", "payload": "Payload size",
+                   "memory": "Memory per queued job", "crash-recovery": "Crash recovery"}
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def brief(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("slots", "jobs")
+                     and v is not None and not (isinstance(v, float) and pd.isna(v)))
+
+
+def params_of(row: pd.Series) -> dict[str, Any]:
+    return {k.removeprefix("params."): v for k, v in row.items()
+            if isinstance(k, str) and k.startswith("params.")}
+
+
+def completeness(data: RunData) -> list[str]:
+    """Sentences on what this run lacks; empty for a complete run."""
+    run, cells = data.run, data.cells
+    planned, done = run.get("planned_cells"), len(cells)
+    complete = run.get("complete") is True
+    if complete and (not isinstance(planned, int) or done >= planned):
+        return []
+    lines = []
+    if run.get("interrupted"):
+        lines.append(f"This run was interrupted ({run['interrupted']}); the cells that "
+                     f"finished are shown.")
+    elif not complete:
+        lines.append("This run has not finished (complete = false): it is still going, or it "
+                     "was killed before it could say so. The cells that finished are shown.")
+    if isinstance(planned, int) and planned > done:
+        lines.append(f"{planned - done} of {planned} planned cells never ran.")
+    config = run.get("config") or {}
+    scenarios = [s for s in config.get("scenarios") or [] if isinstance(s, str)]
+    backends = [b for b in config.get("backends") or [] if isinstance(b, str)]
+    seen = set(zip(cells.get("scenario", []), cells.get("backend", []), strict=True))
+    empty_scenarios = [s for s in scenarios if not any(s == a for a, _ in seen)]
+    empty_backends = [b for b in backends if not any(b == x for _, x in seen)]
+    if empty_scenarios:
+        lines.append("No data at all for scenario(s): " + ", ".join(empty_scenarios) + ".")
+    if empty_backends:
+        lines.append("No data at all for backend(s): " + ", ".join(empty_backends) + ".")
+    pairs = [f"{s} \u00d7 {b}" for s in scenarios for b in backends
+             if (s, b) not in seen and s not in empty_scenarios and b not in empty_backends]
+    if pairs:
+        lines.append("No data for: " + ", ".join(pairs) + ".")
+    return lines
+
+
+def counts(data: RunData) -> dict[str, int]:
+    statuses = list(data.cells["status"]) if not data.cells.empty else []
+    return {s: statuses.count(s) for s in ("ok", "failed", "skipped")}
+
+
+def settings_table(data: RunData) -> list[dict[str, Any]]:
+    """Per backend and profile: every setting with all the values its cells reported."""
+    merged: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(dict)
+    for _, cell in data.cells.iterrows():
+        mine = merged[(cell["backend"], cell["profile"])]
+        for key, val in (cell.get("settings") or {}).items():
+            values = mine.setdefault(key, [])
+            if str(val) not in values:
+                values.append(str(val))
+    rows = []
+    for (backend, profile) in sorted(merged, key=lambda k: (backend_rank(k[0]), k[1])):
+        settings = merged[(backend, profile)]
+        rows.append({"backend": backend, "profile": profile, "colour": colour(backend),
+                     "settings": [(k, " | ".join(v)) for k, v in sorted(settings.items())]})
+    return rows
+
+
+def libraries(data: RunData) -> list[dict[str, Any]]:
+    versions = data.run.get("library_versions") or {}
+    config_backends = (data.run.get("config") or {}).get("backends") or []
+    out = []
+    for family, packages in sorted(versions.items()):
+        if not isinstance(packages, dict):
+            continue
+        users = [b for b in config_backends if b in BACKENDS and BACKENDS[b].family == family]
+        key = [(n, packages[n]) for n in KEY_PACKAGES if n in packages]
+        out.append({"family": family, "backends": users, "key": key,
+                    "all": sorted(packages.items())})
+    return out
+
+
+def plain(value: Any) -> str:
+    """A config value for people: lists joined, empty things as 'none'."""
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def brokers(run: dict[str, Any]) -> list[tuple[str, str, str]]:
+    versions = run.get("broker_versions") or {}
+    urls = run.get("brokers") or {}
+    return [(k, str(versions.get(k, "?")), str(urls.get(k, "")))
+            for k in dict.fromkeys([*versions, *urls])]
+
+
+def problems(data: RunData) -> dict[str, list[dict[str, Any]]]:
+    """Skipped cells folded per backend and reason; failed cells one by one."""
+    skipped: dict[tuple[str, str], list[str]] = defaultdict(list)
+    failed = []
+    for _, cell in data.cells.iterrows():
+        if cell["status"] == "skipped":
+            scenarios = skipped[(cell["backend"], cell["reason"] or "no reason given")]
+            if cell["scenario"] not in scenarios:
+                scenarios.append(cell["scenario"])
+        elif cell["status"] == "failed":
+            failed.append({"scenario": cell["scenario"], "backend": cell["backend"],
+                           "profile": cell["profile"], "round": cell["round"],
+                           "params": brief(params_of(cell)), "reason": cell["reason"],
+                           "cell_dir": cell["cell_dir"]})
+    return {"skipped": [{"backend": b, "reason": r, "scenarios": s}
+                        for (b, r), s in skipped.items()], "failed": failed}
+
+
+def cell_list(data: RunData) -> list[dict[str, Any]]:
+    return [{"scenario": c["scenario"], "backend": c["backend"], "profile": c["profile"],
+             "round": c["round"], "params": brief(params_of(c)), "status": c["status"],
+             "reason": c["reason"]} for _, c in data.cells.iterrows()]
+
+
+def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: list[Chart],
+            claims: list[ClaimResult]) -> dict[str, Any]:
+    by_scenario: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for chart in charts:
+        by_scenario[chart.scenario].append({
+            "title": chart.title, "slug": chart.slug, "src": data_uri(chart.png),
+            "caption": chart.caption, "notes": chart.notes})
+    known = [s for s in SCENARIOS]
+    extra = [s for s in dict.fromkeys(data.cells.get("scenario", [])) if s not in known]
+    return {
+        "run": data.run, "run_dir": str(data.run_dir), "counts": counts(data),
+        "missing": completeness(data), "scenarios": known, "extra_scenarios": extra,
+        "titles": SCENARIO_TITLES, "tables": tables, "tie_rule": TIE_RULE, "cost": cost,
+        "has_data": {s: data.has_data(s) for s in known},
+        "has_rows": {s: not data.scenario(s).empty for s in known},
+        "charts": by_scenario, "claims": claims, "settings": settings_table(data),
+        "libraries": libraries(data), "brokers": brokers(data.run), "problems": problems(data),
+        "config": [(k, plain(v)) for k, v in (data.run.get("config") or {}).items()],
+        "cells": cell_list(data),
+        "colours": {b: colour(b) for b in sorted(set(data.cells.get("backend", [])),
+                                                 key=backend_rank)},
+        "descriptions": {b: i.description for b, i in BACKENDS.items()},
+    }
+
+
+def render_page(ctx: dict[str, Any]) -> str:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html").render(**ctx)

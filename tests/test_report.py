@@ -1,0 +1,543 @@
+"""The comparison report, rendered from summary.json fixtures that follow docs/results-schema.md.
+
+The fixture holds every scenario with plausible numbers, failed and
+skipped cells, and can be cut short like an interrupted run. The slow test
+opens the page in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.results import ResultsError, aggregate
+from harness.stats import encode, histogram_of, percentiles_ms
+from reports import main, render
+from reports.claims import ClaimFormatError, evaluate_all, load_claims
+from reports.data import load
+
+SLOTS = 8
+ROUNDS = 2
+BACKENDS = ["asyncio", "redis-raw", "amqp-raw", "celery-redis", "dramatiq-redis", "arq", "rq"]
+SKIPPED = {"amqp-raw": "rabbitmq-server not found: apt-get install rabbitmq-server"}
+RNG = np.random.default_rng(7)
+
+# jobs/s at 0, 1, 10, 100 ms (ideal: 8000, 800, 80 with 8 slots)
+THROUGHPUT = {"asyncio": (61000, 7400, 785, 79.6), "redis-raw": (9100, 5400, 760, 79.4),
+              "celery-redis": (1800, 1500, 700, 78.8), "dramatiq-redis": (2600, 2000, 720, 79.0),
+              "arq": (1200, 1000, 520, 76.0), "rq": (190, 180, 160, 62.0)}
+# idle median queue latency in ms; the max rate is about throughput at 0 ms
+LATENCY_MS = {"asyncio": 0.04, "redis-raw": 0.35, "celery-redis": 2.6, "dramatiq-redis": 1.9,
+              "arq": 260.0, "rq": 110.0}
+PAYLOAD_BYTES = (64, 1024, 16384, 262144, 1048576)
+MEMORY_OVERHEAD = {"asyncio": 610, "redis-raw": 95, "celery-redis": 1480,
+                   "dramatiq-redis": 720, "arq": 340, "rq": 1900}
+# worker-kill lost/duplicated per (backend, mode); broker-kill lost per persistence
+WORKER_KILL = {("redis-raw", "default"): (8, 0), ("redis-raw", "reliable"): (0, 0),
+               ("celery-redis", "default"): (4, 0), ("celery-redis", "reliable"): (0, 1),
+               ("dramatiq-redis", "default"): (0, 2), ("dramatiq-redis", "reliable"): (0, 2),
+               ("arq", "default"): (0, 3), ("arq", "reliable"): (0, 3),
+               ("rq", "default"): (1, 0), ("rq", "reliable"): (1, 0)}
+BROKER_KILL = {"redis-raw": (1000, 0, 0), "celery-redis": (1000, 12, 0),
+               "dramatiq-redis": (1000, 0, 0), "arq": (1000, 0, 0), "rq": (1000, 0, None)}
+
+
+def jitter(value: float, pct: float = 3.0) -> float:
+    return float(value * (1 + RNG.uniform(-pct, pct) / 100))
+
+
+def cell(scenario: str, backend: str, params: dict[str, Any], rnd: int,
+         metrics: dict[str, Any] | None = None, status: str = "ok", reason: str | None = None,
+         profile: str = "default") -> dict[str, Any]:
+    settings = {} if status == "skipped" else {
+        "processes": 1, "concurrency": SLOTS, "acks": "late" if profile == "reliable" else "early",
+        "results": False, "slots": SLOTS, "profile": profile, "bulk_enqueue": False}
+    return {"scenario": scenario, "backend": backend, "profile": profile, "params": params,
+            "round": rnd, "status": status, "reason": reason, "settings": settings,
+            "metrics": metrics if status == "ok" else {},
+            "cell_dir": f"cells/{scenario}-{backend}-{rnd}"}
+
+
+def throughput_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    out = []
+    for duration, rate in zip((0, 1, 10, 100), THROUGHPUT[backend], strict=True):
+        params = {"duration_ms": duration, "slots": SLOTS, "jobs": 3000 if duration == 0 else
+                  min(3000, SLOTS * 3000 // duration)}
+        if backend == "rq" and duration == 0:
+            out.append(cell("throughput", backend, params, rnd, status="failed",
+                            reason="timed out after 98s; last driver output: 2,100 jobs done"))
+            continue
+        if backend == "celery-redis" and duration == 0 and rnd == 2:
+            out.append(cell("throughput", backend, params, rnd, status="failed",
+                            reason="worker exited with code 1"))
+            continue
+        ideal = SLOTS * 1000 / duration if duration else None
+        got = jitter(rate)
+        out.append(cell("throughput", backend, params, rnd, {
+            "jobs_per_s": got, "enqueue_per_s": jitter(rate * 3), "ideal_jobs_per_s": ideal,
+            "efficiency": got / ideal if ideal else None, "window_s": 2.7,
+            "completed": params["jobs"], "errors": 0, "duplicated": 0, "timed_out": False}))
+    return out
+
+
+def latency_metrics(base_ms: float, load: float, samples: int = 1500) -> dict[str, Any]:
+    queue_ms = RNG.lognormal(np.log(base_ms * (1 + load)), 0.6, samples)
+    e2e_ms = queue_ms + base_ms * 0.2
+    queue, e2e = histogram_of(queue_ms * 1e6), histogram_of(e2e_ms * 1e6)
+    lag = percentiles_ms(histogram_of(RNG.exponential(20_000, samples)))
+    return {"latency_ms": percentiles_ms(queue), "e2e_ms": percentiles_ms(e2e),
+            "schedule_lag_ms": {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]},
+            "hdr": {"latency": encode(queue), "e2e": encode(e2e)}, "samples": samples}
+
+
+def latency_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    top = jitter(THROUGHPUT[backend][0])
+    base = LATENCY_MS[backend]
+    out = [cell("latency", backend, {"rate": None, "rate_label": "max"}, rnd,
+                {"jobs_per_s": top, "window_s": 2.0, "completed": 3000, "errors": 0,
+                 "duplicated": 0}),
+           cell("latency", backend, {"rate": None, "rate_label": "idle"}, rnd,
+                {**latency_metrics(base, 0.0, 30), "saturated": False, "completed": 30})]
+    for rate, label in ((50.0, "50/s"), (200.0, "200/s"), (1000.0, "1000/s"),
+                        (round(top * 0.5, 1), "50%max"), (round(top * 0.8, 1), "80%max")):
+        params = {"rate": rate, "rate_label": label, "duration_s": 2.0}
+        load = rate / top
+        if load > 1.0:
+            out.append(cell("latency", backend, params, rnd, {
+                "achieved_per_s": top, "saturated": True, "backlog": int((rate - top) * 2),
+                "latency_ms": None, "e2e_ms": None, "completed": int(top * 2),
+                "schedule_lag_ms": {"p50": 0.02, "p99": 0.3, "max": 1.0}}))
+            continue
+        out.append(cell("latency", backend, params, rnd, {
+            **latency_metrics(base, 3 * load ** 2), "achieved_per_s": rate,
+            "saturated": False, "backlog": 0, "completed": int(rate * 2)}))
+    return out
+
+
+def payload_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    out = []
+    for size in PAYLOAD_BYTES:
+        params = {"payload_bytes": size, "slots": SLOTS, "jobs": max(50, min(1500,
+                                                                           2 ** 25 // size))}
+        if backend == "arq" and size == 1048576:
+            out.append(cell("payload", backend, params, rnd, status="failed",
+                            reason="only 12 jobs ended (at least 20 needed)"))
+            continue
+        wire = 1 + size / 40_000  # bigger jobs cost more broker and pickling time
+        rate = THROUGHPUT[backend][0] / wire if backend != "asyncio" else 50_000 / (1 + size / 1e6)
+        base = LATENCY_MS[backend] * (1 + size / 200_000)
+        out.append(cell("payload", backend, params, rnd, {
+            "jobs_per_s": jitter(rate), "enqueue_per_s": jitter(rate * 2.5),
+            "latency_ms": {"p50": jitter(base), "p99": jitter(base * 2.4)},
+            "latency_samples": 10, "completed": params["jobs"], "errors": 0,
+            "duplicated": 0}))
+    return out
+
+
+def memory_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    out = []
+    for size in (64, 1024, 16384):
+        params = {"payload_bytes": size, "jobs": min(5000, 2 ** 26 // size)}
+        if backend == "arq" and size == 16384:
+            out.append(cell("memory", backend, params, rnd, status="failed",
+                            reason="used_memory fell while filling (eviction?)"))
+            continue
+        per_job = size * (1.0 if backend != "celery-redis" else 1.34) + jitter(
+            MEMORY_OVERHEAD[backend], 2)
+        out.append(cell("memory", backend, params, rnd, {
+            "bytes_per_job": per_job, "overhead_bytes_per_job": per_job - size,
+            "broker_bytes": per_job * params["jobs"],
+            "measured": "driver RSS" if backend == "asyncio" else "redis used_memory"}))
+    return out
+
+
+def crash_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    if backend == "asyncio":
+        return [cell("crash-recovery", backend, {"fault": "worker-kill", "mode": m,
+                                                 "persistence": None, "jobs": 200}, rnd,
+                     status="skipped", reason="in-process baseline: no worker process to kill",
+                     profile=m) for m in ("default", "reliable")]
+    out = []
+    for mode in ("default", "reliable"):
+        lost, dup = WORKER_KILL[(backend, mode)]
+        out.append(cell("crash-recovery", backend, {"fault": "worker-kill", "mode": mode,
+                                                    "persistence": None, "jobs": 200}, rnd, {
+            "completed": 200 - lost, "lost": lost, "duplicated": dup,
+            "recovery_s": {"first": 0.4, "last": 1.9},
+            "explanation": "unacked jobs returned" if lost == 0 else "jobs acked before run"},
+            profile=mode))
+    for setting, lost in zip(("off", "aof-everysec", "aof-always"), BROKER_KILL[backend],
+                             strict=True):
+        params = {"fault": "broker-kill", "mode": "default", "persistence": setting,
+                  "jobs": 1000}
+        if lost is None:
+            out.append(cell("crash-recovery", backend, params, rnd, status="failed",
+                            reason="redis-server did not come back within 30 s"))
+            continue
+        out.append(cell("crash-recovery", backend, params, rnd, {
+            "completed": 1000 - lost, "lost": lost, "duplicated": 0,
+            "recovery_s": {"first": 1.2, "last": 3.5},
+            "explanation": f"appendonly={'no' if setting == 'off' else setting}"}))
+    return out
+
+
+BUILDERS = {"throughput": throughput_cells, "latency": latency_cells, "payload": payload_cells,
+            "memory": memory_cells, "crash-recovery": crash_cells}
+
+
+def run_info(cells: int, complete: bool = True) -> dict[str, Any]:
+    return {
+        "id": "fixture", "started": "2026-01-02T03:04:05Z", "finished": "2026-01-02T04:00:00Z",
+        "host": "bench-host", "cpu_count": 8, "platform": "Linux-6.1-x86_64-with-glibc2.36",
+        "python": "3.11.7", "git_revision": "0123456789abcdef0123456789abcdef01234567",
+        "config": {"scenarios": list(BUILDERS), "backends": BACKENDS, "rounds": ROUNDS,
+                   "quick": False, "slots": SLOTS, "profile": "default", "results": False,
+                   "profiles": ["default", "reliable"], "broker_urls": {}},
+        "library_versions": {"core": {"queuebench": "0.1.0", "pandas": "3.1.1"},
+                             "redis": {"redis": "8.1.0"},
+                             "celery": {"celery": "5.7.0", "kombu": "5.7.0", "redis": "8.1.0"},
+                             "dramatiq": {"dramatiq": "2.2.1", "redis": "8.1.0", "pika": "1.4.4"},
+                             "arq": {"arq": "0.28.0", "redis": "5.3.1"},
+                             "rq": {"rq": "2.12.0", "redis": "8.1.0"}},
+        "broker_versions": {"redis": "7.0.15"}, "brokers": {"redis": "redis://127.0.0.1:40123/0"},
+        "complete": complete, "interrupted": None if complete else "SIGINT",
+        "planned_cells": cells,
+    }
+
+
+def all_cells() -> list[dict[str, Any]]:
+    cells = []
+    for rnd in range(1, ROUNDS + 1):
+        for scenario, build in BUILDERS.items():
+            for backend in BACKENDS:
+                if backend in SKIPPED:  # planned like any backend, then skipped
+                    cells += [cell(scenario, backend, c["params"], rnd, status="skipped",
+                                   reason=SKIPPED[backend], profile=c["profile"])
+                              for c in build("redis-raw", rnd)]
+                    continue
+                cells += build(backend, rnd)
+    return cells
+
+
+def write_run(run_dir: Path, cells: list[dict[str, Any]], info: dict[str, Any]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"schema": 1, "run": info, "cells": cells, "aggregates": aggregate(cells)}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (run_dir / "run.json").write_text(json.dumps(info, indent=1))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cells = all_cells()
+    run_dir = write_run(tmp_path_factory.mktemp("full"), cells, run_info(len(cells)))
+    render(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cells = all_cells()
+    kept = [c for c in cells if c["round"] == 1 and c["scenario"] in ("throughput", "latency")
+            and c["backend"] != "rq"]
+    run_dir = write_run(tmp_path_factory.mktemp("cut"), kept,
+                        run_info(len(cells), complete=False))
+    render(run_dir)
+    return run_dir
+
+
+def text_of(page: str) -> str:
+    """Visible text, tags dropped, whitespace collapsed (for phrase checks)."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+# -- the page and its charts -------------------------------------------------------------
+def test_report_and_charts_exist(full_run: Path) -> None:
+    page = (full_run / "report.html").read_text()
+    charts = sorted(p.name for p in (full_run / "charts").glob("*.png"))
+    assert charts == sorted(["throughput_vs_duration.png", "latency_percentiles.png",
+                             "latency_vs_rate.png", "payload.png", "memory.png",
+                             "crash_worker_kill.png", "crash_broker_kill.png"])
+    for png in (full_run / "charts").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert page.count('<img src="data:image/png;base64,') == len(charts)
+
+
+def test_report_is_self_contained(full_run: Path) -> None:
+    page = (full_run / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", page), "external reference"
+    assert "<script" not in page.lower()
+    assert "@import" not in page and "url(" not in page
+
+
+def test_verdict_table(full_run: Path) -> None:
+    page = (full_run / "report.html").read_text()
+    for table in ("throughput", "latency", "payload", "memory", "crash-recovery-worker-kill",
+                  "crash-recovery-broker-kill"):
+        assert f'id="table-{table}"' in page, table
+    text = text_of(page)
+    assert "\u2605" in text, "no best marked"
+    assert "ranges across rounds overlap" in text, "tie rule not stated"
+    assert "p99 queue latency at 200/s" in text
+    assert "jobs/s at 1 KiB" in text and "jobs/s at 1 MiB" in text
+    assert "saturated" in text
+    assert "reliable profile" in text and "persistence aof-everysec" in text
+    assert "\u2717 8 lost" in text and "\u2713 0 lost" in text
+    assert 'id="table-library-cost"' in page and "celery-redis vs redis-raw" in text
+
+
+def test_failed_and_skipped_are_shown_never_zero(full_run: Path) -> None:
+    text = text_of((full_run / "report.html").read_text())
+    assert "skipped: rabbitmq-server not found" in text
+    assert "failed: timed out after 98s" in text  # rq, no-op throughput, in the verdict table
+    assert "failed: used_memory fell while filling" in text
+    assert "rq (0 ms) \u2014 failed: timed out after 98s" in text  # the note under the chart
+    assert "in-process baseline: no worker process to kill" in text
+    data = load(full_run)
+    rq_noop = data.scenario("throughput")
+    rq_noop = rq_noop[(rq_noop["backend"] == "rq") & (rq_noop["params.duration_ms"] == 0)]
+    assert rq_noop["status"].tolist() == ["failed"]
+    assert "jobs_per_s" not in rq_noop or rq_noop["jobs_per_s"].isna().all()
+
+
+def test_claims_section(full_run: Path) -> None:
+    text = text_of((full_run / "report.html").read_text())
+    for claim in load_claims():
+        assert claim["claim"] in text
+    results = {r.id: r for r in evaluate_all(load(full_run))}
+    requeue = {f.subject: f for f in results["requeue-on-worker-death"].findings}
+    assert requeue["redis-raw / default"].verdict == "does not hold"
+    assert requeue["redis-raw / reliable"].verdict == "holds"
+    assert requeue["redis-raw / default"].figure.startswith("8 of 200 jobs lost")
+    assert results["requeue-on-worker-death"].verdict.startswith("holds for ")
+    assert not any(s.startswith("asyncio") for s in requeue)  # no queue to re-queue to
+    memory = {f.subject: f for f in results["one-kb-per-task"].findings}
+    assert memory["celery-redis"].verdict == "holds"
+    assert "100,000 jobs take about 15" in memory["celery-redis"].figure
+    assert "asyncio" not in memory  # no broker: not what the claim is about
+    assert memory["redis-raw"].verdict == "does not hold"
+    redis = {f.subject: f for f in results["redis-persistence"].findings}
+    assert redis["dramatiq-redis"].verdict == "holds"
+    assert redis["celery-redis"].verdict == "does not hold" and "aof-everysec: 12 lost" in \
+        redis["celery-redis"].figure
+    assert redis["rq"].verdict == "holds"  # aof-always failed: judged on the settings measured
+    assert "aof-always failed: redis-server did not come back" in redis["rq"].figure
+    fast = results["ten-thousand-per-second"]
+    assert fast.verdict == "does not hold"
+    assert all("with 8 slots" in f.figure for f in fast.findings if f.verdict == "does not hold")
+    fifty = {f.subject: f for f in results["fifty-ms-too-fast"].findings}
+    assert fifty["arq"].verdict == "holds" and fifty["asyncio"].verdict == "does not hold"
+    assert "at offered load idle" in fifty["arq"].figure
+    ceiling = {f.subject: f for f in results["broker-is-the-bottleneck"].findings}
+    assert "asyncio" not in ceiling and "redis-raw" not in ceiling
+    assert ceiling["celery-redis"].verdict == "does not hold"  # from its one ok round
+    assert ceiling["rq"].verdict == "not measured in this run"  # its no-op cells failed
+    assert "timed out" in ceiling["rq"].figure
+    for result in results.values():
+        assert result.findings and all(f.figure for f in result.findings)
+    assert "does not hold" in text and "holds" in text
+
+
+def test_environment_section(full_run: Path) -> None:
+    text = text_of((full_run / "report.html").read_text())
+    for needle in ("bench-host", "Linux-6.1-x86_64", "3.11.7", "0123456789abcdef",
+                   "celery 5.7.0", "kombu 5.7.0", "redis 7.0.15", "acks=early", "acks=late",
+                   "skipped because", "failed because",
+                   "config.backends asyncio, redis-raw, amqp-raw"):
+        assert needle in text, needle
+
+
+def test_interrupted_run(interrupted_run: Path) -> None:
+    page = (interrupted_run / "report.html").read_text()
+    text = text_of(page)
+    assert 'id="incomplete"' in page and "interrupted (SIGINT)" in text
+    total = len(all_cells())
+    done = len(load(interrupted_run).cells)
+    assert f"{total - done} of {total} planned cells never ran" in text
+    assert "No data at all for scenario(s): payload, memory, crash-recovery" in text
+    assert "No data at all for backend(s): rq" in text
+    assert "rq not run (every column)" in text
+    assert "Payload size: not measured in this run" in text
+    assert "Crash recovery: not measured in this run" in text
+    charts = sorted(p.name for p in (interrupted_run / "charts").glob("*.png"))
+    assert charts == ["latency_percentiles.png", "latency_vs_rate.png",
+                      "throughput_vs_duration.png"]
+    assert "Each task message is about 1 KB" in text
+    assert "not measured in this run" in text
+
+
+def test_real_throughput_shape_without_other_scenarios(tmp_path: Path) -> None:
+    """Only throughput, one round, no library backend: no cost table, no claims measured."""
+    cells = [c for c in all_cells() if c["scenario"] == "throughput" and c["round"] == 1
+             and c["backend"] in ("asyncio", "redis-raw")]
+    run_dir = write_run(tmp_path / "run", cells, run_info(len(cells)))
+    page = render(run_dir).read_text()
+    text = text_of(page)
+    assert "Library cost on top of the broker" in text and "Not measured in this run" in text
+    assert "Latency: not measured in this run" in text
+    assert 'id="incomplete"' not in page
+
+
+def test_ties_within_noise(tmp_path: Path) -> None:
+    cells = []
+    for backend, rate in (("asyncio", 1000.0), ("redis-raw", 1030.0), ("rq", 700.0)):
+        cells.append(cell("throughput", backend, {"duration_ms": 1, "slots": SLOTS, "jobs": 10},
+                          1, {"jobs_per_s": rate}))
+    data_dir = write_run(tmp_path / "ties", cells, run_info(len(cells)))
+    from reports.verdict import throughput_table
+    table = throughput_table(load(data_dir))
+    marks = {name: entries[0].mark for name, entries in table.rows}
+    assert marks == {"redis-raw": "best-tie", "asyncio": "tie", "rq": ""}
+
+
+def test_custom_claim_format(full_run: Path) -> None:
+    claims = load_claims(json.dumps({"format": 1, "claims": [{
+        "id": "any-fast", "claim": "Some queue does 5,000 no-op jobs per second.",
+        "scenario": "throughput", "where": {"duration_ms": 0}, "per": [],
+        "metric": "jobs_per_s", "stat": "max", "test": {"op": ">=", "value": 5000},
+        "figure": "{backend}: {value:,.0f} jobs/s"}]}))
+    (result,) = evaluate_all(load(full_run), claims)
+    assert result.findings[0].subject == "all backends"
+    with pytest.raises(ClaimFormatError):
+        load_claims(json.dumps({"format": 1, "claims": [{"id": "x", "claim": "y",
+                                                         "scenario": "memory"}]}))
+    with pytest.raises(ClaimFormatError):
+        load_claims(json.dumps({"format": 1, "claims": [{
+            "id": "x", "claim": "y", "scenario": "memory", "evaluator": "nope"}]}))
+
+
+# -- bad input ---------------------------------------------------------------------------
+@pytest.mark.parametrize("content, message", [
+    (None, "not a results directory"),
+    ("{not json", "is not valid JSON"),
+    ('{"schema": 99, "cells": []}', "unsupported schema"),
+    ('{"schema": 1, "cells": [{"scenario": "x"}]}', "has no 'backend' string"),
+    ('{"schema": 1, "cells": [{"scenario": "x", "backend": "y", "status": "odd", '
+     '"params": {}}]}', "unknown status"),
+    ('{"schema": 1, "cells": [], "aggregates": [{"scenario": "x"}]}', "malformed aggregates"),
+    ('{"schema": 1, "cells": [], "aggregates": [{"scenario": "x", "backend": "y", '
+     '"params": {}, "metrics": {"jobs_per_s": {"median": "fast"}}}]}', "not a number"),
+])
+def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                               content: str | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / "summary.json").write_text(content)
+    with pytest.raises(ResultsError, match=message):
+        render(tmp_path)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_main_renders(full_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(full_run)]) == 0
+    assert capsys.readouterr().out.strip() == str(full_run / "report.html")
+    assert main([]) == 2
+
+
+# -- a real browser ----------------------------------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--no-first-run",
+                  "--disable-component-update", "--disable-sync"]
+# Test-only: after load, write each image's decoded width and every error event into the DOM.
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) {
+  window.__errors.push((e.target && e.target.tagName) ? 'resource ' + e.target.tagName
+                       : String(e.message));
+}, true);
+window.addEventListener('load', function () {
+  var out = document.createElement('pre');
+  out.id = 'qb-probe';
+  var widths = Array.prototype.map.call(document.images, function (i) {
+    return (i.complete ? 'ok' : 'pending') + ':' + i.naturalWidth; });
+  out.textContent = JSON.stringify({images: widths, errors: window.__errors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium(args: list[str], tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / f"profile-{name}"
+    profile.mkdir()
+    return subprocess.run([str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                           "--enable-logging=stderr", "--v=0", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def probed_copy(page: Path, tmp_path: Path, name: str) -> Path:
+    """The page with the probe script allowed by its CSP and inserted first in <head>."""
+    html = page.read_text().replace("default-src 'none';",
+                                    "default-src 'none'; script-src 'unsafe-inline';")
+    copy = tmp_path / name
+    copy.write_text(html.replace("</style>", "</style>\n" + PROBE, 1))
+    return copy
+
+
+def probe(page: Path, tmp_path: Path, name: str) -> tuple[str, dict[str, Any], str]:
+    done = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp_path,
+                    name)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="qb-probe">(.*?)</pre>', done.stdout, re.S)
+    assert found, "the probe did not run: " + done.stderr[-2000:]
+    return done.stdout, json.loads(found.group(1).replace("&quot;", '"')), done.stderr
+
+
+def console_errors(stderr: str) -> list[str]:
+    """Chromium's console lines (logged at INFO whatever their level): the page has no
+    script, so any console message (a CSP violation, an error) is a problem."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.slow
+def test_in_chromium(full_run: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (python -m harness setup --test-tools)")
+    shot = tmp_path / "shot.png"
+    done = chromium([f"--screenshot={shot}", "--window-size=1280,4000",
+                     (full_run / "report.html").as_uri()], tmp_path, "shot")
+    assert shot.exists(), done.stderr[-2000:]
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", head[16:24]) == (1280, 4000)
+    assert shot.stat().st_size > 100_000, "screenshot is nearly blank"
+    console = console_errors(done.stderr)
+    assert not console, console
+
+    dom, found, stderr = probe(probed_copy(full_run / "report.html", tmp_path, "page.html"),
+                               tmp_path, "dom")
+    for section in ("verdicts", "library-cost", "charts", "claims", "environment", "cells"):
+        assert f'<section id="{section}">' in dom, section
+    sources = re.findall(r'<img [^>]*src="([^"]{0,30})', dom)
+    assert len(sources) == 7 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(found["images"]) == 7
+    assert all(w.startswith("ok:") and int(w[3:]) > 300 for w in found["images"]), found
+    assert found["errors"] == [], found
+    assert not console_errors(stderr), console_errors(stderr)
+
+
+@pytest.mark.slow
+def test_chromium_checks_catch_broken_pages(full_run: Path, tmp_path: Path) -> None:
+    """The checks above must fail on an undecodable data: image and on a network reference."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (python -m harness setup --test-tools)")
+    page = (full_run / "report.html").read_text()
+    page = re.sub(r'src="data:image/png;base64,[^"]{40}',
+                  'src="data:image/png;base64,' + "A" * 40, page, count=1)
+    page = page.replace("</main>", '<img src="http://127.0.0.1:9/x.png" alt="x"></main>')
+    broken = tmp_path / "broken.html"
+    broken.write_text(page)
+    _dom, found, stderr = probe(probed_copy(broken, tmp_path, "copy.html"), tmp_path, "bad")
+    assert found["images"][0] == "ok:0", found  # loaded but nothing decoded
+    assert found["errors"], found
+    assert any("Content Security Policy" in line for line in console_errors(stderr)), stderr
