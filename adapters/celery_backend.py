@@ -1,0 +1,191 @@
+"""celery-redis and celery-rabbitmq: one adapter, the broker is the URL's scheme.
+
+Slots map to one worker node, `--pool prefork --concurrency=slots`, started
+with the `celery` CLI. Profiles:
+
+- default: what a new user gets (early ack, prefetch multiplier 4, Redis
+  visibility_timeout 1 h);
+- reliable: what Celery's docs recommend against lost jobs: task_acks_late,
+  task_reject_on_worker_lost and worker_prefetch_multiplier=1.
+
+Results are off (task_ignore_result) unless config.results; then the
+celery-redis backend stores them in the broker's Redis and celery-rabbitmq
+uses rpc:// (results sent back as AMQP messages), so no second broker is
+needed. The configuration is built once here and sent to the workers as
+JSON, so settings() reports exactly what both sides run with.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import celery
+import kombu
+from kombu.transport import redis as kombu_redis
+
+from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.celery_app import CONF_ENV, READY_LINE, TASK_NAME, build_app
+from adapters.workers import WorkerGroup, console_script, worker_env
+
+# Steps that only matter with several nodes or with events on: mingle asks
+# other nodes for state at startup and waits for their replies, gossip and
+# heartbeat exchange worker events. Our one node per cell runs with events off.
+WORKER_FLAGS = ("--without-mingle", "--without-gossip", "--without-heartbeat")
+
+
+def transport_of(url: str) -> str:
+    """'redis' or 'amqp', from the broker URL (nothing else, no credentials)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        return "redis"
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        return "amqp"
+    raise ValueError(f"celery adapter: unsupported broker scheme {scheme!r}")
+
+
+def celery_conf(config: AdapterConfig) -> dict[str, Any]:
+    """The Celery settings of one cell, identical for producer and workers."""
+    url = config.broker_url or ""
+    transport = transport_of(url)
+    reliable = config.profile == "reliable"
+    conf: dict[str, Any] = {
+        "broker_url": url,
+        # Explicit: retry while the broker comes up (the future default), no warning.
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": config.queue,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": reliable,
+        "task_reject_on_worker_lost": reliable,
+        "worker_prefetch_multiplier": 1 if reliable else 4,
+        "task_ignore_result": not config.results,
+        "result_backend": None,
+        "worker_concurrency": config.slots,
+    }
+    if config.results:
+        conf["result_backend"] = url if transport == "redis" else "rpc://"
+    timeout = config.options.get("visibility_timeout_s")
+    if timeout is not None and transport == "redis":
+        conf["broker_transport_options"] = {"visibility_timeout": timeout}
+    return conf
+
+
+class CeleryAdapter(Adapter):
+    """Celery with a Redis or RabbitMQ broker; one prefork worker node."""
+
+    bulk_api = False  # no bulk publish in Celery: a group still publishes one message per task
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        self.transport = transport_of(config.broker_url or "")
+        self.conf = celery_conf(config)
+        self.app = build_app(self.conf)
+        self.task = self.app.tasks[TASK_NAME]
+        # A connection of this adapter's own, not kombu's process-wide pool:
+        # the driver forks extra producers that build their own adapter, and
+        # a pool inherited through fork would share the parent's socket.
+        self.connection = self.app.connection_for_write()
+        self.producer = self.app.amqp.Producer(self.connection)
+        env = worker_env(config.records_dir, {CONF_ENV: json.dumps(self.conf)})
+        self.workers = WorkerGroup("celery", config.log_dir, env)
+        self._starts = 0
+
+    def _visibility_timeout(self) -> float | None:
+        """Seconds before Redis redelivers an unacked message; None on RabbitMQ."""
+        if self.transport != "redis":
+            return None
+        options = self.conf.get("broker_transport_options", {})
+        return float(options.get("visibility_timeout", kombu_redis.Channel.visibility_timeout))
+
+    def settings(self) -> dict[str, Any]:
+        conf = self.conf
+        backend = conf["result_backend"]
+        return {
+            "celery_version": celery.__version__,
+            "kombu_version": kombu.__version__,
+            "broker_transport": "redis (kombu)" if self.transport == "redis" else "amqp (py-amqp)",
+            "worker_nodes": 1,
+            "pool": "prefork",
+            "concurrency": conf["worker_concurrency"],
+            "pool_scheduling": "fair (Celery default -O)",
+            "prefetch_multiplier": conf["worker_prefetch_multiplier"],
+            "prefetch_count": conf["worker_prefetch_multiplier"] * conf["worker_concurrency"],
+            "acks_late": conf["task_acks_late"],
+            "reject_on_worker_lost": conf["task_reject_on_worker_lost"],
+            "result_backend": backend.split("://", 1)[0] if backend else "off",
+            "ignore_result": conf["task_ignore_result"],
+            "visibility_timeout_s": self._visibility_timeout(),
+            "cancel_long_running_tasks_on_connection_loss":
+                self.app.conf.worker_cancel_long_running_tasks_on_connection_loss,
+            "serializer": conf["task_serializer"],
+            "worker_flags": list(WORKER_FLAGS),
+            "worker_loglevel": "WARNING (Celery default)",
+            "enqueue": "Task.apply_async, one publish per job (one producer connection)",
+        }
+
+    def purge(self) -> None:
+        """Empty this cell's queue only (app.control.purge would hit every queue).
+
+        On RabbitMQ purging a queue that does not exist is a channel error:
+        nothing to remove, so it is ignored.
+        """
+        with self.app.connection_for_write() as conn:
+            with conn.channel() as channel:
+                try:
+                    channel.queue_purge(self.config.queue)
+                except conn.channel_errors:
+                    pass
+                if self.transport == "redis":
+                    self._purge_unacked(channel)
+
+    def _purge_unacked(self, channel: Any) -> None:
+        """Drop this queue's delivered-but-unacked messages from kombu's Redis hash.
+
+        kombu keeps them in one hash for all queues and puts them back after
+        visibility_timeout; left behind by a killed worker, they would
+        reappear in a later cell's broker. Entries are [message, exchange,
+        routing_key] and the routing key is the queue name.
+        """
+        client = channel.client
+        for tag, entry in client.hscan_iter(channel.unacked_key):
+            if json.loads(entry)[2] == self.config.queue:
+                client.pipeline().zrem(channel.unacked_index_key, tag).hdel(
+                    channel.unacked_key, tag).execute()
+
+    def start_workers(self) -> None:
+        """One node; a name of its own per start, as RabbitMQ gives each node's
+        control queue (pidbox) to one connection only."""
+        self._starts += 1
+        node = f"{self.config.queue}-{self._starts}@%h"
+        cmd = [console_script("celery"), "-A", "adapters.celery_app", "worker",
+               "--pool", "prefork", f"--concurrency={self.config.slots}",
+               "-Q", self.config.queue, "-n", node, *WORKER_FLAGS]
+        self.workers.start(cmd, 1, ready=READY_LINE)
+
+    def add_workers(self) -> None:
+        """Replace a dead node; a killed pool child is already replaced by its node.
+
+        Celery's supervisor of pool children is the node's main process: it
+        forks a new child for a killed one, so a second node would only
+        double the slots. A fresh node starts only when a main process died.
+        """
+        if any(proc.poll() is not None for proc in self.workers.procs):
+            self.start_workers()
+
+    def enqueue(self, job: JobCall) -> None:
+        self.task.apply_async(args=[job.job_id, job.sent_ns, job.spec, job.payload],
+                              queue=self.config.queue, producer=self.producer)
+
+    def stop_workers(self) -> None:
+        self.workers.stop()
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        return self.workers.kill_one(prefer_child=True)
+
+    def close(self) -> None:
+        self.connection.close()
+        self.app.close()
