@@ -3,12 +3,17 @@
 The event loop runs in a thread of the driver; `slots` bounds how many jobs
 run at once (a semaphore), as a worker's concurrency would. Killing the
 process loses every job: there is no durability at all.
+
+options["asyncio_process"] (crash scenario): the preloaded jobs run in a
+forked child instead, the one process a kill can take without taking the
+driver (which records the outcome) with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from typing import Any
 
@@ -27,9 +32,13 @@ class AsyncioAdapter(Adapter):
         self._semaphore: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._in_child = bool(config.options.get("asyncio_process", False))
+        self._children: list[int] = []
 
     def settings(self) -> dict[str, Any]:
-        return {"executor": "asyncio.create_task", "processes": 1,
+        executor = "asyncio.create_task" + (" in a forked child of the driver"
+                                             if self._in_child else "")
+        return {"executor": executor, "processes": 1,
                 "concurrency": self.config.slots, "durability": "none", "results": False}
 
     def purge(self) -> None:
@@ -50,6 +59,9 @@ class AsyncioAdapter(Adapter):
         task.add_done_callback(self._tasks.discard)
 
     def start_workers(self) -> None:
+        if self._in_child:
+            self._fork_child()
+            return
         ready = threading.Event()
 
         def loop_main() -> None:
@@ -63,7 +75,37 @@ class AsyncioAdapter(Adapter):
         self._thread.start()
         ready.wait(10)
 
+    def _fork_child(self) -> None:
+        """Hand the pending jobs to a forked child that runs them as asyncio tasks.
+
+        From the fork on the jobs live only in the child's memory, as an
+        asyncio app's tasks live only in the app: a SIGKILL loses them all,
+        and a replacement child (a second call) has nothing to run.
+        """
+        jobs, self._pending = self._pending, []
+        pid = os.fork()
+        if pid == 0:  # never returns into the driver
+            code = 0
+            try:
+                asyncio.run(self._child_main(jobs))
+            except BaseException:  # noqa: BLE001 - the records show what ran
+                code = 1
+            os._exit(code)
+        self._children.append(pid)
+
+    async def _child_main(self, jobs: list[JobCall]) -> None:
+        self._semaphore = asyncio.Semaphore(self.config.slots)
+        await asyncio.gather(*(self._run(job) for job in jobs))
+
+    def _reap(self) -> list[int]:
+        """Children still running (exited ones are reaped)."""
+        self._children = [pid for pid in self._children if os.waitpid(pid, os.WNOHANG)[0] == 0]
+        return list(self._children)
+
     def begin(self) -> None:
+        if self._in_child:
+            self._started = True
+            return
         assert self._loop is not None
         pending, self._pending = self._pending, []
         for job in pending:
@@ -71,12 +113,18 @@ class AsyncioAdapter(Adapter):
         self._started = True
 
     def enqueue(self, job: JobCall) -> None:
+        if self._in_child and self._started:
+            raise RuntimeError("asyncio_process runs preloaded jobs only")
         if not self._started:
             self._pending.append(job)
         else:
             self._loop.call_soon_threadsafe(self._spawn, job)
 
     def stop_workers(self) -> None:
+        for pid in self._reap():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        self._children.clear()
         if self._loop is None:
             return
         loop = self._loop
@@ -93,4 +141,15 @@ class AsyncioAdapter(Adapter):
         self._started = False
 
     def worker_pids(self) -> list[int]:
+        if self._in_child:
+            return self._reap()
         return [os.getpid()] if self._loop is not None else []
+
+    def kill_worker(self) -> int | None:
+        """SIGKILL the child holding the jobs (asyncio_process only)."""
+        for pid in self._reap():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._children.remove(pid)
+            return pid
+        return None

@@ -94,6 +94,14 @@ class Adapter(ABC):
         """SIGKILL one job-executing process; returns its pid (crash scenario)."""
         return None
 
+    def add_workers(self) -> None:
+        """Start a fresh worker set next to the running one (crash scenario).
+
+        A supervisor replacing a killed worker does not stop the survivors;
+        stopping them would lose or re-queue their jobs by our hand.
+        """
+        self.start_workers()
+
     def restart_workers(self) -> None:
         """Bring the worker set back to full strength after a kill."""
         self.stop_workers()

@@ -9,6 +9,10 @@ import redis
 from adapters.raw_message import run_message
 from harness import procs
 
+# Well below redis-py's default socket_timeout (5 s): a blocking pop that waits as long
+# as the socket does ends in TimeoutError, which killed idle consumers.
+BLOCK_S = 1
+
 
 def requeue_orphans(client: redis.Redis, queue: str) -> None:
     """Move messages held by consumers that no longer run back to the queue."""
@@ -30,9 +34,9 @@ def main() -> None:
     print("redis-raw consumer ready", flush=True)
     while True:
         if reliable:
-            raw = client.blmove(queue, processing, 5, "RIGHT", "LEFT")
+            raw = client.blmove(queue, processing, BLOCK_S, "RIGHT", "LEFT")
         else:
-            popped = client.brpop([queue], timeout=5)
+            popped = client.brpop([queue], timeout=BLOCK_S)
             raw = popped[1] if popped else None
         if raw is None:
             continue

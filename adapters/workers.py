@@ -104,8 +104,14 @@ class WorkerGroup:
         if not live:
             return None
         children = [p for proc in live for p in procs.descendants(proc.pid) if procs.alive(p)]
-        target = children[0] if prefer_child and children else live[0].pid
-        os.kill(target, signal.SIGKILL)
+        for target in [*(children if prefer_child else []), *(proc.pid for proc in live)]:
+            try:
+                os.kill(target, signal.SIGKILL)
+                break
+            except ProcessLookupError:  # a work horse can end between listing and kill
+                continue
+        else:
+            return None
         deadline = time.monotonic() + 5
         while procs.alive(target) and time.monotonic() < deadline:
             for proc in live:

@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
-from harness import envs, procs
+from harness import envs, faults, procs
 from harness.brokers import BrokerError, Brokers
+from harness.driver_env import BROKER_URL_ENV
 from harness.progress import Progress
 from harness.records import load_records
 from harness.results import RunWriter, new_run_id
 from harness.urls import mask
 from scenarios import SCENARIOS
-from scenarios.base import CellFailed, CellPlan, RunOptions
+from scenarios.base import CellFailed, CellPlan, RunOptions, Scenario
 
 
 @dataclass
@@ -39,7 +40,6 @@ class RunConfig:
     out: Path
     options: RunOptions
     urls: dict[str, str | None] = field(default_factory=dict)
-    report: bool = True
 
 
 class Interrupted(Exception):
@@ -77,18 +77,22 @@ class Runner:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.run_id = config.out.name
-        self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
-        self.broker_dir.chmod(0o755)
-        self.brokers = Brokers(self.broker_dir, config.urls)
         self.writer = RunWriter(config.out, run_info(config, self.run_id))
+        self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
+        self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
+        self.brokers = Brokers(self.broker_dir, config.urls)
         self.driver: subprocess.Popen[bytes] | None = None
+        self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
         self.cell_index = 0
 
     def plan(self) -> list[tuple[int, CellPlan]]:
         cells = []
         for round_no in range(1, self.config.rounds + 1):
             for name in self.config.scenarios:
-                for profile in self.config.options.profiles:
+                profiles = self.config.options.profiles
+                if getattr(SCENARIOS[name], "all_profiles", False):  # it plans every profile
+                    profiles = profiles[:1]
+                for profile in profiles:
                     options = dataclasses.replace(self.config.options, profile=profile)
                     for backend in self.config.backends:
                         cells += [(round_no, c) for c in SCENARIOS[name].plan(backend, options)]
@@ -150,7 +154,16 @@ class Runner:
         if reason:
             result.update(status="skipped", reason=reason)
             return result
-        resolve = getattr(SCENARIOS[cell.scenario], "resolve", None)
+        fault = None
+        if cell.broker_kill is not None and info.broker:
+            try:
+                fault = faults.prepare(self.brokers, info.broker, cell.broker_kill,
+                                       self.broker_dir / f"cell{self.cell_index}")
+            except BrokerError as exc:
+                result.update(status="skipped", reason=str(exc).splitlines()[0])
+                return result
+            url = fault.url
+        resolve = getattr(self.scenarios[cell.scenario], "resolve", None)
         if resolve is not None:
             try:
                 cell = resolve(cell, self.writer.cells, round_no)
@@ -162,7 +175,9 @@ class Runner:
         cell_dir = self.config.out / "cells" / name
         cell_dir.mkdir(parents=True, exist_ok=True)
         spec = {
-            "scenario": cell.scenario, "backend": cell.backend, "broker_url": url,
+            # the driver gets the real URL through its environment: no password on disk
+            "scenario": cell.scenario, "backend": cell.backend,
+            "broker_url": mask(url) if url else None,
             "slots": self.config.options.slots, "profile": cell.profile,
             "results": self.config.options.results, "queue": f"qb{os.getpid()}c{self.cell_index}",
             "workload": cell.workload, "options": cell.options,
@@ -170,7 +185,11 @@ class Runner:
         }
         (cell_dir / "cell.json").write_text(json.dumps(spec, indent=1))
         result["cell_dir"] = str(cell_dir.relative_to(self.config.out))
-        meta, failure = self._drive(cell, cell_dir)
+        try:
+            meta, failure = self._drive(cell, cell_dir, fault, broker_url=url)
+        finally:
+            if fault is not None:
+                fault.close()
         result["settings"] = {**meta.get("settings", {}), **cell.options,
                               "slots": self.config.options.slots, "profile": cell.profile,
                               "bulk_enqueue": meta.get("bulk_enqueue", False)}
@@ -179,22 +198,39 @@ class Runner:
             return result
         try:
             records = load_records(cell_dir / "records")
-            result["metrics"] = SCENARIOS[cell.scenario].analyze(cell, records, meta)
+            result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, meta)
         except CellFailed as exc:
             result.update(status="failed", reason=str(exc))
         return result
 
-    def _drive(self, cell: CellPlan, cell_dir: Path) -> tuple[dict[str, Any], str | None]:
-        """Run the driver; (driver metadata, failure reason or None)."""
+    def _drive(self, cell: CellPlan, cell_dir: Path, fault: faults.FaultBroker | None = None,
+               broker_url: str | None = None) -> tuple[dict[str, Any], str | None]:
+        """Run the driver; (driver metadata, failure reason or None).
+
+        On failure, cell_dir/failure.txt keeps the whole error and the last
+        lines of the driver's and every worker's log.
+        """
+        meta, failure = self._run_driver(cell, cell_dir, fault, broker_url)
+        if failure:
+            save_failure(cell_dir, failure, meta)
+        return meta, failure
+
+    def _run_driver(self, cell: CellPlan, cell_dir: Path, fault: faults.FaultBroker | None,
+                    broker_url: str | None) -> tuple[dict[str, Any], str | None]:
         python = envs.python_of(BACKENDS[cell.backend].family)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(envs.REPO_ROOT)
+        if broker_url:
+            env[BROKER_URL_ENV] = broker_url
         log = cell_dir / "driver.log"
         self.driver = procs.spawn([str(python), "-m", "harness.driver", "--cell",
                                    str(cell_dir / "cell.json")], env=env, log_path=log,
                                   cwd=envs.REPO_ROOT)
         try:
-            self.driver.wait(timeout=cell.timeout_s)
+            if fault is None:
+                self.driver.wait(timeout=cell.timeout_s)
+            else:  # crash-recovery: kill and restart the broker when the driver asks
+                fault.wait(self.driver, cell_dir, cell.timeout_s)
         except subprocess.TimeoutExpired:
             self._stop_driver()
             return _read_meta(cell_dir), (f"timed out after {cell.timeout_s:.0f}s; last driver "
@@ -214,6 +250,15 @@ class Runner:
         if self.driver is not None:
             procs.stop_tree(self.driver, grace_s=5.0)
             self.driver = None
+
+
+def save_failure(cell_dir: Path, failure: str, meta: dict[str, Any]) -> None:
+    parts = [f"reason: {failure}", meta.get("error", ""), meta.get("traceback", "")]
+    for log in [cell_dir / "driver.log", *sorted((cell_dir / "logs").glob("*.log"))]:
+        text = procs.tail(log, 30)
+        if text:
+            parts.append(f"--- last lines of {log.relative_to(cell_dir)} ---\n{text}")
+    (cell_dir / "failure.txt").write_text("\n".join(p for p in parts if p) + "\n")
 
 
 def _read_meta(cell_dir: Path) -> dict[str, Any]:
@@ -241,6 +286,8 @@ def _headline(result: dict[str, Any]) -> str:
     for key, unit in (("jobs_per_s", "jobs/s"), ("bytes_per_job", "B/job")):
         if isinstance(metrics.get(key), int | float):
             return f"{metrics[key]:,.0f} {unit}"
+    if "lost" in metrics:
+        return f"lost {metrics['lost']}, duplicated {metrics['duplicated']}"
     if metrics.get("saturated"):
         return f"saturated (backlog {metrics.get('backlog')})"
     latency = metrics.get("latency_ms") or {}

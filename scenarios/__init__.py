@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from scenarios.base import Scenario
+from scenarios.crash import CRASH_RECOVERY
 from scenarios.latency import LATENCY
 from scenarios.memory import MEMORY
 from scenarios.payload import PAYLOAD
 from scenarios.throughput import THROUGHPUT
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [THROUGHPUT, LATENCY, PAYLOAD, MEMORY]}
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [THROUGHPUT, LATENCY, PAYLOAD, MEMORY,
+                                                   CRASH_RECOVERY]}
 
 
 def scenario_names() -> list[str]:

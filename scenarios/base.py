@@ -17,6 +17,10 @@ class RunOptions:
     profile: str = "default"
     results: bool = False
     profiles: tuple[str, ...] = ("default",)
+    # User overrides of the scenarios' parameter grids (None: the scenario's own).
+    durations_ms: tuple[float, ...] | None = None
+    rates: tuple[float, ...] | None = None
+    payload_sizes: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -30,6 +34,9 @@ class CellPlan:
     timeout_s: float
     profile: str = "default"
     options: dict[str, Any] = field(default_factory=dict)
+    # crash-recovery: this cell kill -9s its broker (a dedicated Redis started with
+    # these server options, or the pool's RabbitMQ); None for every other cell.
+    broker_kill: dict[str, str] | None = None
 
 
 class CellFailed(Exception):

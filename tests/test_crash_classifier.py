@@ -1,0 +1,154 @@
+"""The crash-recovery classifier on a hand-built record stream (no broker, no worker)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.recorder import RECORD, Event, Recorder
+from harness.records import load_records
+from scenarios.crash_classify import classify
+
+S = 1_000_000_000  # ns per second
+KILL = 100 * S
+OLD_A, OLD_B, KILLED, NEW = 1001, 1002, 1003, 2001
+
+
+def write(directory: Path, pid: int, rows: list[tuple[int, Event, float]]) -> Path:
+    """Records of one pretend worker process in <pid>.bin, in the recorder's format."""
+    path = directory / f"{pid}.bin"
+    with open(path, "ab") as handle:
+        for job, event, t_s in rows:
+            handle.write(RECORD.pack(job, event, 0, pid, int(t_s * S)))
+    return path
+
+
+@pytest.fixture
+def records(tmp_path: Path):
+    """Ten jobs (0-9) around a kill at t=100 s, the window closing at t=110 s.
+
+    0, 1   ended before the kill (on survivors)                -> once
+    2      ran on the killed pid, never ended                  -> lost (in flight on killed)
+    3      ran on the killed pid, re-run by a new pid          -> duplicated (started twice)
+    4      ended twice (redelivered after it had ended)        -> duplicated (ended twice)
+    5      queued at the kill, run once by a survivor after it -> once
+    6      never started                                       -> lost (never started)
+    7      first run by the new pid after the kill             -> once
+    8      ended only after the window closed                  -> lost
+    9      started on the killed pid, its END is in a truncated, partial record -> lost
+    """
+    Recorder(tmp_path).record_many([(j, Event.INTENDED, 1 * S) for j in range(10)]
+                                   + [(j, Event.SENT, 1 * S) for j in range(10)])
+    write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 99.2),
+                            (4, Event.START, 99.3), (4, Event.END, 99.5),
+                            (5, Event.START, 100.5), (5, Event.END, 100.7)])
+    write(tmp_path, OLD_B, [(1, Event.START, 99.1), (1, Event.END, 99.3),
+                            (4, Event.START, 106.0), (4, Event.END, 106.2),
+                            (8, Event.START, 109.9), (8, Event.END, 110.5)])
+    killed = write(tmp_path, KILLED, [(2, Event.START, 99.8), (3, Event.START, 99.9),
+                                      (9, Event.START, 99.95)])
+    write(tmp_path, NEW, [(7, Event.START, 103.0), (7, Event.END, 103.2),
+                          (3, Event.START, 104.0), (3, Event.END, 104.2)])
+    with open(killed, "ab") as handle:  # a record cut short: must be dropped, not misread
+        handle.write(RECORD.pack(9, Event.END, 0, KILLED, int(99.99 * S))[:13])
+    return load_records(tmp_path)
+
+
+def test_record_files_load_without_the_partial_record(records):
+    assert len(records) == 20 + 6 + 6 + 3 + 4
+    assert not ((records.job_id == 9) & (records.event == int(Event.END))).any()
+
+
+def test_counts(records):
+    out = classify(records, range(10), KILL, 110 * S, old_pids=[OLD_A, OLD_B, KILLED],
+                   killed_pid=KILLED)
+    assert out["jobs"] == 10
+    assert out["lost"] == 4  # 2, 6, 8, 9
+    assert out["duplicated"] == 2  # 3 (started twice), 4 (ended twice)
+    assert out["once"] == 4  # 0, 1, 5, 7
+    assert out["completed"] == out["once"] + out["duplicated"] == 6
+    assert out["started_twice"] == 2 and out["ended_twice"] == 1
+    assert out["ended_before_kill"] == 3  # 0, 1, 4
+    assert out["in_flight_at_kill"] == 3  # 2, 3, 9 (started, not ended, before the kill)
+    assert out["in_flight_on_killed"] == 3
+    assert out["lost_in_flight_on_killed"] == 2  # 2, 9 (3 was re-run)
+    assert out["lost_never_started"] == 1  # 6 (8 started inside the window)
+    assert out["errors"] == 0
+
+
+def test_lost_never_started_counts_only_starts_in_the_window(records):
+    # 8 STARTed at 109.9 s: with the window closing at 109 s it never started.
+    out = classify(records, range(10), KILL, 109 * S)
+    assert out["lost"] == 4
+    assert out["lost_never_started"] == 2  # 6 and 8
+
+
+def test_recovery_times(records):
+    out = classify(records, range(10), KILL, 110 * S, old_pids=[OLD_A, OLD_B, KILLED])
+    # first: job 5 ends at 100.7 on an old pid and is its only run: not recovery;
+    # job 7 ends at 103.2 on the new pid: recovery.
+    assert out["recovery_s"]["first"] == pytest.approx(3.2)
+    # last: the last END after the kill in the window (4's second END at 106.2 s).
+    assert out["recovery_s"]["last"] == pytest.approx(6.2)
+
+
+def test_a_rerun_on_a_survivor_counts_as_recovery(tmp_path):
+    write(tmp_path, OLD_A, [(0, Event.START, 99.9), (1, Event.START, 105.0),
+                            (1, Event.END, 105.2)])
+    write(tmp_path, OLD_B, [(1, Event.START, 99.9), (0, Event.START, 106.0),
+                            (0, Event.END, 106.2)])
+    out = classify(load_records(tmp_path), [0, 1], KILL, 110 * S)
+    assert out["recovery_s"]["first"] == pytest.approx(5.2)
+    assert out["duplicated"] == 2 and out["lost"] == 0
+
+
+def test_broker_back_marks_runs_after_it_as_recovery(tmp_path):
+    write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 100.1),
+                            (1, Event.START, 102.0), (1, Event.END, 102.2)])
+    records = load_records(tmp_path)
+    assert classify(records, [0, 1], KILL, 110 * S)["recovery_s"]["first"] is None
+    out = classify(records, [0, 1], KILL, 110 * S, back_ns=101 * S)
+    assert out["recovery_s"]["first"] == pytest.approx(2.2)
+    assert out["recovery_s"]["last"] == pytest.approx(2.2)
+    assert out["lost"] == 0 and out["duplicated"] == 0 and out["ended_before_kill"] == 0
+
+
+def test_nothing_recovered(tmp_path):
+    write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 99.5),
+                            (1, Event.START, 99.9)])
+    out = classify(load_records(tmp_path), [0, 1, 2], KILL, 110 * S)
+    assert out["recovery_s"] == {"first": None, "last": None}
+    assert (out["lost"], out["once"], out["lost_never_started"]) == (2, 1, 1)
+
+
+def test_both_profiles_are_planned_once_whatever_profile_says(tmp_path):
+    from harness.runner import RunConfig, Runner
+    from scenarios.base import RunOptions
+
+    for profiles in (("default",), ("reliable",), ("default", "reliable")):
+        options = RunOptions(quick=True, profile=profiles[0], profiles=profiles)
+        runner = Runner(RunConfig(scenarios=["crash-recovery"], backends=["asyncio", "rq"],
+                                  rounds=1, out=tmp_path / "-".join(profiles), options=options))
+        try:
+            cells = [cell for _round, cell in runner.plan()]
+        finally:
+            shutil.rmtree(runner.broker_dir, ignore_errors=True)
+        worker = sorted((c.backend, c.profile) for c in cells
+                        if c.params["fault"] == "worker-kill")
+        assert worker == [("asyncio", "default"), ("asyncio", "reliable"),
+                          ("rq", "default"), ("rq", "reliable")]
+        broker = [(c.params["persistence"], c.broker_kill) for c in cells
+                  if c.params["fault"] == "broker-kill"]
+        assert broker == [("off", {"appendonly": "no"}),
+                          ("aof-everysec", {"appendonly": "yes", "appendfsync": "everysec"})]
+
+
+def test_a_user_given_broker_cannot_be_killed(tmp_path):
+    from harness.brokers import BrokerError, Brokers
+    from harness.faults import prepare
+
+    brokers = Brokers(tmp_path, {"redis": "redis://127.0.0.1:1/0"})
+    with pytest.raises(BrokerError, match="cannot be killed"):
+        prepare(brokers, "redis", {"appendonly": "no"}, tmp_path / "cell")
