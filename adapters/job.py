@@ -10,30 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import asdict, dataclass
 
-from harness.recorder import Event, process_recorder
+from harness.recorder import GATE_FILE, Event, cell_dir_of, cell_index, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
-GATE_ENV = "QB_GATE"
-_gate_seen_open = False
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job does: noop, sleep(ms), cpu(ms) busy loop, or fail (raises)."""
-
-    kind: str = "noop"
-    ms: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown job kind {self.kind!r}; valid: {', '.join(KINDS)}")
-        if self.ms < 0:
-            raise ValueError("job duration must be >= 0 ms")
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+GATE_ENV = "QB_GATE"  # set (to anything) by the driver: jobs wait for their cell's gate
+_open_gates: set[int] = set()
 
 
 class InjectedFailure(RuntimeError):
@@ -46,24 +28,27 @@ def _burn_cpu(ms: float) -> None:
         pass
 
 
-def _gate_is_open() -> bool:
-    """The start gate: jobs wait until the driver says every worker is ready.
+def _gate_is_open(job_id: int) -> bool:
+    """The start gate: jobs wait until the driver opens their cell's gate.
 
     Preloaded jobs would otherwise be drained by the first worker to boot
-    while its siblings still start. A gate-less run (no QB_GATE) is open.
+    while its siblings still start, or start while the producer still
+    enqueues. A gate-less run (no QB_GATE, e.g. the contract test) is open.
     """
-    global _gate_seen_open
-    if not _gate_seen_open:
-        path = os.environ.get(GATE_ENV)
-        _gate_seen_open = path is None or os.path.exists(path)
-    return _gate_seen_open
+    index = cell_index(job_id)
+    if index in _open_gates or GATE_ENV not in os.environ:
+        return True
+    if (cell_dir_of(job_id) / GATE_FILE).exists():
+        _open_gates.add(index)
+        return True
+    return False
 
 
 def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """Synchronous job body, for thread and process workers."""
-    while not _gate_is_open():
+    while not _gate_is_open(job_id):
         time.sleep(0.001)
-    recorder = process_recorder()
+    recorder = process_recorder(job_id)
     recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
     if kind == "fail":
@@ -82,9 +67,9 @@ async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = 
 
     A cpu job blocks the event loop, as it would in real asyncio code.
     """
-    while not _gate_is_open():
+    while not _gate_is_open(job_id):
         await asyncio.sleep(0.001)
-    recorder = process_recorder()
+    recorder = process_recorder(job_id)
     recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
     if kind == "fail":

@@ -1,11 +1,15 @@
-"""The per-cell driver: runs in the backend's own environment.
+"""The driver: runs a group of cells in the backend's own environment.
 
-    .venvs/<family>/bin/python -m harness.driver --cell CELL_DIR/cell.json
+    .venvs/<family>/bin/python -m harness.driver CELL_DIR/cell.json [CELL_DIR/cell.json ...]
 
-It builds the backend's adapter, starts its real workers, produces the
-cell's load (recording INTENDED and SENT per job), waits for the jobs to
-end or for the time limit, stops the workers and writes driver.json next
-to the records. Stdlib plus the backend library only.
+It builds the backend's adapter once, starts its real workers when a cell
+first needs them and keeps them for the following cells of the group (the
+runner groups cells with identical backend settings), produces each cell's
+load (recording INTENDED and SENT per job), waits for the jobs to end or
+for the time limit, and writes each cell's driver.json next to its records
+as soon as the cell is done. Between cells the queue is purged and the
+jobs still running are let finish, so a cell never measures its
+predecessor's work. Stdlib plus the backend library only.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from adapters.job import GATE_ENV
 from harness.crash_phase import run_crash
 from harness.driver_env import BROKER_URL_ENV
 from harness.memprobe import measure_memory
-from harness.recorder import Event, Recorder, count_events
+from harness.recorder import GATE_FILE, ID_SPAN, Event, Recorder, count_events
 
 DONE_EVENTS = frozenset({Event.END, Event.ERROR})
+STARTED = frozenset({Event.START})
 BATCH = 500
+QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
 
 
 class Interrupted(Exception):
@@ -40,27 +46,63 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+class Workers:
+    """The adapter of a group and whether its workers run; they outlive single cells."""
+
+    def __init__(self, first: dict[str, Any], cells_root: Path, log_dir: Path) -> None:
+        os.environ[GATE_ENV] = "1"  # workers inherit it: their jobs wait at their cell's gate
+        self.config = AdapterConfig(
+            backend=first["backend"], broker_url=first.get("broker_url"), slots=first["slots"],
+            profile=first.get("profile", "default"), results=first.get("results", False),
+            queue=first["queue"], records_dir=cells_root, log_dir=log_dir,
+            options=first.get("options", {}),
+        )
+        self.adapter: Adapter = load_adapter(first["backend"])(self.config)
+        self.running = False
+
+    def ensure_running(self) -> float | None:
+        """Start the workers if they are not up; the seconds it took, or None."""
+        if self.running:
+            return None
+        began = time.monotonic()
+        self.adapter.start_workers()
+        self.running = True
+        return round(time.monotonic() - began, 3)
+
+    def stop(self) -> float:
+        began = time.monotonic()
+        if self.running:
+            self.running = False
+            self.adapter.stop_workers()
+        return round(time.monotonic() - began, 3)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+            self.adapter.purge()
+        finally:
+            self.adapter.close()
+
+
 class Driver:
-    def __init__(self, cell: dict[str, Any], cell_dir: Path) -> None:
+    """One cell of the group."""
+
+    def __init__(self, cell: dict[str, Any], cell_dir: Path, workers: Workers) -> None:
         self.cell = cell
         self.cell_dir = cell_dir
         self.records_dir = cell_dir / "records"
+        self.records_dir.mkdir(parents=True, exist_ok=True)
         self.workload: dict[str, Any] = cell["workload"]
-        self.meta: dict[str, Any] = {"bulk_enqueue": False}
+        self.meta: dict[str, Any] = {"bulk_enqueue": False,
+                                     "worker_log_dir": str(workers.config.log_dir)}
         self.producer = Recorder(self.records_dir)
         self._offsets: dict[Path, int] = {}
         self.done = 0
         self.payload = "x" * int(self.workload.get("payload_bytes", 0))
-        # Workers inherit the driver's environment: their jobs wait for this file.
-        self.gate = cell_dir / "gate.open"
-        os.environ[GATE_ENV] = str(self.gate)
-        self.config = config = AdapterConfig(
-            backend=cell["backend"], broker_url=cell.get("broker_url"), slots=cell["slots"],
-            profile=cell.get("profile", "default"), results=cell.get("results", False),
-            queue=cell["queue"], records_dir=self.records_dir, log_dir=cell_dir / "logs",
-            options=cell.get("options", {}),
-        )
-        self.adapter: Adapter = load_adapter(cell["backend"])(config)
+        self.base = int(cell["index"]) * ID_SPAN  # job ids of this cell: base + n
+        self.workers = workers
+        self.config = workers.config
+        self.adapter = workers.adapter
 
     # -- load ---------------------------------------------------------------
     def _send(self, first_id: int, count: int, bulk: bool) -> None:
@@ -155,7 +197,7 @@ class Driver:
         phase["load_end_ns"] = time.monotonic_ns()
 
     def wait_for(self, expected: int, deadline_ns: int) -> bool:
-        """Poll the records until `expected` jobs in all ended; False on deadline."""
+        """Poll the records until `expected` jobs of this cell ended; False on deadline."""
         while True:
             self.done += count_events(self.records_dir, self._offsets, DONE_EVENTS)
             if self.done >= expected:
@@ -166,31 +208,33 @@ class Driver:
 
     # -- the cell -----------------------------------------------------------
     def start(self) -> None:
+        """Workers up (started now or kept from the previous cell), then open the gate."""
         if "ready_ns" in self.meta:
             return
-        began = time.monotonic()
-        self.adapter.start_workers()
-        self.meta["workers_start_s"] = round(time.monotonic() - began, 3)
+        started_in = self.workers.ensure_running()
+        if started_in is not None:
+            self.meta["workers_start_s"] = started_in
+        self.meta["workers_reused"] = started_in is None
         self.meta["worker_pids"] = self.adapter.worker_pids()
         self.meta["ready_ns"] = time.monotonic_ns()
-        self.gate.touch()
+        (self.cell_dir / GATE_FILE).touch()
         self.adapter.begin()
 
     def run(self) -> None:
         self.adapter.purge()
         self.meta["settings"] = self.adapter.settings()
         self.meta["phases"] = []
-        expected = 0
+        sent = 0
         for index, spec in enumerate(self.workload["phases"]):
-            phase: dict[str, Any] = {"type": spec["type"], "first_id": expected}
+            phase: dict[str, Any] = {"type": spec["type"], "first_id": self.base + sent}
             self.meta["phases"].append(phase)
-            expected += self.run_phase(index, spec, phase, expected)
-            phase["expected"] = expected - phase["first_id"]
-        self.meta["expected"] = expected
+            phase["expected"] = self.run_phase(index, spec, phase, self.base + sent, sent)
+            sent += phase["expected"]
+        self.meta["expected"] = sent
         self.meta["ended"] = self.done
 
     def run_phase(self, index: int, spec: dict[str, Any], phase: dict[str, Any],
-                  first_id: int) -> int:
+                  first_id: int, sent_before: int) -> int:
         """Run one phase; returns how many jobs it sent."""
         kind = spec["type"]
         limit_ns = int(float(spec.get("time_limit_s", 60)) * 1e9)
@@ -215,12 +259,13 @@ class Driver:
             self.send_one_at_a_time(first_id, total, float(spec.get("gap_ms", 50)) / 1000,
                                     time.monotonic_ns() + limit_ns, phase)
             deadline = time.monotonic_ns()
-        elif kind == "fill":
+        elif kind == "fill":  # memory: jobs sit in the broker, no worker may run
+            self.meta["workers_stop_s"] = self.workers.stop()
             total = int(spec["jobs"])
-            phase["memory_before"] = measure_memory(self.cell, self.adapter)
+            phase["memory_before"] = measure_memory(self.cell)
             self.send_all(first_id, total, phase)
             time.sleep(float(spec.get("settle_s", 0.5)))
-            phase["memory_after"] = measure_memory(self.cell, self.adapter)
+            phase["memory_after"] = measure_memory(self.cell, final=True)
             phase["done_ns"] = time.monotonic_ns()
             return total
         elif kind == "crash":  # crash-recovery: preloaded jobs, a fault, a bounded window
@@ -232,55 +277,90 @@ class Driver:
             return total
         else:
             raise ValueError(f"unknown phase type {kind!r}")
-        phase["timed_out"] = not self.wait_for(first_id + total, deadline)
+        phase["timed_out"] = not self.wait_for(sent_before + total, deadline)
         phase["done_ns"] = time.monotonic_ns()
         return total
 
-    def finish(self) -> None:
+    def settle(self) -> None:
+        """Leave the queue empty and no job of this cell running, for the next cell.
+
+        Purge what is queued; jobs a worker already holds (prefetched or
+        running) finish into this cell's records. If they do not within
+        QUIESCE_S, the workers are stopped so the next cell starts fresh ones.
+        """
         began = time.monotonic()
-        try:
-            self.adapter.stop_workers()
+        if self.workers.running:
             try:
                 self.adapter.purge()
-            except Exception as exc:  # noqa: BLE001 - only after a broker kill, noted below
-                if self.meta.get("fault") != "broker-kill":
-                    raise
+            except Exception as exc:  # noqa: BLE001 - e.g. the broker was killed on purpose
                 self.meta["purge_error"] = f"{type(exc).__name__}: {exc}"[:300]
-        finally:
-            self.adapter.close()
-            self.meta["workers_stop_s"] = round(time.monotonic() - began, 3)
+            offsets: dict[Path, int] = {}
+            started = 0
+            deadline = time.monotonic() + QUIESCE_S
+            while time.monotonic() < deadline:
+                started += count_events(self.records_dir, offsets, STARTED)
+                self.done += count_events(self.records_dir, self._offsets, DONE_EVENTS)
+                if self.done >= started:
+                    break
+                time.sleep(0.02)
+            else:
+                self.meta["workers_stop_s"] = self.workers.stop()
+        if self.meta.get("fault"):  # a fault may leave workers half-dead: never reuse them
+            self.meta["workers_stop_s"] = self.workers.stop()
+        self.meta["settle_s"] = round(time.monotonic() - began, 3)
+
+
+def run_group(cell_files: list[Path]) -> int:
+    """Run every cell in order with one adapter; driver.json per cell as it ends."""
+    cells = []
+    for path in cell_files:
+        cell = json.loads(path.read_text())
+        cell["broker_url"] = os.environ.get(BROKER_URL_ENV) or cell.get("broker_url")
+        cells.append((cell, path.parent))
+    first_dir = cells[0][1]
+    workers = Workers(cells[0][0], first_dir.parent, first_dir.parent.parent / "logs" /
+                      first_dir.name)
+    code = 0
+    try:
+        for cell, cell_dir in cells:
+            result: dict[str, Any] = {"pid": os.getpid()}
+            driver = Driver(cell, cell_dir, workers)
+            try:
+                driver.run()
+            except Interrupted as exc:
+                result["error"] = f"interrupted by {exc}"
+                code = 130
+            except Exception as exc:  # noqa: BLE001 - reported to the coordinator
+                result["error"] = f"{type(exc).__name__}: {exc}".strip()
+                result["traceback"] = traceback.format_exc()
+                workers.stop()  # unknown state: the next cell starts fresh workers
+            if code == 0:
+                driver.settle()
+            result.update(driver.meta)
+            write_result(cell_dir, result)
+            if code:
+                break
+    finally:
+        workers.close()
+    return code
+
+
+def write_result(cell_dir: Path, result: dict[str, Any]) -> None:
+    tmp = cell_dir / "driver.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    tmp.replace(cell_dir / "driver.json")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness.driver")
-    parser.add_argument("--cell", required=True, type=Path)
+    parser.add_argument("cells", nargs="+", type=Path, help="cell.json files, run in order")
     args = parser.parse_args(argv)
-    cell = json.loads(args.cell.read_text())
-    cell["broker_url"] = os.environ.get(BROKER_URL_ENV) or cell.get("broker_url")
-    cell_dir = args.cell.parent
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    result: dict[str, Any] = {"pid": os.getpid()}
-    code = 0
-    driver: Driver | None = None
     try:
-        driver = Driver(cell, cell_dir)
-        try:
-            driver.run()
-        finally:
-            driver.finish()
-            result.update(driver.meta)
-    except Interrupted as exc:
-        result["error"] = f"interrupted by {exc}"
-        code = 130
-    except Exception as exc:  # noqa: BLE001 - reported to the coordinator, cell marked failed
-        result["error"] = f"{type(exc).__name__}: {exc}".strip()
-        result["traceback"] = traceback.format_exc()
-        code = 1
-    tmp = cell_dir / "driver.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    tmp.replace(cell_dir / "driver.json")
-    return code
+        return run_group(args.cells)
+    except Interrupted:
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,32 +2,44 @@
 
 Stdlib only. Redis: INFO used_memory. RabbitMQ (harness-owned): the Erlang
 VM's total allocated memory through rabbitmqctl. In-process asyncio: the
-driver's own resident set size.
+driver's Python heap (tracemalloc).
 """
 
 from __future__ import annotations
 
 import gc
 import subprocess
-from pathlib import Path
+import tracemalloc
 from typing import Any
 
 from harness.urls import redis_info
 
 
-def _rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise OSError("no VmRSS in /proc/self/status")
+def _python_heap(final: bool) -> dict[str, Any]:
+    """Python allocations of this process, traced from the first reading to the last.
+
+    RSS would not do: a driver that ran earlier cells keeps freed memory and
+    reuses it, so the delta of a later cell would be near zero.
+    """
+    if not final:
+        tracemalloc.stop()
+        gc.collect()
+        tracemalloc.start()
+    current = tracemalloc.get_traced_memory()[0]
+    if final:
+        tracemalloc.stop()
+    return {"bytes": current, "method": "tracemalloc: Python heap of the driver "
+            "(in-process queue)"}
 
 
-def measure_memory(cell: dict[str, Any], adapter: Any = None) -> dict[str, Any]:
-    """{"bytes": int | None, "method": str}; bytes is None when it cannot be measured."""
+def measure_memory(cell: dict[str, Any], final: bool = False) -> dict[str, Any]:
+    """{"bytes": int | None, "method": str}; bytes is None when it cannot be measured.
+
+    Called before (final=False) and after (final=True) the jobs are enqueued.
+    """
     url = cell.get("broker_url") or ""
     if not url:
-        gc.collect()
-        return {"bytes": _rss_bytes(), "method": "driver process RSS (in-process queue)"}
+        return _python_heap(final)
     if url.startswith("redis"):
         info = redis_info(url, "memory")
         return {"bytes": int(info["used_memory"]), "method": "redis INFO used_memory"}

@@ -25,7 +25,8 @@ class Progress:
             sys.stderr.write(f"\r\033[K{self._bar()} {label} ...")
             sys.stderr.flush()
 
-    def done(self, status: str, detail: str) -> None:
+    def done(self, label: str, status: str, detail: str) -> None:
+        self.label = label
         self.count += 1
         elapsed = time.monotonic() - self.started
         line = f"{self._bar()} {elapsed:5.0f}s {self.label}: {status} {detail}"

@@ -61,18 +61,39 @@ class Recorder:
         os.write(fd, data)
 
 
-_process_recorder: Recorder | None = None
+# Job ids carry their cell: id // ID_SPAN is the cell's index in the run, so
+# workers that outlive a cell (they serve a group of cells) still write each
+# job's records into its own cell's folder, with nothing extra in the message.
+ID_SPAN = 100_000_000
+GATE_FILE = "gate.open"
+_cell_dirs: dict[int, Path] = {}
+_recorders: dict[int, Recorder] = {}
 
 
-def process_recorder() -> Recorder:
-    """The recorder of a worker process, located by the QB_RECORDS_DIR variable."""
-    global _process_recorder
-    if _process_recorder is None:
-        directory = os.environ.get(RECORDS_DIR_ENV)
-        if not directory:
+def cell_index(job_id: int) -> int:
+    return job_id // ID_SPAN
+
+
+def cell_dir_of(job_id: int) -> Path:
+    """The folder of the job's cell: <QB_RECORDS_DIR>/<index:04d>-*/ (cached)."""
+    index = cell_index(job_id)
+    if index not in _cell_dirs:
+        root = os.environ.get(RECORDS_DIR_ENV)
+        if not root:
             raise RuntimeError(f"{RECORDS_DIR_ENV} is not set in this worker's environment")
-        _process_recorder = Recorder(directory)
-    return _process_recorder
+        found = sorted(Path(root).glob(f"{index:04d}-*"))
+        if not found:
+            raise RuntimeError(f"no cell folder {index:04d}-* under {root}")
+        _cell_dirs[index] = found[0]
+    return _cell_dirs[index]
+
+
+def process_recorder(job_id: int) -> Recorder:
+    """This process's recorder for the job's cell (records/<pid>.bin in the cell folder)."""
+    index = cell_index(job_id)
+    if index not in _recorders:
+        _recorders[index] = Recorder(cell_dir_of(job_id) / "records")
+    return _recorders[index]
 
 
 def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[int]) -> int:

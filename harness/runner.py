@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,13 @@ class Runner:
         progress = Progress(len(plan))
         interrupted = None
         try:
-            for round_no, cell in plan:
-                progress.step(f"r{round_no} {cell.scenario} {cell.backend} "
-                              f"{_brief(cell.params)}")
-                result = self.run_cell(round_no, cell)
-                self.writer.add(result)
-                progress.done(result["status"], _headline(result))
+            for round_no, group in self.groups(plan):
+                progress.step(_label(round_no, group[0].scenario, group[0].backend,
+                                     group[0].params))
+                for result in self.run_group(round_no, group):
+                    self.writer.add(result)
+                    progress.done(_label(round_no, result["scenario"], result["backend"],
+                                         result["params"]), result["status"], _headline(result))
         except Interrupted as exc:
             interrupted = str(exc)
         finally:
@@ -142,58 +144,156 @@ class Runner:
         except BrokerError as exc:
             return str(exc).splitlines()[0], None
 
+    def groups(self, plan: list[tuple[int, CellPlan]]) -> list[tuple[int, list[CellPlan]]]:
+        """Consecutive cells that can share one driver and its workers.
+
+        Same round, scenario, backend, profile and adapter options; a cell
+        whose parameters depend on an earlier cell's result (resolve) starts
+        a new group, and fault-injecting cells always run alone.
+        """
+        grouped: list[tuple[int, list[CellPlan]]] = []
+        last_key: object = None
+        for round_no, cell in plan:
+            key = self._group_key(round_no, cell)
+            if key is not None and key == last_key:
+                grouped[-1][1].append(cell)
+            else:
+                grouped.append((round_no, [cell]))
+            last_key = key
+        return grouped
+
+    def _group_key(self, round_no: int, cell: CellPlan) -> object:
+        if cell.broker_kill is not None or cell.workload["phases"][0]["type"] == "crash":
+            return None
+        options = {k: v for k, v in cell.options.items() if k != "rate_fraction"}
+        return (round_no, cell.scenario, cell.backend, cell.profile,
+                json.dumps(options, sort_keys=True), "rate_fraction" in cell.options)
+
     def run_cell(self, round_no: int, cell: CellPlan) -> dict[str, Any]:
-        self.cell_index += 1
-        result: dict[str, Any] = {  # summary.json cell, see docs/results-schema.md
+        """One cell in a driver of its own (the self-test uses this)."""
+        return list(self.run_group(round_no, [cell]))[0]
+
+    def run_group(self, round_no: int, cells: list[CellPlan]) -> Iterator[dict[str, Any]]:
+        """Run a group of cells in one driver; yields each cell's result as it ends."""
+        info = BACKENDS[cells[0].backend]
+        reason, url = self._skip_reason(cells[0])
+        fault = None
+        if not reason and cells[0].broker_kill is not None and info.broker:
+            try:
+                fault = faults.prepare(self.brokers, info.broker, cells[0].broker_kill,
+                                       self.broker_dir / f"cell{self.cell_index + 1}")
+                url = fault.url
+            except BrokerError as exc:
+                reason = str(exc).splitlines()[0]
+        queue = f"qb{os.getpid()}c{self.cell_index + 1}"
+        ready: list[tuple[CellPlan, Path, dict[str, Any]]] = []
+        for cell in cells:
+            self.cell_index += 1
+            result = self._new_result(round_no, cell)
+            if reason:
+                result.update(status="skipped", reason=reason)
+                yield result
+                continue
+            resolve = getattr(self.scenarios[cell.scenario], "resolve", None)
+            if resolve is not None:
+                try:
+                    cell = resolve(cell, self.writer.cells, round_no)
+                except CellFailed as exc:
+                    result.update(status="failed", reason=str(exc))
+                    yield result
+                    continue
+                result["params"] = cell.params
+            cell_dir = self._write_cell(cell, queue, url)
+            result["cell_dir"] = str(cell_dir.relative_to(self.config.out))
+            ready.append((cell, cell_dir, result))
+        try:
+            yield from self._drive(ready, fault, url)
+        finally:
+            if fault is not None:
+                fault.close()
+
+    def _new_result(self, round_no: int, cell: CellPlan) -> dict[str, Any]:
+        return {  # a summary.json cell, see docs/results-schema.md
             "scenario": cell.scenario, "backend": cell.backend, "profile": cell.profile,
             "params": cell.params, "round": round_no, "status": "ok", "reason": None,
             "settings": {}, "metrics": {},
         }
+
+    def _write_cell(self, cell: CellPlan, queue: str, url: str | None) -> Path:
         info = BACKENDS[cell.backend]
-        reason, url = self._skip_reason(cell)
-        if reason:
-            result.update(status="skipped", reason=reason)
-            return result
-        fault = None
-        if cell.broker_kill is not None and info.broker:
-            try:
-                fault = faults.prepare(self.brokers, info.broker, cell.broker_kill,
-                                       self.broker_dir / f"cell{self.cell_index}")
-            except BrokerError as exc:
-                result.update(status="skipped", reason=str(exc).splitlines()[0])
-                return result
-            url = fault.url
-        resolve = getattr(self.scenarios[cell.scenario], "resolve", None)
-        if resolve is not None:
-            try:
-                cell = resolve(cell, self.writer.cells, round_no)
-            except CellFailed as exc:
-                result.update(status="failed", reason=str(exc))
-                return result
-            result["params"] = cell.params
         name = f"{self.cell_index:04d}-{cell.scenario}-{cell.backend}"
         cell_dir = self.config.out / "cells" / name
         cell_dir.mkdir(parents=True, exist_ok=True)
         spec = {
             # the driver gets the real URL through its environment: no password on disk
-            "scenario": cell.scenario, "backend": cell.backend,
+            "index": self.cell_index, "scenario": cell.scenario, "backend": cell.backend,
             "broker_url": mask(url) if url else None,
             "slots": self.config.options.slots, "profile": cell.profile,
-            "results": self.config.options.results, "queue": f"qb{os.getpid()}c{self.cell_index}",
+            "results": self.config.options.results, "queue": queue,
             "workload": cell.workload, "options": cell.options,
             "broker_ctl": self.brokers.control(info.broker) if info.broker else None,
         }
         (cell_dir / "cell.json").write_text(json.dumps(spec, indent=1))
-        result["cell_dir"] = str(cell_dir.relative_to(self.config.out))
-        try:
-            meta, failure = self._drive(cell, cell_dir, fault, broker_url=url)
-        finally:
-            if fault is not None:
-                fault.close()
+        return cell_dir
+
+    def _drive(self, cells: list[tuple[CellPlan, Path, dict[str, Any]]],
+               fault: faults.FaultBroker | None, url: str | None) -> Iterator[dict[str, Any]]:
+        """One driver for `cells`; a cell that kills or hangs the driver fails alone
+        and the cells after it go on in a fresh driver."""
+        while cells:
+            log = cells[0][1] / "driver.log"
+            self.driver = self._spawn_driver(cells, url, log)
+            began = time.monotonic()
+            while cells:
+                cell, cell_dir, result = cells[0]
+                meta = _read_meta(cell_dir)
+                if fault is not None:  # crash-recovery: serve the driver's broker-kill request
+                    try:
+                        fault.wait(self.driver, cell_dir, cell.timeout_s)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    meta = _read_meta(cell_dir)
+                if meta:
+                    cells.pop(0)
+                    if not cells:  # let the driver stop its workers before the next group
+                        self._wait_driver_exit()
+                    yield self._finish(cell, cell_dir, result, meta, meta.get("error"))
+                    began = time.monotonic()
+                    continue
+                if self.driver.poll() is not None or fault is not None:
+                    failure = f"driver died without a result; last output: {_last_line(log)}"
+                elif time.monotonic() - began > cell.timeout_s:
+                    failure = (f"timed out after {cell.timeout_s:.0f}s; last driver output: "
+                               f"{_last_line(log)}")
+                else:
+                    time.sleep(0.05)
+                    continue
+                self._stop_driver()
+                cells.pop(0)
+                yield self._finish(cell, cell_dir, result, _read_meta(cell_dir), failure)
+                break  # the rest of the group goes on in a fresh driver
+            self._stop_driver()
+
+    def _spawn_driver(self, cells: list[tuple[CellPlan, Path, dict[str, Any]]],
+                      url: str | None, log: Path) -> subprocess.Popen[bytes]:
+        python = envs.python_of(BACKENDS[cells[0][0].backend].family)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(envs.REPO_ROOT)
+        if url:
+            env[BROKER_URL_ENV] = url
+        return procs.spawn([str(python), "-m", "harness.driver",
+                            *(str(d / "cell.json") for _c, d, _r in cells)],
+                           env=env, log_path=log, cwd=envs.REPO_ROOT)
+
+    def _finish(self, cell: CellPlan, cell_dir: Path, result: dict[str, Any],
+                meta: dict[str, Any], failure: str | None) -> dict[str, Any]:
+        """Fill in a cell's result from its driver.json and records."""
         result["settings"] = {**meta.get("settings", {}), **cell.options,
                               "slots": self.config.options.slots, "profile": cell.profile,
                               "bulk_enqueue": meta.get("bulk_enqueue", False)}
         if failure:
+            failure = failure.splitlines()[0][:500]
+            save_failure(cell_dir, failure, meta)
             result.update(status="failed", reason=failure)
             return result
         try:
@@ -203,48 +303,13 @@ class Runner:
             result.update(status="failed", reason=str(exc))
         return result
 
-    def _drive(self, cell: CellPlan, cell_dir: Path, fault: faults.FaultBroker | None = None,
-               broker_url: str | None = None) -> tuple[dict[str, Any], str | None]:
-        """Run the driver; (driver metadata, failure reason or None).
-
-        On failure, cell_dir/failure.txt keeps the whole error and the last
-        lines of the driver's and every worker's log.
-        """
-        meta, failure = self._run_driver(cell, cell_dir, fault, broker_url)
-        if failure:
-            save_failure(cell_dir, failure, meta)
-        return meta, failure
-
-    def _run_driver(self, cell: CellPlan, cell_dir: Path, fault: faults.FaultBroker | None,
-                    broker_url: str | None) -> tuple[dict[str, Any], str | None]:
-        python = envs.python_of(BACKENDS[cell.backend].family)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(envs.REPO_ROOT)
-        if broker_url:
-            env[BROKER_URL_ENV] = broker_url
-        log = cell_dir / "driver.log"
-        self.driver = procs.spawn([str(python), "-m", "harness.driver", "--cell",
-                                   str(cell_dir / "cell.json")], env=env, log_path=log,
-                                  cwd=envs.REPO_ROOT)
-        try:
-            if fault is None:
-                self.driver.wait(timeout=cell.timeout_s)
-            else:  # crash-recovery: kill and restart the broker when the driver asks
-                fault.wait(self.driver, cell_dir, cell.timeout_s)
-        except subprocess.TimeoutExpired:
+    def _wait_driver_exit(self, timeout_s: float = 30.0) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
             self._stop_driver()
-            return _read_meta(cell_dir), (f"timed out after {cell.timeout_s:.0f}s; last driver "
-                                          f"output: {_last_line(log)}")
-        finally:
-            if self.driver is not None and self.driver.poll() is None:
-                self._stop_driver()
-        self.driver = None
-        meta = _read_meta(cell_dir)
-        if "error" in meta:
-            return meta, meta["error"].splitlines()[0][:500]
-        if not meta:
-            return meta, f"driver died without a result; last output: {_last_line(log)}"
-        return meta, None
 
     def _stop_driver(self) -> None:
         if self.driver is not None:
@@ -254,10 +319,11 @@ class Runner:
 
 def save_failure(cell_dir: Path, failure: str, meta: dict[str, Any]) -> None:
     parts = [f"reason: {failure}", meta.get("error", ""), meta.get("traceback", "")]
-    for log in [cell_dir / "driver.log", *sorted((cell_dir / "logs").glob("*.log"))]:
+    logs = Path(meta.get("worker_log_dir") or cell_dir / "logs")
+    for log in [cell_dir / "driver.log", *sorted(logs.glob("*.log"))]:
         text = procs.tail(log, 30)
         if text:
-            parts.append(f"--- last lines of {log.relative_to(cell_dir)} ---\n{text}")
+            parts.append(f"--- last lines of {log.name} ---\n{text}")
     (cell_dir / "failure.txt").write_text("\n".join(p for p in parts if p) + "\n")
 
 
@@ -272,6 +338,10 @@ def _read_meta(cell_dir: Path) -> dict[str, Any]:
 
 def _last_line(log: Path) -> str:
     return procs.tail(log, 1)[-300:] or "(none)"
+
+
+def _label(round_no: int, scenario: str, backend: str, params: dict[str, Any]) -> str:
+    return f"r{round_no} {scenario} {backend} {_brief(params)}"
 
 
 def _brief(params: dict[str, Any]) -> str:

@@ -22,13 +22,15 @@ from harness.recorder import Event, count_events
 
 JOBS = 200
 FAILING_JOB = JOBS
+CELL = "0000-contract"
 
 
 def main() -> None:
     backend, url, workdir = sys.argv[1], sys.argv[2] or None, Path(sys.argv[3])
     config = AdapterConfig(backend=backend, broker_url=url, slots=4, profile="default",
                            results=False, queue=f"contract{int(time.time())}",
-                           records_dir=workdir / "records", log_dir=workdir / "logs")
+                           records_dir=workdir / "cells", log_dir=workdir / "logs")
+    (workdir / "cells" / CELL).mkdir(parents=True)  # job ids 0.. belong to cell 0
     adapter = load_adapter(backend)(config)
     report: dict[str, object] = {"settings": adapter.settings()}
     adapter.purge()
@@ -46,7 +48,8 @@ def main() -> None:
     done = 0
     deadline = time.monotonic() + 60
     while done < JOBS + 1 and time.monotonic() < deadline:
-        done += count_events(workdir / "records", offsets, frozenset({Event.END, Event.ERROR}))
+        done += count_events(workdir / "cells" / CELL / "records", offsets,
+                             frozenset({Event.END, Event.ERROR}))
         time.sleep(0.05)
     time.sleep(0.5)  # let a duplicate delivery, if any, show up
     adapter.stop_workers()

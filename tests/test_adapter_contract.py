@@ -37,7 +37,7 @@ def test_adapter_contract(backend, brokers, tmp_path):
     assert report["pids_reported_after_stop"] == []
     assert report["settings"], "adapter reported no settings"
 
-    records = load_records(tmp_path / "records")
+    records = load_records(tmp_path / "cells" / "0000-contract" / "records")
     starts = records[records.event == int(Event.START)].groupby("job_id").size()
     ends = records[records.event == int(Event.END)].groupby("job_id").size()
     errors = records[records.event == int(Event.ERROR)]
