@@ -39,9 +39,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
-from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall
 from adapters.raw_message import encode
-from adapters.workers import WorkerGroup, python_module, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from harness.urls import mask
 
 READY_LINE = "amqp-raw consumer ready"
@@ -82,7 +82,7 @@ def declare_queue(channel: BlockingChannel, queue: str, durable: bool) -> None:
     channel.queue_declare(queue, durable=durable, arguments=QUEUE_ARGUMENTS)
 
 
-class AmqpRawAdapter(Adapter):
+class AmqpRawAdapter(WorkerProcessAdapter):
     bulk_api = False
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -147,15 +147,6 @@ class AmqpRawAdapter(Adapter):
         except (AMQPConnectionError, ChannelWrongStateError):
             self._chan = None
             self._publish(job)
-
-    def stop_workers(self) -> None:
-        self.workers.stop()
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        return self.workers.kill_one(prefer_child=False)
 
     def close(self) -> None:
         """Delete the cell's queue (cells use fresh names; durable ones would pile up)."""

@@ -31,9 +31,9 @@ from arq.version import VERSION
 from arq.worker import Worker
 
 from adapters.arq_worker import FUNCTION_NAME, worker_environment
-from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall
 from adapters.redis_keys import glob_escape
-from adapters.workers import WorkerGroup, console_script, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 T = TypeVar("T")
 REDIS_TIMEOUT_S = 30.0
@@ -47,7 +47,7 @@ def largest_divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
 
 
-class ArqAdapter(Adapter):
+class ArqAdapter(WorkerProcessAdapter):
     # arq has no bulk enqueue API: enqueue_batch stays the base class's loop of
     # enqueue_job calls. Gathering them concurrently would be pipelining, not a
     # bulk API, and the driver uses one call per job when bulk_api is False anyway.
@@ -129,16 +129,6 @@ class ArqAdapter(Adapter):
             _job_id=self._job_key(job.job_id)))
         if queued is None:
             raise RuntimeError(f"arq did not enqueue job {job.job_id}: its id already exists")
-
-    def stop_workers(self) -> None:
-        self.workers.stop()
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        # An arq worker runs its jobs as tasks in its own process: kill that process.
-        return self.workers.kill_one(prefer_child=False)
 
     def close(self) -> None:
         try:

@@ -24,9 +24,9 @@ import celery
 import kombu
 from kombu.transport import redis as kombu_redis
 
-from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall
 from adapters.celery_app import CONF_ENV, READY_LINE, TASK_NAME, build_app
-from adapters.workers import WorkerGroup, console_script, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 # Steps that only matter with several nodes or with events on: mingle asks
 # other nodes for state at startup and waits for their replies, gossip and
@@ -71,7 +71,8 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
     return conf
 
 
-class CeleryAdapter(Adapter):
+class CeleryAdapter(WorkerProcessAdapter):
+    kill_pool_child = True  # a prefork pool process runs the job
     """Celery with a Redis or RabbitMQ broker; one prefork worker node."""
 
     bulk_api = False  # no bulk publish in Celery: a group still publishes one message per task
@@ -176,15 +177,6 @@ class CeleryAdapter(Adapter):
     def enqueue(self, job: JobCall) -> None:
         self.task.apply_async(args=[job.job_id, job.sent_ns, job.spec, job.payload],
                               queue=self.config.queue, producer=self.producer)
-
-    def stop_workers(self) -> None:
-        self.workers.stop()
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        return self.workers.kill_one(prefer_child=True)
 
     def close(self) -> None:
         self.connection.close()

@@ -21,16 +21,13 @@ Both profiles set max_retries=0 on the actor (see adapters.dramatiq_app).
 from __future__ import annotations
 
 import os
-import signal
-import time
 from typing import Any
 
 import dramatiq
 
-from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall
 from adapters.dramatiq_app import AppSettings, build
-from adapters.workers import WorkerGroup, console_script, worker_env
-from harness import procs
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 READY_LINE = "Worker process is ready for action"
 DEFAULT_HEARTBEAT_MS = 60000  # dramatiq.brokers.redis.DEFAULT_HEARTBEAT_TIMEOUT
@@ -44,7 +41,15 @@ def slot_map(slots: int, cpu_count: int) -> tuple[int, int]:
     return processes, slots // processes
 
 
-class DramatiqAdapter(Adapter):
+class DramatiqAdapter(WorkerProcessAdapter):
+    # A forked worker process runs the jobs. Killing one makes Dramatiq's main
+    # process stop the others and exit ("exited unexpectedly. Shutting
+    # down..."), so a supervisor (the crash phase) brings the CLI back.
+    kill_pool_child = True
+    # SIGTERM to the CLI's main process only: it relays one SIGTERM to each
+    # worker process, which finishes running jobs and returns prefetched ones
+    # (a second SIGTERM straight to a worker process makes it exit at once).
+    stop_grace_s = GRACEFUL_STOP_S
     """One adapter for both brokers; the broker URL scheme picks the broker.
 
     No bulk API: Dramatiq's group()/pipeline() still call broker.enqueue
@@ -145,39 +150,6 @@ class DramatiqAdapter(Adapter):
 
     def enqueue(self, job: JobCall) -> None:
         self.actor.send_with_options(args=(job.job_id, job.sent_ns, job.spec, job.payload))
-
-    def stop_workers(self) -> None:
-        """SIGTERM the CLI's main process first, then let WorkerGroup finish.
-
-        That is how Dramatiq expects to be stopped: the main process relays
-        one SIGTERM to each worker process, which stops taking messages,
-        finishes running jobs and returns prefetched ones to the broker. A
-        worker process that receives a second SIGTERM exits at once instead
-        (signalling the whole process group does that), so WorkerGroup's
-        group-wide stop only cleans up what is left after a grace period.
-        """
-        mains = [p.pid for p in self.workers.procs if procs.alive(p.pid)]
-        for pid in mains:
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACEFUL_STOP_S
-        while time.monotonic() < deadline and any(
-                procs.alive(p) for p in self.workers.pids()):
-            for proc in self.workers.procs:
-                proc.poll()
-            time.sleep(0.05)
-        self.workers.stop(grace_s=2.0)
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        """SIGKILL one forked worker process (not the CLI's main process).
-
-        Dramatiq's main process then stops the remaining worker processes
-        and exits ("Worker ... exited unexpectedly. Shutting down..."), so
-        restart_workers() brings the whole CLI back, as a supervisor would.
-        """
-        return self.workers.kill_one(prefer_child=True)
 
     def close(self) -> None:
         self.broker.close()

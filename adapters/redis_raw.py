@@ -14,12 +14,12 @@ from typing import Any
 
 import redis
 
-from adapters.base import Adapter, JobCall
+from adapters.base import JobCall
 from adapters.raw_message import encode
-from adapters.workers import WorkerGroup, python_module, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 
-class RedisRawAdapter(Adapter):
+class RedisRawAdapter(WorkerProcessAdapter):
     bulk_api = True
 
     def __init__(self, config: Any) -> None:
@@ -53,15 +53,6 @@ class RedisRawAdapter(Adapter):
         for job in jobs:
             pipe.lpush(self.config.queue, encode(job))
         pipe.execute()
-
-    def stop_workers(self) -> None:
-        self.workers.stop()
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        return self.workers.kill_one(prefer_child=False)
 
     def close(self) -> None:
         self.client.close()

@@ -29,16 +29,17 @@ from rq.defaults import (
 )
 from rq.version import VERSION
 
-from adapters.base import Adapter, AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall
 from adapters.job import bench_job
 from adapters.redis_keys import glob_escape
-from adapters.workers import WorkerGroup, console_script, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
 RELIABLE_RETRIES = 3
 
 
-class RqAdapter(Adapter):
+class RqAdapter(WorkerProcessAdapter):
+    kill_pool_child = True  # the default Worker runs a job in a forked work horse
     bulk_api = True  # Queue.enqueue_many: every job of a batch in one Redis pipeline
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -144,16 +145,6 @@ class RqAdapter(Adapter):
                                job_id=self._id_prefix + str(job.job_id), **self._options)
             for job in jobs
         ])
-
-    def stop_workers(self) -> None:
-        self.workers.stop()
-
-    def worker_pids(self) -> list[int]:
-        return self.workers.pids()
-
-    def kill_worker(self) -> int | None:
-        # The default Worker runs a job in a forked work horse: kill that if one is busy.
-        return self.workers.kill_one(prefer_child=True)
 
     def close(self) -> None:
         self.client.close()

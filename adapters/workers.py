@@ -16,7 +16,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
+from adapters.base import Adapter
 from harness import procs
 from harness.recorder import RECORDS_DIR_ENV
 
@@ -123,3 +125,24 @@ class WorkerGroup:
         """Stop every process of the group (SIGTERM, then SIGKILL after grace)."""
         procs.stop_trees(self.procs, grace_s=grace_s)
         self.procs.clear()
+
+
+class WorkerProcessAdapter(Adapter):
+    """An adapter whose jobs run in separate worker processes, kept in `self.workers`.
+
+    Subclasses create the WorkerGroup in __init__ and start it their own
+    way; stopping, listing and killing are the same for all of them.
+    """
+
+    kill_pool_child: ClassVar[bool] = False  # kill a pool child / work horse, not a main process
+    stop_grace_s: ClassVar[float] = 5.0  # SIGTERM to the main processes, SIGKILL after this
+    workers: WorkerGroup
+
+    def stop_workers(self) -> None:
+        self.workers.stop(grace_s=self.stop_grace_s)
+
+    def worker_pids(self) -> list[int]:
+        return self.workers.pids()
+
+    def kill_worker(self) -> int | None:
+        return self.workers.kill_one(prefer_child=self.kill_pool_child)
