@@ -15,6 +15,7 @@ predecessor's work. Stdlib plus the backend library only.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -98,7 +99,7 @@ class Driver:
         self.producer = Recorder(self.records_dir)
         self._offsets: dict[Path, int] = {}
         self.done = 0
-        self.payload = "x" * int(self.workload.get("payload_bytes", 0))
+        self.payload = incompressible_text(int(self.workload.get("payload_bytes", 0)))
         self.base = int(cell["index"]) * ID_SPAN  # job ids of this cell: base + n
         self.workers = workers
         self.config = workers.config
@@ -308,6 +309,12 @@ class Driver:
         if self.meta.get("fault"):  # a fault may leave workers half-dead: never reuse them
             self.meta["workers_stop_s"] = self.workers.stop()
         self.meta["settle_s"] = round(time.monotonic() - began, 3)
+
+
+def incompressible_text(size: int) -> str:
+    """`size` characters of random base64: JSON-safe, and a serializer that
+    compresses (RQ's zlib) cannot shrink it to nothing as it would "xxxx"."""
+    return base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
 
 
 def run_group(cell_files: list[Path]) -> int:

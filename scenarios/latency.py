@@ -22,7 +22,10 @@ from scenarios.common import drain_per_s, events, job_counts
 
 FIXED_RATES = (50, 200, 1000)
 FRACTIONS = (0.5, 0.8)
+QUICK_RATES = (200,)  # --quick: a smoke test of every kind of cell, not the whole grid
+QUICK_FRACTIONS = (0.5,)
 BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = saturated
+KEEP_UP = 0.9  # completing less than this share of the offered rate = saturated
 ONE_PRODUCER_UP_TO = 2000.0  # jobs/s; above it the schedule is shared by two producers
 
 
@@ -53,7 +56,7 @@ class Latency:
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        seconds = 2.0 if options.quick else 5.0
+        seconds = 2.0 if options.quick else 4.0
         spec = {"kind": "noop", "ms": 0}
         max_jobs = 3000 if options.quick else 10000
         cells = [
@@ -64,9 +67,9 @@ class Latency:
                        [{"type": "idle", "jobs": 10 if options.quick else 30, "gap_ms": 20,
                          "time_limit_s": 30}], 30),
         ]
-        for rate in options.rates or FIXED_RATES:
+        for rate in options.rates or (QUICK_RATES if options.quick else FIXED_RATES):
             cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s", seconds))
-        for fraction in FRACTIONS:
+        for fraction in QUICK_FRACTIONS if options.quick else FRACTIONS:
             cells.append(self._open_cell(backend, options, None, f"{fraction:.0%}max", seconds,
                                          fraction=fraction))
         return cells
@@ -120,7 +123,8 @@ class Latency:
         ended = jobs["end"].dropna()
         span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
         achieved = len(ended) / span if span > 0 else 0.0
-        saturated = bool(phase.get("timed_out")) or backlog > max(10, rate * BACKLOG_SECONDS)
+        saturated = (bool(phase.get("timed_out")) or backlog > max(10, rate * BACKLOG_SECONDS)
+                     or achieved < KEEP_UP * rate)
         out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
                                "backlog": backlog, **job_counts(records)}
         if saturated:

@@ -14,6 +14,7 @@ import pandas as pd
 from scenarios.base import CellFailed, CellPlan, RunOptions
 
 SIZES = (64, 1024, 16 * 1024)
+QUICK_SIZES = (64, 1024)
 
 
 class Memory:
@@ -21,7 +22,7 @@ class Memory:
     description = "broker memory per queued job (no workers) at several payload sizes"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        most = 5000 if options.quick else 20000
+        most = 3000 if options.quick else 10000
         budget = (64 if options.quick else 256) * 1024 * 1024
         return [
             CellPlan(
@@ -31,7 +32,7 @@ class Memory:
                           "phases": [{"type": "fill", "jobs": min(most, budget // size)}]},
                 timeout_s=180, profile=options.profile,
             )
-            for size in options.payload_sizes or SIZES
+            for size in options.payload_sizes or (QUICK_SIZES if options.quick else SIZES)
         ]
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]

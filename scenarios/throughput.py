@@ -25,8 +25,8 @@ class Throughput:
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        work_s = 3.0 if options.quick else 8.0
-        noop_jobs = 3000 if options.quick else 12000
+        work_s = 2.0 if options.quick else 5.0
+        noop_jobs = 3000 if options.quick else 10000
         cells = []
         for duration in options.durations_ms or DURATIONS_MS:
             if duration == 0:

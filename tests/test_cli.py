@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.cli import main
 from tests.conftest import harness_cli
 
 BAD_INPUT = [
@@ -27,12 +28,24 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_is_one_line_and_exit_2(argv, message):
-    done = harness_cli(*argv, timeout=60)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own exit
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert message in lines[0]
+
+
+@pytest.mark.parametrize("argv", [["run", "--backend", "nope"], ["compare", "/no/a", "/no/b"]])
+def test_bad_input_as_a_user_sees_it(argv):
+    """The same through a real `python -m harness`: no traceback reaches the terminal."""
+    done = harness_cli(*argv, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
 
 
