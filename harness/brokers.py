@@ -254,6 +254,9 @@ class Brokers:
             except BrokerError as exc:
                 self.unavailable[kind] = str(exc)
                 raise
+            except BaseException:  # interrupted while it starts: stop it, then go on out
+                server.stop()
+                raise
             self.owned[kind] = server
             self.versions[kind] = server.version
         return self.owned[kind].url

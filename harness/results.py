@@ -89,12 +89,12 @@ class RunWriter:
             raise ResultsError(f"cannot write results to {run_dir}: {exc.strerror}") from None
         self.run_info = run_info
         self.cells: list[dict[str, Any]] = []
+        self.flush()  # summary.json first: a run dir with run.json always has one
         write_json(run_dir / "run.json", run_info)
         try:
             point_latest(run_dir)
         except OSError:
             pass
-        self.flush()
 
     def add(self, cell: dict[str, Any]) -> None:
         self.cells.append(cell)
