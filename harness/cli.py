@@ -90,8 +90,9 @@ def build_parser() -> OneLineParser:
     run.add_argument("--backend", type=name_list(backend_names, "backend"),
                      default=backend_names(), help="comma list or all (default: all)")
     run.add_argument("--quick", action="store_true", help="short cells (a smoke run)")
-    run.add_argument("--rounds", type=positive_int, default=None,
-                     help="repeat every cell N times (default 1 with --quick, else 3)")
+    run.add_argument("--rounds", type=positive_int, default=1,
+                     help="repeat every cell N times (default 1; 3 or more for compare's "
+                     "significance test)")
     run.add_argument("--slots", type=positive_int, default=8,
                      help="jobs that may run at once, the same for every backend (default 8)")
     run.add_argument("--profile", type=profile_list, default=("default",),
@@ -163,7 +164,7 @@ def render_report(run_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, Runner, default_run_dir
 
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds
     options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,
