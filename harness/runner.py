@@ -116,6 +116,7 @@ class Runner:
             interrupted = str(exc)
         finally:
             self._stop_driver()
+            brokers = self.brokers.describe()  # masked URLs, while the servers are known
             self.brokers.stop_all()
             shutil.rmtree(self.broker_dir, ignore_errors=True)
             for s, handler in previous.items():
@@ -124,7 +125,7 @@ class Runner:
                 finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 complete=interrupted is None, interrupted=interrupted,
                 planned_cells=len(plan), broker_versions=self.brokers.versions,
-                brokers=self.brokers.describe(),
+                brokers=brokers,
             )
             progress.close()
         return {"run_dir": str(self.config.out), "interrupted": interrupted,

@@ -44,6 +44,7 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
             assert ideal / 2 <= metrics["jobs_per_s"] <= ideal * 1.05
     run = json.loads((out / "run.json").read_text())
     assert run["complete"] is True and run["broker_versions"]["redis"]
+    assert run["brokers"]["redis"].startswith("redis://127.0.0.1:")
     assert (out.parent / "latest").resolve() == out.resolve()
 
 
