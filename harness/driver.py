@@ -81,6 +81,8 @@ class Workers:
         try:
             self.stop()
             self.adapter.purge()
+        except Exception as exc:  # noqa: BLE001 - results are written; e.g. a killed broker
+            print(f"cleanup after the group failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             self.adapter.close()
 
@@ -249,7 +251,8 @@ class Driver:
                 self.send_all(first_id, total, phase)
             deadline = max(self.meta["ready_ns"], phase["load_start_ns"]) + limit_ns
         elif kind == "open":
-            self.start()
+            if not spec.get("without_workers"):  # the self-test times the producer alone
+                self.start()
             total = self.send_open_loop(first_id, float(spec["rate"]), float(spec["duration_s"]),
                                         phase, int(spec.get("producers", 1)),
                                         spec.get("max_jobs"))
@@ -290,6 +293,8 @@ class Driver:
         QUIESCE_S, the workers are stopped so the next cell starts fresh ones.
         """
         began = time.monotonic()
+        if self.meta.get("fault"):  # a fault may leave workers half-dead: never reuse them
+            self.meta["workers_stop_s"] = self.workers.stop()
         if self.workers.running:
             try:
                 self.adapter.purge()
@@ -306,8 +311,6 @@ class Driver:
                 time.sleep(0.02)
             else:
                 self.meta["workers_stop_s"] = self.workers.stop()
-        if self.meta.get("fault"):  # a fault may leave workers half-dead: never reuse them
-            self.meta["workers_stop_s"] = self.workers.stop()
         self.meta["settle_s"] = round(time.monotonic() - began, 3)
 
 
