@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.argparsing import OneLineParser
 from harness.results import ResultsError, load_summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -114,18 +113,10 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m harness baseline",
-                           description="save and list named baselines for compare")
-    add_baseline_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_baseline(args)
-    except ResultsError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
-        return 2
+    """`python -m harness.baselines ARGS` is `python -m harness baseline ARGS`."""
+    from harness.cli import main as cli_main
 
-
-baseline_main = main
+    return cli_main(["baseline", *(sys.argv[1:] if argv is None else argv)])
 
 if __name__ == "__main__":
     sys.exit(main())

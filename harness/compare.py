@@ -29,7 +29,6 @@ from scipy.stats import mannwhitneyu
 from adapters import BACKENDS
 from harness.baselines import (
     BASELINES,
-    OneLineParser,
     add_baseline_arguments,
     read_summary,
     resolve,
@@ -453,15 +452,10 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m harness compare",
-                           description="compare two runs; exit 1 on a regression")
-    add_compare_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_compare(args)
-    except ResultsError as exc:
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
-        return 2
+    """`python -m harness.compare ARGS` is `python -m harness compare ARGS`."""
+    from harness.cli import main as cli_main
+
+    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
