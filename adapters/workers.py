@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from adapters.base import Adapter
-from harness import procs
+from harness import interrupts, procs
 from harness.recorder import RECORDS_DIR_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +90,7 @@ class WorkerGroup:
                 )
             if pending:
                 time.sleep(0.05)
+                interrupts.check()
 
     def pids(self) -> list[int]:
         """Every live process of the group: the started ones and their children."""

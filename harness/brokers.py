@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import procs
+from harness import interrupts, procs
 from harness.urls import PROBES, mask
 
 INSTALL_HINT = {
@@ -80,6 +80,7 @@ class OwnedBroker:
                 raise BrokerError(f"{BINARIES[self.kind]} not answering after {timeout_s:.0f}s: "
                                   f"{reason}")
             time.sleep(0.05)
+            interrupts.check()
         self.version = self.read_version()
 
     def read_version(self) -> str:

@@ -18,7 +18,6 @@ import argparse
 import base64
 import json
 import os
-import signal
 import sys
 import time
 import traceback
@@ -28,6 +27,7 @@ from typing import Any
 from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
 from adapters.job import GATE_ENV
+from harness import interrupts
 from harness.crash_phase import run_crash
 from harness.driver_env import BROKER_URL_ENV
 from harness.memprobe import measure_memory
@@ -37,14 +37,6 @@ DONE_EVENTS = frozenset({Event.END, Event.ERROR})
 STARTED = frozenset({Event.START})
 BATCH = 500
 QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
-
-
-class Interrupted(Exception):
-    """SIGTERM or SIGINT reached the driver."""
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise Interrupted(signal.Signals(signum).name)
 
 
 class Workers:
@@ -337,7 +329,7 @@ def run_group(cell_files: list[Path]) -> int:
             driver = Driver(cell, cell_dir, workers)
             try:
                 driver.run()
-            except Interrupted as exc:
+            except interrupts.Interrupted as exc:
                 result["error"] = f"interrupted by {exc}"
                 code = 130
             except Exception as exc:  # noqa: BLE001 - reported to the coordinator
@@ -365,11 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness.driver")
     parser.add_argument("cells", nargs="+", type=Path, help="cell.json files, run in order")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
     try:
-        return run_group(args.cells)
-    except Interrupted:
+        with interrupts.handled():
+            return run_group(args.cells)
+    except interrupts.Interrupted:
         return 130
 
 

@@ -16,7 +16,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import interrupts
+
 _PR_SET_PDEATHSIG = 1
+_started: list[subprocess.Popen[bytes]] = []  # every child spawn() made, pruned as they end
 
 
 def _die_with_parent() -> None:
@@ -44,13 +47,27 @@ def spawn(
         handle = open(log_path, "ab")
         out = handle
     try:
-        return subprocess.Popen(
-            list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-        )
+        # a signal is held back until the child is registered, then raised
+        with interrupts.deferred():
+            proc = subprocess.Popen(
+                list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+            _started[:] = [p for p in _started if p.poll() is None]
+            _started.append(proc)
+        return proc
     finally:
         if handle is not None:
             handle.close()
+
+
+def stop_started(grace_s: float = 5.0) -> None:
+    """Stop every child spawn() started that is still alive: the last line of defence
+    when an interrupt arrived before its owner could keep hold of it."""
+    left = [p for p in _started if p.poll() is None]
+    if left:
+        stop_trees(left, grace_s, whole_group=True)
+    _started.clear()
 
 
 def children_map() -> dict[int, list[int]]:

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
-from harness import envs, faults, procs
+from harness import envs, faults, interrupts, procs
 from harness.brokers import BrokerError, Brokers
 from harness.driver_env import BROKER_URL_ENV
 from harness.progress import Progress
@@ -41,14 +40,6 @@ class RunConfig:
     out: Path
     options: RunOptions
     urls: dict[str, str | None] = field(default_factory=dict)
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM during a run."""
-
-
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    raise Interrupted(signal.Signals(signum).name)
 
 
 def git_revision() -> str:
@@ -100,27 +91,30 @@ class Runner:
         return cells
 
     def run(self) -> dict[str, Any]:
-        previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+        with interrupts.handled():
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         plan = self.plan()
         progress = Progress(len(plan))
         interrupted = None
         try:
             for round_no, group in self.groups(plan):
+                interrupts.check()
                 progress.step(_label(round_no, group[0].scenario, group[0].backend,
                                      group[0].params))
                 for result in self.run_group(round_no, group):
                     self.writer.add(result)
                     progress.done(_label(round_no, result["scenario"], result["backend"],
                                          result["params"]), result["status"], _headline(result))
-        except Interrupted as exc:
+        except interrupts.Interrupted as exc:
             interrupted = str(exc)
         finally:
             self._stop_driver()
             brokers = self.brokers.describe()  # masked URLs, while the servers are known
             self.brokers.stop_all()
+            procs.stop_started()
             shutil.rmtree(self.broker_dir, ignore_errors=True)
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             self.writer.finish(
                 finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 complete=interrupted is None, interrupted=interrupted,
@@ -268,6 +262,7 @@ class Runner:
                                f"{_last_line(log)}")
                 else:
                     time.sleep(0.05)
+                    interrupts.check()
                     continue
                 self._stop_driver()
                 cells.pop(0)
