@@ -78,15 +78,17 @@ class Runner:
         self.cell_index = 0
 
     def plan(self) -> list[tuple[int, CellPlan]]:
+        """Round-major, then backend-major: one backend's cells of a round run back to
+        back, so its workers are started as few times as possible."""
         cells = []
         for round_no in range(1, self.config.rounds + 1):
-            for name in self.config.scenarios:
-                profiles = self.config.options.profiles
-                if getattr(SCENARIOS[name], "all_profiles", False):  # it plans every profile
-                    profiles = profiles[:1]
-                for profile in profiles:
-                    options = dataclasses.replace(self.config.options, profile=profile)
-                    for backend in self.config.backends:
+            for backend in self.config.backends:
+                for name in self.config.scenarios:
+                    profiles = self.config.options.profiles
+                    if getattr(SCENARIOS[name], "all_profiles", False):  # plans every profile
+                        profiles = profiles[:1]
+                    for profile in profiles:
+                        options = dataclasses.replace(self.config.options, profile=profile)
                         cells += [(round_no, c) for c in SCENARIOS[name].plan(backend, options)]
         return cells
 
@@ -142,15 +144,18 @@ class Runner:
     def groups(self, plan: list[tuple[int, CellPlan]]) -> list[tuple[int, list[CellPlan]]]:
         """Consecutive cells that can share one driver and its workers.
 
-        Same round, scenario, backend, profile and adapter options; a cell
-        whose parameters depend on an earlier cell's result (resolve) starts
-        a new group, and fault-injecting cells always run alone.
+        Same round, backend, profile and adapter options, whatever the
+        scenario. A cell whose parameters depend on an earlier cell's result
+        (a latency rate that is a fraction of the measured maximum) is
+        resolved before its driver starts, so it starts a new group; cells
+        that inject a fault always run alone.
         """
         grouped: list[tuple[int, list[CellPlan]]] = []
         last_key: object = None
         for round_no, cell in plan:
             key = self._group_key(round_no, cell)
-            if key is not None and key == last_key:
+            needs_resolve = "rate_fraction" in cell.options
+            if key is not None and key == last_key and not needs_resolve:
                 grouped[-1][1].append(cell)
             else:
                 grouped.append((round_no, [cell]))
@@ -161,8 +166,7 @@ class Runner:
         if cell.broker_kill is not None or cell.workload["phases"][0]["type"] == "crash":
             return None
         options = {k: v for k, v in cell.options.items() if k != "rate_fraction"}
-        return (round_no, cell.scenario, cell.backend, cell.profile,
-                json.dumps(options, sort_keys=True), "rate_fraction" in cell.options)
+        return (round_no, cell.backend, cell.profile, json.dumps(options, sort_keys=True))
 
     def run_cell(self, round_no: int, cell: CellPlan) -> dict[str, Any]:
         """One cell in a driver of its own (the self-test uses this)."""
@@ -252,6 +256,7 @@ class Runner:
                     cells.pop(0)
                     if not cells:  # let the driver stop its workers before the next group
                         self._wait_driver_exit()
+                    result["wall_s"] = round(time.monotonic() - began, 2)
                     yield self._finish(cell, cell_dir, result, meta, meta.get("error"))
                     began = time.monotonic()
                     continue
@@ -266,6 +271,7 @@ class Runner:
                     continue
                 self._stop_driver()
                 cells.pop(0)
+                result["wall_s"] = round(time.monotonic() - began, 2)
                 yield self._finish(cell, cell_dir, result, _read_meta(cell_dir), failure)
                 break  # the rest of the group goes on in a fresh driver
             self._stop_driver()

@@ -2,7 +2,7 @@
 
 Measures (1) the recorder's cost per record in this process, and (2) for
 each chosen backend, the open-loop producer's maximum send rate (one call
-per job, one and two producer processes, no worker running: the producer's
+per job, one to three producer processes, no worker running: the producer's
 own capacity) against that backend's own noop throughput. The producer
 must be able to offer at least twice what the fastest broker-backed
 backend absorbs. In a latency cell producer and workers share the CPU;
@@ -28,6 +28,7 @@ from scenarios.throughput import THROUGHPUT
 
 REQUIRED_HEADROOM = 2.0
 PROBE_RATE = 500_000.0  # far above any backend: the producer sends flat out
+PRODUCER_COUNTS = (1, 2, 3)
 
 
 def recorder_cost_us(records: int = 100_000, repeats: int = 5) -> float:
@@ -58,7 +59,7 @@ class ProducerProbe:
                               "producers": producers, "time_limit_s": 0,
                               "max_jobs": 60_000, "without_workers": True}]},
                          timeout_s=120)
-                for producers in (1, 2)]
+                for producers in PRODUCER_COUNTS]
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
                 ) -> dict[str, Any]:

@@ -11,6 +11,7 @@ figures.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pandas as pd
@@ -26,7 +27,13 @@ QUICK_RATES = (200,)  # --quick: a smoke test of every kind of cell, not the who
 QUICK_FRACTIONS = (0.5,)
 BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = saturated
 KEEP_UP = 0.9  # completing less than this share of the offered rate = saturated
-ONE_PRODUCER_UP_TO = 2000.0  # jobs/s; above it the schedule is shared by two producers
+PER_PRODUCER_RATE = 2000.0  # jobs/s one producer offers comfortably; more share the schedule
+MAX_PRODUCERS = 3
+
+
+def saturation_backlog(rate: float) -> float:
+    """Jobs sent but not started at the end of sending beyond which a rate is saturated."""
+    return max(10.0, rate * BACKLOG_SECONDS)
 
 
 def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
@@ -56,15 +63,15 @@ class Latency:
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        seconds = 2.0 if options.quick else 4.0
+        seconds = 1.5 if options.quick else 3.0
         spec = {"kind": "noop", "ms": 0}
-        max_jobs = 3000 if options.quick else 10000
+        max_jobs = 2000 if options.quick else 10000
         cells = [
             self._cell(backend, options, {"rate": None, "rate_label": "max"}, spec,
                        [{"type": "batch", "jobs": max_jobs, "preload": True,
-                         "time_limit_s": 2 * seconds + 2}], 2 * seconds + 2),
+                         "time_limit_s": seconds + 2}], seconds + 2),
             self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
-                       [{"type": "idle", "jobs": 10 if options.quick else 30, "gap_ms": 20,
+                       [{"type": "idle", "jobs": 5 if options.quick else 20, "gap_ms": 20,
                          "time_limit_s": 30}], 30),
         ]
         for rate in options.rates or (QUICK_RATES if options.quick else FIXED_RATES):
@@ -76,10 +83,12 @@ class Latency:
 
     def _open_cell(self, backend: str, options: RunOptions, rate: float | None, label: str,
                    seconds: float, fraction: float | None = None) -> CellPlan:
-        phase = {"type": "open", "rate": rate, "duration_s": seconds, "time_limit_s": 10.0}
+        phase = {"type": "open", "rate": rate, "duration_s": seconds, "time_limit_s": 6.0}
+        if rate is not None:
+            phase["saturated_backlog"] = saturation_backlog(rate)
         cell = self._cell(backend, options, {"rate": rate, "rate_label": label,
                                              "duration_s": seconds},
-                          {"kind": "noop", "ms": 0}, [phase], seconds + 10)
+                          {"kind": "noop", "ms": 0}, [phase], seconds + 6)
         if fraction is not None:
             cell.options = {"rate_fraction": fraction}
         return cell
@@ -100,8 +109,9 @@ class Latency:
                     and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
                     and cell["status"] == "ok"):
                 rate = round(fraction * cell["metrics"]["jobs_per_s"], 1)
-                producers = 1 if rate <= ONE_PRODUCER_UP_TO else 2
-                phases = [{**plan.workload["phases"][0], "rate": rate, "producers": producers}]
+                producers = min(MAX_PRODUCERS, math.ceil(rate / PER_PRODUCER_RATE))
+                phases = [{**plan.workload["phases"][0], "rate": rate, "producers": producers,
+                           "saturated_backlog": saturation_backlog(rate)}]
                 return dataclasses.replace(plan, params={**plan.params, "rate": rate},
                                            workload={**plan.workload, "phases": phases})
         raise CellFailed("no measured maximum rate for this backend in this round")
@@ -123,7 +133,7 @@ class Latency:
         ended = jobs["end"].dropna()
         span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
         achieved = len(ended) / span if span > 0 else 0.0
-        saturated = (bool(phase.get("timed_out")) or backlog > max(10, rate * BACKLOG_SECONDS)
+        saturated = (bool(phase.get("timed_out")) or backlog > saturation_backlog(rate)
                      or achieved < KEEP_UP * rate)
         out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
                                "backlog": backlog, **job_counts(records)}

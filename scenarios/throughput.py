@@ -18,6 +18,7 @@ from scenarios.base import CellPlan, RunOptions
 from scenarios.common import drain_per_s, enqueue_per_s, job_counts
 
 DURATIONS_MS = (0, 1, 10, 100)
+QUICK_DURATIONS_MS = (0, 10)  # --quick: the noop ceiling and one real job size
 
 
 class Throughput:
@@ -25,17 +26,18 @@ class Throughput:
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        work_s = 2.0 if options.quick else 5.0
-        noop_jobs = 3000 if options.quick else 10000
+        work_s = 1.5 if options.quick else 5.0
+        noop_jobs = 2000 if options.quick else 10000
+        durations = options.durations_ms or (QUICK_DURATIONS_MS if options.quick else DURATIONS_MS)
         cells = []
-        for duration in options.durations_ms or DURATIONS_MS:
+        for duration in durations:
             if duration == 0:
                 jobs = noop_jobs
                 spec = {"kind": "noop", "ms": 0}
             else:
                 jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration))
                 spec = {"kind": "sleep", "ms": duration}
-            limit = 2 * work_s + 2
+            limit = work_s + 2  # from the moment every worker is ready
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
                 params={"duration_ms": duration, "slots": options.slots, "jobs": jobs},

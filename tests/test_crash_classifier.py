@@ -123,26 +123,38 @@ def test_nothing_recovered(tmp_path):
     assert (out["lost"], out["once"], out["lost_never_started"]) == (2, 1, 1)
 
 
-def test_both_profiles_are_planned_once_whatever_profile_says(tmp_path):
+def _crash_plan(tmp_path, quick, profiles):
     from harness.runner import RunConfig, Runner
     from scenarios.base import RunOptions
 
-    for profiles in (("default",), ("reliable",), ("default", "reliable")):
-        options = RunOptions(quick=True, profile=profiles[0], profiles=profiles)
-        runner = Runner(RunConfig(scenarios=["crash-recovery"], backends=["asyncio", "rq"],
-                                  rounds=1, out=tmp_path / "-".join(profiles), options=options))
-        try:
-            cells = [cell for _round, cell in runner.plan()]
-        finally:
-            shutil.rmtree(runner.broker_dir, ignore_errors=True)
-        worker = sorted((c.backend, c.profile) for c in cells
-                        if c.params["fault"] == "worker-kill")
-        assert worker == [("asyncio", "default"), ("asyncio", "reliable"),
-                          ("rq", "default"), ("rq", "reliable")]
-        broker = [(c.params["persistence"], c.broker_kill) for c in cells
-                  if c.params["fault"] == "broker-kill"]
-        assert broker == [("off", {"appendonly": "no"}),
-                          ("aof-everysec", {"appendonly": "yes", "appendfsync": "everysec"})]
+    options = RunOptions(quick=quick, profile=profiles[0], profiles=profiles)
+    runner = Runner(RunConfig(scenarios=["crash-recovery"], backends=["asyncio", "rq"],
+                              rounds=1, out=tmp_path / f"{quick}-{'-'.join(profiles)}",
+                              options=options))
+    try:
+        return [cell for _round, cell in runner.plan()]
+    finally:
+        shutil.rmtree(runner.broker_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("profiles", [("default",), ("reliable",), ("default", "reliable")])
+def test_full_plan_has_both_profiles_once_whatever_profile_says(tmp_path, profiles):
+    cells = _crash_plan(tmp_path, False, profiles)
+    worker = sorted((c.backend, c.profile) for c in cells if c.params["fault"] == "worker-kill")
+    assert worker == [("asyncio", "default"), ("asyncio", "reliable"),
+                      ("rq", "default"), ("rq", "reliable")]
+    broker = [(c.backend, c.profile, c.params["persistence"], c.broker_kill) for c in cells
+              if c.params["fault"] == "broker-kill"]
+    assert broker == [("rq", "reliable", "off", {"appendonly": "no"}),
+                      ("rq", "reliable", "aof-everysec",
+                       {"appendonly": "yes", "appendfsync": "everysec"})]
+
+
+@pytest.mark.parametrize("profiles", [("default",), ("reliable",), ("default", "reliable")])
+def test_quick_plan_kills_a_worker_in_the_runs_first_profile(tmp_path, profiles):
+    cells = _crash_plan(tmp_path, True, profiles)
+    assert [(c.backend, c.profile, c.params["fault"]) for c in cells] == [
+        ("asyncio", profiles[0], "worker-kill"), ("rq", profiles[0], "worker-kill")]
 
 
 def test_a_user_given_broker_cannot_be_killed(tmp_path):
