@@ -110,7 +110,7 @@ class AmqpRawAdapter(WorkerProcessAdapter):
             "delivery_mode": 2 if self.durable else 1, "durable_from": source,
             "publisher_confirms": self.confirms, "mandatory": self.confirms,
             "enqueue": "basic_publish per job to the default exchange (no batch API)",
-            "heartbeat": 0, "queue_cleanup": "queue_delete in close()", "results": False,
+            "heartbeat": 0, "queue_cleanup": "queue_delete when the group ends", "results": False,
         }
 
     @property
@@ -148,17 +148,18 @@ class AmqpRawAdapter(WorkerProcessAdapter):
             self._chan = None
             self._publish(job)
 
-    def close(self) -> None:
-        """Delete the cell's queue (cells use fresh names; durable ones would pile up)."""
+    def remove_queue(self) -> None:
+        """Delete the group's queue (groups use fresh names; durable ones would pile up)."""
         try:
             if self._chan is not None and self._chan.is_open:
                 self._chan.queue_delete(self.config.queue)
         except AMQPError:
             pass  # best effort: the broker may be gone (crash scenario)
-        finally:
-            if self.connection is not None and self.connection.is_open:
-                try:
-                    self.connection.close()
-                except AMQPError:
-                    pass
-            self.connection = self._chan = None
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.is_open:
+            try:
+                self.connection.close()
+            except AMQPError:
+                pass
+        self.connection = self._chan = None

@@ -107,5 +107,9 @@ class Adapter(ABC):
         self.stop_workers()
         self.start_workers()
 
+    def remove_queue(self) -> None:
+        """Delete what the group's queue left on the broker, once, by the driver that
+        owns the workers (never by a forked producer: the workers still consume it)."""
+
     def close(self) -> None:
         """Release producer-side connections."""

@@ -35,8 +35,9 @@ from harness.recorder import GATE_FILE, ID_SPAN, Event, Recorder, count_events
 
 DONE_EVENTS = frozenset({Event.END, Event.ERROR})
 STARTED = frozenset({Event.START})
-BATCH = 500
+BATCH = 250
 QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
+BIND_TIMEOUT_S = 600.0  # the coordinator binds the next cell within moments
 SATURATED_DRAIN_NS = 1_000_000_000  # how long a saturated open-loop cell still collects
 
 
@@ -74,6 +75,7 @@ class Workers:
         try:
             self.stop()
             self.adapter.purge()
+            self.adapter.remove_queue()
         except Exception as exc:  # noqa: BLE001 - results are written; e.g. a killed broker
             print(f"cleanup after the group failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
@@ -119,14 +121,21 @@ class Driver:
                 intended = time.monotonic_ns()
         self.producer.record_many(rows)
 
-    def send_all(self, first_id: int, total: int, phase: dict[str, Any]) -> None:
-        """Enqueue `total` jobs as fast as the producer can."""
+    def send_all(self, first_id: int, total: int, phase: dict[str, Any],
+                 limit_s: float | None = None) -> int:
+        """Enqueue `total` jobs as fast as the producer can, or as many as fit in
+        `limit_s` seconds (in batches of BATCH); returns how many were sent."""
         bulk = bool(self.workload.get("bulk", True)) and self.adapter.bulk_api
         self.meta["bulk_enqueue"] = bulk
         phase["load_start_ns"] = time.monotonic_ns()
-        for first in range(0, total, BATCH):
-            self._send(first_id + first, min(BATCH, total - first), bulk)
+        stop_ns = phase["load_start_ns"] + int(limit_s * 1e9) if limit_s else None
+        sent = 0
+        while sent < total and (stop_ns is None or time.monotonic_ns() < stop_ns):
+            count = min(BATCH, total - sent)
+            self._send(first_id + sent, count, bulk)
+            sent += count
         phase["load_end_ns"] = time.monotonic_ns()
+        return sent
 
     def send_open_loop(self, first_id: int, rate: float, duration_s: float,
                        phase: dict[str, Any], producers: int = 1,
@@ -239,13 +248,13 @@ class Driver:
         kind = spec["type"]
         limit_ns = int(float(spec.get("time_limit_s", 60)) * 1e9)
         if kind == "batch":
-            total = int(spec["jobs"])
+            enqueue_limit = spec.get("enqueue_limit_s")
             if spec.get("preload", False) and index == 0:
-                self.send_all(first_id, total, phase)
+                total = self.send_all(first_id, int(spec["jobs"]), phase, enqueue_limit)
                 self.start()
             else:
                 self.start()
-                self.send_all(first_id, total, phase)
+                total = self.send_all(first_id, int(spec["jobs"]), phase, enqueue_limit)
             deadline = max(self.meta["ready_ns"], phase["load_start_ns"]) + limit_ns
         elif kind == "open":
             if not spec.get("without_workers"):  # the self-test times the producer alone
@@ -321,19 +330,30 @@ def incompressible_text(size: int) -> str:
     return base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
 
 
+def read_cell(path: Path, timeout_s: float = BIND_TIMEOUT_S) -> dict[str, Any]:
+    """A cell's spec, once the coordinator has bound it (written after the cells before
+    it ended, as its parameters may depend on their results)."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} was not written within {timeout_s:.0f}s")
+        time.sleep(0.01)
+    cell = json.loads(path.read_text())
+    cell["broker_url"] = os.environ.get(BROKER_URL_ENV) or cell.get("broker_url")
+    return cell
+
+
 def run_group(cell_files: list[Path]) -> int:
     """Run every cell in order with one adapter; driver.json per cell as it ends."""
-    cells = []
-    for path in cell_files:
-        cell = json.loads(path.read_text())
-        cell["broker_url"] = os.environ.get(BROKER_URL_ENV) or cell.get("broker_url")
-        cells.append((cell, path.parent))
-    first_dir = cells[0][1]
-    workers = Workers(cells[0][0], first_dir.parent, first_dir.parent.parent / "logs" /
-                      first_dir.name)
+    first_dir = cell_files[0].parent
+    workers = Workers(read_cell(cell_files[0]), first_dir.parent,
+                      first_dir.parent.parent / "logs" / first_dir.name)
     code = 0
     try:
-        for cell, cell_dir in cells:
+        for path in cell_files:
+            cell, cell_dir = read_cell(path), path.parent
+            if cell.get("skip"):  # the coordinator answered it without a run
+                continue
             result: dict[str, Any] = {"pid": os.getpid()}
             driver = Driver(cell, cell_dir, workers)
             try:

@@ -29,7 +29,7 @@ from harness.records import load_records
 from harness.results import RunWriter, new_run_id
 from harness.urls import mask
 from scenarios import SCENARIOS
-from scenarios.base import CellFailed, CellPlan, RunOptions, Scenario
+from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
 
 
 @dataclass
@@ -63,6 +63,17 @@ def run_info(config: RunConfig, run_id: str) -> dict[str, Any]:
                    "broker_urls": {k: mask(v) for k, v in config.urls.items() if v}},
         "library_versions": versions, "broker_versions": {}, "complete": False,
     }
+
+
+@dataclass
+class GroupCell:
+    """A cell of a driver group: bound (cell.json written) once the cells before it ended."""
+
+    cell: CellPlan
+    cell_dir: Path
+    result: dict[str, Any]
+    index: int
+    bound: bool = False
 
 
 class Runner:
@@ -145,17 +156,15 @@ class Runner:
         """Consecutive cells that can share one driver and its workers.
 
         Same round, backend, profile and adapter options, whatever the
-        scenario. A cell whose parameters depend on an earlier cell's result
-        (a latency rate that is a fraction of the measured maximum) is
-        resolved before its driver starts, so it starts a new group; cells
-        that inject a fault always run alone.
+        scenario; a cell whose broker is killed runs alone, and after a
+        worker-kill the driver starts fresh workers for the next cell. A cell
+        whose parameters depend on an earlier result is bound late (_bind).
         """
         grouped: list[tuple[int, list[CellPlan]]] = []
         last_key: object = None
         for round_no, cell in plan:
             key = self._group_key(round_no, cell)
-            needs_resolve = "rate_fraction" in cell.options
-            if key is not None and key == last_key and not needs_resolve:
+            if key is not None and key == last_key:
                 grouped[-1][1].append(cell)
             else:
                 grouped.append((round_no, [cell]))
@@ -163,7 +172,7 @@ class Runner:
         return grouped
 
     def _group_key(self, round_no: int, cell: CellPlan) -> object:
-        if cell.broker_kill is not None or cell.workload["phases"][0]["type"] == "crash":
+        if cell.broker_kill is not None:  # the coordinator kills this cell's broker
             return None
         options = {k: v for k, v in cell.options.items() if k != "rate_fraction"}
         return (round_no, cell.backend, cell.profile, json.dumps(options, sort_keys=True))
@@ -185,7 +194,7 @@ class Runner:
             except BrokerError as exc:
                 reason = str(exc).splitlines()[0]
         queue = f"qb{os.getpid()}c{self.cell_index + 1}"
-        ready: list[tuple[CellPlan, Path, dict[str, Any]]] = []
+        items: list[GroupCell] = []
         for cell in cells:
             self.cell_index += 1
             result = self._new_result(round_no, cell)
@@ -193,20 +202,13 @@ class Runner:
                 result.update(status="skipped", reason=reason)
                 yield result
                 continue
-            resolve = getattr(self.scenarios[cell.scenario], "resolve", None)
-            if resolve is not None:
-                try:
-                    cell = resolve(cell, self.writer.cells, round_no)
-                except CellFailed as exc:
-                    result.update(status="failed", reason=str(exc))
-                    yield result
-                    continue
-                result["params"] = cell.params
-            cell_dir = self._write_cell(cell, queue, url)
+            name = f"{self.cell_index:04d}-{cell.scenario}-{cell.backend}"
+            cell_dir = self.config.out / "cells" / name
+            cell_dir.mkdir(parents=True, exist_ok=True)
             result["cell_dir"] = str(cell_dir.relative_to(self.config.out))
-            ready.append((cell, cell_dir, result))
+            items.append(GroupCell(cell, cell_dir, result, self.cell_index))
         try:
-            yield from self._drive(ready, fault, url)
+            yield from self._drive(items, fault, url, queue, round_no)
         finally:
             if fault is not None:
                 fault.close()
@@ -218,78 +220,109 @@ class Runner:
             "settings": {}, "metrics": {},
         }
 
-    def _write_cell(self, cell: CellPlan, queue: str, url: str | None) -> Path:
-        info = BACKENDS[cell.backend]
-        name = f"{self.cell_index:04d}-{cell.scenario}-{cell.backend}"
-        cell_dir = self.config.out / "cells" / name
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        spec = {
+    def _bind(self, item: GroupCell, round_no: int, queue: str,
+              url: str | None) -> dict[str, Any] | None:
+        """Write the cell's cell.json, for the driver waiting on it.
+
+        A cell is bound only once the cells before it have ended, so its
+        parameters may depend on their results (scenario `resolve`). Returns
+        the cell's result when it needs no run (it failed to resolve, or an
+        earlier cell measured exactly this); cell.json then says skip.
+        """
+        item.bound = True
+        resolve = getattr(self.scenarios[item.cell.scenario], "resolve", None)
+        done = None
+        try:
+            if resolve is not None:
+                item.cell = resolve(item.cell, self.writer.cells, round_no)
+                item.result["params"] = item.cell.params
+        except CellFailed as exc:
+            item.result.update(status="failed", reason=str(exc))
+            done = item.result
+        except CellReused as reuse:
+            source = reuse.source
+            item.result.update(metrics=dict(source["metrics"]), settings=source["settings"],
+                               reused_from=source.get("cell_dir"), wall_s=0.0)
+            done = item.result
+        info = BACKENDS[item.cell.backend]
+        spec = {"skip": True} if done else {
             # the driver gets the real URL through its environment: no password on disk
-            "index": self.cell_index, "scenario": cell.scenario, "backend": cell.backend,
+            "index": item.index, "scenario": item.cell.scenario, "backend": item.cell.backend,
             "broker_url": mask(url) if url else None,
-            "slots": self.config.options.slots, "profile": cell.profile,
+            "slots": self.config.options.slots, "profile": item.cell.profile,
             "results": self.config.options.results, "queue": queue,
-            "workload": cell.workload, "options": cell.options,
+            "workload": item.cell.workload, "options": item.cell.options,
             "broker_ctl": self.brokers.control(info.broker) if info.broker else None,
         }
-        (cell_dir / "cell.json").write_text(json.dumps(spec, indent=1))
-        return cell_dir
+        tmp = item.cell_dir / "cell.json.tmp"
+        tmp.write_text(json.dumps(spec, indent=1))
+        tmp.replace(item.cell_dir / "cell.json")
+        return done
 
-    def _drive(self, cells: list[tuple[CellPlan, Path, dict[str, Any]]],
-               fault: faults.FaultBroker | None, url: str | None) -> Iterator[dict[str, Any]]:
-        """One driver for `cells`; a cell that kills or hangs the driver fails alone
+    def _drive(self, items: list[GroupCell], fault: faults.FaultBroker | None, url: str | None,
+               queue: str, round_no: int) -> Iterator[dict[str, Any]]:
+        """One driver for `items`; a cell that kills or hangs the driver fails alone
         and the cells after it go on in a fresh driver."""
-        while cells:
-            log = cells[0][1] / "driver.log"
-            self.driver = self._spawn_driver(cells, url, log)
+        while items:
+            if not items[0].bound and (done := self._bind(items[0], round_no, queue, url)):
+                items.pop(0)
+                yield done
+                continue
+            log = items[0].cell_dir / "driver.log"
+            self.driver = self._spawn_driver(items, url, log)
             began = time.monotonic()
-            while cells:
-                cell, cell_dir, result = cells[0]
-                meta = _read_meta(cell_dir)
+            while items:
+                item = items[0]
+                if not item.bound and (done := self._bind(item, round_no, queue, url)):
+                    items.pop(0)
+                    yield done
+                    continue
+                meta = _read_meta(item.cell_dir)
                 if fault is not None:  # crash-recovery: serve the driver's broker-kill request
                     try:
-                        fault.wait(self.driver, cell_dir, cell.timeout_s)
+                        fault.wait(self.driver, item.cell_dir, item.cell.timeout_s)
                     except subprocess.TimeoutExpired:
                         pass
-                    meta = _read_meta(cell_dir)
+                    meta = _read_meta(item.cell_dir)
                 if meta:
-                    cells.pop(0)
-                    if not cells:  # let the driver stop its workers before the next group
+                    items.pop(0)
+                    if not items:  # let the driver stop its workers before the next group
                         self._wait_driver_exit()
-                    result["wall_s"] = round(time.monotonic() - began, 2)
-                    yield self._finish(cell, cell_dir, result, meta, meta.get("error"))
+                    item.result["wall_s"] = round(time.monotonic() - began, 2)
+                    yield self._finish(item, meta, meta.get("error"))
                     began = time.monotonic()
                     continue
                 if self.driver.poll() is not None or fault is not None:
                     failure = f"driver died without a result; last output: {_last_line(log)}"
-                elif time.monotonic() - began > cell.timeout_s:
-                    failure = (f"timed out after {cell.timeout_s:.0f}s; last driver output: "
+                elif time.monotonic() - began > item.cell.timeout_s:
+                    failure = (f"timed out after {item.cell.timeout_s:.0f}s; last driver output: "
                                f"{_last_line(log)}")
                 else:
                     time.sleep(0.05)
                     interrupts.check()
                     continue
                 self._stop_driver()
-                cells.pop(0)
-                result["wall_s"] = round(time.monotonic() - began, 2)
-                yield self._finish(cell, cell_dir, result, _read_meta(cell_dir), failure)
+                items.pop(0)
+                item.result["wall_s"] = round(time.monotonic() - began, 2)
+                yield self._finish(item, _read_meta(item.cell_dir), failure)
                 break  # the rest of the group goes on in a fresh driver
             self._stop_driver()
 
-    def _spawn_driver(self, cells: list[tuple[CellPlan, Path, dict[str, Any]]],
-                      url: str | None, log: Path) -> subprocess.Popen[bytes]:
-        python = envs.python_of(BACKENDS[cells[0][0].backend].family)
+    def _spawn_driver(self, items: list[GroupCell], url: str | None,
+                      log: Path) -> subprocess.Popen[bytes]:
+        python = envs.python_of(BACKENDS[items[0].cell.backend].family)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(envs.REPO_ROOT)
         if url:
             env[BROKER_URL_ENV] = url
         return procs.spawn([str(python), "-m", "harness.driver",
-                            *(str(d / "cell.json") for _c, d, _r in cells)],
+                            *(str(item.cell_dir / "cell.json") for item in items)],
                            env=env, log_path=log, cwd=envs.REPO_ROOT)
 
-    def _finish(self, cell: CellPlan, cell_dir: Path, result: dict[str, Any],
-                meta: dict[str, Any], failure: str | None) -> dict[str, Any]:
+    def _finish(self, item: GroupCell, meta: dict[str, Any], failure: str | None
+                ) -> dict[str, Any]:
         """Fill in a cell's result from its driver.json and records."""
+        cell, cell_dir, result = item.cell, item.cell_dir, item.result
         result["settings"] = {**meta.get("settings", {}), **cell.options,
                               "slots": self.config.options.slots, "profile": cell.profile,
                               "bulk_enqueue": meta.get("bulk_enqueue", False)}

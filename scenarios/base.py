@@ -43,6 +43,14 @@ class CellFailed(Exception):
     """The records do not support a figure (too few jobs, none ended...)."""
 
 
+class CellReused(Exception):
+    """An earlier cell of the run measured exactly what this cell would: take its result."""
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        super().__init__(source.get("cell_dir"))
+        self.source = source
+
+
 class Scenario(Protocol):
     name: str
     description: str

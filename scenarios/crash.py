@@ -109,7 +109,7 @@ class CrashRecovery:
         """Quick: worker-kill in the run's profile. Otherwise worker-kill in both
         profiles and broker-kill in the reliable one at every persistence setting."""
         if options.quick:
-            return [self._cell(backend, options, options.profile, "worker-kill", None, 4.0)]
+            return [self._cell(backend, options, options.profile, "worker-kill", None, 3.0)]
         cells = [self._cell(backend, options, profile, "worker-kill", None, 8.0)
                  for profile in PROFILES]
         cells += [self._cell(backend, options, "reliable", "broker-kill", persistence, 8.0)

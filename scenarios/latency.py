@@ -18,8 +18,9 @@ import pandas as pd
 
 from harness.recorder import Event
 from harness.stats import encode, histogram_of, percentiles_ms
-from scenarios.base import CellFailed, CellPlan, RunOptions
+from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions
 from scenarios.common import drain_per_s, events, job_counts
+from scenarios.throughput import THROUGHPUT, preloaded_batch
 
 FIXED_RATES = (50, 200, 1000)
 FRACTIONS = (0.5, 0.8)
@@ -29,6 +30,11 @@ BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = satu
 KEEP_UP = 0.9  # completing less than this share of the offered rate = saturated
 PER_PRODUCER_RATE = 2000.0  # jobs/s one producer offers comfortably; more share the schedule
 MAX_PRODUCERS = 3
+
+
+def producers_for(rate: float) -> int:
+    """Producer processes sharing one open-loop schedule of `rate` jobs/s."""
+    return min(MAX_PRODUCERS, math.ceil(rate / PER_PRODUCER_RATE))
 
 
 def saturation_backlog(rate: float) -> float:
@@ -65,11 +71,10 @@ class Latency:
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         seconds = 1.5 if options.quick else 3.0
         spec = {"kind": "noop", "ms": 0}
-        max_jobs = 2000 if options.quick else 10000
+        _jobs, max_workload, max_limit = preloaded_batch(0, options)  # = throughput's noop cell
         cells = [
             self._cell(backend, options, {"rate": None, "rate_label": "max"}, spec,
-                       [{"type": "batch", "jobs": max_jobs, "preload": True,
-                         "time_limit_s": seconds + 2}], seconds + 2),
+                       max_workload["phases"], max_limit),
             self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
                        [{"type": "idle", "jobs": 5 if options.quick else 20, "gap_ms": 20,
                          "time_limit_s": 30}], 30),
@@ -85,7 +90,7 @@ class Latency:
                    seconds: float, fraction: float | None = None) -> CellPlan:
         phase = {"type": "open", "rate": rate, "duration_s": seconds, "time_limit_s": 6.0}
         if rate is not None:
-            phase["saturated_backlog"] = saturation_backlog(rate)
+            phase.update(producers=producers_for(rate), saturated_backlog=saturation_backlog(rate))
         cell = self._cell(backend, options, {"rate": rate, "rate_label": label,
                                              "duration_s": seconds},
                           {"kind": "noop", "ms": 0}, [phase], seconds + 6)
@@ -100,7 +105,20 @@ class Latency:
                         profile=options.profile)
 
     def resolve(self, plan: CellPlan, earlier: list[dict[str, Any]], round_no: int) -> CellPlan:
-        """Turn a fraction-of-max cell into a concrete rate from this round's max cell."""
+        """Turn a fraction-of-max cell into a concrete rate from this round's max cell.
+
+        The max cell is the throughput scenario's noop cell; when that ran
+        in this round for this backend and profile, its result is reused.
+        """
+        if plan.params.get("rate_label") == "max":
+            jobs = plan.workload["phases"][0]["jobs"]
+            for cell in earlier:
+                if (cell["scenario"] == THROUGHPUT.name and cell["backend"] == plan.backend
+                        and cell["round"] == round_no and cell["profile"] == plan.profile
+                        and cell["params"].get("duration_ms") == 0
+                        and cell["params"].get("jobs") == jobs and cell["status"] == "ok"):
+                    raise CellReused(cell)
+            return plan
         fraction = plan.options.get("rate_fraction")
         if fraction is None:
             return plan
@@ -109,8 +127,8 @@ class Latency:
                     and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
                     and cell["status"] == "ok"):
                 rate = round(fraction * cell["metrics"]["jobs_per_s"], 1)
-                producers = min(MAX_PRODUCERS, math.ceil(rate / PER_PRODUCER_RATE))
-                phases = [{**plan.workload["phases"][0], "rate": rate, "producers": producers,
+                phases = [{**plan.workload["phases"][0], "rate": rate,
+                           "producers": producers_for(rate),
                            "saturated_backlog": saturation_backlog(rate)}]
                 return dataclasses.replace(plan, params={**plan.params, "rate": rate},
                                            workload={**plan.workload, "phases": phases})

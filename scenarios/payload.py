@@ -37,7 +37,8 @@ class Payload:
                 scenario=self.name, backend=backend,
                 params={"payload_bytes": size, "slots": options.slots, "jobs": jobs},
                 workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": size, "phases": [
-                    {"type": "batch", "jobs": jobs, "preload": True, "time_limit_s": limit},
+                    {"type": "batch", "jobs": jobs, "preload": True, "time_limit_s": limit,
+                     "enqueue_limit_s": limit / 2},
                     {"type": "idle", "jobs": probes, "gap_ms": 20, "time_limit_s": 30},
                 ]},
                 timeout_s=limit + 120, profile=options.profile,

@@ -21,29 +21,41 @@ DURATIONS_MS = (0, 1, 10, 100)
 QUICK_DURATIONS_MS = (0, 10)  # --quick: the noop ceiling and one real job size
 
 
+def preloaded_batch(duration_ms: float, options: RunOptions) -> tuple[int, dict[str, Any], float]:
+    """(jobs, workload, time limit) of a time-boxed preloaded batch of jobs.
+
+    About `work_s` seconds of work for an ideal backend, or N jobs; the
+    preload stops after `work_s` seconds of enqueueing too, so a slow
+    producer API does not stretch the cell. The latency scenario's `max`
+    cell is this batch with noop jobs, which lets it reuse a throughput cell.
+    """
+    work_s = 1.5 if options.quick else 5.0
+    noop_jobs = 2000 if options.quick else 10000
+    if duration_ms == 0:
+        jobs = noop_jobs
+        spec = {"kind": "noop", "ms": 0}
+    else:
+        jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration_ms))
+        spec = {"kind": "sleep", "ms": duration_ms}
+    limit = work_s + 2  # from the moment every worker is ready
+    phase = {"type": "batch", "jobs": jobs, "preload": True, "enqueue_limit_s": work_s,
+             "time_limit_s": limit}
+    return jobs, {"spec": spec, "phases": [phase]}, limit
+
+
 class Throughput:
     name = "throughput"
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        work_s = 1.5 if options.quick else 5.0
-        noop_jobs = 2000 if options.quick else 10000
         durations = options.durations_ms or (QUICK_DURATIONS_MS if options.quick else DURATIONS_MS)
         cells = []
         for duration in durations:
-            if duration == 0:
-                jobs = noop_jobs
-                spec = {"kind": "noop", "ms": 0}
-            else:
-                jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration))
-                spec = {"kind": "sleep", "ms": duration}
-            limit = work_s + 2  # from the moment every worker is ready
+            jobs, workload, limit = preloaded_batch(duration, options)
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
                 params={"duration_ms": duration, "slots": options.slots, "jobs": jobs},
-                workload={"spec": spec, "phases": [{"type": "batch", "jobs": jobs,
-                                                     "preload": True, "time_limit_s": limit}]},
-                timeout_s=limit + 90, profile=options.profile,
+                workload=workload, timeout_s=limit + 90, profile=options.profile,
             ))
         return cells
 

@@ -26,7 +26,7 @@ def wait_gone(sid: int, seconds: float = 10) -> list[str]:
 def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
     out = tmp_path / "run"
     proc = start_harness("run", "--scenario", "throughput", "--backend", "asyncio,redis-raw",
-                         "--quick", "--out", str(out))
+                         "--quick", "--durations", "0,10,100", "--out", str(out))
     _stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert wait_gone(proc.pid) == []
@@ -35,7 +35,7 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
     assert {c["status"] for c in cells} == {"ok"}, [c["reason"] for c in cells]
     for backend in ("asyncio", "redis-raw"):
         durations = {c["params"]["duration_ms"] for c in cells if c["backend"] == backend}
-        assert durations == {0, 1, 10, 100}
+        assert durations == {0, 10, 100}
     for cell in cells:
         metrics = cell["metrics"]
         assert metrics["jobs_per_s"] > 0 and metrics["enqueue_per_s"] > 0
@@ -125,3 +125,29 @@ def drivers_of_cell(sid: int, text: str) -> list[int]:
             if "harness.driver" in cmd and text in cmd:
                 pids.append(int(entry.name))
     return pids
+
+
+def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path):
+    """Throughput, latency (two forked producers at 3000/s) and payload share one driver
+    and its workers; latency's max cell is the throughput noop cell, not a second run."""
+    out = tmp_path / "run"
+    done = harness_cli("run", "--scenario", "throughput,latency,payload", "--backend",
+                       "amqp-raw", "--quick", "--durations", "0", "--rates", "3000",
+                       "--out", str(out), timeout=300)
+    assert done.returncode == 0, done.stderr
+    cells = load_summary(out)["cells"]
+    assert {c["status"] for c in cells} == {"ok"}, [c["reason"] for c in cells]
+    noop = next(c for c in cells if c["scenario"] == "throughput")
+    top = next(c for c in cells if c["params"].get("rate_label") == "max")
+    assert top["reused_from"] == noop["cell_dir"]
+    assert top["metrics"]["jobs_per_s"] == noop["metrics"]["jobs_per_s"]
+    ran = [c for c in cells if "reused_from" not in c]
+    metas = [json.loads((out / c["cell_dir"] / "driver.json").read_text()) for c in ran]
+    assert len({m["pid"] for m in metas}) == 1  # one driver, workers kept throughout
+    assert [m["workers_reused"] for m in metas] == [False] + [True] * (len(metas) - 1)
+    fixed = next(m for c, m in zip(ran, metas, strict=True)
+                 if c["params"].get("rate_label") == "3000/s")
+    assert fixed["phases"][0]["producers"] == 2
+    # the forked producers left the queue alone: the payload cells after them drained
+    payload = [c for c in cells if c["scenario"] == "payload"]
+    assert payload and all(c["metrics"]["completed"] > 0 for c in payload)
