@@ -37,7 +37,7 @@ def preloaded_batch(duration_ms: float, options: RunOptions) -> tuple[int, dict[
     else:
         jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration_ms))
         spec = {"kind": "sleep", "ms": duration_ms}
-    limit = work_s + 2  # from the moment every worker is ready
+    limit = work_s + 1  # from the moment every worker is ready
     phase = {"type": "batch", "jobs": jobs, "preload": True, "enqueue_limit_s": work_s,
              "time_limit_s": limit}
     return jobs, {"spec": spec, "phases": [phase]}, limit
