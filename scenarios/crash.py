@@ -110,9 +110,9 @@ class CrashRecovery:
         profiles and broker-kill in the reliable one at every persistence setting."""
         if options.quick:
             return [self._cell(backend, options, options.profile, "worker-kill", None, 3.0)]
-        cells = [self._cell(backend, options, profile, "worker-kill", None, 8.0)
+        cells = [self._cell(backend, options, profile, "worker-kill", None, 6.0)
                  for profile in PROFILES]
-        cells += [self._cell(backend, options, "reliable", "broker-kill", persistence, 8.0)
+        cells += [self._cell(backend, options, "reliable", "broker-kill", persistence, 6.0)
                   for persistence in persistences(backend)]
         return cells
 

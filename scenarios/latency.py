@@ -69,7 +69,7 @@ class Latency:
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        seconds = 1.5 if options.quick else 3.0
+        seconds = 1.5 if options.quick else 2.5
         spec = {"kind": "noop", "ms": 0}
         _jobs, max_workload, max_limit = preloaded_batch(0, options)  # = throughput's noop cell
         cells = [

@@ -27,9 +27,9 @@ class Payload:
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         budget = (32 if options.quick else 128) * 1024 * 1024
-        most = 1000 if options.quick else 4000
-        probes = 5 if options.quick else 20
-        limit = 3.0 if options.quick else 8.0
+        most = 1000 if options.quick else 2000
+        probes = 5 if options.quick else 10
+        limit = 3.0 if options.quick else 5.0
         cells = []
         for size in options.payload_sizes or (QUICK_SIZES if options.quick else SIZES):
             jobs = max(50, min(most, budget // size))
