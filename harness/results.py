@@ -27,9 +27,16 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
+def plain(value: Any) -> Any:
+    """JSON fallback: a numpy scalar (metrics are computed with pandas) as the Python
+    value it holds, so a numpy bool stays a bool and never becomes the string "False"."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)
+
+
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.write_text(json.dumps(data, indent=1, default=plain))
     tmp.replace(path)
 
 

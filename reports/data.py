@@ -118,7 +118,8 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
             mine = cells[(cells["key"] == key) & (cells["status"] == "ok")]
             for flag in ("saturated", "timed_out"):
                 if flag in mine:
-                    row[flag] = bool(mine[flag].fillna(False).astype(bool).any())
+                    # older summaries hold numpy bools written as "True"/"False"
+                    row[flag] = bool(mine[flag].isin([True, "True"]).any())
             for flag in ("explanation", "measured"):
                 if flag in mine:
                     texts = [t for t in dict.fromkeys(mine[flag].dropna()) if t]

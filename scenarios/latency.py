@@ -151,8 +151,8 @@ class Latency:
         ended = jobs["end"].dropna()
         span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
         achieved = len(ended) / span if span > 0 else 0.0
-        saturated = (bool(phase.get("timed_out")) or backlog > saturation_backlog(rate)
-                     or achieved < KEEP_UP * rate)
+        saturated = bool(phase.get("timed_out") or backlog > saturation_backlog(rate)
+                         or achieved < KEEP_UP * rate)
         out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
                                "backlog": backlog, **job_counts(records)}
         if saturated:

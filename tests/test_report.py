@@ -541,3 +541,24 @@ def test_chromium_checks_catch_broken_pages(full_run: Path, tmp_path: Path) -> N
     assert found["images"][0] == "ok:0", found  # loaded but nothing decoded
     assert found["errors"], found
     assert any("Content Security Policy" in line for line in console_errors(stderr)), stderr
+
+
+def test_saturated_written_by_numpy_is_a_real_bool(tmp_path: Path) -> None:
+    """A numpy bool metric is written as a JSON bool; an older summary holding the
+    string "False" is not read as saturated."""
+    import numpy as np
+
+    from harness.results import write_json
+    from reports import data
+
+    write_json(tmp_path / "x.json", {"flag": np.bool_(False), "n": np.int64(3),
+                                     "rate": np.float64(1.5)})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"flag": False, "n": 3, "rate": 1.5}
+    cells = [c for c in all_cells() if c["scenario"] == "latency" and c["round"] == 1
+             and c["backend"] == "redis-raw"]
+    for c in cells:
+        if c["metrics"].get("saturated") is False:
+            c["metrics"]["saturated"] = "False"
+    loaded = data.load(write_run(tmp_path / "run", cells, run_info(len(cells))))
+    fixed = loaded.groups[loaded.groups["params.rate_label"] == "200/s"]
+    assert len(fixed) == 1 and not fixed["saturated"].iloc[0]
