@@ -18,7 +18,7 @@ from scenarios.crash import CRASH_RECOVERY
 from tests.conftest import REPO, require_env
 
 pytestmark = pytest.mark.slow
-OPTIONS = RunOptions(quick=True)
+OPTIONS = RunOptions()  # the full plan: quick runs only one worker-kill per backend
 
 
 def crash_cell(backend: str, mode: str, fault: str = "worker-kill",
