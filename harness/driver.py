@@ -201,6 +201,18 @@ class Driver:
                 break
         phase["load_end_ns"] = time.monotonic_ns()
 
+    def clear_backlog(self, phase: dict[str, Any]) -> None:
+        """Purge what an earlier, time-boxed phase left queued and let the jobs workers
+        already hold end, so the next phase measures an idle system."""
+        self.adapter.purge()
+        deadline = time.monotonic() + QUIESCE_S
+        ended = -1
+        while self.done != ended and time.monotonic() < deadline:
+            ended = self.done
+            time.sleep(0.2)
+            self.done += count_events(self.records_dir, self._offsets, DONE_EVENTS)
+        phase["backlog_purged"] = True
+
     def _backlog(self, sent: int) -> int:
         """Jobs of this cell sent but not started yet."""
         return sent - count_events(self.records_dir, {}, STARTED)
@@ -269,6 +281,8 @@ class Driver:
                 deadline = time.monotonic_ns() + SATURATED_DRAIN_NS
         elif kind == "idle":
             self.start()
+            if spec.get("purge_first"):
+                self.clear_backlog(phase)
             total = int(spec["jobs"])
             self.send_one_at_a_time(first_id, total, float(spec.get("gap_ms", 50)) / 1000,
                                     time.monotonic_ns() + limit_ns, phase)

@@ -151,3 +151,8 @@ def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path
     # the forked producers left the queue alone: the payload cells after them drained
     payload = [c for c in cells if c["scenario"] == "payload"]
     assert payload and all(c["metrics"]["completed"] > 0 for c in payload)
+    # the latency probes run on an emptied queue, so every probe is measured
+    assert all(c["metrics"]["latency_samples"] == 5 for c in payload)
+    for c in payload:
+        meta = json.loads((out / c["cell_dir"] / "driver.json").read_text())
+        assert meta["phases"][1]["backlog_purged"]
