@@ -42,7 +42,7 @@ from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateErr
 from adapters.base import AdapterConfig, JobCall
 from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
-from harness.urls import mask
+from core.urls import mask
 
 READY_LINE = "amqp-raw consumer ready"
 PREFETCH = 1

@@ -8,14 +8,12 @@ JSON-friendly so every framework's default serializer carries them.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
-from harness.recorder import GATE_FILE, Event, cell_dir_of, cell_index, process_recorder
+from core.gate import gate_is_open
+from core.recorder import Event, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
-GATE_ENV = "QB_GATE"  # set (to anything) by the driver: jobs wait for their cell's gate
-_open_gates: set[int] = set()
 
 
 class InjectedFailure(RuntimeError):
@@ -28,25 +26,9 @@ def _burn_cpu(ms: float) -> None:
         pass
 
 
-def _gate_is_open(job_id: int) -> bool:
-    """The start gate: jobs wait until the driver opens their cell's gate.
-
-    Preloaded jobs would otherwise be drained by the first worker to boot
-    while its siblings still start, or start while the producer still
-    enqueues. A gate-less run (no QB_GATE, e.g. the contract test) is open.
-    """
-    index = cell_index(job_id)
-    if index in _open_gates or GATE_ENV not in os.environ:
-        return True
-    if (cell_dir_of(job_id) / GATE_FILE).exists():
-        _open_gates.add(index)
-        return True
-    return False
-
-
 def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """Synchronous job body, for thread and process workers."""
-    while not _gate_is_open(job_id):
+    while not gate_is_open(job_id):
         time.sleep(0.001)
     recorder = process_recorder(job_id)
     recorder.record(job_id, Event.START)
@@ -67,7 +49,7 @@ async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = 
 
     A cpu job blocks the event loop, as it would in real asyncio code.
     """
-    while not _gate_is_open(job_id):
+    while not gate_is_open(job_id):
         await asyncio.sleep(0.001)
     recorder = process_recorder(job_id)
     recorder.record(job_id, Event.START)

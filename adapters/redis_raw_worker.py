@@ -7,7 +7,7 @@ import os
 import redis
 
 from adapters.raw_message import run_message
-from harness import procs
+from core import procs
 
 # Well below redis-py's default socket_timeout (5 s): a blocking pop that waits as long
 # as the socket does ends in TimeoutError, which killed idle consumers.

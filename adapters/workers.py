@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from adapters.base import Adapter
-from harness import interrupts, procs
-from harness.recorder import RECORDS_DIR_ENV
+from core import interrupts, procs
+from core.envnames import RECORDS_DIR_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import interrupts, procs
-from harness.urls import PROBES, mask
+from core import interrupts, procs
+from core.urls import PROBES, mask
 
 INSTALL_HINT = {
     "redis": "install it with `apt-get install -y redis-server` (as root), or start one with "

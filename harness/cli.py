@@ -12,11 +12,11 @@ from pathlib import Path
 
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILES
+from core.results import ResultsError
+from core.urls import PROBES, mask
 from harness import compare, envs
 from harness.argparsing import OneLineParser, UsageError
 from harness.brokers import BINARIES, INSTALL_HINT, find_binary
-from harness.results import ResultsError
-from harness.urls import PROBES, mask
 from scenarios import scenario_names
 from scenarios.base import RunOptions
 

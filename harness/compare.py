@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
+from core.numbers import flatten
+from core.results import ResultsError
 from harness.baselines import (
     BASELINES,
     add_baseline_arguments,
@@ -33,8 +35,6 @@ from harness.baselines import (
     run_baseline,
     run_of,
 )
-from harness.results import ResultsError
-from harness.stats import flatten
 
 # The one direction table: +1 bigger is better, -1 smaller is better (first match wins).
 # Anything else has an unknown direction: shown, never gated.

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.recorder import RECORD, Event
 from harness.faults import FAULT_DONE, FAULT_REQUEST
-from harness.recorder import RECORD, Event
 
 if TYPE_CHECKING:
     from adapters.base import Adapter

@@ -26,12 +26,11 @@ from typing import Any
 
 from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
-from adapters.job import GATE_ENV
-from harness import interrupts
+from core import interrupts
+from core.envnames import BROKER_URL_ENV, GATE_ENV
+from core.recorder import GATE_FILE, ID_SPAN, Event, Recorder, count_events
 from harness.crash_phase import run_crash
-from harness.driver_env import BROKER_URL_ENV
 from harness.memprobe import measure_memory
-from harness.recorder import GATE_FILE, ID_SPAN, Event, Recorder, count_events
 
 DONE_EVENTS = frozenset({Event.END, Event.ERROR})
 STARTED = frozenset({Event.START})

@@ -12,7 +12,7 @@ import subprocess
 import tracemalloc
 from typing import Any
 
-from harness.urls import redis_info
+from core.urls import redis_info
 
 
 def _python_heap(final: bool) -> dict[str, Any]:

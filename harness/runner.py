@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
-from harness import envs, faults, interrupts, procs
+from core import interrupts, procs
+from core.envnames import BROKER_URL_ENV
+from core.results import RunWriter, new_run_id
+from core.urls import mask
+from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
-from harness.driver_env import BROKER_URL_ENV
 from harness.progress import Progress
-from harness.records import load_records
-from harness.results import RunWriter, new_run_id
-from harness.urls import mask
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
+from scenarios.records import load_records
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
-from harness.recorder import Event, Recorder
+from core.recorder import Event, Recorder
 from harness.runner import RunConfig, Runner
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import events

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.results import ResultsError
+from core.results import ResultsError
 
 __all__ = ["render", "main"]
 

@@ -21,10 +21,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from harness.stats import merge_encoded, percentiles_ms
 from reports.data import RunData, param, value
 from reports.style import colour, fmt_bytes, fmt_num
 from reports.verdict import numeric_params
+from scenarios.stats import merge_encoded, percentiles_ms
 
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"))
 DPI = 100

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import ResultsError, aggregate, load_summary
-from harness.stats import flatten
+from core.numbers import flatten
+from core.results import ResultsError, aggregate, load_summary
 from reports.style import backend_rank
 
 SCENARIOS = ("throughput", "latency", "payload", "memory", "crash-recovery")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.recorder import Event
+from core.recorder import Event
 from scenarios.base import CellFailed
 
 WARMUP_FRACTION = 0.1

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.recorder import Event
+from core.recorder import Event
 
 
 def _per_job(rows: pd.DataFrame, event: Event, ids: pd.Index) -> pd.Series:

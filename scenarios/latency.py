@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.recorder import Event
-from harness.stats import encode, histogram_of, percentiles_ms
+from core.recorder import Event
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions
 from scenarios.common import drain_per_s, events, job_counts
+from scenarios.stats import encode, histogram_of, percentiles_ms
 from scenarios.throughput import THROUGHPUT, preloaded_batch
 
 FIXED_RATES = (50, 200, 1000)

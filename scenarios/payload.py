@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.stats import histogram_of, percentiles_ms
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import drain_per_s, enqueue_per_s, job_counts
 from scenarios.latency import per_job_times
+from scenarios.stats import histogram_of, percentiles_ms
 
 SIZES = (64, 1024, 16 * 1024, 256 * 1024, 1024 * 1024)
 QUICK_SIZES = (64, 1024 * 1024)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from adapters import load_adapter
 from adapters.base import AdapterConfig, JobCall
-from harness import procs
-from harness.recorder import Event, count_events
+from core import procs
+from core.recorder import Event, count_events
 
 JOBS = 200
 FAILING_JOB = JOBS

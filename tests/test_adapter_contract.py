@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from adapters import BACKENDS
-from harness.recorder import Event
-from harness.records import load_records
+from core.recorder import Event
+from scenarios.records import load_records
 from tests.conftest import REPO, broker_url, require_env
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.results import RunWriter
 from harness import baselines, compare
-from harness.results import RunWriter
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE = (1.0, 1.012, 0.991)  # realistic round-to-round spread of a quiet machine

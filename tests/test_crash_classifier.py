@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.recorder import RECORD, Event, Recorder
-from harness.records import load_records
+from core.recorder import RECORD, Event, Recorder
 from scenarios.crash_classify import classify
+from scenarios.records import load_records
 
 S = 1_000_000_000  # ns per second
 KILL = 100 * S

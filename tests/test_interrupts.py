@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from harness import interrupts, procs
+from core import interrupts, procs
 
 
 def test_signal_inside_deferred_block_is_raised_when_it_ends():

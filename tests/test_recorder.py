@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from harness.recorder import RECORD, Event, Recorder, count_events
-from harness.records import load_records
+from core.recorder import RECORD, Event, Recorder, count_events
+from scenarios.records import load_records
 
 
 def test_records_round_trip(tmp_path):

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.results import ResultsError, aggregate
-from harness.stats import encode, histogram_of, percentiles_ms
+from core.results import ResultsError, aggregate
 from reports import main, render
 from reports.claims import ClaimFormatError, evaluate_all, load_claims
 from reports.data import load
+from scenarios.stats import encode, histogram_of, percentiles_ms
 
 SLOTS = 8
 ROUNDS = 2
@@ -548,7 +548,7 @@ def test_saturated_written_by_numpy_is_a_real_bool(tmp_path: Path) -> None:
     string "False" is not read as saturated."""
     import numpy as np
 
-    from harness.results import write_json
+    from core.results import write_json
     from reports import data
 
     write_json(tmp_path / "x.json", {"flag": np.bool_(False), "n": np.int64(3),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import load_summary
+from core.results import load_summary
 from tests.conftest import harness_cli, live_in_session, session_of, start_harness
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from core.urls import mask, probe_amqp, probe_redis
 from harness.brokers import free_port
-from harness.urls import mask, probe_amqp, probe_redis
 
 
 def test_mask_hides_passwords():

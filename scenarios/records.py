@@ -1,4 +1,4 @@
-"""Load raw records (written by harness.recorder) into a pandas DataFrame."""
+"""Load raw records (written by core.recorder) into a pandas DataFrame."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.recorder import RECORD, Event
+from core.recorder import RECORD, Event
 
 RECORD_DTYPE = np.dtype(
     [("job_id", "<i8"), ("event", "u1"), ("attempt", "u1"), ("pad", "V2"), ("pid", "<i4"),

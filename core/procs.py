@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import interrupts
+from core import interrupts
 
 _PR_SET_PDEATHSIG = 1
 _started: list[subprocess.Popen[bytes]] = []  # every child spawn() made, pruned as they end

@@ -14,8 +14,9 @@ import struct
 import time
 from pathlib import Path
 
+from core.envnames import RECORDS_DIR_ENV
+
 RECORD = struct.Struct("<qBBxxiq")  # job_id, event, attempt, pad, pid, t_ns
-RECORDS_DIR_ENV = "QB_RECORDS_DIR"
 
 
 class Event(enum.IntEnum):

@@ -1,11 +1,8 @@
-"""Statistics shared by scenarios, reports and compare."""
+"""Latency histograms (HdrHistogram): per cell, encoded into results, merged across rounds."""
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -46,26 +43,3 @@ def merge_encoded(encoded: Sequence[str]) -> HdrHistogram:
     for text in encoded:
         merged.decode_and_add(text)
     return merged
-
-
-def spread(values: Sequence[float]) -> dict[str, float | int | None]:
-    """Median, min, max and count of per-round values (None-free)."""
-    clean = [v for v in values if v is not None and not math.isnan(v)]
-    if not clean:
-        return {"median": None, "min": None, "max": None, "n": 0}
-    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean),
-            "n": len(clean)}
-
-
-def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """{'latency_ms': {'p50': 1}} -> {'latency_ms.p50': 1}; numbers only."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int | float):
-            out[name] = float(value)
-    return out

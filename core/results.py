@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.stats import flatten, spread
+from core.numbers import flatten, spread
 
 SCHEMA = 1
 RESULTS_ROOT = Path("results")

@@ -1,0 +1,10 @@
+"""Environment variable names shared across the process boundaries
+(coordinator -> driver -> workers)."""
+
+# The broker URL (with its password) travels in the driver's environment,
+# never in cell.json, which stays in the results directory.
+BROKER_URL_ENV = "QB_CELL_BROKER_URL"
+# Where workers find the run's cell folders (their records go there).
+RECORDS_DIR_ENV = "QB_RECORDS_DIR"
+# Set (to anything) by the driver: jobs wait at their cell's start gate.
+GATE_ENV = "QB_GATE"

@@ -1,0 +1,31 @@
+"""Per-round number helpers shared by the results writer, reports and compare (stdlib)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+
+def spread(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Median, min, max and count of per-round values (None-free)."""
+    clean = [v for v in values if v is not None and not math.isnan(v)]
+    if not clean:
+        return {"median": None, "min": None, "max": None, "n": 0}
+    return {"median": statistics.median(clean), "min": min(clean), "max": max(clean),
+            "n": len(clean)}
+
+
+def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """{'latency_ms': {'p50': 1}} -> {'latency_ms.p50': 1}; numbers only."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int | float):
+            out[name] = float(value)
+    return out
