@@ -1,4 +1,4 @@
-"""Runs a plan of cells: one driver subprocess per cell, results after each.
+"""Runs a plan of cells: groups of cells per driver (harness.driver_handle), results after each.
 
 Cells run in round-major order (round 1 of everything, then round 2...), so
 an interrupted run still has complete early rounds. A failing backend only
@@ -22,11 +22,12 @@ from typing import Any
 
 from adapters import BACKENDS
 from core import interrupts, procs
-from core.envnames import BROKER_URL_ENV
+from core.protocol import CellSpec, DriverReport, Workload
 from core.results import RunWriter, new_run_id
 from core.urls import mask
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
+from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
@@ -85,7 +86,7 @@ class Runner:
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
         self.brokers = Brokers(self.broker_dir, config.urls)
-        self.driver: subprocess.Popen[bytes] | None = None
+        self.driver: DriverHandle | None = None
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
         self.cell_index = 0
 
@@ -221,7 +222,7 @@ class Runner:
             "settings": {}, "metrics": {},
         }
 
-    def _bind(self, item: GroupCell, round_no: int, queue: str,
+    def _bind(self, driver: DriverHandle, item: GroupCell, round_no: int, queue: str,
               url: str | None) -> dict[str, Any] | None:
         """Write the cell's cell.json, for the driver waiting on it.
 
@@ -246,134 +247,98 @@ class Runner:
                                reused_from=source.get("cell_dir"), wall_s=0.0)
             done = item.result
         info = BACKENDS[item.cell.backend]
-        spec = {"skip": True} if done else {
-            # the driver gets the real URL through its environment: no password on disk
-            "index": item.index, "scenario": item.cell.scenario, "backend": item.cell.backend,
-            "broker_url": mask(url) if url else None,
-            "slots": self.config.options.slots, "profile": item.cell.profile,
-            "results": self.config.options.results, "queue": queue,
-            "workload": item.cell.workload, "options": item.cell.options,
-            "broker_ctl": self.brokers.control(info.broker) if info.broker else None,
-        }
-        tmp = item.cell_dir / "cell.json.tmp"
-        tmp.write_text(json.dumps(spec, indent=1))
-        tmp.replace(item.cell_dir / "cell.json")
+        spec = CellSpec(skip=True) if done else CellSpec(
+            index=item.index, scenario=item.cell.scenario, backend=item.cell.backend,
+            broker_url=mask(url) if url else None,  # the real one goes in the environment
+            slots=self.config.options.slots, profile=item.cell.profile,
+            results=self.config.options.results, queue=queue,
+            workload=Workload.from_dict(item.cell.workload), options=dict(item.cell.options),
+            broker_ctl=self.brokers.control(info.broker) if info.broker else None,
+        )
+        driver.bind(item.cell_dir, spec)
         return done
 
     def _drive(self, items: list[GroupCell], fault: faults.FaultBroker | None, url: str | None,
                queue: str, round_no: int) -> Iterator[dict[str, Any]]:
         """One driver for `items`; a cell that kills or hangs the driver fails alone
         and the cells after it go on in a fresh driver."""
+        family = BACKENDS[items[0].cell.backend].family
         while items:
-            if not items[0].bound and (done := self._bind(items[0], round_no, queue, url)):
+            driver = LocalDriver(family, url, items[0].cell_dir / "driver.log")
+            if not items[0].bound and (done := self._bind(driver, items[0], round_no, queue, url)):
                 items.pop(0)
                 yield done
                 continue
-            log = items[0].cell_dir / "driver.log"
-            self.driver = self._spawn_driver(items, url, log)
+            driver.start([item.cell_dir for item in items])
+            self.driver = driver
             began = time.monotonic()
             while items:
                 item = items[0]
-                if not item.bound and (done := self._bind(item, round_no, queue, url)):
+                if not item.bound and (done := self._bind(driver, item, round_no, queue, url)):
                     items.pop(0)
                     yield done
                     continue
-                meta = _read_meta(item.cell_dir)
                 if fault is not None:  # crash-recovery: serve the driver's broker-kill request
-                    try:
-                        fault.wait(self.driver, item.cell_dir, item.cell.timeout_s)
-                    except subprocess.TimeoutExpired:
-                        pass
-                    meta = _read_meta(item.cell_dir)
-                if meta:
+                    fault.serve(item.cell_dir)
+                report = driver.report(item.cell_dir)
+                if report is not None:
                     items.pop(0)
                     if not items:  # let the driver stop its workers before the next group
-                        self._wait_driver_exit()
+                        driver.wait_exit(30.0)
                     item.result["wall_s"] = round(time.monotonic() - began, 2)
-                    yield self._finish(item, meta, meta.get("error"))
+                    yield self._finish(item, report, report.error)
                     began = time.monotonic()
                     continue
-                if self.driver.poll() is not None or fault is not None:
-                    failure = f"driver died without a result; last output: {_last_line(log)}"
+                if not driver.alive():
+                    failure = f"driver died without a result; last output: {driver.last_output()}"
                 elif time.monotonic() - began > item.cell.timeout_s:
                     failure = (f"timed out after {item.cell.timeout_s:.0f}s; last driver output: "
-                               f"{_last_line(log)}")
+                               f"{driver.last_output()}")
                 else:
                     time.sleep(0.05)
                     interrupts.check()
                     continue
-                self._stop_driver()
+                driver.stop()
                 items.pop(0)
                 item.result["wall_s"] = round(time.monotonic() - began, 2)
-                yield self._finish(item, _read_meta(item.cell_dir), failure)
+                yield self._finish(item, driver.report(item.cell_dir) or DriverReport(), failure)
                 break  # the rest of the group goes on in a fresh driver
             self._stop_driver()
 
-    def _spawn_driver(self, items: list[GroupCell], url: str | None,
-                      log: Path) -> subprocess.Popen[bytes]:
-        python = envs.python_of(BACKENDS[items[0].cell.backend].family)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(envs.REPO_ROOT)
-        if url:
-            env[BROKER_URL_ENV] = url
-        return procs.spawn([str(python), "-m", "harness.driver",
-                            *(str(item.cell_dir / "cell.json") for item in items)],
-                           env=env, log_path=log, cwd=envs.REPO_ROOT)
-
-    def _finish(self, item: GroupCell, meta: dict[str, Any], failure: str | None
+    def _finish(self, item: GroupCell, report: DriverReport, failure: str | None
                 ) -> dict[str, Any]:
         """Fill in a cell's result from its driver.json and records."""
         cell, cell_dir, result = item.cell, item.cell_dir, item.result
-        result["settings"] = {**meta.get("settings", {}), **cell.options,
+        result["settings"] = {**report.settings, **cell.options,
                               "slots": self.config.options.slots, "profile": cell.profile,
-                              "bulk_enqueue": meta.get("bulk_enqueue", False)}
+                              "bulk_enqueue": report.bulk_enqueue}
         if failure:
             failure = failure.splitlines()[0][:500]
-            save_failure(cell_dir, failure, meta)
+            save_failure(cell_dir, failure, report)
             result.update(status="failed", reason=failure)
             return result
         try:
             records = load_records(cell_dir / "records")
+            meta = json.loads(report.to_json())
             result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, meta)
         except CellFailed as exc:
             result.update(status="failed", reason=str(exc))
         return result
 
-    def _wait_driver_exit(self, timeout_s: float = 30.0) -> None:
-        if self.driver is not None:
-            try:
-                self.driver.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
-            self._stop_driver()
-
     def _stop_driver(self) -> None:
         if self.driver is not None:
-            procs.stop_tree(self.driver, grace_s=5.0)
+            self.driver.stop()
             self.driver = None
 
 
-def save_failure(cell_dir: Path, failure: str, meta: dict[str, Any]) -> None:
-    parts = [f"reason: {failure}", meta.get("error", ""), meta.get("traceback", "")]
-    logs = Path(meta.get("worker_log_dir") or cell_dir / "logs")
+def save_failure(cell_dir: Path, failure: str, report: DriverReport) -> None:
+    parts = [f"reason: {failure}", report.error or "", report.traceback or ""]
+    logs = Path(report.worker_log_dir or cell_dir / "logs")
     for log in [cell_dir / "driver.log", *sorted(logs.glob("*.log"))]:
         text = procs.tail(log, 30)
         if text:
             parts.append(f"--- last lines of {log.name} ---\n{text}")
     (cell_dir / "failure.txt").write_text("\n".join(p for p in parts if p) + "\n")
-
-
-def _read_meta(cell_dir: Path) -> dict[str, Any]:
-    path = cell_dir / "driver.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _last_line(log: Path) -> str:
-    return procs.tail(log, 1)[-300:] or "(none)"
 
 
 def _label(round_no: int, scenario: str, backend: str, params: dict[str, Any]) -> str:

@@ -27,14 +27,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from adapters.base import Adapter
+from core.protocol import CrashPhase, PhaseReport
 from core.recorder import RECORD, Event
+from harness.driver.cell import CellRun
 from harness.faults import FAULT_DONE, FAULT_REQUEST
-
-if TYPE_CHECKING:
-    from adapters.base import Adapter
-    from harness.driver import Driver
 
 BROKER_RESTART_TIMEOUT_S = 120.0
 MAX_RESTARTS = 2
@@ -97,59 +96,55 @@ def request_broker_kill(cell_dir: Path) -> dict[str, Any]:
     return answer
 
 
-def run_crash(driver: Driver, spec: dict[str, Any], phase: dict[str, Any], first_id: int,
-              total: int) -> None:
+def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int) -> None:
     """Steps 1-3 of the module doc; fills `phase` with the times the analysis needs."""
-    adapter = driver.adapter
-    jobs = JobTracker(driver.records_dir)
-    limit = time.monotonic() + float(spec.get("time_limit_s", 60))
-    while not (len(jobs.ended) >= int(spec["kill_after_ends"])
-               and jobs.running >= int(spec.get("kill_in_flight", 1))):
+    adapter = run.adapter
+    jobs = JobTracker(run.records_dir)
+    limit = time.monotonic() + spec.time_limit_s
+    while not (len(jobs.ended) >= spec.kill_after_ends and jobs.running >= spec.kill_in_flight):
         if time.monotonic() > limit:
-            phase["kill_wait_timed_out"] = True
+            phase.kill_wait_timed_out = True
             break
         time.sleep(0.005)
         jobs.update()
-    time.sleep(float(spec.get("kill_delay_s", 0.05)))
-    fault = spec["fault"]
+    time.sleep(spec.kill_delay_s)
     dead = dead_workers(adapter)
-    if fault == "worker-kill":
+    if spec.fault == "worker-kill":
         killed = adapter.kill_worker()
         # After the call: the process is dead, so all its records are older than this.
-        phase["kill_ns"] = time.monotonic_ns()
+        phase.kill_ns = time.monotonic_ns()
         if killed is None:
-            raise RuntimeError(f"{driver.cell['backend']} adapter cannot kill a worker")
-        phase["killed_pid"] = killed
-        phase["pids_before"] = [killed, *adapter.worker_pids()]
+            raise RuntimeError(f"{run.cell.backend} adapter cannot kill a worker")
+        phase.killed_pid = killed
+        phase.pids_before = [killed, *adapter.worker_pids()]
         replace = adapter.add_workers
-    elif fault == "broker-kill":
-        phase["pids_before"] = adapter.worker_pids()
-        answer = request_broker_kill(driver.cell_dir)
-        phase.update(kill_ns=answer["kill_ns"], dead_ns=answer["dead_ns"],
-                     back_ns=answer["back_ns"])
+    elif spec.fault == "broker-kill":
+        phase.pids_before = adapter.worker_pids()
+        answer = request_broker_kill(run.cell_dir)
+        phase.kill_ns, phase.dead_ns, phase.back_ns = (answer["kill_ns"], answer["dead_ns"],
+                                                       answer["back_ns"])
         replace = adapter.restart_workers
     else:
-        raise ValueError(f"unknown fault {fault!r}")
-    window_ns = int(float(spec["window_s"]) * 1e9)
-    phase["handled_ns"] = time.monotonic_ns()
-    window_end = phase["handled_ns"] + window_ns
-    quiet_end = phase["kill_ns"] + int(float(spec.get("min_observe_s", 1.5)) * 1e9)
-    if "back_ns" in phase:  # workers retry with a backoff: give them time to reconnect
-        quiet_end = max(quiet_end, phase["back_ns"]
-                        + int(float(spec.get("observe_after_back_s", 0)) * 1e9))
-    expected = set(range(first_id, first_id + total))
-    phase["workers_replaced"] = 0
+        raise ValueError(f"unknown fault {spec.fault!r}")
+    window_ns = int(spec.window_s * 1e9)
+    phase.handled_ns = time.monotonic_ns()
+    window_end = phase.handled_ns + window_ns
+    quiet_end = phase.kill_ns + int(spec.min_observe_s * 1e9)
+    if phase.back_ns is not None:  # workers retry with a backoff: give them time to reconnect
+        quiet_end = max(quiet_end, phase.back_ns + int(spec.observe_after_back_s * 1e9))
+    expected = set(range(first_id, first_id + spec.jobs))
+    phase.workers_replaced = 0
     while (now := time.monotonic_ns()) < window_end:
         jobs.update()
         if expected <= jobs.ended and now >= quiet_end:
             break
-        if phase["workers_replaced"] < MAX_RESTARTS and dead_workers(adapter) > dead:
+        if phase.workers_replaced < MAX_RESTARTS and dead_workers(adapter) > dead:
             # A supervisor restarts what exited; the window reopens once it is back.
             replace()
-            phase["workers_replaced"] += 1
+            phase.workers_replaced += 1
             dead = dead_workers(adapter)
             window_end = max(window_end, time.monotonic_ns() + window_ns)
         time.sleep(0.02)
-    phase["observed_until_ns"] = time.monotonic_ns()
-    phase["timed_out"] = not expected <= jobs.ended
-    driver.wait_for(total, 0)  # refreshes the driver's END count for driver.json
+    phase.observed_until_ns = time.monotonic_ns()
+    phase.timed_out = not expected <= jobs.ended
+    run.tally.refresh()  # the END count for driver.json

@@ -1,0 +1,5 @@
+import sys
+
+from harness.driver.group import main
+
+sys.exit(main())

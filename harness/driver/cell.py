@@ -1,0 +1,89 @@
+"""One cell of a group: workers up, gate open, phases in order, settled for the next."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
+from core.recorder import GATE_FILE, ID_SPAN, Recorder
+from harness.driver.producer import Producer
+from harness.driver.tally import JobTally
+from harness.driver.workers import WorkerSet
+
+QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
+
+
+class CellRun:
+    """The state of one running cell, shared by the phase functions."""
+
+    def __init__(self, cell: CellSpec, cell_dir: Path, workers: WorkerSet) -> None:
+        if cell.workload is None:
+            raise ValueError(f"cell {cell.index} has no workload")
+        self.cell = cell
+        self.workload: Workload = cell.workload
+        self.cell_dir = cell_dir
+        self.records_dir = cell_dir / "records"
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.adapter = workers.adapter
+        self.report = DriverReport(worker_log_dir=str(workers.config.log_dir))
+        self.tally = JobTally(self.records_dir)
+        self.producer = Producer(self.adapter, workers.config, Recorder(self.records_dir),
+                                 self.workload.spec, self.workload.payload_bytes)
+        self.base = cell.index * ID_SPAN  # job ids of this cell: base + n
+
+    def start(self) -> None:
+        """Workers up (started now or kept from the previous cell), then open the gate."""
+        if self.report.ready_ns is not None:
+            return
+        started_in = self.workers.ensure_running()
+        if started_in is not None:
+            self.report.workers_start_s = started_in
+        self.report.workers_reused = started_in is None
+        self.report.worker_pids = self.adapter.worker_pids()
+        self.report.ready_ns = time.monotonic_ns()
+        (self.cell_dir / GATE_FILE).touch()
+        self.adapter.begin()
+
+    @property
+    def ready_ns(self) -> int:
+        if self.report.ready_ns is None:
+            raise RuntimeError("the workers were not started in this cell")
+        return self.report.ready_ns
+
+    def clear_backlog(self, report: PhaseReport) -> None:
+        """Purge what an earlier, time-boxed phase left queued and let the jobs workers
+        already hold end, so the next phase measures an idle system."""
+        self.adapter.purge()
+        deadline = time.monotonic() + QUIESCE_S
+        ended = -1
+        while self.tally.done != ended and time.monotonic() < deadline:
+            ended = self.tally.done
+            time.sleep(0.2)
+            self.tally.refresh()
+        report.backlog_purged = True
+
+    def settle(self) -> None:
+        """Leave the queue empty and no job of this cell running, for the next cell.
+
+        Purge what is queued; jobs a worker already holds (prefetched or
+        running) finish into this cell's records. If they do not within
+        QUIESCE_S, the workers are stopped so the next cell starts fresh ones.
+        """
+        began = time.monotonic()
+        if self.report.fault:  # a fault may leave workers half-dead: never reuse them
+            self.report.workers_stop_s = self.workers.stop()
+        if self.workers.running:
+            try:
+                self.adapter.purge()
+            except Exception as exc:  # noqa: BLE001 - e.g. the broker was killed on purpose
+                self.report.purge_error = f"{type(exc).__name__}: {exc}"[:300]
+            deadline = time.monotonic() + QUIESCE_S
+            while time.monotonic() < deadline:
+                if self.tally.refresh() >= self.tally.started():
+                    break
+                time.sleep(0.02)
+            else:
+                self.report.workers_stop_s = self.workers.stop()
+        self.report.settle_s = round(time.monotonic() - began, 3)

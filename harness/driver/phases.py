@@ -1,0 +1,128 @@
+"""One function per phase type: send the phase's jobs and wait for them (or not).
+
+Each returns how many jobs it sent and fills its PhaseReport. A new phase
+type is a dataclass in core.protocol and one function registered here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from core.protocol import (
+    BatchPhase,
+    CrashPhase,
+    FillPhase,
+    IdlePhase,
+    OpenLoopPhase,
+    Phase,
+    PhaseReport,
+)
+from harness.driver.cell import CellRun
+from harness.driver.crash import run_crash
+from harness.memprobe import measure_memory
+
+SATURATED_DRAIN_NS = 1_000_000_000  # how long a saturated open-loop cell still collects
+
+
+def _wait(run: CellRun, report: PhaseReport, expected: int, deadline_ns: int) -> None:
+    report.timed_out = not run.tally.wait_for(expected, deadline_ns)
+    report.done_ns = time.monotonic_ns()
+
+
+def run_batch(run: CellRun, spec: BatchPhase, report: PhaseReport, sent_before: int) -> int:
+    """Preloaded (first phase only) or sent to running workers, as fast as it goes."""
+    bulk = run.workload.bulk
+    if spec.preload and len(run.report.phases) == 1:  # only the first phase preloads
+        total = run.producer.send_all(report.first_id, spec.jobs, report, bulk,
+                                      spec.enqueue_limit_s)
+        run.start()
+    else:
+        run.start()
+        total = run.producer.send_all(report.first_id, spec.jobs, report, bulk,
+                                      spec.enqueue_limit_s)
+    assert report.load_start_ns is not None
+    deadline = max(run.ready_ns, report.load_start_ns) + int(spec.time_limit_s * 1e9)
+    _wait(run, report, sent_before + total, deadline)
+    return total
+
+
+def run_open_loop(run: CellRun, spec: OpenLoopPhase, report: PhaseReport,
+                  sent_before: int) -> int:
+    """A fixed-rate schedule; a saturated cell stops watching its backlog early."""
+    if not spec.without_workers:
+        run.start()
+    total = run.producer.send_open_loop(report.first_id, spec.rate, spec.duration_s, report,
+                                        spec.producers, spec.max_jobs)
+    deadline = time.monotonic_ns() + int(spec.time_limit_s * 1e9)
+    if spec.saturated_backlog is not None and total - run.tally.started() > spec.saturated_backlog:
+        # saturated whatever happens next: no need to watch the whole backlog drain
+        report.drain_cut_short = True
+        deadline = time.monotonic_ns() + SATURATED_DRAIN_NS
+    _wait(run, report, sent_before + total, deadline)
+    return total
+
+
+def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: int) -> int:
+    """Idle latency: each job is sent once the previous one ended, after a gap."""
+    run.start()
+    if spec.purge_first:
+        run.clear_backlog(report)
+    deadline_ns = time.monotonic_ns() + int(spec.time_limit_s * 1e9)
+    report.load_start_ns = time.monotonic_ns()
+    for index in range(spec.jobs):
+        time.sleep(spec.gap_ms / 1000)
+        run.producer.send(report.first_id + index, 1, bulk=False)
+        run.tally.wait_for(run.tally.done + 1, deadline_ns)
+        if time.monotonic_ns() >= deadline_ns:
+            break
+    report.load_end_ns = time.monotonic_ns()
+    _wait(run, report, sent_before + spec.jobs, time.monotonic_ns())
+    return spec.jobs
+
+
+def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: int) -> int:
+    """Memory: jobs sit in the broker with no worker running; memory before and after."""
+    run.report.workers_stop_s = run.workers.stop()
+    broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl}
+    report.memory_before = measure_memory(broker)
+    run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
+    time.sleep(spec.settle_s)
+    report.memory_after = measure_memory(broker, final=True)
+    report.done_ns = time.monotonic_ns()
+    return spec.jobs
+
+
+def run_crash_phase(run: CellRun, spec: CrashPhase, report: PhaseReport,
+                    sent_before: int) -> int:
+    """Preloaded jobs, then the fault and the supervised window."""
+    run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
+    run.start()
+    run_crash(run, spec, report, report.first_id)
+    run.report.fault = spec.fault
+    return spec.jobs
+
+
+PhaseRunner = Callable[[CellRun, Phase, PhaseReport, int], int]
+RUNNERS: dict[type[Phase], PhaseRunner] = {
+    BatchPhase: run_batch,  # type: ignore[dict-item]
+    OpenLoopPhase: run_open_loop,  # type: ignore[dict-item]
+    IdlePhase: run_idle,  # type: ignore[dict-item]
+    FillPhase: run_fill,  # type: ignore[dict-item]
+    CrashPhase: run_crash_phase,  # type: ignore[dict-item]
+}
+
+
+def run_phases(run: CellRun) -> None:
+    """Every phase of the cell in order; job ids continue from phase to phase."""
+    run.adapter.purge()
+    run.report.settings = run.adapter.settings()
+    sent = 0
+    for spec in run.workload.phases:
+        report = PhaseReport(type=spec.type, first_id=run.base + sent)
+        run.report.phases.append(report)
+        report.expected = RUNNERS[type(spec)](run, spec, report, sent)
+        sent += report.expected
+    run.report.expected = sent
+    run.report.ended = run.tally.done
+    run.report.bulk_enqueue = run.producer.bulk_used
