@@ -14,9 +14,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 PROFILES = ("default", "reliable")
+FAULTS = ("worker-kill", "broker-kill")
+
+
+class RequiredSettings(TypedDict):
+    """The settings every adapter reports, one name per idea (its extras come on top).
+
+    prefetch counts over all worker processes (None: no broker to fetch from).
+    """
+
+    processes: int  # processes that run jobs (pool children, forked workers, consumers)
+    concurrency_per_process: int  # jobs one of them runs at once (threads, coroutines)
+    pool: str  # what runs a job: a prefork child, a thread, a coroutine, a work horse...
+    prefetch: int | None  # messages the workers may hold at once, running ones included
+    acks: str  # when the broker forgets a message
+    results: bool  # a result backend stores what jobs return
+    enqueue: str  # the producer's call(s): one per job, and the bulk API if any
 
 
 @dataclass(frozen=True)
@@ -46,17 +62,29 @@ class AdapterConfig:
 
 
 class Adapter(ABC):
-    """One backend. Subclasses set `bulk_api` when enqueue_batch uses one."""
+    """One backend. Subclasses declare their capabilities in the class variables below."""
 
-    bulk_api: ClassVar[bool] = False
+    # -- capabilities ---------------------------------------------------------
+    bulk_api: ClassVar[bool] = False  # enqueue_batch uses a real bulk API of the framework
     in_process: ClassVar[bool] = False  # jobs run inside the driver: one producer only
+    async_jobs: ClassVar[bool] = False  # the job body is a coroutine on an event loop
+    faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # what the crash scenario may inject
 
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config
 
-    @abstractmethod
     def settings(self) -> dict[str, Any]:
         """The settings the workers and producer really run with (goes into results)."""
+        return {**self.required_settings(), "async_jobs": self.async_jobs,
+                **self.extra_settings()}
+
+    @abstractmethod
+    def required_settings(self) -> RequiredSettings:
+        """The keys every backend reports (see RequiredSettings)."""
+
+    def extra_settings(self) -> dict[str, Any]:
+        """What only this framework has (its versions, timeouts, options)."""
+        return {}
 
     @abstractmethod
     def purge(self) -> None:

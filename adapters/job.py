@@ -11,9 +11,10 @@ import asyncio
 import time
 
 from core.gate import gate_is_open
-from core.recorder import Event, process_recorder
+from core.recorder import Event, Recorder, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
+GATE_POLL_S = 0.001
 
 
 class InjectedFailure(RuntimeError):
@@ -26,40 +27,42 @@ def _burn_cpu(ms: float) -> None:
         pass
 
 
-def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
-    """Synchronous job body, for thread and process workers."""
-    while not gate_is_open(job_id):
-        time.sleep(0.001)
+def _begin(job_id: int, spec: dict) -> tuple[Recorder, float]:
+    """The body both job flavours share, up to the sleep.
+
+    Records START, fails or burns the CPU as the spec says, and returns the
+    recorder and the seconds left to sleep, which the caller spends its own
+    way (time.sleep or await asyncio.sleep). A cpu job blocks an event loop,
+    as it would in real asyncio code.
+    """
     recorder = process_recorder(job_id)
     recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
     if kind == "fail":
         recorder.record(job_id, Event.ERROR)
         raise InjectedFailure(f"job {job_id} failed on purpose")
-    if kind == "sleep" and ms > 0:
-        time.sleep(ms / 1000.0)
-    elif kind == "cpu" and ms > 0:
+    if kind == "cpu" and ms > 0:
         _burn_cpu(ms)
+    return recorder, ms / 1000.0 if kind == "sleep" and ms > 0 else 0.0
+
+
+def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
+    """Synchronous job body, for thread and process workers."""
+    while not gate_is_open(job_id):
+        time.sleep(GATE_POLL_S)
+    recorder, sleep_s = _begin(job_id, spec)
+    if sleep_s:
+        time.sleep(sleep_s)
     recorder.record(job_id, Event.END)
     return job_id
 
 
 async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
-    """Coroutine job body, for asyncio-based workers (arq, the asyncio baseline).
-
-    A cpu job blocks the event loop, as it would in real asyncio code.
-    """
+    """Coroutine job body, for asyncio-based workers (arq, the asyncio baseline)."""
     while not gate_is_open(job_id):
-        await asyncio.sleep(0.001)
-    recorder = process_recorder(job_id)
-    recorder.record(job_id, Event.START)
-    kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
-    if kind == "fail":
-        recorder.record(job_id, Event.ERROR)
-        raise InjectedFailure(f"job {job_id} failed on purpose")
-    if kind == "sleep" and ms > 0:
-        await asyncio.sleep(ms / 1000.0)
-    elif kind == "cpu" and ms > 0:
-        _burn_cpu(ms)
+        await asyncio.sleep(GATE_POLL_S)
+    recorder, sleep_s = _begin(job_id, spec)
+    if sleep_s:
+        await asyncio.sleep(sleep_s)
     recorder.record(job_id, Event.END)
     return job_id

@@ -71,6 +71,22 @@ class BatchPhase(Phase):
 
 
 @dataclass(frozen=True)
+class SustainedPhase(Phase):
+    """Steady state: the producer keeps a backlog queued while completions are
+    counted over `window_s` seconds after `warmup_s` (a backlog-target producer,
+    as in the OpenMessaging Benchmark's backlog mode). The backlog target is
+    `backlog_s` seconds of work at the rate measured so far, at least
+    `min_backlog` jobs and at most `max_backlog_bytes` of payload."""
+
+    type: ClassVar[str] = "sustained"
+    warmup_s: float = 1.0
+    window_s: float = 8.0
+    backlog_s: float = 0.5
+    min_backlog: int = 200
+    max_backlog_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class OpenLoopPhase(Phase):
     """Send on a fixed schedule; INTENDED is the schedule's time."""
 
@@ -118,7 +134,8 @@ class CrashPhase(Phase):
 
 
 PHASE_TYPES: dict[str, type[Phase]] = {
-    cls.type: cls for cls in (BatchPhase, OpenLoopPhase, IdlePhase, FillPhase, CrashPhase)
+    cls.type: cls for cls in (BatchPhase, SustainedPhase, OpenLoopPhase, IdlePhase, FillPhase,
+                              CrashPhase)
 }
 
 
@@ -205,6 +222,11 @@ class PhaseReport:
     producer_failures: int | None = None
     drain_cut_short: bool | None = None
     backlog_purged: bool | None = None
+    # sustained phases: the counted window, and whether the producer kept up
+    window_start_ns: int | None = None
+    window_end_ns: int | None = None
+    window_min_backlog: int | None = None
+    producer_busy_s: float | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None
     # crash phases

@@ -10,7 +10,6 @@ import argparse
 import re
 import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +109,3 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(f"note: {args.run} did not finish normally; the baseline holds only its "
               "finished cells", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m harness.baselines ARGS` is `python -m harness baseline ARGS`."""
-    from harness.cli import main as cli_main
-
-    return cli_main(["baseline", *(sys.argv[1:] if argv is None else argv)])
-
-if __name__ == "__main__":
-    sys.exit(main())

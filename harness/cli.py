@@ -12,11 +12,13 @@ from pathlib import Path
 
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILES
+from core.brokers import KINDS, broker_kind
+from core.brokers.base import BrokerKind
 from core.results import ResultsError
-from core.urls import PROBES, mask
-from harness import compare, envs
+from harness import envs
 from harness.argparsing import OneLineParser, UsageError
-from harness.brokers import BINARIES, INSTALL_HINT, find_binary
+from harness.baselines import add_baseline_arguments, run_baseline
+from harness.compare.command import add_compare_arguments, run_compare
 from scenarios import scenario_names
 from scenarios.base import RunOptions
 
@@ -79,6 +81,30 @@ def profile_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def broker_url(kind: type[BrokerKind]) -> Callable[[str], str]:
+    """argparse type: a URL of broker `kind` (its shape only; it is probed when used)."""
+
+    def parse(text: str) -> str:
+        problem = kind.url_problem(text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+
+    return parse
+
+
+def add_broker_urls(parser: argparse.ArgumentParser) -> None:
+    """--<kind>-url for every broker kind."""
+    for kind in KINDS.values():
+        parser.add_argument(kind.flag(), dest=f"{kind.name}_url", type=broker_url(kind),
+                            help=f"use this {kind.title} instead of starting one")
+
+
+def broker_urls(args: argparse.Namespace) -> dict[str, str | None]:
+    """The user-given URL of each broker kind (None: the harness starts one)."""
+    return {name: getattr(args, f"{name}_url", None) for name in KINDS}
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="queuebench: a fair benchmark of Python "
                            "task queues")
@@ -106,8 +132,7 @@ def build_parser() -> OneLineParser:
     run.add_argument("--results", action="store_true",
                      help="turn result backends on for every backend (off by default)")
     run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
-    run.add_argument("--redis-url", help="use this Redis instead of starting one")
-    run.add_argument("--amqp-url", help="use this RabbitMQ instead of starting one")
+    add_broker_urls(run)
 
     report = sub.add_parser("report", help="render report.html and charts/ from a run dir")
     report.add_argument("run_dir", type=Path, help="a results/<run-id> directory")
@@ -115,16 +140,15 @@ def build_parser() -> OneLineParser:
     selftest = sub.add_parser("selftest", help="is the harness ever the bottleneck?")
     selftest.add_argument("--backend", type=name_list(backend_names, "backend"),
                           default=["asyncio", "redis-raw", "amqp-raw"])
-    selftest.add_argument("--redis-url")
-    selftest.add_argument("--amqp-url")
+    add_broker_urls(selftest)
     selftest.add_argument("--out", type=Path)
 
-    compare.add_compare_arguments(sub.add_parser(
+    add_compare_arguments(sub.add_parser(
         "compare", help="compare two runs (or a baseline); exit 1 on a significant regression"))
-    compare.add_baseline_arguments(sub.add_parser("baseline", help="save or list baselines"))
+    add_baseline_arguments(sub.add_parser("baseline", help="save or list baselines"))
 
     sub.add_parser("list", help="backends and scenarios, and whether each can run here")
-    sub.add_parser("doctor", help="check brokers, binaries and environments")
+    add_broker_urls(sub.add_parser("doctor", help="check brokers, binaries and environments"))
     setup = sub.add_parser("setup", help="build the backend environments (.venvs/)")
     setup.add_argument("--backend", type=name_list(backend_names, "backend"),
                        default=backend_names())
@@ -133,18 +157,17 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-# What each broker accepts in one message (redis proto-max-bulk-len, RabbitMQ
-# 3.x max_message_size), minus room for the framework's envelope.
-BROKER_MESSAGE_LIMIT = {"redis": 512 * 1024 * 1024, "amqp": 128 * 1024 * 1024}
-ENVELOPE_ROOM = 64 * 1024
+ENVELOPE_ROOM = 64 * 1024  # of a broker's message limit, left for the framework's envelope
 
 
 def check_payload_limits(sizes: Sequence[int], backends: Sequence[str]) -> None:
     """Refuse payloads a chosen backend's broker would reject (one clear line)."""
     for backend in backends:
         broker = BACKENDS[backend].broker
-        limit = BROKER_MESSAGE_LIMIT.get(broker or "", 0)
-        too_big = [s for s in sizes if limit and s > limit - ENVELOPE_ROOM]
+        if broker is None:
+            continue
+        limit = broker_kind(broker).message_limit
+        too_big = [s for s in sizes if s > limit - ENVELOPE_ROOM]
         if too_big:
             raise UsageError(
                 f"payload of {too_big[0]:,} bytes is larger than {backend}'s broker accepts "
@@ -174,7 +197,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ResultsError(f"--out {out} exists and is not a directory")
     config = RunConfig(scenarios=args.scenario, backends=args.backend, rounds=rounds, out=out,
-                       options=options, urls={"redis": args.redis_url, "amqp": args.amqp_url})
+                       options=options, urls=broker_urls(args))
     outcome = Runner(config).run()
     render_report(out)
     cells = outcome["cells"]
@@ -204,8 +227,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.runner import default_run_dir
 
     out = (args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
-    report = selftest.run(args.backend, out.resolve(),
-                          {"redis": args.redis_url, "amqp": args.amqp_url})
+    report = selftest.run(args.backend, out.resolve(), broker_urls(args))
     (out / "selftest.json").write_text(json.dumps(report, indent=1))
     print(selftest.render(report))
     return 0 if report["passed"] else 1
@@ -219,12 +241,7 @@ def backend_problem(name: str, urls: dict[str, str | None]) -> str | None:
         return env_problem
     if info.broker is None:
         return None
-    url = urls.get(info.broker)
-    if url:
-        return PROBES[info.broker](url, timeout_s=3.0)
-    if find_binary(info.broker) is None:
-        return f"{BINARIES[info.broker]} not found: {INSTALL_HINT[info.broker]}"
-    return None
+    return broker_kind(info.broker).problem(urls.get(info.broker))
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
@@ -243,21 +260,16 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     problems = 0
-    for kind, binary in BINARIES.items():
-        path = find_binary(kind)
-        print(f"{binary:18} {path or 'MISSING: ' + INSTALL_HINT[kind]}")
-        problems += path is None
+    urls = broker_urls(args)
+    for name, kind in KINDS.items():
+        for subject, finding, ok in kind.doctor_lines(urls[name]):
+            print(f"{subject:18} {finding}")
+            problems += not ok
     families = sorted({i.family for i in BACKENDS.values()} - {envs.CORE})
     for family in families:
         problem = envs.status(family)
         print(f"{'.venvs/' + family:18} {problem or 'ok'}")
         problems += problem is not None
-    for kind, url in (("redis", getattr(args, "redis_url", None)),
-                      ("amqp", getattr(args, "amqp_url", None))):
-        if url:
-            reason = PROBES[kind](url, timeout_s=3.0)
-            print(f"{mask(url):18} {reason or 'reachable'}")
-            problems += reason is not None
     print("all good" if not problems else f"{problems} problem(s)")
     return 0 if not problems else 1
 
@@ -279,8 +291,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "selftest": cmd_selftest, "list": cmd_list,
-            "doctor": cmd_doctor, "setup": cmd_setup, "compare": compare.run_compare,
-            "baseline": compare.run_baseline}
+            "doctor": cmd_doctor, "setup": cmd_setup, "compare": run_compare,
+            "baseline": run_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

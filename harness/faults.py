@@ -5,10 +5,10 @@ two files in the cell directory: the driver writes fault-request.json
 ({"action": "broker-kill"}); the coordinator, polling while the driver
 runs, kill -9s the broker, starts it again on the same port and data dir,
 and answers in fault-done.json ({"kill_ns", "back_ns"} on the shared
-monotonic clock, or {"error"}). Redis cells get a dedicated server started
-with the cell's persistence options; RabbitMQ cells kill the pool's server
-(a second node would cost seconds per cell). A user-given URL is a broker
-the harness cannot kill: such cells are skipped.
+monotonic clock, or {"error"}). The broker kind decides which server dies:
+one of the cell's own, started with the cell's persistence options (Redis),
+or the pool's (RabbitMQ: a second node would cost seconds per cell). A
+user-given URL is a broker the harness cannot kill: such cells are skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.brokers import BrokerError, Brokers, OwnedBroker, RedisServer
+from core.brokers import broker_kind
+from core.brokers.base import BrokerError, BrokerKind
+from harness.brokers import Brokers
 
 FAULT_REQUEST = "fault-request.json"
 FAULT_DONE = "fault-done.json"
@@ -35,7 +37,7 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
 class FaultBroker:
     """The broker one crash cell may kill; answers the driver's request once."""
 
-    def __init__(self, server: OwnedBroker, dedicated: bool) -> None:
+    def __init__(self, server: BrokerKind, dedicated: bool) -> None:
         self.server = server
         self.dedicated = dedicated
         self.answered = False
@@ -82,11 +84,12 @@ class FaultBroker:
 def prepare(brokers: Brokers, kind: str, options: dict[str, str], data_dir: Path
             ) -> FaultBroker:
     """The broker a crash cell may kill; BrokerError (the skip reason) if there is none."""
+    broker = broker_kind(kind)
     if kind in brokers.user_urls:
         raise BrokerError(f"broker-kill needs a harness-owned {kind} broker; the one given "
-                          f"with --{kind}-url cannot be killed and restarted by the harness")
-    if kind == "redis":
-        server = RedisServer(data_dir=data_dir, options=dict(options))
+                          f"with {broker.flag()} cannot be killed and restarted by the harness")
+    if broker.dedicated_for_kill:
+        server = broker(data_dir=data_dir, options=dict(options))
         server.start()
         return FaultBroker(server, dedicated=True)
     brokers.url(kind)  # starts the pool's server if needed

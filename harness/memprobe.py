@@ -1,18 +1,19 @@
 """How much memory the queue costs its broker, measured from the driver.
 
-Stdlib only. Redis: INFO used_memory. RabbitMQ (harness-owned): the Erlang
-VM's total allocated memory through rabbitmqctl. In-process asyncio: the
-driver's Python heap (tracemalloc).
+Stdlib only (the driver runs in the backend's environment). A broker is
+read by its kind (core/brokers/<kind>.py: Redis INFO used_memory, RabbitMQ's
+Erlang VM total through rabbitmqctl); in-process asyncio, which has no
+broker, by the driver's Python heap (tracemalloc).
 """
 
 from __future__ import annotations
 
 import gc
-import subprocess
 import tracemalloc
 from typing import Any
+from urllib.parse import urlsplit
 
-from core.urls import redis_info
+from core.brokers import kind_for_url
 
 
 def _python_heap(final: bool) -> dict[str, Any]:
@@ -40,17 +41,8 @@ def measure_memory(cell: dict[str, Any], final: bool = False) -> dict[str, Any]:
     url = cell.get("broker_url") or ""
     if not url:
         return _python_heap(final)
-    if url.startswith("redis"):
-        info = redis_info(url, "memory")
-        return {"bytes": int(info["used_memory"]), "method": "redis INFO used_memory"}
-    ctl = cell.get("broker_ctl")
-    if not ctl:
-        return {"bytes": None, "method": "not measurable: a user-given RabbitMQ gives the "
-                "harness no rabbitmqctl access"}
-    done = subprocess.run([*ctl, "eval", "garbage_collect(), erlang:memory(total)."],
-                          capture_output=True, text=True, timeout=60, check=False)
-    try:
-        return {"bytes": int(done.stdout.strip().splitlines()[-1]),
-                "method": "rabbitmq erlang:memory(total)"}
-    except (ValueError, IndexError):
-        return {"bytes": None, "method": f"rabbitmqctl failed: {done.stderr.strip()[:200]}"}
+    kind = kind_for_url(url)
+    if kind is None:
+        return {"bytes": None, "method": f"not measurable: no broker kind speaks "
+                f"{urlsplit(url).scheme}://"}
+    return kind.memory(url, cell.get("broker_ctl"))

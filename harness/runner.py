@@ -98,7 +98,7 @@ class Runner:
             for backend in self.config.backends:
                 for name in self.config.scenarios:
                     profiles = self.config.options.profiles
-                    if getattr(SCENARIOS[name], "all_profiles", False):  # plans every profile
+                    if SCENARIOS[name].all_profiles:  # plans every profile itself
                         profiles = profiles[:1]
                     for profile in profiles:
                         options = dataclasses.replace(self.config.options, profile=profile)
@@ -121,7 +121,8 @@ class Runner:
                 for result in self.run_group(round_no, group):
                     self.writer.add(result)
                     progress.done(_label(round_no, result["scenario"], result["backend"],
-                                         result["params"]), result["status"], _headline(result))
+                                         result["params"]), result["status"],
+                                  self._headline(result))
         except interrupts.Interrupted as exc:
             interrupted = str(exc)
         finally:
@@ -222,6 +223,12 @@ class Runner:
             "settings": {}, "metrics": {},
         }
 
+    def _headline(self, result: dict[str, Any]) -> str:
+        """The progress line's figure: the scenario's headline, or why the cell did not run."""
+        if result["status"] != "ok":
+            return result["reason"] or ""
+        return self.scenarios[result["scenario"]].headline(result["metrics"])
+
     def _bind(self, driver: DriverHandle, item: GroupCell, round_no: int, queue: str,
               url: str | None) -> dict[str, Any] | None:
         """Write the cell's cell.json, for the driver waiting on it.
@@ -232,12 +239,11 @@ class Runner:
         earlier cell measured exactly this); cell.json then says skip.
         """
         item.bound = True
-        resolve = getattr(self.scenarios[item.cell.scenario], "resolve", None)
         done = None
         try:
-            if resolve is not None:
-                item.cell = resolve(item.cell, self.writer.cells, round_no)
-                item.result["params"] = item.cell.params
+            item.cell = self.scenarios[item.cell.scenario].resolve(item.cell, self.writer.cells,
+                                                                   round_no)
+            item.result["params"] = item.cell.params
         except CellFailed as exc:
             item.result.update(status="failed", reason=str(exc))
             done = item.result
@@ -348,23 +354,6 @@ def _label(round_no: int, scenario: str, backend: str, params: dict[str, Any]) -
 def _brief(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items()
                     if k not in ("slots", "jobs", "duration_s") and v is not None)
-
-
-def _headline(result: dict[str, Any]) -> str:
-    if result["status"] != "ok":
-        return result["reason"] or ""
-    metrics = result["metrics"]
-    for key, unit in (("jobs_per_s", "jobs/s"), ("bytes_per_job", "B/job")):
-        if isinstance(metrics.get(key), int | float):
-            return f"{metrics[key]:,.0f} {unit}"
-    if "lost" in metrics:
-        return f"lost {metrics['lost']}, duplicated {metrics['duplicated']}"
-    if metrics.get("saturated"):
-        return f"saturated (backlog {metrics.get('backlog')})"
-    latency = metrics.get("latency_ms") or {}
-    if latency.get("p50") is not None:
-        return f"p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms"
-    return ""
 
 
 def default_run_dir() -> Path:

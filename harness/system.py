@@ -9,17 +9,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 
-from harness.brokers import find_binary
+from core.brokers import KINDS
 
-PACKAGES = {"redis-server": lambda: find_binary("redis"),
-            "rabbitmq-server": lambda: find_binary("amqp")}
 TEST_PACKAGES = {"chromium": lambda: shutil.which("chromium"),
                  "docker-compose": lambda: shutil.which("docker-compose")}
 
 
+def broker_packages() -> dict[str, Callable[[], str | None]]:
+    """Each broker kind's apt package and how to tell it is installed."""
+    return {kind.apt_package: kind.find_binary for kind in KINDS.values()}
+
+
 def missing(with_test_tools: bool) -> list[str]:
-    wanted = dict(PACKAGES)
+    wanted = broker_packages()
     if with_test_tools:
         wanted.update(TEST_PACKAGES)
     return [name for name, present in wanted.items() if not present()]
@@ -34,7 +38,8 @@ def ensure(with_test_tools: bool = False) -> list[str]:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return [f"missing: {', '.join(absent)}. Install with `sudo apt-get update && sudo "
                 f"{command}`, or run the brokers with `docker compose up -d` and pass "
-                "--redis-url/--amqp-url. Backends whose broker is missing are skipped."]
+                f"{'/'.join(kind.flag() for kind in KINDS.values())}. Backends whose broker "
+                "is missing are skipped."]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
     done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
@@ -46,8 +51,8 @@ def ensure(with_test_tools: bool = False) -> list[str]:
 
 
 def _stop_distro_services() -> None:
-    """The packages may start system-wide servers; the harness runs its own."""
-    for service in ("redis-server", "rabbitmq-server"):
+    """A broker package may start a system-wide server of its name; the harness runs its own."""
+    for service in broker_packages():
         if shutil.which("systemctl"):
             subprocess.run(["systemctl", "disable", "--now", service], capture_output=True,
                            check=False)

@@ -21,11 +21,11 @@ def render(run_dir: Path) -> Path:
     """Render the report of the run in `run_dir`; ResultsError on bad input."""
     # Imported here so `import reports` (the harness CLI does it) stays cheap.
     from adapters import BACKENDS
-    from reports import charts, claims, data, html, verdict
+    from reports import claims, data, html, sections, verdict
 
     run_dir = Path(run_dir)
     loaded = data.load(run_dir)
-    figures = charts.charts(loaded)
+    tables, figures = sections.build(loaded)
     chart_dir = run_dir / "charts"
     chart_dir.mkdir(exist_ok=True)
     for stale in chart_dir.glob("*.png"):
@@ -34,7 +34,7 @@ def render(run_dir: Path) -> Path:
         (chart_dir / f"{figure.slug}.png").write_bytes(figure.png)
     ceilings = {name: info.ceiling for name, info in BACKENDS.items() if info.ceiling}
     page = html.render_page(html.context(
-        loaded, verdict.tables(loaded), verdict.library_cost(loaded, ceilings), figures,
+        loaded, tables, verdict.library_cost(loaded, ceilings), figures,
         claims.evaluate_all(loaded)))
     out = run_dir / "report.html"
     tmp = out.with_suffix(".html.tmp")

@@ -21,7 +21,6 @@ from core.numbers import flatten
 from core.results import ResultsError, aggregate, load_summary
 from reports.style import backend_rank
 
-SCENARIOS = ("throughput", "latency", "payload", "memory", "crash-recovery")
 STATUSES = ("ok", "failed", "skipped")
 
 

@@ -17,15 +17,14 @@ import pandas as pd
 from adapters import BACKENDS
 from reports.charts import Chart
 from reports.claims import ClaimResult
-from reports.data import SCENARIOS, RunData
+from reports.data import RunData
 from reports.style import backend_rank, colour
 from reports.verdict import TIE_RULE, Table
+from scenarios import in_report_order
 
-# Packages worth a line of their own; the full list of each environment is folded away.
-KEY_PACKAGES = ("celery", "kombu", "billiard", "redis", "hiredis", "dramatiq", "pika", "arq",
-                "rq", "amqp", "python", "queuebench")
-SCENARIO_TITLES = {"throughput": "Throughput", "latency": "Latency", "payload": "Payload size",
-                   "memory": "Memory per queued job", "crash-recovery": "Crash recovery"}
+# Packages worth a line of their own besides the backends' key packages (backend.toml);
+# the full list of each environment is folded away.
+KEY_PACKAGES = ("python", "queuebench")
 
 
 def data_uri(png: bytes) -> str:
@@ -97,6 +96,13 @@ def settings_table(data: RunData) -> list[dict[str, Any]]:
     return rows
 
 
+def key_packages(family: str) -> list[str]:
+    """The key packages of the family's backends, then KEY_PACKAGES."""
+    declared = [name for info in BACKENDS.values() if info.family == family
+                for name in info.key_packages]
+    return list(dict.fromkeys([*declared, *KEY_PACKAGES]))
+
+
 def libraries(data: RunData) -> list[dict[str, Any]]:
     versions = data.run.get("library_versions") or {}
     config_backends = (data.run.get("config") or {}).get("backends") or []
@@ -105,7 +111,7 @@ def libraries(data: RunData) -> list[dict[str, Any]]:
         if not isinstance(packages, dict):
             continue
         users = [b for b in config_backends if b in BACKENDS and BACKENDS[b].family == family]
-        key = [(n, packages[n]) for n in KEY_PACKAGES if n in packages]
+        key = [(n, packages[n]) for n in key_packages(family) if n in packages]
         out.append({"family": family, "backends": users, "key": key,
                     "all": sorted(packages.items())})
     return out
@@ -158,12 +164,14 @@ def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: 
         by_scenario[chart.scenario].append({
             "title": chart.title, "slug": chart.slug, "src": data_uri(chart.png),
             "caption": chart.caption, "notes": chart.notes})
-    known = [s for s in SCENARIOS]
+    scenarios = in_report_order()
+    known = [s.name for s in scenarios]
     extra = [s for s in dict.fromkeys(data.cells.get("scenario", [])) if s not in known]
     return {
         "run": data.run, "run_dir": str(data.run_dir), "counts": counts(data),
         "missing": completeness(data), "scenarios": known, "extra_scenarios": extra,
-        "titles": SCENARIO_TITLES, "tables": tables, "tie_rule": TIE_RULE, "cost": cost,
+        "titles": {s.name: s.title for s in scenarios}, "tables": tables,
+        "tie_rule": TIE_RULE, "cost": cost,
         "has_data": {s: data.has_data(s) for s in known},
         "has_rows": {s: not data.scenario(s).empty for s in known},
         "charts": by_scenario, "claims": claims, "settings": settings_table(data),

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
-from adapters import BACKENDS
+from adapters import BACKENDS, BackendInfo
 
-# tab10, in registry order, so a backend has the same colour in every chart of every run.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
-EXTRA = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-MISSING = "#bbbbbb"
+# A backend's colour is fixed in its backend.toml, so it is the same in every chart of
+# every run. One that gives none takes the next of these in registry order, skipping the
+# declared ones: tab10's last, tab20's light half and tab20b's darks, 21 distinct colours.
+SPARE = ("#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+         "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31",
+         "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a", "#a55194")
+
+
+def colours(backends: Mapping[str, BackendInfo]) -> dict[str, str]:
+    """name -> colour: the declared one, else the next spare colour nobody declared."""
+    declared = {info.colour for info in backends.values() if info.colour}
+    spare = (c for c in SPARE if c not in declared)
+    return {name: info.colour or next(spare, None) or by_name(name)
+            for name, info in backends.items()}
+
+
+def by_name(backend: str) -> str:
+    """A colour for a backend the registry does not know (an older run's)."""
+    return SPARE[sum(map(ord, backend)) % len(SPARE)]
+
+
+COLOURS = colours(BACKENDS)
 
 
 def backend_rank(name: str) -> tuple[int, str]:
@@ -20,10 +38,7 @@ def backend_rank(name: str) -> tuple[int, str]:
 
 
 def colour(backend: str) -> str:
-    order = list(BACKENDS)
-    if backend in order:
-        return PALETTE[order.index(backend) % len(PALETTE)]
-    return EXTRA[sum(map(ord, backend)) % len(EXTRA)]
+    return COLOURS.get(backend) or by_name(backend)
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:

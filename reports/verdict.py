@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
-from reports.data import RunData, param, value
+from reports.data import RunData, value
 from reports.style import fmt_bytes, fmt_num
 
 TIE_PCT = 5.0
@@ -153,19 +154,31 @@ def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],
     return table
 
 
-def _eq(name: str, wanted: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def where(params: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Rows whose params equal `params` (none when a param is not a column)."""
     def select(frame: pd.DataFrame) -> pd.DataFrame:
-        col = f"params.{name}"
-        return frame[frame[col] == wanted] if col in frame else frame.iloc[0:0]
+        for name, wanted in params.items():
+            col = f"params.{name}"
+            if col not in frame:
+                return frame.iloc[0:0]
+            frame = frame[frame[col] == wanted]
+        return frame
     return select
 
 
-def _per_s(v: float) -> str:
+def per_s(v: float) -> str:
     return f"{fmt_num(v)}/s"
 
 
-def _ms(v: float) -> str:
-    return f"{fmt_num(v)} ms"
+def formatter(unit: str) -> Callable[[float], str]:
+    """How a table shows a figure in `unit` (a metric's declared unit)."""
+    if unit == "bytes":
+        return fmt_bytes
+    if unit == "jobs/s":
+        return per_s
+    if unit in ("", "jobs"):
+        return fmt_num
+    return lambda v: f"{fmt_num(v)} {unit}"
 
 
 def nearest(values: list[float], target: float, factor: float = 2.0) -> float | None:
@@ -179,141 +192,6 @@ def numeric_params(frame: pd.DataFrame, name: str) -> list[float]:
     if col not in frame:
         return []
     return sorted({float(v) for v in frame[col].dropna() if isinstance(v, int | float)})
-
-
-def throughput_table(data: RunData) -> Table:
-    frame = data.scenario("throughput")
-    columns = []
-    for duration in numeric_params(frame, "duration_ms"):
-        label = "no-op jobs" if duration == 0 else f"{fmt_num(duration)} ms jobs"
-        ideal = frame[frame["params.duration_ms"] == duration].get("ideal_jobs_per_s")
-        if ideal is not None and ideal.notna().any():
-            label += f" (ideal {_per_s(float(ideal.dropna().iloc[0]))})"
-        columns.append(Column(label, _eq("duration_ms", duration), "jobs_per_s", True, _per_s))
-    return build(frame, "throughput", "Throughput: completed jobs/s by job duration",
-                 columns, "Higher is better; every backend has the same number of slots")
-
-
-def mid_rate_label(frame: pd.DataFrame) -> str | None:
-    """The middle of the fixed offered rates ('200/s' of 50, 200, 1000)."""
-    if "params.rate_label" not in frame:
-        return None
-    fixed = frame[frame["params.rate_label"].astype(str).str.endswith("/s")]
-    rates = sorted({(float(r), str(lbl)) for r, lbl in
-                    zip(fixed["params.rate"], fixed["params.rate_label"], strict=True)
-                    if r is not None and not pd.isna(r)})
-    if not rates:
-        labels = [lbl for lbl in dict.fromkeys(frame["params.rate_label"].dropna())
-                  if lbl not in ("max", "idle")]
-        return labels[len(labels) // 2] if labels else None
-    return rates[(len(rates) - 1) // 2][1]
-
-
-def latency_table(data: RunData) -> Table:
-    frame = data.scenario("latency")
-    columns = []
-    label = mid_rate_label(frame)
-    if label:
-        columns.append(Column(f"p99 queue latency at {label}", _eq("rate_label", label),
-                              "latency_ms.p99", False, _ms))
-    if "params.rate_label" in frame and (frame["params.rate_label"] == "max").any():
-        columns.append(Column("max rate, closed loop", _eq("rate_label", "max"),
-                              "jobs_per_s", True, _per_s))
-    return build(frame, "latency", "Latency: p99 queue latency (intended send -> start)",
-                 columns, "p99: lower is better; max rate: higher is better. Latency is "
-                 "measured from the intended send time (open loop)")
-
-
-def payload_table(data: RunData) -> Table:
-    frame = data.scenario("payload")
-    sizes = numeric_params(frame, "payload_bytes")
-    columns = []
-    for target in (1024, 1024 ** 2):
-        size = nearest(sizes, target)
-        if size is not None:
-            columns.append(Column(f"jobs/s at {fmt_bytes(size)}", _eq("payload_bytes", size),
-                                  "jobs_per_s", True, _per_s))
-    return build(frame, "payload", "Payload: throughput at 1 KiB and 1 MiB per job", columns,
-                 "Higher is better")
-
-
-def memory_table(data: RunData) -> Table:
-    frame = data.scenario("memory")
-    sizes = numeric_params(frame, "payload_bytes")
-    if len(sizes) > 3:
-        sizes = sorted({sizes[0], nearest(sizes, 1024) or sizes[0], sizes[-1]})
-    columns = [Column(f"per job at {fmt_bytes(s)} payload", _eq("payload_bytes", s),
-                      "bytes_per_job", False, fmt_bytes) for s in sizes]
-    return build(frame, "memory", "Memory: broker bytes per queued job", columns,
-                 "Lower is better; no worker runs while the jobs are queued")
-
-
-def _crash_text(row: pd.Series) -> str:
-    dup = value(row, "duplicated")
-    jobs = param(row, "jobs")
-    return (f"lost \u00b7 {fmt_num(dup)} duplicated" + (f" of {fmt_num(jobs)}" if jobs else "")
-            if dup is not None else "lost")
-
-
-CRASH_NOTE = ("\u2713: no job lost in any round; \u2717: jobs lost (median over rounds "
-              "shown, range below). Duplicates are jobs run more than once.")
-
-
-def _crash_columns(frame: pd.DataFrame, name: str, label: str) -> list[Column]:
-    columns = []
-    for setting in dict.fromkeys(str(v) for v in frame[f"params.{name}"].dropna()):
-        columns.append(Column(label.format(setting), _eq(name, setting), "lost", False,
-                              fmt_num, extra=_crash_text, zero_is_goal=True))
-    return columns
-
-
-def _explanations(frame: pd.DataFrame, name: str, label: str) -> list[tuple[str, str]]:
-    """The scenario's own one-line account of each ok cell (why jobs were lost)."""
-    if "explanation" not in frame:
-        return []
-    return [(f"{row['row']}, {label.format(param(row, name))}", str(row["explanation"]))
-            for _, row in frame.iterrows()
-            if row["status"] == "ok" and isinstance(row["explanation"], str)
-            and row["explanation"]]
-
-
-def crash_tables(data: RunData) -> list[Table]:
-    """Worker kill by settings profile, broker kill by persistence: lost and duplicated."""
-    frame = data.scenario("crash-recovery").copy()
-    if frame.empty or "params.fault" not in frame:
-        return [build(frame, "crash-recovery", "Crash recovery", [], "")]
-    tables = []
-    workers = frame[frame["params.fault"] == "worker-kill"]
-    if not workers.empty:
-        workers = workers.assign(row=workers["backend"])
-        if "params.mode" not in workers:
-            workers = workers.assign(**{"params.mode": workers["profile"]})
-        tables.append(build(workers, "crash-recovery-worker-kill",
-                            "Worker killed (SIGKILL) mid-job, by settings profile",
-                            _crash_columns(workers, "mode", "{} profile"), CRASH_NOTE,
-                            series_col="row"))
-        tables[-1].explanations = _explanations(workers, "mode", "{} profile")
-    brokers = frame[frame["params.fault"] == "broker-kill"]
-    if not brokers.empty and "params.persistence" in brokers:
-        modes = brokers["params.mode"] if "params.mode" in brokers else brokers["profile"]
-        many = modes.nunique() > 1
-        brokers = brokers.assign(row=brokers["backend"] + (" [" + modes.astype(str) + "]"
-                                                           if many else ""))
-        only = "" if many else f" ({modes.iloc[0]} profile)"
-        tables.append(build(brokers, "crash-recovery-broker-kill",
-                            "Broker killed (kill -9) with jobs queued, by persistence setting"
-                            + only,
-                            _crash_columns(brokers, "persistence", "persistence {}"),
-                            CRASH_NOTE, series_col="row"))
-        tables[-1].explanations = _explanations(brokers, "persistence", "persistence {}")
-    return tables
-
-
-TABLES: dict[str, Callable[[RunData], list[Table]]] = {
-    "throughput": lambda d: [throughput_table(d)], "latency": lambda d: [latency_table(d)],
-    "payload": lambda d: [payload_table(d)], "memory": lambda d: [memory_table(d)],
-    "crash-recovery": crash_tables,
-}
 
 
 def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
@@ -356,23 +234,19 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
     mine, top = value(row, "jobs_per_s"), value(base, "jobs_per_s")
     if not mine or not top:
         return Entry("no jobs_per_s in results", status="missing")
-    return Entry(f"{mine / top:.0%}", detail=f"{_per_s(mine)} of {_per_s(top)}",
+    return Entry(f"{mine / top:.0%}", detail=f"{per_s(mine)} of {per_s(top)}",
                  median=mine / top)
 
 
-def tables(data: RunData) -> dict[str, list[Table]]:
-    """Every scenario's tables; a configured backend with no cell at all gets a 'not run' row."""
+def add_not_run(data: RunData, name: str, tables: list[Table]) -> None:
+    """A configured backend with no cell at all in scenario `name` gets a 'not run' row."""
+    frame = data.scenario(name)
+    if frame.empty:
+        return
     config = data.run.get("config") or {}
     wanted = [b for b in config.get("backends") or [] if isinstance(b, str)]
-    out = {}
-    for name, make in TABLES.items():
-        out[name] = make(data)
-        frame = data.scenario(name)
-        if frame.empty:
-            continue
-        missing = [b for b in wanted if b not in set(frame["backend"])]
-        for table in out[name]:
-            if table.columns:
-                table.rows += [(b, [Entry("not run", status="missing")
-                                    for _ in table.columns]) for b in missing]
-    return out
+    missing = [b for b in wanted if b not in set(frame["backend"])]
+    for table in tables:
+        if table.columns:
+            table.rows += [(b, [Entry("not run", status="missing") for _ in table.columns])
+                           for b in missing]

@@ -1,11 +1,17 @@
-"""What a scenario is: a planner of cells and an analyzer of their records."""
+"""What a scenario is: a planner of cells, an analyzer of their records, and a
+declaration of everything the runner, compare and the report need to know about it."""
 
 from __future__ import annotations
 
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
+
+from scenarios.presentation import ReportKit
 
 
 @dataclass(frozen=True)
@@ -51,15 +57,93 @@ class CellReused(Exception):
         self.source = source
 
 
-class Scenario(Protocol):
-    name: str
-    description: str
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a scenario: its unit, which way is better, whether compare gates it.
 
+    A scenario's `metrics` are keyed by flattened name (`latency_ms.p99`) or by a
+    glob over flattened names (`latency_ms.*`). A name means the same in every
+    scenario that emits it (tests/test_scenario_declarations.py checks it).
+    """
+
+    unit: str = ""
+    better: Literal["higher", "lower"] | None = None  # None: shown by compare, never gated
+    gated: bool = False  # compare gates it when --metric is not given
+    doc: str = ""
+
+    @property
+    def direction(self) -> int:
+        """+1 bigger is better, -1 smaller is better, 0 unknown."""
+        return {"higher": 1, "lower": -1}.get(self.better or "", 0)
+
+
+G = TypeVar("G")
+
+
+@dataclass(frozen=True)
+class Grids(Generic[G]):
+    """A scenario's parameter grid for a --quick run and for a full one."""
+
+    quick: G
+    full: G
+
+    def pick(self, options: RunOptions) -> G:
+        return self.quick if options.quick else self.full
+
+
+class Scenario(ABC):
+    """One scenario. An instance at module level in the scenarios package is found
+    by scanning (scenarios/__init__.py); nothing else needs to name it."""
+
+    name: str
+    title: str  # the heading of its report sections
+    description: str  # one line for `python -m harness list`
+    order: int  # its place in the report and, among scenarios that keep workers, in a run
+    metrics: Mapping[str, Metric]  # every metric analyze() emits
+    grids: Grids[Any]  # what plan() reads; user overrides in RunOptions win
+    all_profiles: bool = False  # plans every profile itself, whatever --profile says
+    stops_workers: bool = False  # its cells stop the workers: runs after the others
+
+    @abstractmethod
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         """The cells this scenario runs for `backend`."""
-        ...
 
+    @abstractmethod
     def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
                 ) -> dict[str, Any]:
         """Metrics of one finished cell from its records and driver metadata."""
-        ...
+
+    def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
+                ) -> CellPlan:
+        """The cell as it runs, bound once the cells before it have ended.
+
+        May raise CellReused (an earlier cell measured exactly this) or
+        CellFailed; `finished` are the summary cells so far. As planned by default.
+        """
+        return plan
+
+    def metric(self, name: str) -> Metric | None:
+        """The declaration of a flattened metric name, or None."""
+        if name in self.metrics:
+            return self.metrics[name]
+        return next((m for pattern, m in self.metrics.items()
+                     if fnmatch.fnmatchcase(name, pattern)), None)
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        """The figure on the progress line of an ok cell: its first gated metric."""
+        for name, metric in self.metrics.items():
+            got = metrics.get(name)
+            if metric.gated and isinstance(got, int | float):
+                return f"{got:,.0f} {metric.unit}"
+        return ""
+
+    def tables(self, kit: ReportKit) -> list[Any]:
+        """Its verdict tables. By default one: the first gated metric (else the first
+        with a direction) at each parameter point."""
+        ranked = sorted(self.metrics, key=lambda n: (not self.metrics[n].gated,
+                                                     not self.metrics[n].direction))
+        return [kit.params_table(ranked[0])] if ranked else []
+
+    def charts(self, kit: ReportKit) -> list[Any]:
+        """Its charts; none by default."""
+        return []

@@ -7,10 +7,25 @@ from typing import Any
 import pandas as pd
 
 from core.recorder import Event
-from scenarios.base import CellFailed
+from scenarios.base import CellFailed, Metric
 
 WARMUP_FRACTION = 0.1
 MIN_JOBS = 20
+
+# The metrics the helpers below emit, declared once for every scenario that uses them.
+JOBS_PER_S = Metric("jobs/s", "higher", gated=True,
+                    doc="completed jobs per second after the warm-up")
+ENQUEUE_PER_S = Metric("jobs/s", "higher", doc="jobs sent per second")
+DRAIN_METRICS = {
+    "jobs_per_s": JOBS_PER_S,
+    "window_s": Metric("s", doc="the counted window"),
+    "window_jobs": Metric("jobs", doc="jobs ended in the counted window"),
+}
+JOB_COUNT_METRICS = {
+    "completed": Metric("jobs", doc="distinct jobs that ended"),
+    "errors": Metric("jobs", "lower", doc="distinct jobs that failed"),
+    "duplicated": Metric("jobs", "lower", doc="jobs started more than once"),
+}
 
 
 def events(records: pd.DataFrame, event: Event) -> pd.DataFrame:

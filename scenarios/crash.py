@@ -11,9 +11,10 @@ and every job is classified from the records (scenarios/crash_classify.py):
 lost, duplicated, once.
 
 A full run has every backend kill a worker in both profiles and kill its
-broker in the reliable profile, with Redis persistence off and
-aof-everysec (RabbitMQ: transient and durable for amqp-raw, durable for
-the libraries); --quick kills a worker in the run's profile only.
+broker in the reliable profile at every persistence setting its broker
+kind declares (core/brokers/: Redis off and aof-everysec; RabbitMQ
+transient and durable for amqp-raw, durable for the libraries); --quick
+kills a worker in the run's profile only.
 Recovery that needs a timeout runs with it set to TIMEOUT_S (recorded in
 the cell's settings): Celery on Redis visibility_timeout, Dramatiq on
 Redis heartbeat_timeout (with maintenance on every broker command, or the
@@ -22,13 +23,18 @@ dead worker's messages wait for a 0.1% chance per command).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from adapters import BACKENDS
-from scenarios.base import CellFailed, CellPlan, RunOptions
+from core.brokers import broker_kind
+from core.brokers.base import Persistence
+from scenarios import crash_views
+from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.crash_classify import classify
+from scenarios.presentation import ReportKit
 
 JOB_MS = 200
 JOBS_PER_SLOT = {"worker-kill": 3, "broker-kill": 4}  # broker-kill: some still queued
@@ -38,96 +44,93 @@ TIMEOUT_S = 5.0
 # broker is back, and this much longer when jobs are still missing.
 RECONNECT_S = 8.0
 PROFILES = ("default", "reliable")
-# aof-always is not among them: a kill -9 of the server process loses nothing
-# that aof-everysec has already written to the kernel; the two differ only when
-# the machine itself goes down, which this harness does not simulate.
-REDIS_PERSISTENCE: dict[str, dict[str, str]] = {
-    "off": {"appendonly": "no"},
-    "aof-everysec": {"appendonly": "yes", "appendfsync": "everysec"},
-}
-# Celery and Dramatiq declare durable queues and publish persistent messages
-# on RabbitMQ by default and offer no switch in our adapters: one setting.
-AMQP_PERSISTENCE = {"amqp-raw": ("transient", "durable")}
-LIBRARY_DURABLE = ("durable",)
-
-# The mechanisms behind the figures, from the libraries' docs and the worker logs;
-# a cell's explanation quotes one only when its figures show that effect.
-LOSS_ON_WORKER_KILL: dict[str, str] = {
-    "asyncio": "asyncio keeps its jobs only in the memory of the process that was killed",
-    "redis-raw": "BRPOP removes a message from Redis when a consumer fetches it",
-    "celery-redis": "Celery acks a task when a pool process starts it (acks_late off), so a "
-    "killed pool process's task is gone (WorkerLostError)",
-    "celery-rabbitmq": "Celery acks a task when a pool process starts it (acks_late off), so a "
-    "killed pool process's task is gone (WorkerLostError)",
-    "rq": "RQ moves a job whose work horse was killed to the FailedJobRegistry instead of "
-    "re-running it",
-    "arq": "arq re-runs a killed worker's jobs only once their in-progress key expires "
-    "(job_timeout 300 s + 10 s), long after the window",
-}
-RERUN_ON_WORKER_KILL: dict[str, str] = {
-    "redis-raw": "a new consumer moved the dead consumer's processing list back to the queue",
-    "amqp-raw": "RabbitMQ redelivers the unacked message of a closed connection",
-    "celery-redis": "task_reject_on_worker_lost re-queues the task of a killed pool process",
-    "celery-rabbitmq": "task_reject_on_worker_lost re-queues the task of a killed pool process",
-    "dramatiq-redis": f"the dead worker's unacked messages were re-queued once its heartbeat "
-    f"was older than heartbeat_timeout ({TIMEOUT_S:.0f} s)",
-    "dramatiq-rabbitmq": "RabbitMQ redelivers the unacked messages of a closed connection",
-    "rq": "Retry re-queues a job whose work horse was killed",
-    "arq": "arq re-runs a job once its in-progress key expires",
-}
-LOSS_ON_BROKER_KILL: dict[str, str] = {
-    "off": "Redis without persistence restarts empty",
-    "transient": "a transient queue and its messages do not survive a RabbitMQ restart",
-}
+# Backends that choose the broker's durability themselves where it is the client's
+# choice (a broker kind with a client_default_persistence), and their adapter option.
+DURABILITY_SWITCH = {"amqp-raw": "amqp_durable"}
 
 
-def timeout_options(backend: str) -> dict[str, Any]:
-    """Shorten the timeouts some backends need before they re-deliver a dead worker's jobs."""
-    if backend == "celery-redis":
-        return {"visibility_timeout_s": TIMEOUT_S}
-    if backend == "dramatiq-redis":
-        return {"heartbeat_timeout_s": TIMEOUT_S, "maintenance_chance": 1_000_000}
-    return {}
+def crash_options(backend: str) -> dict[str, Any]:
+    """The options a backend's crash cells run with (its backend.toml [crash]): the
+    timeouts it needs before it re-delivers a dead worker's jobs, shortened to TIMEOUT_S,
+    then any others."""
+    crash = BACKENDS[backend].crash
+    return {**{name: TIMEOUT_S for name in crash.timeout_options}, **crash.options}
 
 
 def persistences(backend: str) -> tuple[str, ...]:
     """The broker-kill persistence settings of `backend` (none without a broker)."""
     broker = BACKENDS[backend].broker
-    if broker == "redis":
-        return tuple(REDIS_PERSISTENCE)
-    if broker == "amqp":
-        return AMQP_PERSISTENCE.get(backend, LIBRARY_DURABLE)
-    return ()
+    if broker is None:
+        return ()
+    kind = broker_kind(broker)
+    if kind.client_default_persistence and backend not in DURABILITY_SWITCH:
+        return (kind.client_default_persistence,)
+    return tuple(kind.persistence)
 
 
-class CrashRecovery:
+def persistence_of(backend: str, name: str) -> Persistence:
+    """The persistence setting `name` of the broker `backend` runs on."""
+    return broker_kind(BACKENDS[backend].broker or "").persistence[name]
+
+
+@dataclass(frozen=True)
+class Grid:
+    worker_kill_profiles: tuple[str, ...] | None  # None: the run's profile
+    broker_kill: bool  # in the reliable profile, at every persistence setting
+    base_s: float  # observation window, before any redelivery timeout
+
+
+class CrashRecovery(Scenario):
     name = "crash-recovery"
+    title = "Crash recovery"
     description = "lost and duplicated jobs when a worker or the broker is killed (kill -9)"
+    order = 50
     all_profiles = True  # plans default and reliable itself, whatever --profile says
+    grids = Grids(quick=Grid(None, False, 3.0), full=Grid(PROFILES, True, 6.0))
+    metrics = {
+        "jobs": Metric("jobs", doc="jobs of the cell"),
+        "completed": Metric("jobs", doc="jobs that ended (once + duplicated)"),
+        "once": Metric("jobs", doc="jobs started and ended exactly once"),
+        "lost": Metric("jobs", "lower", doc="jobs that never ended in the window"),
+        "duplicated": Metric("jobs", "lower", doc="jobs that ended and ran more than once"),
+        "started_twice": Metric("jobs", doc="jobs started more than once"),
+        "ended_twice": Metric("jobs", doc="jobs ended more than once"),
+        "errors": Metric("jobs", "lower", doc="jobs that failed"),
+        "ended_before_kill": Metric("jobs", doc="jobs that ended before the kill"),
+        "in_flight_at_kill": Metric("jobs", doc="jobs running when the kill came"),
+        "in_flight_on_killed": Metric("jobs", doc="running on the killed process"),
+        "lost_in_flight_on_killed": Metric("jobs", doc="lost of those on the killed process"),
+        "lost_never_started": Metric("jobs", doc="lost jobs that never started"),
+        "recovery_s.*": Metric("s", "lower", doc="{first, last}: kill -> first END that "
+                               "shows recovery, kill -> last END"),
+        "window_s": Metric("s", doc="kill -> end of observation"),
+        "workers_replaced": Metric(doc="worker processes the supervisor replaced"),
+        "explanation": Metric(doc="one sentence naming the mechanism"),
+    }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         """Quick: worker-kill in the run's profile. Otherwise worker-kill in both
         profiles and broker-kill in the reliable one at every persistence setting."""
-        if options.quick:
-            return [self._cell(backend, options, options.profile, "worker-kill", None, 3.0)]
-        cells = [self._cell(backend, options, profile, "worker-kill", None, 6.0)
-                 for profile in PROFILES]
-        cells += [self._cell(backend, options, "reliable", "broker-kill", persistence, 6.0)
-                  for persistence in persistences(backend)]
+        grid = self.grids.pick(options)
+        cells = [self._cell(backend, options, profile, "worker-kill", None, grid.base_s)
+                 for profile in grid.worker_kill_profiles or (options.profile,)]
+        if grid.broker_kill:
+            cells += [self._cell(backend, options, "reliable", "broker-kill", persistence,
+                                 grid.base_s)
+                      for persistence in persistences(backend)]
         return cells
 
     def _cell(self, backend: str, options: RunOptions, profile: str, fault: str,
               persistence: str | None, base_s: float) -> CellPlan:
         jobs = JOBS_PER_SLOT[fault] * options.slots
-        extra = timeout_options(backend)
-        timeout = TIMEOUT_S if extra else 0.0
+        extra = crash_options(backend)
+        timeout = TIMEOUT_S if BACKENDS[backend].crash.timeout_options else 0.0
         broker_kill = None
-        if backend == "asyncio":
-            extra["asyncio_process"] = True
         if fault == "broker-kill":
-            broker_kill = dict(REDIS_PERSISTENCE.get(persistence or "", {}))
-            if backend == "amqp-raw":
-                extra["amqp_durable"] = persistence == "durable"
+            setting = persistence_of(backend, persistence or "")
+            broker_kill = dict(setting.server_options)
+            if backend in DURABILITY_SWITCH:
+                extra[DURABILITY_SWITCH[backend]] = setting.durable
         phase = {"type": "crash", "fault": fault, "jobs": jobs, "kill_after_ends": options.slots,
                  "kill_in_flight": max(1, options.slots // 2), "kill_delay_s": JOB_MS / 4000,
                  "window_s": base_s + timeout, "min_observe_s": timeout + 1.5,
@@ -158,20 +161,31 @@ class CrashRecovery:
         outcome["explanation"] = explain(plan, outcome)
         return outcome
 
+    def headline(self, metrics: dict[str, Any]) -> str:
+        return f"lost {metrics['lost']}, duplicated {metrics['duplicated']}"
+
+    def tables(self, kit: ReportKit) -> list[Any]:
+        return crash_views.tables(kit)
+
+    def charts(self, kit: ReportKit) -> list[Any]:
+        return crash_views.charts(kit)
+
 
 def explain(plan: CellPlan, out: dict[str, Any]) -> str:
     """One sentence from the figures, naming the mechanism where they show one."""
     backend, fault = plan.backend, plan.params["fault"]
+    crash = BACKENDS[backend].crash
     last = out["recovery_s"]["last"]
     head = f"{out['lost']} of {out['jobs']} jobs lost, {out['duplicated']} run more than once"
     if fault == "worker-kill":
         if out["lost"]:
             parts = [f"{out['lost_in_flight_on_killed']} running on the killed process",
                      f"{out['lost_never_started']} never started"]
-            cause = LOSS_ON_WORKER_KILL.get(backend, "see the worker logs")
+            cause = crash.loss_on_worker_kill or "see the worker logs"
             return f"{head} ({', '.join(parts)}): {cause}."
         if out["started_twice"]:
-            cause = RERUN_ON_WORKER_KILL.get(backend, "the backend delivered them again")
+            cause = (crash.rerun_on_worker_kill or "the backend delivered them again").format(
+                timeout_s=TIMEOUT_S)
             return (f"{head}: the {out['started_twice']} interrupted on the killed process ran "
                     f"again because {cause}; all done {last:.1f} s after the kill.")
         if not out["in_flight_on_killed"]:
@@ -179,7 +193,8 @@ def explain(plan: CellPlan, out: dict[str, Any]) -> str:
                     f"cell shows no re-delivery either way.")
         return f"{head}: every job ran exactly once."
     if out["lost"]:
-        cause = LOSS_ON_BROKER_KILL.get(plan.params["persistence"], "see the worker logs")
+        cause = (persistence_of(backend, plan.params["persistence"]).loss
+                 or "see the worker logs")
         twice = f"; {out['duplicated']} jobs ran more than once" if out["duplicated"] else ""
         return f"{head}: {cause}{twice}."
     if out["duplicated"]:

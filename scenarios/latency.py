@@ -12,20 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from core.recorder import Event
-from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions
-from scenarios.common import drain_per_s, events, job_counts
+from scenarios import latency_views
+from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
+from scenarios.common import DRAIN_METRICS, JOB_COUNT_METRICS, drain_per_s, events, job_counts
+from scenarios.presentation import ReportKit
 from scenarios.stats import encode, histogram_of, percentiles_ms
 from scenarios.throughput import THROUGHPUT, preloaded_batch
 
-FIXED_RATES = (50, 200, 1000)
-FRACTIONS = (0.5, 0.8)
-QUICK_RATES = (200,)  # --quick: a smoke test of every kind of cell, not the whole grid
-QUICK_FRACTIONS = (0.5,)
+
+@dataclass(frozen=True)
+class Grid:
+    rates: tuple[float, ...]  # fixed offered rates, jobs/s
+    fractions: tuple[float, ...]  # of the backend's measured maximum
+    seconds: float  # of open-loop sending per rate
+    idle_jobs: int  # single jobs on an idle system
+
+
+GRIDS = Grids(quick=Grid((200,), (0.5,), 1.5, 5),  # a smoke test of every kind of cell
+              full=Grid((50, 200, 1000), (0.5, 0.8), 2.5, 20))
 BACKLOG_SECONDS = 1.0  # a backlog worth more than this much offered load = saturated
 KEEP_UP = 0.9  # completing less than this share of the offered rate = saturated
 PER_PRODUCER_RATE = 2000.0  # jobs/s one producer offers comfortably; more share the schedule
@@ -64,26 +74,42 @@ def latency_metrics(jobs: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-class Latency:
+class Latency(Scenario):
     name = "latency"
+    title = "Latency"
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
+    order = 20
+    grids = GRIDS
+    metrics = {
+        **DRAIN_METRICS,  # the closed-loop max cell
+        "latency_ms.*": Metric("ms", "lower", doc="{p50,p90,p99,p999,max} intended -> start"),
+        "e2e_ms.*": Metric("ms", "lower", doc="{p50,p90,p99,p999,max} intended -> end"),
+        "schedule_lag_ms.*": Metric("ms", "lower", doc="{p50,p99,max} intended -> sent"),
+        "hdr.*": Metric(doc="{latency, e2e}: base64 HdrHistograms"),
+        "samples": Metric("jobs", doc="jobs with a latency"),
+        "achieved_per_s": Metric("jobs/s", "higher", doc="jobs ended per second while sending"),
+        "saturated": Metric(doc="bool: the rate could not be sustained (no latency then)"),
+        "backlog": Metric("jobs", "lower", doc="jobs sent but not started when sending ended"),
+        **JOB_COUNT_METRICS,
+    }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        seconds = 1.5 if options.quick else 2.5
+        grid = self.grids.pick(options)
         spec = {"kind": "noop", "ms": 0}
         _jobs, max_workload, max_limit = preloaded_batch(0, options)  # = throughput's noop cell
         cells = [
             self._cell(backend, options, {"rate": None, "rate_label": "max"}, spec,
                        max_workload["phases"], max_limit),
             self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
-                       [{"type": "idle", "jobs": 5 if options.quick else 20, "gap_ms": 20,
+                       [{"type": "idle", "jobs": grid.idle_jobs, "gap_ms": 20,
                          "time_limit_s": 30}], 30),
         ]
-        for rate in options.rates or (QUICK_RATES if options.quick else FIXED_RATES):
-            cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s", seconds))
-        for fraction in QUICK_FRACTIONS if options.quick else FRACTIONS:
-            cells.append(self._open_cell(backend, options, None, f"{fraction:.0%}max", seconds,
-                                         fraction=fraction))
+        for rate in options.rates or grid.rates:
+            cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s",
+                                         grid.seconds))
+        for fraction in grid.fractions:
+            cells.append(self._open_cell(backend, options, None, f"{fraction:.0%}max",
+                                         grid.seconds, fraction=fraction))
         return cells
 
     def _open_cell(self, backend: str, options: RunOptions, rate: float | None, label: str,
@@ -104,7 +130,8 @@ class Latency:
                         workload={"spec": spec, "phases": phases}, timeout_s=limit + 90,
                         profile=options.profile)
 
-    def resolve(self, plan: CellPlan, earlier: list[dict[str, Any]], round_no: int) -> CellPlan:
+    def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
+                ) -> CellPlan:
         """Turn a fraction-of-max cell into a concrete rate from this round's max cell.
 
         The max cell is the throughput scenario's noop cell; when that ran
@@ -112,7 +139,7 @@ class Latency:
         """
         if plan.params.get("rate_label") == "max":
             jobs = plan.workload["phases"][0]["jobs"]
-            for cell in earlier:
+            for cell in finished:
                 if (cell["scenario"] == THROUGHPUT.name and cell["backend"] == plan.backend
                         and cell["round"] == round_no and cell["profile"] == plan.profile
                         and cell["params"].get("duration_ms") == 0
@@ -122,7 +149,7 @@ class Latency:
         fraction = plan.options.get("rate_fraction")
         if fraction is None:
             return plan
-        for cell in earlier:
+        for cell in finished:
             if (cell["scenario"] == self.name and cell["backend"] == plan.backend
                     and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
                     and cell["status"] == "ok"):
@@ -161,6 +188,20 @@ class Latency:
             out["schedule_lag_ms"] = {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]}
             return out
         return {**out, **latency_metrics(jobs)}
+
+    def headline(self, metrics: dict[str, Any]) -> str:
+        if metrics.get("saturated"):
+            return f"saturated (backlog {metrics.get('backlog')})"
+        latency = metrics.get("latency_ms") or {}
+        if latency.get("p50") is not None:
+            return f"p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms"
+        return super().headline(metrics)  # the closed-loop max cell: jobs/s
+
+    def tables(self, kit: ReportKit) -> list[Any]:
+        return [latency_views.table(kit)]
+
+    def charts(self, kit: ReportKit) -> list[Any]:
+        return [latency_views.percentiles_chart(kit), latency_views.rate_chart(kit)]
 
 
 LATENCY = Latency()

@@ -8,42 +8,68 @@ cell holds at most a fixed number of payload bytes in the broker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from scenarios.base import CellPlan, RunOptions
-from scenarios.common import drain_per_s, enqueue_per_s, job_counts
+from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
+from scenarios.common import (
+    ENQUEUE_PER_S,
+    JOB_COUNT_METRICS,
+    JOBS_PER_S,
+    drain_per_s,
+    enqueue_per_s,
+    job_counts,
+)
 from scenarios.latency import per_job_times
+from scenarios.presentation import ReportKit
 from scenarios.stats import histogram_of, percentiles_ms
 
-SIZES = (64, 1024, 16 * 1024, 256 * 1024, 1024 * 1024)
-QUICK_SIZES = (64, 1024 * 1024)
+
+@dataclass(frozen=True)
+class Grid:
+    sizes: tuple[int, ...]  # payload bytes per job
+    budget_mib: int  # payload a cell holds in the broker at most
+    most_jobs: int
+    probes: int  # single jobs on the idle system, for latency
+    limit_s: float  # of the batch
 
 
-class Payload:
+GRIDS = Grids(quick=Grid((64, 1024 * 1024), 32, 1000, 5, 3.0),
+              full=Grid((64, 1024, 16 * 1024, 256 * 1024, 1024 * 1024), 128, 2000, 10, 5.0))
+
+
+class Payload(Scenario):
     name = "payload"
+    title = "Payload size"
     description = "throughput, enqueue rate and latency from 64 B to 1 MiB payloads"
+    order = 30
+    grids = GRIDS
+    metrics = {
+        "jobs_per_s": JOBS_PER_S,
+        "enqueue_per_s": ENQUEUE_PER_S,
+        "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the probes, intended -> start"),
+        "latency_samples": Metric("jobs", doc="probes with a latency"),
+        **JOB_COUNT_METRICS,
+    }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        budget = (32 if options.quick else 128) * 1024 * 1024
-        most = 1000 if options.quick else 2000
-        probes = 5 if options.quick else 10
-        limit = 3.0 if options.quick else 5.0
+        grid = self.grids.pick(options)
         cells = []
-        for size in options.payload_sizes or (QUICK_SIZES if options.quick else SIZES):
-            jobs = max(50, min(most, budget // size))
+        for size in options.payload_sizes or grid.sizes:
+            jobs = max(50, min(grid.most_jobs, grid.budget_mib * 1024 * 1024 // size))
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
                 params={"payload_bytes": size, "slots": options.slots, "jobs": jobs},
                 workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": size, "phases": [
-                    {"type": "batch", "jobs": jobs, "preload": True, "time_limit_s": limit,
-                     "enqueue_limit_s": limit / 2},
+                    {"type": "batch", "jobs": jobs, "preload": True,
+                     "time_limit_s": grid.limit_s, "enqueue_limit_s": grid.limit_s / 2},
                     # a slow backend leaves part of the batch queued: probe an idle system
-                    {"type": "idle", "jobs": probes, "gap_ms": 20, "time_limit_s": 30,
+                    {"type": "idle", "jobs": grid.probes, "gap_ms": 20, "time_limit_s": 30,
                      "purge_first": True},
                 ]},
-                timeout_s=limit + 120, profile=options.profile,
+                timeout_s=grid.limit_s + 120, profile=options.profile,
             ))
         return cells
 
@@ -60,6 +86,51 @@ class Payload:
             "latency_samples": int(probes["start"].notna().sum()),
             **job_counts(batch),
         }
+
+    def tables(self, kit: ReportKit) -> list[Any]:
+        sizes = kit.numeric_params("payload_bytes")
+        columns = []
+        for target in (1024, 1024 ** 2):
+            size = kit.nearest(sizes, target)
+            if size is not None:
+                columns.append(kit.column(f"jobs/s at {kit.fmt_bytes(size)}",
+                                          {"payload_bytes": size}, "jobs_per_s"))
+        return [kit.table("Payload: throughput at 1 KiB and 1 MiB per job", columns,
+                          "Higher is better")]
+
+    def charts(self, kit: ReportKit) -> list[Any]:
+        return [size_chart(kit)] if kit.has_data else []
+
+
+def size_chart(kit: ReportKit) -> Any:
+    """Drain rate and idle p99 latency against the payload size."""
+    frame = kit.frame
+    sizes = kit.numeric_params("payload_bytes")
+    fig = kit.figure(11, 4.6)
+    axes = fig.subplots(1, 2)
+    panels = ((axes[0], "jobs_per_s", "completed jobs per second (log)", "Throughput"),
+              (axes[1], "latency_ms.p99", "p99 queue latency, ms (log)", "p99 latency, idle"))
+    absent: list[Any] = []
+    marked = False
+    for ax, metric, ylabel, title in panels:
+        for series, backend, rows, ok in kit.present(frame, metric, absent):
+            ok = ok.sort_values("params.payload_bytes")
+            ax.errorbar(ok["params.payload_bytes"], ok[metric], yerr=kit.errors(ok, metric),
+                        marker="o", capsize=3, color=kit.colour(backend), label=series)
+            marked |= kit.edge_marks(
+                ax, rows[~rows.index.isin(ok.index)]["params.payload_bytes"], backend)
+        kit.bytes_axis(ax, sizes)
+        kit.plain_log_y(ax)
+        ax.set_xlabel("payload per job (log)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="major", alpha=0.3)
+    kit.legend_outside(axes[1], kit.gap_handles(marked) + absent)
+    fig.suptitle("Payload size: throughput and latency")
+    notes = kit.gap_notes(frame, lambda r: kit.fmt_bytes(kit.param(r, "payload_bytes")))
+    return kit.chart("payload", "Throughput and p99 latency vs payload size", fig,
+                     "Left: batch drain rate. Right: single jobs sent one at a time on an idle "
+                     "system. Error bars: min..max across rounds.", notes)
 
 
 PAYLOAD = Payload()

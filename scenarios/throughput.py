@@ -10,15 +10,34 @@ efficiency = jobs_per_s / (slots / duration): 1.0 is the ideal.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from scenarios.base import CellPlan, RunOptions
-from scenarios.common import drain_per_s, enqueue_per_s, job_counts
+from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
+from scenarios.common import (
+    DRAIN_METRICS,
+    ENQUEUE_PER_S,
+    JOB_COUNT_METRICS,
+    JOBS_PER_S,
+    drain_per_s,
+    enqueue_per_s,
+    job_counts,
+)
+from scenarios.presentation import ReportKit
 
-DURATIONS_MS = (0, 1, 10, 100)
-QUICK_DURATIONS_MS = (0, 10)  # --quick: the noop ceiling and one real job size
+
+@dataclass(frozen=True)
+class Grid:
+    durations_ms: tuple[float, ...]
+    work_s: float  # seconds of work for an ideal backend, and of enqueueing at most
+    noop_jobs: int  # the batch of noop jobs, and the most of any other
+
+
+GRIDS = Grids(quick=Grid((0, 10), 1.5, 2000),  # the noop ceiling and one real job size
+              full=Grid((0, 1, 10, 100), 5.0, 10000))
 
 
 def preloaded_batch(duration_ms: float, options: RunOptions) -> tuple[int, dict[str, Any], float]:
@@ -29,28 +48,38 @@ def preloaded_batch(duration_ms: float, options: RunOptions) -> tuple[int, dict[
     producer API does not stretch the cell. The latency scenario's `max`
     cell is this batch with noop jobs, which lets it reuse a throughput cell.
     """
-    work_s = 1.5 if options.quick else 5.0
-    noop_jobs = 2000 if options.quick else 10000
+    grid = GRIDS.pick(options)
     if duration_ms == 0:
-        jobs = noop_jobs
+        jobs = grid.noop_jobs
         spec = {"kind": "noop", "ms": 0}
     else:
-        jobs = min(noop_jobs, math.ceil(options.slots * work_s * 1000 / duration_ms))
+        jobs = min(grid.noop_jobs, math.ceil(options.slots * grid.work_s * 1000 / duration_ms))
         spec = {"kind": "sleep", "ms": duration_ms}
-    limit = work_s + 1  # from the moment every worker is ready
-    phase = {"type": "batch", "jobs": jobs, "preload": True, "enqueue_limit_s": work_s,
+    limit = grid.work_s + 1  # from the moment every worker is ready
+    phase = {"type": "batch", "jobs": jobs, "preload": True, "enqueue_limit_s": grid.work_s,
              "time_limit_s": limit}
     return jobs, {"spec": spec, "phases": [phase]}, limit
 
 
-class Throughput:
+class Throughput(Scenario):
     name = "throughput"
+    title = "Throughput"
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
+    order = 10
+    grids = GRIDS
+    metrics = {
+        "jobs_per_s": JOBS_PER_S,
+        "enqueue_per_s": ENQUEUE_PER_S,
+        "efficiency": Metric("", "higher", doc="jobs_per_s / (slots / duration); null for 0 ms"),
+        "ideal_jobs_per_s": Metric("jobs/s", doc="slots / duration"),
+        "window_s": DRAIN_METRICS["window_s"],
+        **JOB_COUNT_METRICS,
+        "timed_out": Metric(doc="bool: the batch ran out of time"),
+    }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        durations = options.durations_ms or (QUICK_DURATIONS_MS if options.quick else DURATIONS_MS)
         cells = []
-        for duration in durations:
+        for duration in options.durations_ms or self.grids.pick(options).durations_ms:
             jobs, workload, limit = preloaded_batch(duration, options)
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
@@ -73,6 +102,74 @@ class Throughput:
             **job_counts(records),
             "timed_out": bool(meta.get("timed_out", False)),
         }
+
+    def tables(self, kit: ReportKit) -> list[Any]:
+        frame = kit.frame
+        columns = []
+        for duration in kit.numeric_params("duration_ms"):
+            label = "no-op jobs" if duration == 0 else f"{kit.fmt_num(duration)} ms jobs"
+            ideal = frame[frame["params.duration_ms"] == duration].get("ideal_jobs_per_s")
+            if ideal is not None and ideal.notna().any():
+                label += f" (ideal {kit.fmt('ideal_jobs_per_s', float(ideal.dropna().iloc[0]))})"
+            columns.append(kit.column(label, {"duration_ms": duration}, "jobs_per_s"))
+        return [kit.table("Throughput: completed jobs/s by job duration", columns,
+                          "Higher is better; every backend has the same number of slots")]
+
+    def charts(self, kit: ReportKit) -> list[Any]:
+        return [duration_chart(kit)] if kit.has_data else []
+
+
+def duration_chart(kit: ReportKit) -> Any:
+    """jobs/s against job duration on log axes, the no-op jobs apart on the left."""
+    from matplotlib.ticker import NullLocator
+
+    frame = kit.frame
+    durations = kit.numeric_params("duration_ms")
+    positive = [d for d in durations if d > 0]
+    zero_x = (positive[0] if positive else 1.0) / 10
+
+    def xpos(d: float) -> float:
+        return d if d > 0 else zero_x
+
+    fig = kit.figure(9, 5)
+    ax = fig.add_subplot()
+    absent: list[Any] = []
+    marked = False
+    for series, backend, rows, ok in kit.present(frame, "jobs_per_s", absent):
+        ok = ok.sort_values("params.duration_ms")
+        pos = ok[ok["params.duration_ms"] > 0]
+        ax.errorbar(pos["params.duration_ms"], pos["jobs_per_s"],
+                    yerr=kit.errors(pos, "jobs_per_s"), color=kit.colour(backend), marker="o",
+                    capsize=3, label=series)
+        zero = ok[ok["params.duration_ms"] == 0]
+        ax.errorbar([zero_x] * len(zero), zero["jobs_per_s"],
+                    yerr=kit.errors(zero, "jobs_per_s"), color=kit.colour(backend), marker="s",
+                    capsize=3, linestyle="none")
+        bad = rows[~rows.index.isin(ok.index)]
+        marked |= kit.edge_marks(ax, [xpos(d) for d in bad["params.duration_ms"]], backend)
+    notes = kit.gap_notes(frame, lambda r: f"{kit.fmt_num(kit.param(r, 'duration_ms'))} ms")
+    slots = kit.param(frame.iloc[0], "slots") if "params.slots" in frame else None
+    if positive and slots:
+        xs = np.geomspace(positive[0], positive[-1], 50)
+        ax.plot(xs, slots * 1000 / xs, color="black", linestyle="--", linewidth=1,
+                label=f"ideal: {slots} slots / duration")
+    ax.set_xscale("log")
+    kit.plain_log_y(ax)
+    ticks = ([zero_x] if 0 in durations else []) + positive
+    ax.set_xticks(ticks, (["0 ms\n(no-op)"] if 0 in durations else [])
+                  + [f"{kit.fmt_num(d)} ms" for d in positive])
+    ax.xaxis.set_minor_locator(NullLocator())
+    if 0 in durations and positive:
+        ax.axvline(math.sqrt(zero_x * positive[0]), color="0.75", linestyle=":", linewidth=1)
+    ax.set_xlim(zero_x / 2, (positive[-1] if positive else 1) * 2)
+    ax.set_xlabel("job duration (sleep, log scale; no-op plotted apart on the left)")
+    ax.set_ylabel("completed jobs per second (log scale)")
+    ax.set_title(f"Throughput vs job duration ({slots} slots per backend)")
+    ax.grid(True, which="major", alpha=0.3)
+    kit.legend_outside(ax, kit.gap_handles(marked) + absent)
+    return kit.chart("throughput_vs_duration", "Throughput vs job duration", fig,
+                     "Error bars: min..max across rounds. The dashed line is the most any "
+                     "backend can do: slots / duration.", notes)
 
 
 THROUGHPUT = Throughput()

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from adapters import BACKENDS
+from adapters.base import RequiredSettings
 from core.recorder import Event
 from scenarios.records import load_records
 from tests.conftest import REPO, broker_url, require_env
@@ -35,7 +36,8 @@ def test_adapter_contract(backend, brokers, tmp_path):
     assert report["pids_alive_while_running"]
     assert report["pids_left_after_stop"] == []
     assert report["pids_reported_after_stop"] == []
-    assert report["settings"], "adapter reported no settings"
+    missing = set(RequiredSettings.__annotations__) - set(report["settings"])
+    assert not missing, f"settings lack the required keys {sorted(missing)}"
 
     records = load_records(tmp_path / "cells" / "0000-contract" / "records")
     starts = records[records.event == int(Event.START)].groupby("job_id").size()

@@ -18,6 +18,10 @@ BAD_INPUT = [
     (["run", "--payload-sizes", "0"], "payload size (bytes) must be at least 1"),
     (["run", "--durations", "-1"], "job duration (ms) must be at least 0"),
     (["run", "--profile", "paranoid"], "unknown profile 'paranoid'"),
+    (["run", "--redis-url", "notaurl"], "argument --redis-url: not a redis:// URL: notaurl"),
+    (["run", "--amqp-url", "redis://127.0.0.1:6379/0"], "not an amqp:// URL"),
+    (["run", "--redis-url", "redis://127.0.0.1:99999/0"], "bad port"),
+    (["doctor", "--amqp-url", "amqp://u:p@"], "no host in amqp://u:***@"),
     (["run", "--backend", "amqp-raw", "--payload-sizes", "300000000"],
      "larger than amqp-raw's broker accepts"),
     (["run", "--backend", "asyncio", "--out", "/proc/queuebench"], "cannot write results to"),
@@ -40,7 +44,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert message in lines[0]
 
 
-@pytest.mark.parametrize("argv", [["run", "--backend", "nope"], ["compare", "/no/a", "/no/b"]])
+@pytest.mark.parametrize("argv", [["run", "--backend", "nope"], ["compare", "/no/a", "/no/b"],
+                                  ["run", "--redis-url", "notaurl"]])
 def test_bad_input_as_a_user_sees_it(argv):
     """The same through a real `python -m harness`: no traceback reaches the terminal."""
     done = harness_cli(*argv, timeout=120)

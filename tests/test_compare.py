@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.results import RunWriter
-from harness import baselines, compare
+from harness.cli import main
+from harness.compare.judge import min_p
+from harness.compare.render import HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
 NOISE = (1.0, 1.012, 0.991)  # realistic round-to-round spread of a quiet machine
@@ -55,14 +57,14 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
 
 
 def run(*argv: str | Path) -> tuple[int, str, str]:
-    """compare.main in-process; argparse errors (SystemExit) count as exit codes."""
+    """`python -m harness compare` in-process; argparse errors (SystemExit) count as exit codes."""
     import contextlib
     import io
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = compare.main([str(a) for a in argv])
+            code = main(["compare", *(str(a) for a in argv)])
         except SystemExit as exc:
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
@@ -138,8 +140,8 @@ def test_two_rounds_each_cannot_reach_alpha(tmp_path: Path) -> None:
     two = make_run(tmp_path / "two", rounds=2)
     code, out, _ = run(two, two)
     assert code == 0 and all("threshold only" in r for r in gated_rows(out))
-    assert compare.min_p(3, 3) == pytest.approx(0.05)
-    assert compare.min_p(2, 2) > 0.05 and compare.min_p(2, 5) < 0.05
+    assert min_p(3, 3) == pytest.approx(0.05)
+    assert min_p(2, 2) > 0.05 and min_p(2, 5) < 0.05
 
 
 def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: Path) -> None:
@@ -229,10 +231,10 @@ def test_markdown_format(base_run: Path, tmp_path: Path) -> None:
     assert code == 1
     lines = out.splitlines()
     assert lines[0] == "### queuebench compare"
-    header = "| " + " | ".join(compare.HEADERS) + " |"
+    header = "| " + " | ".join(HEADERS) + " |"
     assert lines.count(header) == 2  # gated table and the folded one
     table = [ln for ln in lines if ln.startswith("| throughput/")]
-    assert all(ln.count("|") == len(compare.HEADERS) + 1 for ln in table)
+    assert all(ln.count("|") == len(HEADERS) + 1 for ln in table)
     assert "**slower**" in out and "<details>" in out and "**REGRESSION in 2 row(s)" in out
 
 
@@ -274,7 +276,7 @@ def test_bencher_format(base_run: Path) -> None:
 
 def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path) -> None:
     store = tmp_path / "baselines"
-    assert baselines.main(["save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
+    assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
     saved = store / "main.json"
     assert saved.read_bytes() == (base_run / "summary.json").read_bytes()
     code, out, _ = run("main", base_run, "--baselines-dir", store)
@@ -287,7 +289,7 @@ def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path) -> No
 def test_baseline_save_rejects_bad_names(name: str, base_run: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "baselines"
-    assert baselines.main(["save", name, str(base_run), "--baselines-dir", str(store)]) == 2
+    assert main(["baseline", "save", name, str(base_run), "--baselines-dir", str(store)]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
     assert not store.exists()
 
@@ -298,14 +300,14 @@ def test_baseline_save_validates_the_run(tmp_path: Path,
     failed = RunWriter(tmp_path / "failed", {"complete": True})
     failed.add(cell("celery-redis", 0, 1, 0.0, status="failed"))
     for run_dir in (tmp_path / "failed", tmp_path / "nothing-here"):
-        assert baselines.main(["save", "x", str(run_dir), "--baselines-dir", str(store)]) == 2
+        assert main(["baseline", "save", "x", str(run_dir), "--baselines-dir", str(store)]) == 2
         assert len(capsys.readouterr().err.splitlines()) == 1
     assert not (store / "x.json").exists()
 
 
 def test_module_entry_point(base_run: Path) -> None:
-    """`python -m harness.compare` as CI calls it, in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-m", "harness.compare", str(base_run),
+    """`python -m harness compare` as CI calls it, in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "compare", str(base_run),
                            str(base_run / "summary.json"), "--format", "markdown"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr

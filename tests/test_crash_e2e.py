@@ -65,8 +65,8 @@ def test_redis_broker_kill_without_persistence_loses_queued_jobs(tmp_path):
     assert aof["metrics"]["lost"] == 0, aof["metrics"]["explanation"]
 
 
-@pytest.mark.skipif(not (REPO / "adapters" / "celery_backend.py").exists(),
-                    reason="the celery adapter (adapters/celery_backend.py) is not in the tree")
+@pytest.mark.skipif(not (REPO / "adapters" / "celery" / "adapter.py").exists(),
+                    reason="the celery adapter (adapters/celery/adapter.py) is not in the tree")
 def test_celery_rabbitmq_reliable_loses_nothing_on_worker_kill(tmp_path):
     require_env("celery")
     result = run_cell(crash_cell("celery-rabbitmq", "reliable"), tmp_path)

@@ -58,7 +58,8 @@ def cell(scenario: str, backend: str, params: dict[str, Any], rnd: int,
          metrics: dict[str, Any] | None = None, status: str = "ok", reason: str | None = None,
          profile: str = "default") -> dict[str, Any]:
     settings = {} if status == "skipped" else {
-        "processes": 1, "concurrency": SLOTS, "acks": "late" if profile == "reliable" else "early",
+        "processes": 1, "concurrency_per_process": SLOTS,
+        "acks": "late" if profile == "reliable" else "early",
         "results": False, "slots": SLOTS, "profile": profile, "bulk_enqueue": False}
     return {"scenario": scenario, "backend": backend, "profile": profile, "params": params,
             "round": rnd, "status": status, "reason": reason, "settings": settings,
@@ -393,8 +394,9 @@ def test_ties_within_noise(tmp_path: Path) -> None:
         cells.append(cell("throughput", backend, {"duration_ms": 1, "slots": SLOTS, "jobs": 10},
                           1, {"jobs_per_s": rate}))
     data_dir = write_run(tmp_path / "ties", cells, run_info(len(cells)))
-    from reports.verdict import throughput_table
-    table = throughput_table(load(data_dir))
+    from reports.sections import Kit
+    from scenarios.throughput import THROUGHPUT
+    table = THROUGHPUT.tables(Kit(load(data_dir), THROUGHPUT))[0]
     marks = {name: entries[0].mark for name, entries in table.rows}
     assert marks == {"redis-raw": "best-tie", "asyncio": "tie", "rq": ""}
 

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from core.urls import mask, probe_amqp, probe_redis
-from harness.brokers import free_port
+from core.brokers.base import free_port
+from core.brokers.rabbitmq import RabbitMQ
+from core.brokers.redis import Redis
+from core.urls import mask
 
 
 def test_mask_hides_passwords():
@@ -21,13 +23,14 @@ def test_mask_hides_passwords():
 def test_refused_port_is_reported_fast():
     port = free_port()
     began = time.monotonic()
-    assert "cannot reach redis" in probe_redis(f"redis://127.0.0.1:{port}/0")
-    assert "cannot reach amqp" in probe_amqp(f"amqp://u:p@127.0.0.1:{port}/")
+    assert "cannot reach redis" in Redis.probe(f"redis://127.0.0.1:{port}/0")
+    assert "cannot reach amqp" in RabbitMQ.probe(f"amqp://u:p@127.0.0.1:{port}/")
     assert time.monotonic() - began < 5
 
 
 def test_wrong_scheme():
-    assert "not a redis:// URL" in probe_redis("http://127.0.0.1/")
+    assert "not a redis:// URL" in Redis.probe("http://127.0.0.1/")
+    assert "not an amqp:// URL" in RabbitMQ.probe("redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
@@ -41,7 +44,7 @@ def password_redis(tmp_path):
                             stdout=subprocess.DEVNULL)
     try:
         for _ in range(100):
-            if "cannot reach" not in (probe_redis(f"redis://127.0.0.1:{port}/0") or ""):
+            if "cannot reach" not in (Redis.probe(f"redis://127.0.0.1:{port}/0") or ""):
                 break
             time.sleep(0.05)
         yield port
@@ -52,7 +55,7 @@ def password_redis(tmp_path):
 
 def test_redis_password_checks(password_redis):
     port = password_redis
-    assert "needs a password" in probe_redis(f"redis://127.0.0.1:{port}/0")
-    wrong = probe_redis(f"redis://:nope@127.0.0.1:{port}/0")
+    assert "needs a password" in Redis.probe(f"redis://127.0.0.1:{port}/0")
+    wrong = Redis.probe(f"redis://:nope@127.0.0.1:{port}/0")
     assert "refused the credentials" in wrong and "nope" not in wrong
-    assert probe_redis(f"redis://:sesame@127.0.0.1:{port}/0") is None
+    assert Redis.probe(f"redis://:sesame@127.0.0.1:{port}/0") is None

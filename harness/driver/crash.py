@@ -99,6 +99,8 @@ def request_broker_kill(cell_dir: Path) -> dict[str, Any]:
 def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int) -> None:
     """Steps 1-3 of the module doc; fills `phase` with the times the analysis needs."""
     adapter = run.adapter
+    if spec.fault not in adapter.faults:
+        raise RuntimeError(f"{run.cell.backend} adapter does not support {spec.fault}")
     jobs = JobTracker(run.records_dir)
     limit = time.monotonic() + spec.time_limit_s
     while not (len(jobs.ended) >= spec.kill_after_ends and jobs.running >= spec.kill_in_flight):

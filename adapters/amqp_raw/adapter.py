@@ -2,7 +2,7 @@
 
 The producer basic_publishes a small JSON message per job to the default
 exchange (routing key = the cell's queue); `slots` consumer processes
-(adapters/amqp_raw_worker.py) each take one message at a time
+(adapters/amqp_raw/worker.py) each take one message at a time
 (basic_qos prefetch_count=1) and basic_ack it right after bench_job.
 
 Why manual ack + prefetch 1 rather than auto_ack in the default profile:
@@ -39,7 +39,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
-from adapters.base import AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.urls import mask
@@ -83,7 +83,7 @@ def declare_queue(channel: BlockingChannel, queue: str, durable: bool) -> None:
 
 
 class AmqpRawAdapter(WorkerProcessAdapter):
-    bulk_api = False
+    bulk_api = False  # pika has no batch publish
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -99,18 +99,23 @@ class AmqpRawAdapter(WorkerProcessAdapter):
                                               "QB_DURABLE": "1" if self.durable else "0"})
         self.workers = WorkerGroup("amqp-raw", config.log_dir, env)
 
-    def settings(self) -> dict[str, Any]:
+    def required_settings(self) -> RequiredSettings:
+        return {"processes": self.config.slots, "concurrency_per_process": 1,
+                "pool": f"one job at a time in each consumer process "
+                        f"(basic_qos prefetch_count={PREFETCH})",
+                "prefetch": PREFETCH * self.config.slots,
+                "acks": "manual basic_ack after the job (also for a job that raised)",
+                "results": False,
+                "enqueue": "basic_publish per job to the default exchange (no batch API)"}
+
+    def extra_settings(self) -> dict[str, Any]:
         source = "options.amqp_durable" if "amqp_durable" in self.config.options else "profile"
         return {
             "client": f"pika {pika.__version__} BlockingConnection",
-            "consumer_processes": self.config.slots, "concurrency_per_process": 1,
-            "prefetch_count": PREFETCH,
-            "ack": "manual basic_ack after the job (also for a job that raised)",
             "queue": f"classic, {'durable' if self.durable else 'transient (non-durable)'}",
             "delivery_mode": 2 if self.durable else 1, "durable_from": source,
             "publisher_confirms": self.confirms, "mandatory": self.confirms,
-            "enqueue": "basic_publish per job to the default exchange (no batch API)",
-            "heartbeat": 0, "queue_cleanup": "queue_delete when the group ends", "results": False,
+            "heartbeat": 0, "queue_cleanup": "queue_delete when the group ends",
         }
 
     @property
@@ -131,7 +136,7 @@ class AmqpRawAdapter(WorkerProcessAdapter):
         self.channel.queue_purge(self.config.queue)
 
     def start_workers(self) -> None:
-        cmd = python_module("adapters.amqp_raw_worker")
+        cmd = python_module("adapters.amqp_raw.worker")
         self.workers.start(cmd, self.config.slots, ready=READY_LINE)
 
     def _publish(self, job: JobCall) -> None:

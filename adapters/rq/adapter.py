@@ -29,9 +29,9 @@ from rq.defaults import (
 )
 from rq.version import VERSION
 
-from adapters.base import AdapterConfig, JobCall
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.job import bench_job
-from adapters.redis_keys import glob_escape
+from adapters.redis_keys import glob_escape, purge_keys
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
@@ -63,7 +63,20 @@ class RqAdapter(WorkerProcessAdapter):
         env = worker_env(config.records_dir, {"RQ_REDIS_URL": config.broker_url})
         self.workers = WorkerGroup("rq", config.log_dir, env)
 
-    def settings(self) -> dict[str, Any]:
+    def required_settings(self) -> RequiredSettings:
+        fork = self.worker_class == "Worker"
+        return {
+            "processes": self.config.slots, "concurrency_per_process": 1,
+            "pool": "a work horse forked per job by each worker" if fork
+            else "in the worker process itself (SimpleWorker)",
+            "prefetch": self.config.slots,
+            "acks": "none: a worker takes the job off the queue; StartedJobRegistry tracks it "
+                    "while it runs",
+            "results": self.config.results,
+            "enqueue": "Queue.enqueue per job; Queue.enqueue_many (one pipeline) per batch",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
         reliable = self.config.profile == "reliable"
         fork = self.worker_class == "Worker"
         result_ttl = self._options.get("result_ttl", DEFAULT_RESULT_TTL)
@@ -75,8 +88,6 @@ class RqAdapter(WorkerProcessAdapter):
             "job_module_imported": ("in every work horse, after the fork (rq worker CLI; "
                                     "see RQ docs, Performance Notes)" if fork else
                                     "once per worker process"),
-            "worker_processes": self.config.slots,
-            "jobs_per_process": 1,
             "job_timeout_s": Queue.DEFAULT_TIMEOUT,
             "retry": (f"Retry(max={RELIABLE_RETRIES}, interval=0): a job that raised, lost its "
                       "work horse or was abandoned is re-queued at once, up to "
@@ -89,7 +100,6 @@ class RqAdapter(WorkerProcessAdapter):
                 f"keeps its hash and a result entry for {DEFAULT_FAILURE_TTL} s"
                 if result_ttl == 0 else
                 f"a job hash and a result entry per job for {result_ttl} s after success"),
-            "enqueue": "Queue.enqueue per job; Queue.enqueue_many (one pipeline) per batch",
             "job_id": "'<queue>-<n>' set by the adapter (RQ default: uuid4)",
             "serializer": "pickle (RQ default)",
             "worker_log": "INFO, lines per job (RQ default)",
@@ -115,17 +125,10 @@ class RqAdapter(WorkerProcessAdapter):
     def purge(self) -> None:
         # RQ has no call that removes every key of one queue (Queue.delete drops only
         # queued jobs), but every key of this cell is named after its queue.
-        name = self.config.queue
-        keys = set(self.client.scan_iter(match=f"rq:*:{glob_escape(name)}", count=1000))
-        keys.update(self.client.scan_iter(match=f"rq:*:{glob_escape(name)}:*", count=1000))
-        keys.update(self.client.scan_iter(
-            match=f"rq:*:{glob_escape(self._id_prefix)}*", count=1000))
-        pipe = self.client.pipeline(transaction=False)
-        pipe.srem(Queue.redis_queues_keys, self.queue.key)
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), 1000):
-            pipe.delete(*ordered[start:start + 1000])
-        pipe.execute()
+        name = glob_escape(self.config.queue)
+        self.client.srem(Queue.redis_queues_keys, self.queue.key)
+        purge_keys(self.client, [], [f"rq:*:{name}", f"rq:*:{name}:*",
+                                     f"rq:*:{glob_escape(self._id_prefix)}*"])
 
     def start_workers(self) -> None:
         cmd = [console_script("rq"), "worker", "--worker-class",

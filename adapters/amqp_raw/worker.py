@@ -1,4 +1,4 @@
-"""Consumer process of the amqp-raw backend (see adapters/amqp_raw.py).
+"""Consumer process of the amqp-raw backend (see adapters/amqp_raw/adapter.py).
 
 One job at a time: prefetch 1, bench_job in the delivery callback, then
 basic_ack. The ack comes after the job in every profile, so a consumer
@@ -18,7 +18,13 @@ from typing import Any
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPConnectionError
 
-from adapters.amqp_raw import PREFETCH, READY_LINE, AmqpConnectError, connect, declare_queue
+from adapters.amqp_raw.adapter import (
+    PREFETCH,
+    READY_LINE,
+    AmqpConnectError,
+    connect,
+    declare_queue,
+)
 from adapters.raw_message import run_message
 
 

@@ -14,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 from typing import Any
 
-from adapters.base import Adapter, JobCall
+from adapters.base import Adapter, AdapterConfig, JobCall, RequiredSettings
+from adapters.event_loop import PrivateLoop
 from adapters.job import bench_job_async
 
 
 class AsyncioAdapter(Adapter):
     in_process = True
-    def __init__(self, config: Any) -> None:
+    async_jobs = True
+    faults = frozenset({"worker-kill"})  # no broker; a kill needs options.asyncio_process
+
+    def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
         os.environ.setdefault("QB_RECORDS_DIR", str(config.records_dir))
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._loop: PrivateLoop | None = None
         self._pending: list[JobCall] = []
         self._semaphore: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -35,11 +37,15 @@ class AsyncioAdapter(Adapter):
         self._in_child = bool(config.options.get("asyncio_process", False))
         self._children: list[int] = []
 
-    def settings(self) -> dict[str, Any]:
-        executor = "asyncio.create_task" + (" in a forked child of the driver"
-                                             if self._in_child else "")
-        return {"executor": executor, "processes": 1,
-                "concurrency": self.config.slots, "durability": "none", "results": False}
+    def required_settings(self) -> RequiredSettings:
+        where = "a forked child of the driver" if self._in_child else "the driver process"
+        return {"processes": 1, "concurrency_per_process": self.config.slots,
+                "pool": f"asyncio.create_task in {where}, bounded by a semaphore",
+                "prefetch": None, "acks": "none: no broker", "results": False,
+                "enqueue": "a task per job (preloaded jobs are held until the workers start)"}
+
+    def extra_settings(self) -> dict[str, Any]:
+        return {"durability": "none"}
 
     def purge(self) -> None:
         self._pending.clear()
@@ -54,7 +60,7 @@ class AsyncioAdapter(Adapter):
 
     def _spawn(self, job: JobCall) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._run(job))
+        task = self._loop.loop.create_task(self._run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -62,18 +68,9 @@ class AsyncioAdapter(Adapter):
         if self._in_child:
             self._fork_child()
             return
-        ready = threading.Event()
-
-        def loop_main() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._semaphore = asyncio.Semaphore(self.config.slots)
-            self._loop.call_soon(ready.set)
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=loop_main, name="asyncio-jobs", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._semaphore = asyncio.Semaphore(self.config.slots)
+        self._loop = PrivateLoop()
+        self._loop.start_thread("asyncio-jobs")
 
     def _fork_child(self) -> None:
         """Hand the pending jobs to a forked child that runs them as asyncio tasks.
@@ -109,7 +106,7 @@ class AsyncioAdapter(Adapter):
         assert self._loop is not None
         pending, self._pending = self._pending, []
         for job in pending:
-            self._loop.call_soon_threadsafe(self._spawn, job)
+            self._loop.call_soon(self._spawn, job)
         self._started = True
 
     def enqueue(self, job: JobCall) -> None:
@@ -118,7 +115,8 @@ class AsyncioAdapter(Adapter):
         if not self._started:
             self._pending.append(job)
         else:
-            self._loop.call_soon_threadsafe(self._spawn, job)
+            assert self._loop is not None
+            self._loop.call_soon(self._spawn, job)
 
     def stop_workers(self) -> None:
         for pid in self._reap():
@@ -127,16 +125,13 @@ class AsyncioAdapter(Adapter):
         self._children.clear()
         if self._loop is None:
             return
-        loop = self._loop
 
         def cancel_all() -> None:
             for task in list(self._tasks):
                 task.cancel()
-            loop.stop()
 
-        loop.call_soon_threadsafe(cancel_all)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._loop.call_soon(cancel_all)
+        self._loop.close()
         self._loop = None
         self._started = False
 

@@ -1,4 +1,4 @@
-"""Consumer process of the redis-raw backend (see adapters/redis_raw.py)."""
+"""Consumer process of the redis-raw backend (see adapters/redis_raw/adapter.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ import os
 import redis
 
 from adapters.raw_message import run_message
+from adapters.redis_keys import glob_escape
 from core import procs
 
+READY_LINE = "redis-raw consumer ready"
 # Well below redis-py's default socket_timeout (5 s): a blocking pop that waits as long
 # as the socket does ends in TimeoutError, which killed idle consumers.
 BLOCK_S = 1
 
 
+def processing_list(queue: str, owner: str) -> str:
+    """The list a reliable consumer holds its message in while the job runs."""
+    return f"{queue}:processing:{owner}"
+
+
 def requeue_orphans(client: redis.Redis, queue: str) -> None:
     """Move messages held by consumers that no longer run back to the queue."""
-    for key in client.keys(f"{queue}:processing:*"):
+    for key in client.keys(processing_list(glob_escape(queue), "*")):
         owner = int(key.decode().rsplit(":", 1)[1])
         if owner != os.getpid() and not procs.alive(owner):
             while client.lmove(key, queue, "RIGHT", "RIGHT"):
@@ -27,11 +34,11 @@ def main() -> None:
     client = redis.Redis.from_url(os.environ["QB_BROKER_URL"])
     queue = os.environ["QB_QUEUE"]
     reliable = os.environ.get("QB_PROFILE") == "reliable"
-    processing = f"{queue}:processing:{os.getpid()}"
+    processing = processing_list(queue, str(os.getpid()))
     if reliable:
         requeue_orphans(client, queue)
     client.ping()
-    print("redis-raw consumer ready", flush=True)
+    print(READY_LINE, flush=True)
     while True:
         if reliable:
             raw = client.blmove(queue, processing, BLOCK_S, "RIGHT", "LEFT")

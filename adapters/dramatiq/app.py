@@ -3,7 +3,7 @@
 Used on both sides so producer and workers build the very same broker and
 actor: the adapter (driver process) calls `build()` with its settings, and
 the `dramatiq` CLI calls `setup_worker` (passed as its broker argument,
-`adapters.dramatiq_app:setup_worker`), which reads the same settings from
+`adapters.dramatiq.app:setup_worker`), which reads the same settings from
 the environment. Nothing happens at import time, so importing this module
 never touches a broker.
 """

@@ -16,35 +16,31 @@ option arq_poll_delay_s measures a shorter poll.
 
 The producer keeps one private event loop for its ArqRedis pool, so each
 enqueue is one enqueue_job call on the same connection pool, not a new loop.
+Purging goes through a plain redis-py client, as for the other Redis backends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
+import redis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import health_check_key_suffix
 from arq.version import VERSION
 from arq.worker import Worker
 
-from adapters.arq_worker import FUNCTION_NAME, worker_environment
-from adapters.base import AdapterConfig, JobCall
-from adapters.redis_keys import glob_escape
+from adapters.arq.worker import FUNCTION_NAME, worker_environment
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.event_loop import PrivateLoop
+from adapters.redis_keys import glob_escape, purge_keys
+from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
-T = TypeVar("T")
 REDIS_TIMEOUT_S = 30.0
 ARQ_DEFAULTS: dict[str, Any] = {
     name: param.default for name, param in inspect.signature(Worker).parameters.items()
 }
-
-
-def largest_divisor_at_most(n: int, limit: int) -> int:
-    """Largest d with n % d == 0 and d <= limit (1 at least)."""
-    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
 
 
 class ArqAdapter(WorkerProcessAdapter):
@@ -52,39 +48,47 @@ class ArqAdapter(WorkerProcessAdapter):
     # enqueue_job calls. Gathering them concurrently would be pipelining, not a
     # bulk API, and the driver uses one call per job when bulk_api is False anyway.
     bulk_api = False
+    async_jobs = True
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
         if not config.broker_url:
             raise ValueError("arq needs a Redis broker URL")
-        self.processes = largest_divisor_at_most(config.slots, config.cpu_count)
-        self.max_jobs = config.slots // self.processes
+        self.processes, self.max_jobs = slot_map(config.slots, config.cpu_count)
         override = config.options.get("arq_poll_delay_s")
         self.poll_delay_s: float | None = None if override is None else float(override)
         self.keep_result_s: float | None = None if config.results else 0.0
-        self._loop = asyncio.new_event_loop()
-        self._redis: ArqRedis = self._run(create_pool(
-            RedisSettings.from_dsn(config.broker_url), default_queue_name=config.queue))
+        self._loop = PrivateLoop()
+        self._redis: ArqRedis = self._loop.run(create_pool(
+            RedisSettings.from_dsn(config.broker_url), default_queue_name=config.queue),
+            REDIS_TIMEOUT_S)
+        self._client = redis.Redis.from_url(config.broker_url, socket_timeout=REDIS_TIMEOUT_S)
         env = worker_environment(config.broker_url, config.queue, self.max_jobs,
                                  self.poll_delay_s, self.keep_result_s)
         self.workers = WorkerGroup("arq", config.log_dir, worker_env(config.records_dir, env))
-
-    def _run(self, coro: Awaitable[T]) -> T:
-        """Run a set-up or clean-up coroutine on the adapter's loop, bounded in time."""
-        return self._loop.run_until_complete(asyncio.wait_for(coro, REDIS_TIMEOUT_S))
 
     def _job_key(self, job_id: int) -> str:
         # Named after the queue so purge() finds every key of this cell, results included.
         return f"{self.config.queue}:{job_id}"
 
-    def settings(self) -> dict[str, Any]:
+    def required_settings(self) -> RequiredSettings:
+        return {
+            "processes": self.processes, "concurrency_per_process": self.max_jobs,
+            "pool": "asyncio tasks in the arq worker processes (max_jobs each)",
+            # A worker claims a job (its in-progress key) only once a slot is free.
+            "prefetch": self.processes * self.max_jobs,
+            "acks": "the job is deleted after it ends (pessimistic execution); a job whose "
+                    "worker died runs again once its in-progress key expires",
+            "results": self.config.results,
+            "enqueue": "ArqRedis.enqueue_job, one call per job (arq has no bulk API)",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
         keep = ARQ_DEFAULTS["keep_result"] if self.keep_result_s is None else self.keep_result_s
         poll = ARQ_DEFAULTS["poll_delay"] if self.poll_delay_s is None else self.poll_delay_s
         return {
             "library": f"arq {VERSION}",
-            "worker": "arq CLI: arq adapters.arq_worker.WorkerSettings",
-            "worker_processes": self.processes,
-            "max_jobs_per_process": self.max_jobs,
+            "worker": "arq CLI: arq adapters.arq.worker.WorkerSettings",
             "poll_delay_s": poll,
             "poll_delay_from": ("options.arq_poll_delay_s" if self.poll_delay_s is not None
                                 else "arq default"),
@@ -98,7 +102,6 @@ class ArqAdapter(WorkerProcessAdapter):
             "stored_in_redis": ("job, in-progress and try-count keys while a job is queued or "
                                 "running; nothing per job after it ends" if keep == 0 else
                                 f"the above plus a result key per job for {keep:g} s"),
-            "enqueue": "ArqRedis.enqueue_job, one call per job (arq has no bulk API)",
             "job_id": "'<queue>:<n>' set by the adapter (arq default: uuid4 hex)",
             "serializer": "pickle (arq default)",
             "worker_log": "INFO, a line per job start and end (arq CLI default)",
@@ -108,23 +111,17 @@ class ArqAdapter(WorkerProcessAdapter):
         }
 
     def purge(self) -> None:
-        self._run(self._purge())
-
-    async def _purge(self) -> None:
         queue = self.config.queue
-        keys = [queue, queue + health_check_key_suffix]
-        pattern = f"arq:*:{glob_escape(queue)}:*"
-        keys += [key async for key in self._redis.scan_iter(match=pattern, count=1000)]
-        for start in range(0, len(keys), 1000):
-            await self._redis.delete(*keys[start:start + 1000])
+        purge_keys(self._client, [queue, queue + health_check_key_suffix],
+                   [f"arq:*:{glob_escape(queue)}:*"])
 
     def start_workers(self) -> None:
-        cmd = [console_script("arq"), "adapters.arq_worker.WorkerSettings"]
+        cmd = [console_script("arq"), "adapters.arq.worker.WorkerSettings"]
         self.workers.start(cmd, self.processes, ready=r"Starting worker for \d+ functions")
 
     def enqueue(self, job: JobCall) -> None:
         # No wait_for here: it would add a task per job to the measured enqueue cost.
-        queued = self._loop.run_until_complete(self._redis.enqueue_job(
+        queued = self._loop.run(self._redis.enqueue_job(
             FUNCTION_NAME, job.job_id, job.sent_ns, job.spec, job.payload,
             _job_id=self._job_key(job.job_id)))
         if queued is None:
@@ -132,6 +129,7 @@ class ArqAdapter(WorkerProcessAdapter):
 
     def close(self) -> None:
         try:
-            self._run(self._redis.aclose())
+            self._client.close()
+            self._loop.run(self._redis.aclose(), REDIS_TIMEOUT_S)
         finally:
             self._loop.close()

@@ -1,7 +1,7 @@
 """dramatiq-redis and dramatiq-rabbitmq: Dramatiq with either broker.
 
 Workers are started as users start them, with the `dramatiq` CLI:
-`dramatiq adapters.dramatiq_app:setup_worker --processes P --threads T
+`dramatiq adapters.dramatiq.app:setup_worker --processes P --threads T
 --queues <queue>`. The CLI forks P worker processes of T threads each
 under one parent; `slots` = P * T, with P the largest divisor of `slots`
 that does not exceed the CPU count (processes bring parallelism, threads
@@ -15,7 +15,7 @@ adds what Dramatiq documents against lost messages: publisher confirms
 (confirm_delivery=True) on RabbitMQ. On Redis there is nothing to add:
 messages are already acked only after the job, and a dead worker's
 messages are re-queued once its heartbeat is older than heartbeat_timeout.
-Both profiles set max_retries=0 on the actor (see adapters.dramatiq_app).
+Both profiles set max_retries=0 on the actor (see adapters.dramatiq.app).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from typing import Any
 
 import dramatiq
 
-from adapters.base import AdapterConfig, JobCall
-from adapters.dramatiq_app import AppSettings, build
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.dramatiq.app import AppSettings, build
+from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 READY_LINE = "Worker process is ready for action"
@@ -35,13 +36,9 @@ DEFAULT_MAINTENANCE_CHANCE = 1000  # per million broker commands
 GRACEFUL_STOP_S = 6.0
 
 
-def slot_map(slots: int, cpu_count: int) -> tuple[int, int]:
-    """(processes, threads): the most processes that divide `slots` within the CPUs."""
-    processes = max(d for d in range(1, max(1, min(slots, cpu_count)) + 1) if slots % d == 0)
-    return processes, slots // processes
-
-
 class DramatiqAdapter(WorkerProcessAdapter):
+    """One adapter for both brokers; the broker URL scheme picks the broker."""
+
     # A forked worker process runs the jobs. Killing one makes Dramatiq's main
     # process stop the others and exit ("exited unexpectedly. Shutting
     # down..."), so a supervisor (the crash phase) brings the CLI back.
@@ -50,12 +47,8 @@ class DramatiqAdapter(WorkerProcessAdapter):
     # worker process, which finishes running jobs and returns prefetched ones
     # (a second SIGTERM straight to a worker process makes it exit at once).
     stop_grace_s = GRACEFUL_STOP_S
-    """One adapter for both brokers; the broker URL scheme picks the broker.
-
-    No bulk API: Dramatiq's group()/pipeline() still call broker.enqueue
-    once per message, so enqueue_batch stays the base class's loop.
-    """
-
+    # No bulk API: Dramatiq's group()/pipeline() still call broker.enqueue
+    # once per message, so enqueue_batch stays the base class's loop.
     bulk_api = False
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -98,22 +91,30 @@ class DramatiqAdapter(WorkerProcessAdapter):
         where = "the broker's Redis" if self.app.is_redis else "a separate Redis"
         return f"on: Results middleware, RedisBackend on {where}, store_results=True"
 
-    def settings(self) -> dict[str, Any]:
+    def _queue_prefetch(self) -> int:
+        """Messages one worker process holds (dramatiq_queue_prefetch, 2 x threads by default)."""
+        return int(os.environ.get("dramatiq_queue_prefetch", 0)) or min(2 * self.threads, 65535)
+
+    def required_settings(self) -> RequiredSettings:
+        return {
+            "processes": self.processes, "concurrency_per_process": self.threads,
+            "pool": "threads in the worker processes the dramatiq CLI forks",
+            "prefetch": self._queue_prefetch() * self.processes,
+            "acks": "late: acked after the job returns (Dramatiq's only mode); a failed job is "
+                    "nacked to the dead-letter queue",
+            "results": self.app.results_url is not None,
+            "enqueue": "actor.send_with_options: one broker call per job (no bulk API)",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
         redis = self.app.is_redis
-        prefetch = int(os.environ.get("dramatiq_queue_prefetch", 0)) or min(2 * self.threads,
-                                                                              65535)
         return {
             "library": f"dramatiq {dramatiq.__version__}",
             "broker": "redis" if redis else "rabbitmq",
-            "worker_command": f"dramatiq adapters.dramatiq_app:setup_worker --processes "
+            "worker_command": f"dramatiq adapters.dramatiq.app:setup_worker --processes "
                               f"{self.processes} --threads {self.threads} --queues <queue>",
-            "processes": self.processes,
-            "threads": self.threads,
-            "worker_prefetch": prefetch,
-            "prefetch": f"dramatiq_queue_prefetch={prefetch} per process (Dramatiq default "
-                        "2 x threads; running jobs count against it)",
-            "ack": "late: acked after the job returns (Dramatiq's only mode); a failed job is "
-                   "nacked to the dead-letter queue",
+            "dramatiq_queue_prefetch": f"{self._queue_prefetch()} per process (Dramatiq "
+                                       "default 2 x threads; running jobs count against it)",
             "max_retries": 0,
             "max_retries_note": "actor option; Retries middleware default is 20 with backoff",
             "middleware": [type(m).__name__ for m in self.broker.middleware],
@@ -124,9 +125,7 @@ class DramatiqAdapter(WorkerProcessAdapter):
             "confirm_delivery": self.app.confirm_delivery if not redis else "n/a",
             "persistence": "as the Redis server is configured" if redis
             else "durable queues, persistent messages (delivery_mode=2), Dramatiq default",
-            "results": self.app.results_url is not None,
             "result_backend": self._results_setting(),
-            "enqueue": "actor.send_with_options: one broker call per job (no bulk API)",
         }
 
     # -- queue and workers ---------------------------------------------------
@@ -141,7 +140,7 @@ class DramatiqAdapter(WorkerProcessAdapter):
         self.broker.flush(self.config.queue)
 
     def start_workers(self) -> None:
-        cmd = [console_script("dramatiq"), "adapters.dramatiq_app:setup_worker",
+        cmd = [console_script("dramatiq"), "adapters.dramatiq.app:setup_worker",
                "--processes", str(self.processes), "--threads", str(self.threads),
                "--queues", self.config.queue]
         # The CLI logs the ready line once per worker process; wait for all P.

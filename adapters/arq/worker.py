@@ -1,7 +1,7 @@
 """arq worker settings for the arq backend, read from the environment.
 
-Started the way arq users start workers: `arq adapters.arq_worker.WorkerSettings`.
-The adapter (adapters/arq_backend.py) passes the cell's settings in QB_ARQ_*
+Started the way arq users start workers: `arq adapters.arq.worker.WorkerSettings`.
+The adapter (adapters/arq/adapter.py) passes the cell's settings in QB_ARQ_*
 variables; a setting that is absent keeps arq's own default, so the
 `default` profile really is what a new user gets.
 

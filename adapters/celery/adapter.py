@@ -24,8 +24,8 @@ import celery
 import kombu
 from kombu.transport import redis as kombu_redis
 
-from adapters.base import AdapterConfig, JobCall
-from adapters.celery_app import CONF_ENV, READY_LINE, TASK_NAME, build_app
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.celery.app import CONF_ENV, READY_LINE, TASK_NAME, build_app
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 # Steps that only matter with several nodes or with events on: mingle asks
@@ -72,9 +72,9 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
 
 
 class CeleryAdapter(WorkerProcessAdapter):
-    kill_pool_child = True  # a prefork pool process runs the job
     """Celery with a Redis or RabbitMQ broker; one prefork worker node."""
 
+    kill_pool_child = True  # a prefork pool process runs the job
     bulk_api = False  # no bulk publish in Celery: a group still publishes one message per task
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -99,7 +99,23 @@ class CeleryAdapter(WorkerProcessAdapter):
         options = self.conf.get("broker_transport_options", {})
         return float(options.get("visibility_timeout", kombu_redis.Channel.visibility_timeout))
 
-    def settings(self) -> dict[str, Any]:
+    def required_settings(self) -> RequiredSettings:
+        conf = self.conf
+        backend = conf["result_backend"]
+        late = ("late: after the task returns; a task whose pool process died is re-queued "
+                "(task_reject_on_worker_lost)" if conf["task_reject_on_worker_lost"] else
+                "late: after the task returns")
+        return {
+            "processes": conf["worker_concurrency"], "concurrency_per_process": 1,
+            "pool": "prefork: one worker node, a pool process per slot",
+            "prefetch": conf["worker_prefetch_multiplier"] * conf["worker_concurrency"],
+            "acks": late if conf["task_acks_late"]
+            else "early: when a pool process starts the task",
+            "results": backend is not None,
+            "enqueue": "Task.apply_async, one publish per job (one producer connection)",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
         conf = self.conf
         backend = conf["result_backend"]
         return {
@@ -107,11 +123,8 @@ class CeleryAdapter(WorkerProcessAdapter):
             "kombu_version": kombu.__version__,
             "broker_transport": "redis (kombu)" if self.transport == "redis" else "amqp (py-amqp)",
             "worker_nodes": 1,
-            "pool": "prefork",
-            "concurrency": conf["worker_concurrency"],
             "pool_scheduling": "fair (Celery default -O)",
             "prefetch_multiplier": conf["worker_prefetch_multiplier"],
-            "prefetch_count": conf["worker_prefetch_multiplier"] * conf["worker_concurrency"],
             "acks_late": conf["task_acks_late"],
             "reject_on_worker_lost": conf["task_reject_on_worker_lost"],
             "result_backend": backend.split("://", 1)[0] if backend else "off",
@@ -122,7 +135,6 @@ class CeleryAdapter(WorkerProcessAdapter):
             "serializer": conf["task_serializer"],
             "worker_flags": list(WORKER_FLAGS),
             "worker_loglevel": "WARNING (Celery default)",
-            "enqueue": "Task.apply_async, one publish per job (one producer connection)",
         }
 
     def purge(self) -> None:
@@ -159,7 +171,7 @@ class CeleryAdapter(WorkerProcessAdapter):
         control queue (pidbox) to one connection only."""
         self._starts += 1
         node = f"{self.config.queue}-{self._starts}@%h"
-        cmd = [console_script("celery"), "-A", "adapters.celery_app", "worker",
+        cmd = [console_script("celery"), "-A", "adapters.celery.app", "worker",
                "--pool", "prefork", f"--concurrency={self.config.slots}",
                "-Q", self.config.queue, "-n", node, *WORKER_FLAGS]
         self.workers.start(cmd, 1, ready=READY_LINE)

@@ -1,7 +1,7 @@
 """The Celery app of the celery-* backends, for the worker CLI and the producer.
 
-Workers start as users start them, `celery -A adapters.celery_app worker`.
-The adapter (adapters/celery_backend.py) decides the configuration once and
+Workers start as users start them, `celery -A adapters.celery.app worker`.
+The adapter (adapters/celery/adapter.py) decides the configuration once and
 hands the very same dict to its own producer app and, as JSON in
 QB_CELERY_CONF, to the workers, so both sides cannot drift apart.
 """
@@ -42,7 +42,7 @@ def _announce_ready(**_: Any) -> None:
 
 
 def __getattr__(name: str) -> Celery:
-    """`celery -A adapters.celery_app` looks up `app`: built from the adapter's env.
+    """`celery -A adapters.celery.app` looks up `app`: built from the adapter's env.
 
     Built lazily so the producer side can import build_app without an app
     of its own appearing from an unset environment.

@@ -1,0 +1,1 @@
+"""amqp-raw backend: the RabbitMQ ceiling (see backend.toml)."""

@@ -1,0 +1,1 @@
+"""arq backend (see backend.toml)."""

@@ -1,0 +1,1 @@
+"""asyncio baseline backend (see backend.toml)."""

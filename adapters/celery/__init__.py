@@ -1,0 +1,1 @@
+"""celery-redis and celery-rabbitmq backends (see backend.toml)."""

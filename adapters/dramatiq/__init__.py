@@ -1,0 +1,1 @@
+"""dramatiq-redis and dramatiq-rabbitmq backends (see backend.toml)."""

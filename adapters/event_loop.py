@@ -1,0 +1,48 @@
+"""An event loop of an adapter's own, never the thread's current one.
+
+arq's producer runs its Redis calls to completion on one in the driver's
+thread (one connection pool for every enqueue, not a loop per call); the
+asyncio baseline runs one forever in a thread of the driver and hands it
+jobs from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class PrivateLoop:
+    """A new event loop, run either call by call (run) or in a thread (start_thread)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+
+    def run(self, coro: Awaitable[T], timeout_s: float | None = None) -> T:
+        """Run `coro` to completion in the calling thread, bounded when timeout_s is given."""
+        if timeout_s is not None:
+            return self.loop.run_until_complete(asyncio.wait_for(coro, timeout_s))
+        return self.loop.run_until_complete(coro)
+
+    def start_thread(self, name: str) -> None:
+        """Run the loop forever in a daemon thread; give it work with call_soon."""
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Schedule `callback(*args)` on the loop from any thread."""
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop's thread (after the callbacks already scheduled), then close it."""
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout_s)
+            self._thread = None
+        if not self.loop.is_running():  # a thread stuck in a cpu job outlives the join
+            self.loop.close()

@@ -1,0 +1,1 @@
+"""redis-raw backend: the Redis ceiling (see backend.toml)."""

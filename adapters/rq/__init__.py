@@ -1,0 +1,1 @@
+"""rq backend (see backend.toml)."""

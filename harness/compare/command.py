@@ -1,0 +1,98 @@
+"""The `compare` subcommand (wired by harness.cli): its arguments and its run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.results import ResultsError
+from harness.baselines import BASELINES, read_summary, resolve
+from harness.compare.export import export_series, render_bencher, render_github
+from harness.compare.judge import ALPHA, Row, compare
+from harness.compare.metrics import default_metrics
+from harness.compare.render import describe, method_line, outcome_line, render_markdown, render_text
+
+FORMATS = ("text", "markdown", "github", "bencher")
+
+
+def threshold_arg(text: str) -> float:
+    """'10' or '10%' -> 0.10."""
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value < 1000:
+        raise argparse.ArgumentTypeError(f"{text} must be a percentage above 0")
+    return value / 100
+
+
+def metric_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"malformed metric list {text!r}")
+    return names
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="BASELINE CURRENT: each a run dir, a summary.json or a baseline "
+                             "name (results/baselines/NAME.json); github/bencher formats also "
+                             "take CURRENT alone")
+    gated = default_metrics()
+    parser.add_argument("--metric", type=metric_list, metavar="LIST", default=gated,
+                        help="metrics that gate: comma list, globs ok, e.g. "
+                             f"'jobs_per_s,latency_ms.p99' (default: {','.join(gated)})")
+    parser.add_argument("--threshold", type=threshold_arg, metavar="PCT", default=0.10,
+                        help="smallest change that counts, in percent (default: 10)")
+    parser.add_argument("--absolute", action="store_true",
+                        help="compare raw jobs/s, not jobs/s over the broker's raw ceiling")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print everything, exit 0 even on regression (2 on bad input)")
+    parser.add_argument("--format", choices=FORMATS, default="text",
+                        help="text (default), markdown, github (github-action-benchmark "
+                             "customBiggerIsBetter JSON), bencher (Bencher Metric Format JSON)")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write there instead of stdout")
+    parser.add_argument("--baselines-dir", type=Path, default=BASELINES, metavar="DIR",
+                        help="where baseline names are looked up (default: results/baselines)")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """0: no regression, 1: a gated row got slower. Raises ResultsError on bad input."""
+    if len(args.runs) > 2:
+        raise ResultsError(f"compare takes BASELINE CURRENT, got {len(args.runs)} runs")
+    if len(args.runs) == 1 and args.format not in ("github", "bencher"):
+        raise ResultsError("compare needs BASELINE and CURRENT (only the github and bencher "
+                           "formats export a single run)")
+    paths = [resolve(spec, args.baselines_dir) for spec in args.runs]
+    summaries = [read_summary(p) for p in paths]
+    names = tuple(str(p) for p in paths)
+    rows: list[Row] = []
+    if len(summaries) == 2:
+        rows = compare(summaries[0], summaries[1], metrics=args.metric,
+                       threshold=args.threshold, absolute=args.absolute,
+                       names=(names[0], names[1]))
+    head = [f"baseline: {describe(summaries[0], names[0])}",
+            f"current:  {describe(summaries[-1], names[-1])}",
+            f"method:   {method_line(args.threshold, ALPHA)}",
+            "basis:    absolute figures" if args.absolute else
+            "basis:    jobs/s of a library over its broker's raw ceiling in the same run "
+            "(/redis-raw, /amqp-raw) where both runs have it, else absolute"]
+    if args.format == "text":
+        text = render_text(rows, head, args.report_only)
+    elif args.format == "markdown":
+        text = render_markdown(rows, head, args.report_only)
+    else:
+        series = export_series(summaries[-1], args.metric, args.absolute, names[-1])
+        text = (render_github if args.format == "github" else render_bencher)(series)
+    if args.output:
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            raise ResultsError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    else:
+        sys.stdout.write(text)
+    regressed = [r for r in rows if r.regressed]
+    if regressed:
+        print(outcome_line(rows, args.report_only), file=sys.stderr)
+    return 1 if regressed and not args.report_only else 0

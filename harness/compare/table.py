@@ -1,0 +1,77 @@
+"""summary.json -> per-round values of every numeric metric of every ok cell, and a
+library's rates over its broker's raw ceiling measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from typing import Any
+
+from adapters import BACKENDS
+from core.numbers import flatten
+from core.results import ResultsError
+
+# Rates a broker ceiling also has: these are divided by the ceiling's figure.
+NORMALISABLE = ("jobs_per_s", "enqueue_per_s")
+CEILINGS = {info.ceiling for info in BACKENDS.values() if info.ceiling}
+
+Key = tuple[str, str, str, str]  # scenario, backend, profile, params (sorted JSON)
+Table = dict[Key, dict[str, dict[int, float]]]  # key -> metric -> round -> value
+
+
+def per_round(summary: dict[str, Any], source: str) -> Table:
+    """Per-round values of every numeric metric of every ok cell."""
+    table: Table = {}
+    for index, cell in enumerate(summary["cells"]):
+        if not isinstance(cell, dict):
+            raise ResultsError(f"{source}: cell {index} is not an object")
+        if cell.get("status") != "ok":
+            continue
+        try:
+            if not isinstance(cell["params"], dict):
+                raise TypeError("params is not an object")
+            key = (str(cell["scenario"]), str(cell["backend"]),
+                   str(cell.get("profile") or "default"), json.dumps(cell["params"],
+                                                                     sort_keys=True))
+            metrics = flatten(cell["metrics"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ResultsError(f"{source}: cell {index} does not follow the schema "
+                               f"(missing or bad {exc})") from None
+        rnd = cell.get("round")
+        rnd = rnd if isinstance(rnd, int) and not isinstance(rnd, bool) else -1 - index
+        for name, value in metrics.items():
+            if math.isfinite(value):
+                table.setdefault(key, {}).setdefault(name, {})[rnd] = value
+    return table
+
+
+def label(key: Key) -> str:
+    """throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 (profile in [] unless default)."""
+    scenario, backend, profile, params = key
+    backend += "" if profile == "default" else f"[{profile}]"
+    parts = [f"{k}={'null' if v is None else v}" for k, v in json.loads(params).items()]
+    return "/".join([scenario, backend] + ([",".join(parts)] if parts else []))
+
+
+def ceiling_of(backend: str) -> str | None:
+    info = BACKENDS.get(backend)
+    return info.ceiling if info else None
+
+
+def normalised(table: Table, key: Key, metric: str) -> tuple[list[float], bool] | None:
+    """The library's values over its ceiling's in the same run: round by round when the
+    ok rounds of both are the same, else over the ceiling's median. None without a ceiling."""
+    ceiling = ceiling_of(key[1])
+    if ceiling is None or metric not in NORMALISABLE:
+        return None
+    lib = table.get(key, {}).get(metric)
+    ref_cell = (table.get((key[0], ceiling, key[2], key[3]))
+                or table.get((key[0], ceiling, "default", key[3])) or {})
+    ref = ref_cell.get(metric)
+    if not lib or not ref:
+        return None
+    if set(lib) == set(ref) and all(v > 0 for v in ref.values()):
+        return [lib[r] / ref[r] for r in sorted(lib)], True
+    middle = statistics.median(ref.values())
+    return ([v / middle for v in lib.values()], False) if middle > 0 else None

@@ -1,0 +1,108 @@
+"""Each scenario's part of the report: its table and chart hooks, given a Kit bound to
+its data (the scenarios.presentation.ReportKit the hooks are written against)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+import reports.charts as charts
+import reports.verdict as verdict
+from reports.charts import Chart
+from reports.data import RunData, param, value
+from reports.html import brief
+from reports.style import colour, fmt_bytes, fmt_num
+from reports.verdict import Column, Table
+from scenarios import in_report_order
+from scenarios.base import Scenario
+
+
+class Kit:
+    """One scenario's data and the report's building blocks, for its hooks."""
+
+    def __init__(self, data: RunData, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.frame = data.scenario(scenario.name)
+        self.cells = data.scenario_cells(scenario.name)
+        self.has_data = data.has_data(scenario.name)
+
+    # -- values and formatting ------------------------------------------------------
+    value = staticmethod(value)
+    param = staticmethod(param)
+    nearest = staticmethod(verdict.nearest)
+    fmt_num = staticmethod(fmt_num)
+    fmt_bytes = staticmethod(fmt_bytes)
+    colour = staticmethod(colour)
+
+    def numeric_params(self, name: str, frame: pd.DataFrame | None = None) -> list[float]:
+        return verdict.numeric_params(self.frame if frame is None else frame, name)
+
+    def _unit(self, metric: str) -> str:
+        declared = self.scenario.metric(metric)
+        return declared.unit if declared else ""
+
+    def fmt(self, metric: str, value: float) -> str:
+        return verdict.formatter(self._unit(metric))(value)
+
+    # -- tables ----------------------------------------------------------------------
+    def column(self, label: str, where: Mapping[str, Any], metric: str, *,
+               extra: Callable[[pd.Series], str] | None = None,
+               zero_is_goal: bool = False) -> Column:
+        declared = self.scenario.metric(metric)
+        return Column(label, verdict.where(dict(where)), metric,
+                      higher_is_better=bool(declared and declared.better == "higher"),
+                      fmt=verdict.formatter(self._unit(metric)),
+                      extra=extra or (lambda row: ""), zero_is_goal=zero_is_goal)
+
+    def table(self, title: str, columns: list[Column], note: str, *, slug: str | None = None,
+              frame: pd.DataFrame | None = None, series_col: str = "series",
+              explanations: Iterable[tuple[str, str]] = ()) -> Table:
+        table = verdict.build(self.frame if frame is None else frame,
+                              slug or self.scenario.name, title, columns, note, series_col)
+        table.explanations = list(explanations)
+        return table
+
+    def params_table(self, metric: str) -> Table:
+        names = [c.removeprefix("params.") for c in self.frame.columns
+                 if isinstance(c, str) and c.startswith("params.")]
+        points: dict[str, dict[str, Any]] = {}
+        for _, row in self.frame.iterrows():
+            params = {n: v for n in names if (v := param(row, n)) is not None}
+            points.setdefault(brief(params) or metric, params)
+        columns = [self.column(label, params, metric) for label, params in points.items()]
+        declared = self.scenario.metric(metric)
+        better = declared.better if declared else None
+        return self.table(f"{self.scenario.title}: {metric}", columns,
+                          f"{better.capitalize()} is better" if better else "")
+
+    # -- charts ----------------------------------------------------------------------
+    figure = staticmethod(charts.new_figure)
+    present = staticmethod(charts.present)
+    ok_rows = staticmethod(charts.ok_rows)
+    state_of = staticmethod(charts.state_of)
+    note_absent = staticmethod(charts.note_absent)
+    errors = staticmethod(charts.errors)
+    edge_marks = staticmethod(charts.edge_marks)
+    gap_handles = staticmethod(charts.gap_handles)
+    gap_notes = staticmethod(charts.gap_notes)
+    legend_outside = staticmethod(charts.legend_outside)
+    plain_log_y = staticmethod(charts.plain_log_y)
+    bytes_axis = staticmethod(charts.bytes_axis)
+
+    def chart(self, slug: str, title: str, figure: Any, caption: str,
+              notes: list[str]) -> Chart:
+        return Chart(slug, self.scenario.name, title, charts.to_png(figure), caption, notes)
+
+
+def build(data: RunData) -> tuple[dict[str, list[Table]], list[Chart]]:
+    """Every scenario's tables (by name, in report order) and charts."""
+    tables: dict[str, list[Table]] = {}
+    figures: list[Chart] = []
+    for scenario in in_report_order():
+        kit = Kit(data, scenario)
+        tables[scenario.name] = scenario.tables(kit)
+        verdict.add_not_run(data, scenario.name, tables[scenario.name])
+        figures += [c for c in scenario.charts(kit) if c is not None]
+    return tables, figures

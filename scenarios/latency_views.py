@@ -1,0 +1,189 @@
+"""The latency scenario's report: its verdict table and its two charts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from scenarios.presentation import ReportKit, Rows
+from scenarios.stats import merge_encoded, percentiles_ms
+
+PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"))
+
+
+def mid_rate_label(frame: Rows) -> str | None:
+    """The middle of the fixed offered rates ('200/s' of 50, 200, 1000)."""
+    if "params.rate_label" not in frame:
+        return None
+    fixed = frame[frame["params.rate_label"].astype(str).str.endswith("/s")]
+    rates = sorted({(float(r), str(lbl)) for r, lbl in
+                    zip(fixed["params.rate"], fixed["params.rate_label"], strict=True)
+                    if r is not None and not pd.isna(r)})
+    if not rates:
+        labels = [lbl for lbl in dict.fromkeys(frame["params.rate_label"].dropna())
+                  if lbl not in ("max", "idle")]
+        return labels[len(labels) // 2] if labels else None
+    return rates[(len(rates) - 1) // 2][1]
+
+
+def table(kit: ReportKit) -> Any:
+    frame = kit.frame
+    columns = []
+    label = mid_rate_label(frame)
+    if label:
+        columns.append(kit.column(f"p99 queue latency at {label}", {"rate_label": label},
+                                  "latency_ms.p99"))
+    if "params.rate_label" in frame and (frame["params.rate_label"] == "max").any():
+        columns.append(kit.column("max rate, closed loop", {"rate_label": "max"},
+                                  "jobs_per_s"))
+    return kit.table("Latency: p99 queue latency (intended send -> start)", columns,
+                     "p99: lower is better; max rate: higher is better. Latency is "
+                     "measured from the intended send time (open loop)")
+
+
+def rate_order(label: str) -> tuple[int, float]:
+    """idle first, then fixed rates by value, then fractions of the max."""
+    if label == "idle":
+        return (0, 0.0)
+    if label.endswith("/s"):
+        try:
+            return (1, float(label[:-2]))
+        except ValueError:
+            return (1, 0.0)
+    if label.endswith("%max"):
+        try:
+            return (2, float(label[:-4]))
+        except ValueError:
+            return (2, 0.0)
+    return (3, 0.0)
+
+
+def percentiles_of(cells: pd.DataFrame, groups: Rows) -> tuple[list[float], str] | None:
+    """p50..p99.9 in ms: merged HdrHistograms of ok rounds, else medians of aggregates."""
+    ok = cells[cells["status"] == "ok"]
+    encoded = [c.get("hdr", {}).get("latency") for c in ok["raw"]]
+    if len(ok) and all(isinstance(e, str) for e in encoded):
+        pct = percentiles_ms(merge_encoded([e for e in encoded if e]))
+        if all(pct[key] is not None for key, _ in PERCENTILES):
+            return [float(pct[key]) for key, _ in PERCENTILES], "hdr"  # type: ignore[arg-type]
+    rows = groups[groups["status"] == "ok"]
+    cols = [f"latency_ms.{key}" for key, _ in PERCENTILES]
+    if rows.empty or not all(c in rows for c in cols) or rows[cols].isna().any(axis=None):
+        return None
+    return [float(rows[c].median()) for c in cols], "median"
+
+
+def percentiles_chart(kit: ReportKit) -> Any | None:
+    """One panel per offered rate: queue latency percentiles per backend."""
+    frame = kit.frame
+    if not kit.has_data or "params.rate_label" not in frame:
+        return None
+    cells = kit.cells
+    labels = sorted({str(x) for x in frame["params.rate_label"].dropna()} - {"max"},
+                    key=rate_order)
+    if not labels:
+        return None
+    cols = min(3, len(labels))
+    nrows = math.ceil(len(labels) / cols)
+    fig = kit.figure(3.4 * cols + 1.8, 3.0 * nrows + 0.4)
+    axes = fig.subplots(nrows, cols, sharey=True, squeeze=False).ravel()
+    sources: set[str] = set()
+    shown: set[str] = set()
+    missing: dict[str, tuple[str, str]] = {}
+    drawn = False
+    gaps: dict[str, list[tuple[str, str]]] = {}
+    for ax, label in zip(axes, labels, strict=False):
+        here = frame[frame["params.rate_label"] == label]
+        for series, rows in here.groupby("series", sort=False):
+            backend = rows["backend"].iloc[0]
+            found = percentiles_of(cells[cells["key"].isin(rows["key"])], rows)
+            if found is None:
+                missing.setdefault(str(series), (str(backend), kit.state_of(rows)))
+                gaps.setdefault(label, []).append((str(series), kit.state_of(rows)))
+                continue
+            shown.add(str(series))
+            ys, source = found
+            sources.add(source)
+            drawn = True
+            ax.plot(range(len(PERCENTILES)), ys, marker="o", color=kit.colour(backend),
+                    label=series)
+        ax.set_xticks(range(len(PERCENTILES)), [name for _, name in PERCENTILES])
+        ax.set_xlim(-0.4, len(PERCENTILES) - 0.6)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_xlabel("percentile")
+    for ax in axes[len(labels):]:
+        ax.set_visible(False)
+    if not drawn:
+        return None
+    for ax, label in zip(axes, labels, strict=False):  # name what a panel lacks, in place
+        lacking = [f"{name} {state}" for name, state in gaps.get(label, []) if name in shown]
+        ax.set_title(f"offered: {label}" + ("\nno value: " + ", ".join(lacking)
+                                            if lacking else ""), fontsize=10)
+    kit.plain_log_y(axes[0])
+    for row_start in range(0, len(axes), cols):
+        axes[row_start].set_ylabel("queue latency, ms (log)")
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    absent: list[Any] = []
+    for series, (backend, state) in missing.items():
+        if series not in shown:
+            kit.note_absent(absent, series, backend, state)
+    fig.legend([*handles.values(), *absent], [*handles, *(h.get_label() for h in absent)],
+               loc="outside right upper", fontsize=9, frameon=False)
+    fig.suptitle("Queue latency percentiles (intended send \u2192 start) per offered rate")
+    how = {"hdr": "merged HdrHistograms of all ok rounds",
+           "median": "medians of per-round percentiles (no histograms in results)"}
+    notes = kit.gap_notes(frame[frame["params.rate_label"] != "max"],
+                          lambda r: str(kit.param(r, "rate_label")))
+    return kit.chart("latency_percentiles", "Latency percentiles per backend", fig,
+                     "Computed from " + " and ".join(how[s] for s in sorted(sources))
+                     + ". Evenly spaced percentile categories; log y.", notes)
+
+
+def rate_chart(kit: ReportKit) -> Any | None:
+    """p50 and p99 queue latency against the offered rate, saturation on the top edge."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    frame = kit.frame
+    if not kit.has_data or "params.rate" not in frame:
+        return None
+    rated = frame[frame["params.rate"].notna() & (frame["params.rate_label"] != "max")]
+    if rated.empty or "latency_ms.p99" not in rated:
+        return None
+    fig = kit.figure(11, 4.6)
+    axes = fig.subplots(1, 2, sharey=True)
+    any_saturated = marked = False
+    absent: list[Any] = []
+    for ax, key, name in ((axes[0], "latency_ms.p50", "p50"), (axes[1], "latency_ms.p99", "p99")):
+        for series, backend, rows, _ok in kit.present(rated, key, absent):
+            rows = rows.assign(_rate=rows["params.rate"].astype(float)).sort_values("_rate")
+            ok = kit.ok_rows(rows, key)
+            ax.plot(ok["_rate"], ok[key], marker="o", color=kit.colour(backend), label=series)
+            saturated = rows[(rows["status"] == "ok") & rows["saturated"]]
+            any_saturated |= kit.edge_marks(ax, saturated["_rate"], backend, top=True)
+            marked |= kit.edge_marks(ax, rows[rows["status"] != "ok"]["_rate"], backend)
+            top = frame[(frame["series"] == series) & (frame["params.rate_label"] == "max")]
+            if not top.empty and kit.value(top.iloc[0], "jobs_per_s"):
+                ax.axvline(kit.value(top.iloc[0], "jobs_per_s"), color=kit.colour(backend),
+                           linestyle=":", linewidth=1, alpha=0.7)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: kit.fmt_num(v, 2)))
+        ax.set_xlabel("offered rate, jobs/s (log)")
+        ax.set_title(f"{name} queue latency")
+        ax.grid(True, which="major", alpha=0.3)
+    kit.plain_log_y(axes[0])
+    axes[0].set_ylabel("queue latency, ms (log)")
+    extra = kit.gap_handles(marked, any_saturated) + [
+        Line2D([], [], color="0.4", linestyle=":", label="dotted: measured max rate")] + absent
+    kit.legend_outside(axes[1], extra)
+    fig.suptitle("Queue latency vs offered rate (open loop)")
+    notes = kit.gap_notes(rated, lambda r: str(kit.param(r, "rate_label")))
+    return kit.chart("latency_vs_rate", "Latency vs offered rate", fig,
+                     "Each point is one offered rate (fixed, or a fraction of the backend's own "
+                     "measured maximum). Saturated: the backlog kept growing, so no latency is "
+                     "reported.", notes)
