@@ -82,7 +82,7 @@ class SustainedPhase(Phase):
     warmup_s: float = 1.0
     window_s: float = 8.0
     backlog_s: float = 0.5
-    min_backlog: int = 200
+    min_backlog: int = 1000
     max_backlog_bytes: int = 64 * 1024 * 1024
 
 
@@ -226,6 +226,7 @@ class PhaseReport:
     window_start_ns: int | None = None
     window_end_ns: int | None = None
     window_min_backlog: int | None = None
+    preloaded: int | None = None
     producer_busy_s: float | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None

@@ -325,8 +325,7 @@ class Runner:
             return result
         try:
             records = load_records(cell_dir / "records")
-            meta = json.loads(report.to_json())
-            result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, meta)
+            result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, report)
         except CellFailed as exc:
             result.update(status="failed", reason=str(exc))
         return result

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
 
+from core.protocol import DriverReport
 from scenarios.presentation import ReportKit
 
 
@@ -27,6 +28,7 @@ class RunOptions:
     durations_ms: tuple[float, ...] | None = None
     rates: tuple[float, ...] | None = None
     payload_sizes: tuple[int, ...] | None = None
+    window_s: float | None = None  # W, the steady-state window (None: the grid's)
 
 
 @dataclass
@@ -109,7 +111,7 @@ class Scenario(ABC):
         """The cells this scenario runs for `backend`."""
 
     @abstractmethod
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
         """Metrics of one finished cell from its records and driver metadata."""
 

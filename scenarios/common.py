@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from core.protocol import PhaseReport
 from core.recorder import Event
 from scenarios.base import CellFailed, Metric
 
 WARMUP_FRACTION = 0.1
 MIN_JOBS = 20
+MAX_STABLE_CV = 0.10  # above this, the per-second completions are too uneven to rank
 
 # The metrics the helpers below emit, declared once for every scenario that uses them.
 JOBS_PER_S = Metric("jobs/s", "higher", gated=True,
@@ -20,6 +24,15 @@ DRAIN_METRICS = {
     "jobs_per_s": JOBS_PER_S,
     "window_s": Metric("s", doc="the counted window"),
     "window_jobs": Metric("jobs", doc="jobs ended in the counted window"),
+}
+STEADY_METRICS = {
+    **DRAIN_METRICS,
+    "per_second": Metric("jobs", doc="list: completions in each 1 s of the window"),
+    "stability_cv": Metric("", "lower", doc="coefficient of variation of per_second"),
+    "unstable": Metric(doc="bool: window shorter than asked, or stability_cv above 10%"),
+    "producer_bound": Metric(doc="bool: the backlog ran dry inside the window, so the "
+                                 "producer, not the backend, may have set the rate"),
+    "producer_busy_s": Metric("s", doc="time the driver spent enqueueing top-ups in the cell"),
 }
 JOB_COUNT_METRICS = {
     "completed": Metric("jobs", doc="distinct jobs that ended"),
@@ -42,23 +55,40 @@ def enqueue_per_s(records: pd.DataFrame) -> float | None:
     return len(sent) / span if span > 0 else None
 
 
-def drain_per_s(records: pd.DataFrame, meta: dict[str, Any]) -> dict[str, float]:
-    """Completed jobs per second after a warm-up that is not counted.
+def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> dict[str, Any]:
+    """Completions per second over a sustained phase's window, with their stability.
 
-    Jobs wait at a start gate until every worker is ready (adapters/job.py),
-    so all workers start together; the window opens when the first 10% of
-    the completed jobs had ended (warm-up) and closes at the last END.
+    A slow backend gets its figure with the job count behind it; only a window
+    in which nothing ended is no figure at all.
     """
-    ends = events(records, Event.END)["t_ns"].sort_values().to_numpy()
-    if len(ends) < MIN_JOBS:
-        raise CellFailed(f"only {len(ends)} jobs ended (at least {MIN_JOBS} needed)")
-    skip = max(1, int(len(ends) * WARMUP_FRACTION))
-    opened = max(int(meta.get("ready_ns", 0)), int(ends[skip - 1]))
-    counted = ends[ends > opened]
-    span = (counted[-1] - opened) / 1e9 if len(counted) else 0.0
-    if len(counted) < MIN_JOBS // 2 or span <= 0:
-        raise CellFailed("too few jobs ended after the warm-up to measure a rate")
-    return {"jobs_per_s": len(counted) / span, "window_s": span, "window_jobs": int(len(counted))}
+    if phase.window_start_ns is None or phase.window_end_ns is None:
+        raise CellFailed("the sustained phase recorded no window")
+    start, end = phase.window_start_ns, phase.window_end_ns
+    ends = events(records, Event.END)["t_ns"].to_numpy()
+    counted = ends[(ends >= start) & (ends < end)]
+    window_s = (end - start) / 1e9
+    whole = int(window_s)
+    per_second = np.histogram(counted, bins=start + np.arange(whole + 1) * 1_000_000_000)[0]
+    mean = float(per_second.mean()) if whole else 0.0
+    cv = float(per_second.std() / mean) if mean > 0 else None
+    if len(counted) == 0:
+        raise CellFailed(f"no job ended in the {window_s:.1f} s window")
+    return {
+        "jobs_per_s": len(counted) / window_s, "window_s": round(window_s, 3),
+        "window_jobs": int(len(counted)), "per_second": per_second.tolist(),
+        "stability_cv": cv,
+        "unstable": bool(window_s < wanted_s - 1e-3 or cv is None or cv > MAX_STABLE_CV),
+        "producer_bound": (phase.window_min_backlog or 0) <= 0,
+        "producer_busy_s": phase.producer_busy_s,
+    }
+
+
+def preload_enqueue_per_s(phase: PhaseReport) -> float | None:
+    """Enqueue rate of the batch a sustained phase preloads before the workers start."""
+    if not phase.preloaded or phase.load_start_ns is None or phase.load_end_ns is None:
+        return None
+    span = (phase.load_end_ns - phase.load_start_ns) / 1e9
+    return phase.preloaded / span if span > 0 and not math.isclose(span, 0) else None
 
 
 def job_counts(records: pd.DataFrame) -> dict[str, int]:

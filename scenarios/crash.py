@@ -31,6 +31,7 @@ import pandas as pd
 from adapters import BACKENDS
 from core.brokers import broker_kind
 from core.brokers.base import Persistence
+from core.protocol import DriverReport
 from scenarios import crash_views
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.crash_classify import classify
@@ -145,19 +146,19 @@ class CrashRecovery(Scenario):
             broker_kill=broker_kill,
         )
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
-        phase = meta["phases"][0]
-        if "kill_ns" not in phase:
+        phase = report.phases[0]
+        if phase.kill_ns is None or phase.observed_until_ns is None:
             raise CellFailed("the fault was never injected")
-        first = int(phase["first_id"])
+        first = phase.first_id
         outcome = classify(records, range(first, first + int(plan.params["jobs"])),
-                           int(phase["kill_ns"]), int(phase["observed_until_ns"]),
-                           old_pids=phase.get("pids_before", []), back_ns=phase.get("back_ns"),
-                           killed_pid=phase.get("killed_pid"))
-        window_s = (int(phase["observed_until_ns"]) - int(phase["kill_ns"])) / 1e9
+                           phase.kill_ns, phase.observed_until_ns,
+                           old_pids=phase.pids_before or [], back_ns=phase.back_ns,
+                           killed_pid=phase.killed_pid)
+        window_s = (phase.observed_until_ns - phase.kill_ns) / 1e9
         outcome["window_s"] = round(window_s, 2)
-        outcome["workers_replaced"] = int(phase.get("workers_replaced", 0))
+        outcome["workers_replaced"] = int(phase.workers_replaced or 0)
         outcome["explanation"] = explain(plan, outcome)
         return outcome
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import pandas as pd
 
+from core.protocol import DriverReport
 from core.recorder import Event
 from scenarios import latency_views
 from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
-from scenarios.common import DRAIN_METRICS, JOB_COUNT_METRICS, drain_per_s, events, job_counts
+from scenarios.common import JOB_COUNT_METRICS, STEADY_METRICS, events, job_counts, steady_rate
 from scenarios.presentation import ReportKit
 from scenarios.stats import encode, histogram_of, percentiles_ms
-from scenarios.throughput import THROUGHPUT, preloaded_batch
+from scenarios.throughput import THROUGHPUT, steady_workload, window_of
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Latency(Scenario):
     order = 20
     grids = GRIDS
     metrics = {
-        **DRAIN_METRICS,  # the closed-loop max cell
+        **STEADY_METRICS,  # the closed-loop max cell
         "latency_ms.*": Metric("ms", "lower", doc="{p50,p90,p99,p999,max} intended -> start"),
         "e2e_ms.*": Metric("ms", "lower", doc="{p50,p90,p99,p999,max} intended -> end"),
         "schedule_lag_ms.*": Metric("ms", "lower", doc="{p50,p99,max} intended -> sent"),
@@ -96,9 +97,10 @@ class Latency(Scenario):
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         grid = self.grids.pick(options)
         spec = {"kind": "noop", "ms": 0}
-        _jobs, max_workload, max_limit = preloaded_batch(0, options)  # = throughput's noop cell
+        max_workload, max_limit = steady_workload(0, options)  # = throughput's noop cell
         cells = [
-            self._cell(backend, options, {"rate": None, "rate_label": "max"}, spec,
+            self._cell(backend, options, {"rate": None, "rate_label": "max",
+                                          "window_s": window_of(options)}, spec,
                        max_workload["phases"], max_limit),
             self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
                        [{"type": "idle", "jobs": grid.idle_jobs, "gap_ms": 20,
@@ -138,12 +140,13 @@ class Latency(Scenario):
         in this round for this backend and profile, its result is reused.
         """
         if plan.params.get("rate_label") == "max":
-            jobs = plan.workload["phases"][0]["jobs"]
+            window = plan.params["window_s"]
             for cell in finished:
                 if (cell["scenario"] == THROUGHPUT.name and cell["backend"] == plan.backend
                         and cell["round"] == round_no and cell["profile"] == plan.profile
                         and cell["params"].get("duration_ms") == 0
-                        and cell["params"].get("jobs") == jobs and cell["status"] == "ok"):
+                        and cell["params"].get("window_s") == window
+                        and cell["status"] == "ok"):
                     raise CellReused(cell)
             return plan
         fraction = plan.options.get("rate_fraction")
@@ -161,24 +164,25 @@ class Latency(Scenario):
                                            workload={**plan.workload, "phases": phases})
         raise CellFailed("no measured maximum rate for this backend in this round")
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
         label = plan.params["rate_label"]
         if label == "max":
-            return {**drain_per_s(records, meta), **job_counts(records)}
+            return {**steady_rate(records, report.phases[0], plan.params["window_s"]),
+                    **job_counts(records)}
         jobs = per_job_times(records)
         if jobs.empty or jobs["start"].notna().sum() == 0:
             raise CellFailed("no job started")
         if label == "idle":
             return {**latency_metrics(jobs), **job_counts(records), "saturated": False}
-        phase = meta["phases"][0]
+        phase = report.phases[0]
         rate = float(plan.params["rate"])
-        load_end = phase["load_end_ns"]
+        load_end = phase.load_end_ns
         backlog = int(((jobs["sent"] <= load_end) & ~(jobs["start"] <= load_end)).sum())
         ended = jobs["end"].dropna()
         span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
         achieved = len(ended) / span if span > 0 else 0.0
-        saturated = bool(phase.get("timed_out") or backlog > saturation_backlog(rate)
+        saturated = bool(phase.timed_out or backlog > saturation_backlog(rate)
                          or achieved < KEEP_UP * rate)
         out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
                                "backlog": backlog, **job_counts(records)}

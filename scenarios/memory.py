@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.protocol import DriverReport
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.presentation import ReportKit
 
@@ -58,12 +59,12 @@ class Memory(Scenario):
             for size in options.payload_sizes or grid.sizes
         ]
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
-        phase = meta["phases"][0]
-        before, after = phase["memory_before"], phase["memory_after"]
-        if before["bytes"] is None or after["bytes"] is None:
-            raise CellFailed(after["method"])
+        phase = report.phases[0]
+        before, after = phase.memory_before or {}, phase.memory_after or {}
+        if before.get("bytes") is None or after.get("bytes") is None:
+            raise CellFailed(after.get("method", "no memory reading"))
         jobs = plan.params["jobs"]
         per_job = (after["bytes"] - before["bytes"]) / jobs
         return {

@@ -1,9 +1,9 @@
 """Payload size impact: 64 B to 1 MiB per job.
 
-Each cell preloads noop jobs carrying the payload (throughput and enqueue
-rate, as in the throughput scenario), then sends single jobs one at a time
-on the idle system for latency. The job count shrinks with the size so a
-cell holds at most a fixed number of payload bytes in the broker.
+Each cell runs noop jobs carrying the payload in the throughput scenario's
+steady-state window (its preload gives the enqueue rate; the backlog it
+keeps is capped in bytes), then sends single jobs one at a time on the idle
+system for latency.
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from typing import Any
 
 import pandas as pd
 
+from core.protocol import DriverReport
 from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.common import (
     ENQUEUE_PER_S,
     JOB_COUNT_METRICS,
-    JOBS_PER_S,
-    drain_per_s,
-    enqueue_per_s,
+    STEADY_METRICS,
     job_counts,
+    preload_enqueue_per_s,
+    steady_rate,
 )
 from scenarios.latency import per_job_times
 from scenarios.presentation import ReportKit
 from scenarios.stats import histogram_of, percentiles_ms
+from scenarios.throughput import sustained, window_of
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Payload(Scenario):
     order = 30
     grids = GRIDS
     metrics = {
-        "jobs_per_s": JOBS_PER_S,
+        **STEADY_METRICS,
         "enqueue_per_s": ENQUEUE_PER_S,
         "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the probes, intended -> start"),
         "latency_samples": Metric("jobs", doc="probes with a latency"),
@@ -58,30 +60,31 @@ class Payload(Scenario):
         grid = self.grids.pick(options)
         cells = []
         for size in options.payload_sizes or grid.sizes:
-            jobs = max(50, min(grid.most_jobs, grid.budget_mib * 1024 * 1024 // size))
+            steady, seconds = sustained(options)
+            steady["max_backlog_bytes"] = grid.budget_mib * 1024 * 1024
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
-                params={"payload_bytes": size, "slots": options.slots, "jobs": jobs},
+                params={"payload_bytes": size, "slots": options.slots,
+                        "window_s": window_of(options)},
                 workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": size, "phases": [
-                    {"type": "batch", "jobs": jobs, "preload": True,
-                     "time_limit_s": grid.limit_s, "enqueue_limit_s": grid.limit_s / 2},
-                    # a slow backend leaves part of the batch queued: probe an idle system
+                    steady,
+                    # the backlog is still queued: probe an idle system
                     {"type": "idle", "jobs": grid.probes, "gap_ms": 20, "time_limit_s": 30,
                      "purge_first": True},
                 ]},
-                timeout_s=grid.limit_s + 120, profile=options.profile,
+                timeout_s=seconds + 120, profile=options.profile,
             ))
         return cells
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
-        probe_first = meta["phases"][1]["first_id"]
+        probe_first = report.phases[1].first_id
         batch = records[records["job_id"] < probe_first]
         probes = per_job_times(records[records["job_id"] >= probe_first])
         latency = percentiles_ms(histogram_of((probes["start"] - probes["intended"]).dropna()))
         return {
-            "jobs_per_s": drain_per_s(batch, meta)["jobs_per_s"],
-            "enqueue_per_s": enqueue_per_s(batch),
+            **steady_rate(batch, report.phases[0], plan.params["window_s"]),
+            "enqueue_per_s": preload_enqueue_per_s(report.phases[0]),
             "latency_ms": {"p50": latency["p50"], "p99": latency["p99"]},
             "latency_samples": int(probes["start"].notna().sum()),
             **job_counts(batch),

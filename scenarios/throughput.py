@@ -1,10 +1,11 @@
-"""Throughput by job duration at equal total slots.
+"""Throughput by job duration at equal total slots, in a steady state.
 
-Jobs (sleep of 0, 1, 10, 100 ms) are enqueued before the workers start, so
-the enqueue rate and the drain rate are measured apart; a cell is
-time-boxed (about T seconds of work or N jobs, whichever comes first) and
-its first 10% of completions are a warm-up that is not counted.
-efficiency = jobs_per_s / (slots / duration): 1.0 is the ideal.
+A batch is preloaded before the workers start (its enqueue rate is the
+cell's enqueue_per_s); then the driver keeps a backlog queued (a backlog
+target that follows the measured rate) through a warm-up and a counted
+window of W seconds (2 s quick, 8 s full, --window), the same for every
+backend, fast or slow. Completions per second of the window give the
+figure and its stability. efficiency = jobs_per_s / (slots / duration).
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.protocol import DriverReport
 from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.common import (
-    DRAIN_METRICS,
     ENQUEUE_PER_S,
     JOB_COUNT_METRICS,
-    JOBS_PER_S,
-    drain_per_s,
-    enqueue_per_s,
+    STEADY_METRICS,
     job_counts,
+    preload_enqueue_per_s,
+    steady_rate,
 )
 from scenarios.presentation import ReportKit
 
@@ -32,33 +33,34 @@ from scenarios.presentation import ReportKit
 @dataclass(frozen=True)
 class Grid:
     durations_ms: tuple[float, ...]
-    work_s: float  # seconds of work for an ideal backend, and of enqueueing at most
-    noop_jobs: int  # the batch of noop jobs, and the most of any other
+    warmup_s: float  # not counted
+    window_s: float  # counted: W
 
 
-GRIDS = Grids(quick=Grid((0, 10), 1.5, 2000),  # the noop ceiling and one real job size
-              full=Grid((0, 1, 10, 100), 5.0, 10000))
+GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0),  # the noop ceiling and one real job size
+              full=Grid((0, 1, 10, 100), 1.0, 8.0))
 
 
-def preloaded_batch(duration_ms: float, options: RunOptions) -> tuple[int, dict[str, Any], float]:
-    """(jobs, workload, time limit) of a time-boxed preloaded batch of jobs.
+def window_of(options: RunOptions) -> float:
+    """W: the counted window, from --window or the grid."""
+    return options.window_s or GRIDS.pick(options).window_s
 
-    About `work_s` seconds of work for an ideal backend, or N jobs; the
-    preload stops after `work_s` seconds of enqueueing too, so a slow
-    producer API does not stretch the cell. The latency scenario's `max`
-    cell is this batch with noop jobs, which lets it reuse a throughput cell.
-    """
+
+def sustained(options: RunOptions, payload_bytes: int = 0) -> tuple[dict[str, Any], float]:
+    """(phase, seconds it lasts) of a steady-state window; payload cells use it too."""
     grid = GRIDS.pick(options)
-    if duration_ms == 0:
-        jobs = grid.noop_jobs
-        spec = {"kind": "noop", "ms": 0}
-    else:
-        jobs = min(grid.noop_jobs, math.ceil(options.slots * grid.work_s * 1000 / duration_ms))
-        spec = {"kind": "sleep", "ms": duration_ms}
-    limit = grid.work_s + 1  # from the moment every worker is ready
-    phase = {"type": "batch", "jobs": jobs, "preload": True, "enqueue_limit_s": grid.work_s,
-             "time_limit_s": limit}
-    return jobs, {"spec": spec, "phases": [phase]}, limit
+    window = window_of(options)
+    phase = {"type": "sustained", "warmup_s": grid.warmup_s, "window_s": window,
+             "time_limit_s": grid.warmup_s + window}
+    return phase, grid.warmup_s + window
+
+
+def steady_workload(duration_ms: float, options: RunOptions) -> tuple[dict[str, Any], float]:
+    """(workload, seconds) of a throughput cell. The latency scenario's `max` cell is
+    this workload with noop jobs, which lets it reuse the throughput cell."""
+    spec = {"kind": "noop", "ms": 0} if duration_ms == 0 else {"kind": "sleep", "ms": duration_ms}
+    phase, seconds = sustained(options)
+    return {"spec": spec, "phases": [phase]}, seconds
 
 
 class Throughput(Scenario):
@@ -68,39 +70,37 @@ class Throughput(Scenario):
     order = 10
     grids = GRIDS
     metrics = {
-        "jobs_per_s": JOBS_PER_S,
+        **STEADY_METRICS,
         "enqueue_per_s": ENQUEUE_PER_S,
         "efficiency": Metric("", "higher", doc="jobs_per_s / (slots / duration); null for 0 ms"),
         "ideal_jobs_per_s": Metric("jobs/s", doc="slots / duration"),
-        "window_s": DRAIN_METRICS["window_s"],
         **JOB_COUNT_METRICS,
-        "timed_out": Metric(doc="bool: the batch ran out of time"),
     }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         cells = []
         for duration in options.durations_ms or self.grids.pick(options).durations_ms:
-            jobs, workload, limit = preloaded_batch(duration, options)
+            workload, seconds = steady_workload(duration, options)
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
-                params={"duration_ms": duration, "slots": options.slots, "jobs": jobs},
-                workload=workload, timeout_s=limit + 90, profile=options.profile,
+                params={"duration_ms": duration, "slots": options.slots,
+                        "window_s": window_of(options)},
+                workload=workload, timeout_s=seconds + 90, profile=options.profile,
             ))
         return cells
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
-        rate = drain_per_s(records, meta)
+        phase = report.phases[0]
+        rate = steady_rate(records, phase, plan.params["window_s"])
         duration_ms = plan.params["duration_ms"]
         ideal = plan.params["slots"] / (duration_ms / 1000) if duration_ms else None
         return {
-            "jobs_per_s": rate["jobs_per_s"],
-            "enqueue_per_s": enqueue_per_s(records),
+            **rate,
+            "enqueue_per_s": preload_enqueue_per_s(phase),
             "efficiency": rate["jobs_per_s"] / ideal if ideal else None,
             "ideal_jobs_per_s": ideal,
-            "window_s": rate["window_s"],
             **job_counts(records),
-            "timed_out": bool(meta.get("timed_out", False)),
         }
 
     def tables(self, kit: ReportKit) -> list[Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
 from core.results import RunWriter
 from harness.cli import main
@@ -46,38 +47,50 @@ def quick_plan(name: str) -> list[CellPlan]:
     return SCENARIOS[name].plan("redis-raw", RunOptions(quick=True))
 
 
-# (plan, records, driver metadata) of cells whose analyze() runs on known records.
-def throughput_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
+def report(*phases: dict[str, Any]) -> DriverReport:
+    """A driver report with these phases (first_id 0 unless given), workers ready at 0."""
+    return DriverReport(ready_ns=0, phases=[PhaseReport(**{"type": "x", "first_id": 0, **p})
+                                            for p in phases])
+
+
+# A sustained phase whose 2 s window opens at 0; 100 jobs preloaded in 10 ms.
+STEADY = {"type": "sustained", "window_start_ns": 0, "window_end_ns": 2000 * MS,
+          "window_min_backlog": 50, "preloaded": 100, "load_start_ns": 0, "load_end_ns": 10 * MS,
+          "producer_busy_s": 0.1}
+
+
+# (plan, records, driver report) of cells whose analyze() runs on known records.
+def throughput_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
     for plan in quick_plan("throughput"):
-        yield plan, records(job_rows(range(200), 0)), {"ready_ns": 0}
+        yield plan, records(job_rows(range(200), 0)), report(STEADY)
 
 
-def latency_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
+def latency_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
     jobs = records(job_rows(range(200), 0))
-    sent = {"phases": [{"load_end_ns": 200 * MS}]}
     for plan in quick_plan("latency"):
         if plan.params["rate"] is None and "rate_fraction" in plan.options:
             plan = dataclasses.replace(plan, params={**plan.params, "rate": 500.0})
-        yield plan, jobs, {"ready_ns": 0, **sent}
+        sent = STEADY if plan.params["rate_label"] == "max" else {"load_end_ns": 200 * MS}
+        yield plan, jobs, report(sent)
         if plan.params["rate"] is not None:  # the same rate, far beyond what the jobs show
             yield (dataclasses.replace(plan, params={**plan.params, "rate": 1e6}), jobs,
-                   {"phases": [{"load_end_ns": 200 * MS, "timed_out": True}]})
+                   report({"load_end_ns": 200 * MS, "timed_out": True}))
 
 
-def payload_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
+def payload_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
     rows = job_rows(range(200), 0) + job_rows(range(200, 205), 500 * MS)
     for plan in quick_plan("payload"):
-        yield plan, records(rows), {"ready_ns": 0, "phases": [{}, {"first_id": 200}]}
+        yield plan, records(rows), report(STEADY, {"first_id": 200})
 
 
-def memory_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
+def memory_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
     phase = {"memory_before": {"bytes": 10_000, "method": "redis used_memory"},
              "memory_after": {"bytes": 3_000_000, "method": "redis used_memory"}}
     for plan in quick_plan("memory"):
-        yield plan, records([]), {"phases": [phase]}
+        yield plan, records([]), report(phase)
 
 
-def crash_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
+def crash_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
     """8 jobs end before the kill; 4 run on the killed process, 2 of them run again on
     a new worker; the rest run on the new worker."""
     for plan in quick_plan("crash-recovery"):
@@ -90,10 +103,10 @@ def crash_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]:
         rows += job_rows(range(12, n), 1200 * MS, (Event.START, Event.END), pid=200)
         phase = {"first_id": 0, "kill_ns": kill, "observed_until_ns": 5000 * MS,
                  "pids_before": [100], "killed_pid": 100, "workers_replaced": 1}
-        yield plan, records(rows), {"phases": [phase]}
+        yield plan, records(rows), report(phase)
 
 
-CASES: dict[str, Callable[[], Iterator[tuple[CellPlan, pd.DataFrame, dict[str, Any]]]]] = {
+CASES: dict[str, Callable[[], Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]]] = {
     "throughput": throughput_cases, "latency": latency_cases, "payload": payload_cases,
     "memory": memory_cases, "crash-recovery": crash_cases,
 }

@@ -1,27 +1,29 @@
 """amqp-raw: the ceiling a Python client gets from RabbitMQ, with pika.
 
 The producer basic_publishes a small JSON message per job to the default
-exchange (routing key = the cell's queue); `slots` consumer processes
-(adapters/amqp_raw/worker.py) each take one message at a time
-(basic_qos prefetch_count=1) and basic_ack it right after bench_job.
+exchange (routing key = the cell's queue); `slots` consumer threads over
+a few processes (adapters/raw_consumers.py, adapters/amqp_raw/worker.py),
+each with basic_qos prefetch_count=PREFETCH, run bench_job one message at a
+time and ack with multiple=True (every ACK_EVERY messages, or sooner).
 
-Why manual ack + prefetch 1 rather than auto_ack in the default profile:
-RabbitMQ ignores basic_qos for auto_ack consumers and pushes them as many
-messages as the socket takes, so with a preloaded queue the first consumer
-to connect would swallow most of it while the others idle. That measures
+Why manual ack with a bounded prefetch rather than auto_ack: RabbitMQ
+ignores basic_qos for auto_ack consumers and pushes them as many messages
+as the socket takes, so with a preloaded queue the first consumer to
+connect would swallow most of it while the others idle. That measures
 socket buffers, not `slots` parallel workers (tried: 240 preloaded 100 ms
 jobs, 8 auto_ack consumers -> one got all 240, 10 jobs/s instead of 80).
-Manual ack after the job is the cheapest setting that keeps one job per consumer.
+PREFETCH is Celery's default total (4 per slot): the first consumer to
+connect holds at most that many of a preloaded queue.
 
-Profiles:
-- default: transient classic queue, transient messages, no publisher
-  confirms. A killed consumer's message is redelivered; a broker crash
-  loses the queue.
-- reliable: durable classic queue, persistent messages (delivery_mode=2),
-  publisher confirms with mandatory=True (an unroutable message is an
-  error, not a silently confirmed drop), manual ack after the job.
+Durability is that of the libraries set against this ceiling (Celery and
+Dramatiq declare durable queues and publish persistent messages):
+- default: durable classic queue, persistent messages (delivery_mode=2),
+  no publisher confirms. A killed consumer's unacked messages are redelivered.
+- reliable: the same, plus publisher confirms with mandatory=True (an
+  unroutable message is an error, not a silently confirmed drop).
 options["amqp_durable"] (bool), when given, decides durable queue +
-persistent messages whatever the profile (the broker-crash scenario).
+persistent messages whatever the profile (the broker-crash scenario's
+"transient" and "durable" cells).
 
 pika has no batch publish, so bulk_api stays False: enqueue_batch is one
 basic_publish per job. Heartbeats are off on every connection: a
@@ -40,12 +42,15 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.raw_consumers import THREADS_ENV, layout
 from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.urls import mask
 
 READY_LINE = "amqp-raw consumer ready"
-PREFETCH = 1
+PREFETCH = 4  # per consumer thread
+ACK_EVERY = 2  # one multiple-ack per this many messages at most
+ACK_FLUSH_S = 0.005  # ...or once this long passed since the oldest unacked job started
 QUEUE_ARGUMENTS = {"x-queue-type": "classic"}
 
 
@@ -54,8 +59,9 @@ class AmqpConnectError(RuntimeError):
 
 
 def is_durable(config: AdapterConfig) -> bool:
-    """Durable queue + persistent messages: options["amqp_durable"] wins over the profile."""
-    return bool(config.options.get("amqp_durable", config.profile == "reliable"))
+    """Durable queue + persistent messages: by default, unless options["amqp_durable"]
+    says otherwise."""
+    return bool(config.options.get("amqp_durable", True))
 
 
 def connect(url: str | None) -> pika.BlockingConnection:
@@ -94,27 +100,33 @@ class AmqpRawAdapter(WorkerProcessAdapter):
             else pika.DeliveryMode.Transient)
         self.connection: pika.BlockingConnection | None = None
         self._chan: BlockingChannel | None = None
+        self.processes, self.threads = layout(config)
         env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url or "",
                                               "QB_QUEUE": config.queue,
-                                              "QB_DURABLE": "1" if self.durable else "0"})
+                                              "QB_DURABLE": "1" if self.durable else "0",
+                                              THREADS_ENV: str(self.threads)})
         self.workers = WorkerGroup("amqp-raw", config.log_dir, env)
 
     def required_settings(self) -> RequiredSettings:
-        return {"processes": self.config.slots, "concurrency_per_process": 1,
-                "pool": f"one job at a time in each consumer process "
-                        f"(basic_qos prefetch_count={PREFETCH})",
+        return {"processes": self.processes, "concurrency_per_process": self.threads,
+                "pool": f"consumer threads, one job at a time each "
+                        f"(basic_qos prefetch_count={PREFETCH} each)",
                 "prefetch": PREFETCH * self.config.slots,
-                "acks": "manual basic_ack after the job (also for a job that raised)",
+                "acks": f"manual basic_ack multiple=True after the jobs, every {ACK_EVERY} "
+                        f"or sooner (also for a job that raised)",
                 "results": False,
                 "enqueue": "basic_publish per job to the default exchange (no batch API)"}
 
     def extra_settings(self) -> dict[str, Any]:
-        source = "options.amqp_durable" if "amqp_durable" in self.config.options else "profile"
+        source = "options.amqp_durable" if "amqp_durable" in self.config.options else "default"
         return {
             "client": f"pika {pika.__version__} BlockingConnection",
             "queue": f"classic, {'durable' if self.durable else 'transient (non-durable)'}",
             "delivery_mode": 2 if self.durable else 1, "durable_from": source,
             "publisher_confirms": self.confirms, "mandatory": self.confirms,
+            "ack_every": ACK_EVERY, "ack_flush_s": ACK_FLUSH_S,
+            "processes_from": "options.processes" if "processes" in self.config.options
+            else "CPU count (see harness/ceiling_check.py sweep)",
             "heartbeat": 0, "queue_cleanup": "queue_delete when the group ends",
         }
 
@@ -137,7 +149,7 @@ class AmqpRawAdapter(WorkerProcessAdapter):
 
     def start_workers(self) -> None:
         cmd = python_module("adapters.amqp_raw.worker")
-        self.workers.start(cmd, self.config.slots, ready=READY_LINE)
+        self.workers.start(cmd, self.processes, ready=READY_LINE)
 
     def _publish(self, job: JobCall) -> None:
         # With confirms on, BlockingChannel waits for the broker's ack and raises

@@ -1,10 +1,12 @@
 """redis-raw: the ceiling a Python client gets from Redis.
 
 Producer LPUSHes a small JSON message per job (a pipeline for batches);
-`slots` consumer processes (adapters/redis_raw/worker.py) BRPOP and run
-bench_job one at a time. In the `reliable` profile consumers BLMOVE into a
-per-process list and remove the message only after the job ends, and on
-start re-queue what dead consumers left behind (at-least-once).
+`slots` consumer threads over a few processes (adapters/raw_consumers.py,
+adapters/redis_raw/worker.py, hiredis parser) fetch batches with one Lua
+call and run bench_job one job at a time each. In the `reliable` profile the
+batch moves into a per-consumer list and each message is removed after its
+job (pipelined LREMs); a starting consumer re-queues what dead ones left
+behind (at-least-once).
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ from typing import Any
 import redis
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.raw_consumers import THREADS_ENV, layout
 from adapters.raw_message import encode
 from adapters.redis_keys import glob_escape, purge_keys
-from adapters.redis_raw.worker import READY_LINE, processing_list
+from adapters.redis_raw.worker import (
+    ACK_FLUSH_S,
+    BATCH,
+    CONSUMERS_ENV,
+    READY_LINE,
+    processing_list,
+)
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 
@@ -27,23 +36,32 @@ class RedisRawAdapter(WorkerProcessAdapter):
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
         self.client = redis.Redis.from_url(config.broker_url, socket_timeout=10)
+        self.processes, self.threads = layout(config)
         env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url or "",
                                               "QB_QUEUE": config.queue,
-                                              "QB_PROFILE": config.profile})
+                                              "QB_PROFILE": config.profile,
+                                              THREADS_ENV: str(self.threads),
+                                              CONSUMERS_ENV: str(config.slots)})
         self.workers = WorkerGroup("redis-raw", config.log_dir, env)
 
     def required_settings(self) -> RequiredSettings:
         reliable = self.config.profile == "reliable"
-        return {"processes": self.config.slots, "concurrency_per_process": 1,
-                "pool": "one job at a time in each consumer process",
-                "prefetch": self.config.slots,
-                "acks": "LREM from the processing list after the job" if reliable
-                else "none: BRPOP removes the message on fetch",
+        return {"processes": self.processes, "concurrency_per_process": self.threads,
+                "pool": "consumer threads, one job at a time each",
+                "prefetch": BATCH * self.config.slots,
+                "acks": "LREM from the processing list after the job, pipelined" if reliable
+                else "none: RPOP removes the message on fetch",
                 "results": False, "enqueue": "LPUSH per job; a pipeline of LPUSHes per batch"}
 
     def extra_settings(self) -> dict[str, Any]:
         reliable = self.config.profile == "reliable"
-        return {"fetch": "BLMOVE to a processing list" if reliable else "BRPOP"}
+        how = "LMOVEs to a processing list" if reliable else "RPOP with a count"
+        return {"fetch": f"Lua: {how}, at most {BATCH} and a fair share of the queue; "
+                         f"a blocking pop when it is empty",
+                "fetch_batch": BATCH, "ack_flush_s": ACK_FLUSH_S if reliable else None,
+                "parser": "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python",
+                "processes_from": "options.processes" if "processes" in self.config.options
+                else "CPU count (see harness/ceiling_check.py sweep)"}
 
     def purge(self) -> None:
         queue = self.config.queue
@@ -51,7 +69,7 @@ class RedisRawAdapter(WorkerProcessAdapter):
 
     def start_workers(self) -> None:
         cmd = python_module("adapters.redis_raw.worker")
-        self.workers.start(cmd, self.config.slots, ready=READY_LINE)
+        self.workers.start(cmd, self.processes, ready=READY_LINE)
 
     def enqueue(self, job: JobCall) -> None:
         self.client.lpush(self.config.queue, encode(job))

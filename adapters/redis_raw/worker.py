@@ -1,11 +1,22 @@
-"""Consumer process of the redis-raw backend (see adapters/redis_raw/adapter.py)."""
+"""Consumer process of the redis-raw backend (see adapters/redis_raw/adapter.py).
+
+Each consumer thread fetches a batch with one Lua call (FETCH_SCRIPT): at
+most BATCH messages and no more than its fair share of the queue
+(ceil(length / consumers)), so a short queue of long jobs still spreads
+over every consumer. An empty queue falls back to one blocking pop. In the
+`reliable` profile the batch is moved into the consumer's processing list
+and each message is LREMed after its job, the LREMs pipelined (Acks).
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import redis
 
+from adapters.raw_consumers import run_consumers
 from adapters.raw_message import run_message
 from adapters.redis_keys import glob_escape
 from core import procs
@@ -14,42 +25,103 @@ READY_LINE = "redis-raw consumer ready"
 # Well below redis-py's default socket_timeout (5 s): a blocking pop that waits as long
 # as the socket does ends in TimeoutError, which killed idle consumers.
 BLOCK_S = 1
+BATCH = 64  # messages per fetch at most
+# Pending LREMs are sent at the batch end, or once this long passed since the oldest
+# of their jobs started (a long job is acked at once: few duplicates after a kill).
+ACK_FLUSH_S = 0.005
+CONSUMERS_ENV = "QB_CONSUMERS"
+# KEYS: queue, processing list (reliable) / ARGV: batch, consumers, reliable ("1"/"0")
+FETCH_SCRIPT = """
+local n = math.min(tonumber(ARGV[1]),
+                   math.ceil(redis.call('LLEN', KEYS[1]) / tonumber(ARGV[2])))
+if n < 1 then return {} end
+if ARGV[3] == '0' then return redis.call('RPOP', KEYS[1], n) end
+local out = {}
+for i = 1, n do
+  local m = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not m then break end
+  out[i] = m
+end
+return out
+"""
 
 
 def processing_list(queue: str, owner: str) -> str:
-    """The list a reliable consumer holds its message in while the job runs."""
+    """The list a reliable consumer holds its messages in while their jobs run."""
     return f"{queue}:processing:{owner}"
+
+
+def owner_pid(key: bytes) -> int:
+    """The pid in a processing list's owner (`pid` or `pid.thread`)."""
+    return int(key.decode().rsplit(":", 1)[1].split(".")[0])
 
 
 def requeue_orphans(client: redis.Redis, queue: str) -> None:
     """Move messages held by consumers that no longer run back to the queue."""
     for key in client.keys(processing_list(glob_escape(queue), "*")):
-        owner = int(key.decode().rsplit(":", 1)[1])
+        owner = owner_pid(key)
         if owner != os.getpid() and not procs.alive(owner):
             while client.lmove(key, queue, "RIGHT", "RIGHT"):
                 pass
 
 
+class Acks:
+    """LREMs of finished jobs, sent in one pipeline (see ACK_FLUSH_S)."""
+
+    def __init__(self, client: redis.Redis, processing: str) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self.processing = processing
+        self.oldest = 0.0
+
+    def add(self, raw: bytes, started: float) -> None:
+        """Queue the LREM of a job that started at `started` (monotonic) and has ended."""
+        if not len(self.pipe):
+            self.oldest = started
+        self.pipe.lrem(self.processing, 1, raw)
+        if time.monotonic() - self.oldest > ACK_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if len(self.pipe):
+            self.pipe.execute()
+
+
+def consumer(client: redis.Redis, queue: str, reliable: bool, index: int
+             ) -> Callable[[], None]:
+    processing = processing_list(queue, f"{os.getpid()}.{index}")
+    fetch = client.register_script(FETCH_SCRIPT)
+    args = [BATCH, int(os.environ.get(CONSUMERS_ENV, "1")), "1" if reliable else "0"]
+    acks = Acks(client, processing)
+
+    def loop() -> None:
+        while True:
+            batch = fetch(keys=[queue, processing], args=args)
+            if not batch:
+                if reliable:
+                    raw = client.blmove(queue, processing, BLOCK_S, "RIGHT", "LEFT")
+                else:
+                    popped = client.brpop([queue], timeout=BLOCK_S)
+                    raw = popped[1] if popped else None
+                batch = [raw] if raw is not None else []
+            for raw in batch:
+                started = time.monotonic()
+                run_message(raw)
+                if reliable:
+                    acks.add(raw, started)
+            acks.flush()
+
+    return loop
+
+
 def main() -> None:
-    client = redis.Redis.from_url(os.environ["QB_BROKER_URL"])
     queue = os.environ["QB_QUEUE"]
     reliable = os.environ.get("QB_PROFILE") == "reliable"
-    processing = processing_list(queue, str(os.getpid()))
+    pool = redis.ConnectionPool.from_url(os.environ["QB_BROKER_URL"])
     if reliable:
-        requeue_orphans(client, queue)
-    client.ping()
-    print(READY_LINE, flush=True)
-    while True:
-        if reliable:
-            raw = client.blmove(queue, processing, BLOCK_S, "RIGHT", "LEFT")
-        else:
-            popped = client.brpop([queue], timeout=BLOCK_S)
-            raw = popped[1] if popped else None
-        if raw is None:
-            continue
-        run_message(raw)
-        if reliable:
-            client.lrem(processing, 1, raw)
+        requeue_orphans(redis.Redis(connection_pool=pool), queue)
+    redis.Redis(connection_pool=pool).ping()
+    run_consumers(lambda index: consumer(redis.Redis(connection_pool=pool), queue, reliable,
+                                         index), READY_LINE)
 
 
 if __name__ == "__main__":

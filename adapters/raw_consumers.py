@@ -1,0 +1,48 @@
+"""How the raw ceilings (redis-raw, amqp-raw) lay out their consumers.
+
+`slots` consumers run as threads spread over a few processes: as many
+processes as the sweep in harness/ceiling_check.py found fastest (the
+CPU count by default, adapters/slots.py), or options["processes"]. Every
+consumer runs one job at a time, so `slots` jobs may run at once as with
+every other backend; a killed process takes its threads' jobs with it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from adapters.base import AdapterConfig
+from adapters.slots import slot_map
+
+THREADS_ENV = "QB_CONSUMER_THREADS"
+
+
+def layout(config: AdapterConfig) -> tuple[int, int]:
+    """(processes, consumer threads per process) for this config."""
+    wanted = config.options.get("processes")
+    if wanted is None:
+        return slot_map(config.slots, config.cpu_count)
+    processes = max(1, min(int(wanted), config.slots))
+    if config.slots % processes:
+        raise ValueError(f"processes={processes} must divide slots={config.slots}")
+    return processes, config.slots // processes
+
+
+def run_consumers(start: Callable[[int], Callable[[], None]], ready_line: str) -> None:
+    """Set up THREADS_ENV consumers with `start(index)` (which returns its loop), print
+    `ready_line` once all are set up, run the loops in threads; return when one ends."""
+    loops = [start(index) for index in range(int(os.environ.get(THREADS_ENV, "1")))]
+    print(ready_line, flush=True)
+    done = threading.Event()
+
+    def body(loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        finally:
+            done.set()
+
+    for loop in loops:
+        threading.Thread(target=body, args=(loop,), daemon=True).start()
+    done.wait()

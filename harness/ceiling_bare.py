@@ -1,0 +1,87 @@
+"""Bare drain loops, no harness code: `python -m harness.ceiling_bare BROKER URL N CONSUMERS`.
+
+Runs in the backend's environment (.venvs/redis or .venvs/amqp). Preloads N
+small messages, forks CONSUMERS processes that drain them with a plain
+redis-py (hiredis) batched RPOP loop or a plain pika prefetch + multiple-ack
+loop, and prints {"jobs_per_s": ...} as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import sys
+import time
+
+QUEUE = "qb-bare"
+BATCH = 64
+PREFETCH = 4
+MESSAGE = b'{"id": 1, "sent": 0, "spec": {"kind": "noop", "ms": 0}, "p": ""}'
+
+
+def redis_fill(url: str, n: int) -> None:
+    import redis
+    client = redis.Redis.from_url(url)
+    client.delete(QUEUE)
+    pipe = client.pipeline(transaction=False)
+    for _ in range(n):
+        pipe.lpush(QUEUE, MESSAGE)
+    pipe.execute()
+
+
+def redis_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+    import redis
+    client = redis.Redis.from_url(url)
+    go.wait()
+    while client.rpop(QUEUE, BATCH):
+        pass
+
+
+def amqp_fill(url: str, n: int) -> None:
+    import pika
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare(QUEUE, durable=True)
+    channel.queue_purge(QUEUE)
+    persistent = pika.BasicProperties(delivery_mode=2)
+    for _ in range(n):
+        channel.basic_publish("", QUEUE, MESSAGE, persistent)
+    connection.close()
+
+
+def amqp_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+    import pika
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=PREFETCH)
+    go.wait()
+    count = 0
+    for method, _props, _body in channel.consume(QUEUE, inactivity_timeout=0.2):
+        if method is None:
+            break
+        count += 1
+        if count % 2 == 0:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+    connection.close()  # unacked leftovers: none matter, the queue is drained
+
+
+def drain(broker: str, url: str, n: int, consumers: int) -> float:
+    """Jobs/s of `consumers` processes draining `n` preloaded messages."""
+    fill, body = (redis_fill, redis_drain) if broker == "redis" else (amqp_fill, amqp_drain)
+    fill(url, n)
+    go = mp.Event()
+    workers = [mp.Process(target=body, args=(url, n, consumers, go)) for _ in range(consumers)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)  # connected
+    start = time.perf_counter()
+    go.set()
+    for worker in workers:
+        worker.join()
+    idle = 0.2 if broker == "amqp" else 0.0  # the inactivity timeout that ends a pika loop
+    return n / (time.perf_counter() - start - idle)
+
+
+if __name__ == "__main__":
+    kind, broker_url, jobs, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    print(json.dumps({"jobs_per_s": drain(kind, broker_url, jobs, count)}))
