@@ -2,15 +2,20 @@
 
 `bench_job(job_id, sent_ns, spec, payload)` records START, does the work the
 spec asks for, then records END (or ERROR and re-raises). Arguments are
-JSON-friendly so every framework's default serializer carries them.
+JSON-friendly so every framework's default serializer carries them. In a
+bare cell (QB_BARE set) a job records nothing and only adds one to its
+process's finished count (core.jobcount), the self-test's baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
+from core.envnames import BARE_ENV
 from core.gate import gate_is_open
+from core.jobcount import process_counter
 from core.recorder import Event, Recorder, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
@@ -27,19 +32,28 @@ def _burn_cpu(ms: float) -> None:
         pass
 
 
-def _begin(job_id: int, spec: dict) -> tuple[Recorder, float]:
+def _end(job_id: int, recorder: Recorder | None, event: Event) -> None:
+    """Record END or ERROR; a bare job (no recorder) is counted instead."""
+    if recorder is None:
+        process_counter(job_id).add()
+    else:
+        recorder.record(job_id, event)
+
+
+def _begin(job_id: int, spec: dict) -> tuple[Recorder | None, float]:
     """The body both job flavours share, up to the sleep.
 
     Records START, fails or burns the CPU as the spec says, and returns the
-    recorder and the seconds left to sleep, which the caller spends its own
-    way (time.sleep or await asyncio.sleep). A cpu job blocks an event loop,
-    as it would in real asyncio code.
+    recorder (None in a bare cell) and the seconds left to sleep, which the
+    caller spends its own way (time.sleep or await asyncio.sleep). A cpu job
+    blocks an event loop, as it would in real asyncio code.
     """
-    recorder = process_recorder(job_id)
-    recorder.record(job_id, Event.START)
+    recorder = None if BARE_ENV in os.environ else process_recorder(job_id)
+    if recorder is not None:
+        recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
     if kind == "fail":
-        recorder.record(job_id, Event.ERROR)
+        _end(job_id, recorder, Event.ERROR)
         raise InjectedFailure(f"job {job_id} failed on purpose")
     if kind == "cpu" and ms > 0:
         _burn_cpu(ms)
@@ -53,7 +67,7 @@ def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     recorder, sleep_s = _begin(job_id, spec)
     if sleep_s:
         time.sleep(sleep_s)
-    recorder.record(job_id, Event.END)
+    _end(job_id, recorder, Event.END)
     return job_id
 
 
@@ -64,5 +78,5 @@ async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = 
     recorder, sleep_s = _begin(job_id, spec)
     if sleep_s:
         await asyncio.sleep(sleep_s)
-    recorder.record(job_id, Event.END)
+    _end(job_id, recorder, Event.END)
     return job_id

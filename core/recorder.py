@@ -18,6 +18,37 @@ from core.envnames import RECORDS_DIR_ENV
 
 RECORD = struct.Struct("<qBBxxiq")  # job_id, event, attempt, pad, pid, t_ns
 
+# os.getpid() is a system call; it is cached here and refreshed in a forked child.
+_pid = os.getpid()
+# A process whose forked children run one job each (RQ's work horses) names its
+# files after itself, so its children append to one file instead of one per job.
+_file_owner: int | None = None
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def current_pid() -> int:
+    return _pid
+
+
+def file_pid() -> int:
+    """The pid this process's record and count files are named after."""
+    return _file_owner if _file_owner is not None else _pid
+
+
+def share_files_with_forks() -> None:
+    """Forked children of this process write into this process's files (records
+    still carry the writer's own pid). Only for a parent that runs one child at
+    a time, as RQ's Worker does with its work horses."""
+    global _file_owner
+    _file_owner = _pid
+
 
 class Event(enum.IntEnum):
     """What happened to a job. Values are part of the on-disk format."""
@@ -30,7 +61,7 @@ class Event(enum.IntEnum):
 
 
 class Recorder:
-    """Writes records for the current process into <dir>/<pid>.bin.
+    """Writes records for the current process into <dir>/<file_pid()>.bin.
 
     The file is (re)opened lazily whenever the pid changes, so a recorder
     created before a fork writes to the child's own file after it.
@@ -42,10 +73,10 @@ class Recorder:
         self._pid = -1
 
     def _descriptor(self) -> int:
-        pid = os.getpid()
+        pid = _pid
         if pid != self._pid:
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.directory / f"{pid}.bin"
+            path = self.directory / f"{file_pid()}.bin"
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._pid = pid
         return self._fd

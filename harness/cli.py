@@ -54,6 +54,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def window_seconds(text: str) -> float:
+    """--window: seconds of steady state counted per throughput/payload cell (1 to 600)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text} must be between 1 and 600 seconds")
+    return value
+
+
 def number_list(kind: type, minimum: float, what: str) -> Callable[[str], tuple]:
     """argparse type: a comma list of numbers, each >= minimum (and > 0 if minimum is 0 excl.)."""
 
@@ -129,6 +140,9 @@ def build_parser() -> OneLineParser:
                      help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
     run.add_argument("--payload-sizes", type=number_list(int, 1, "payload size (bytes)"),
                      help="payload and memory: sizes in bytes (default 64 .. 1048576)")
+    run.add_argument("--window", type=window_seconds, metavar="SECONDS",
+                     help="steady-state window counted per throughput and payload cell "
+                     "(default 2 with --quick, else 8)")
     run.add_argument("--results", action="store_true",
                      help="turn result backends on for every backend (off by default)")
     run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
@@ -139,9 +153,18 @@ def build_parser() -> OneLineParser:
 
     selftest = sub.add_parser("selftest", help="is the harness ever the bottleneck?")
     selftest.add_argument("--backend", type=name_list(backend_names, "backend"),
-                          default=["asyncio", "redis-raw", "amqp-raw"])
+                          default=backend_names(),
+                          help="backends to test (default: all); the producer is timed "
+                               "against those without a ceiling, the observer effect "
+                               "measured on the broker-backed ones")
     add_broker_urls(selftest)
-    selftest.add_argument("--out", type=Path)
+    selftest.add_argument("--out", type=Path, help="the self-test's own results folder")
+    selftest.add_argument("--quick", action="store_true",
+                          help="one repeat of shorter observer cells instead of three")
+    selftest.add_argument("--json", action="store_true", help="print the report as JSON")
+    selftest.add_argument("--attach", type=Path, metavar="RUN_DIR",
+                          help="also save the observer effect as RUN_DIR/observer.json, "
+                               "which that run's report shows")
 
     add_compare_arguments(sub.add_parser(
         "compare", help="compare two runs (or a baseline); exit 1 on a significant regression"))
@@ -191,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,
-                         payload_sizes=args.payload_sizes)
+                         payload_sizes=args.payload_sizes, window_s=args.window)
     check_payload_limits(args.payload_sizes or (), args.backend)
     out = (args.out or default_run_dir()).resolve()
     if out.exists() and not out.is_dir():
@@ -224,13 +247,21 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     import json
 
     from harness import selftest
+    from harness.observer import QUICK, ObserverSettings
     from harness.runner import default_run_dir
+    from reports.observer import OBSERVER_FILE
 
+    if args.attach and not (args.attach / "summary.json").exists():
+        raise UsageError(f"--attach {args.attach}: not a run folder (no summary.json)")
     out = (args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
-    report = selftest.run(args.backend, out.resolve(), broker_urls(args))
+    settings = QUICK if args.quick else ObserverSettings()
+    report = selftest.run(args.backend, out.resolve(), broker_urls(args), settings)
     (out / "selftest.json").write_text(json.dumps(report, indent=1))
-    print(selftest.render(report))
-    return 0 if report["passed"] else 1
+    for folder in (out, args.attach):
+        if folder:
+            (folder / OBSERVER_FILE).write_text(json.dumps(report["observer"], indent=1))
+    print(json.dumps(report, indent=1) if args.json else selftest.render(report))
+    return 0 if selftest.succeeded(report) else 1
 
 
 def backend_problem(name: str, urls: dict[str, str | None]) -> str | None:

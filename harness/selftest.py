@@ -1,12 +1,15 @@
 """`python -m harness selftest`: is the harness itself ever the bottleneck?
 
-Measures (1) the recorder's cost per record in this process, and (2) for
-each chosen backend, the open-loop producer's maximum send rate (one call
-per job, one to three producer processes, no worker running: the producer's
-own capacity) against that backend's own noop throughput. The producer
-must be able to offer at least twice what the fastest broker-backed
-backend absorbs. In a latency cell producer and workers share the CPU;
-the producer's lateness there is reported as schedule lag.
+Measures (1) the recorder's cost per record in this process, (2) for each
+chosen backend without a ceiling (the in-process baseline and the raw
+ceilings: the fastest), the open-loop producer's maximum send rate (one
+call per job, one to three producer processes, no worker running: the
+producer's own capacity) against that backend's own noop throughput, and
+(3) for each chosen broker-backed backend, the observer effect
+(harness.observer). The producer must be able to offer at least twice what
+the fastest broker-backed backend absorbs. In a latency cell producer and
+workers share the CPU; the producer's lateness there is reported as
+schedule lag.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
+from core.protocol import DriverReport
 from core.recorder import Event, Recorder
+from harness.observer import (
+    ObserverMeasurement,
+    ObserverSettings,
+    Probe,
+    broker_backed,
+    observer_file,
+    render_observer,
+)
 from harness.runner import RunConfig, Runner
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import events
@@ -44,8 +56,8 @@ def recorder_cost_us(records: int = 100_000, repeats: int = 5) -> float:
     return statistics.median(timings)
 
 
-class ProducerProbe:
-    """A pseudo-scenario: send flat out on an open-loop schedule, report the send rate."""
+class ProducerProbe(Probe):
+    """Send flat out on an open-loop schedule, report the send rate."""
 
     name = "producer-probe"
     description = "open-loop producer's maximum send rate"
@@ -61,55 +73,79 @@ class ProducerProbe:
                          timeout_s=120)
                 for producers in PRODUCER_COUNTS]
 
-    def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: dict[str, Any]
+    def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
         sent = events(records, Event.SENT)["t_ns"]
-        start = meta["phases"][0]["load_start_ns"]
+        start = report.phases[0].load_start_ns or 0
         span = (sent.max() - start) / 1e9 if len(sent) else 0
         return {"send_per_s": len(sent) / span if span > 0 else 0.0, "sent": int(len(sent))}
 
 
-def run(backends: list[str], out: Path, urls: dict[str, str | None]) -> dict[str, Any]:
-    """Run the self-test; returns the report (also written to out/selftest.json)."""
+def producer_headroom(runner: Runner, backends: list[str], options: RunOptions
+                      ) -> dict[str, Any]:
+    """Each backend's noop throughput and the producer's send rates alone."""
+    probe = ProducerProbe()
+    runner.scenarios[probe.name] = probe
+    rows: dict[str, Any] = {}
+    for backend in backends:
+        noop = THROUGHPUT.plan(backend, options)[0]
+        cells = [noop, *probe.plan(backend, options)]
+        results = [runner.run_cell(1, cell) for cell in cells]
+        for result in results:
+            runner.writer.add(result)
+        failed = [r for r in results if r["status"] != "ok"]
+        if failed:
+            rows[backend] = {"status": failed[0]["status"], "reason": failed[0]["reason"]}
+            continue
+        rows[backend] = {
+            "status": "ok",
+            "jobs_per_s": results[0]["metrics"]["jobs_per_s"],
+            "send_per_s": {r["params"]["producers"]: r["metrics"]["send_per_s"]
+                           for r in results[1:]},
+        }
+    return rows
+
+
+def headroom_verdict(rows: dict[str, Any]) -> dict[str, Any]:
+    measured = {b: r for b, r in rows.items()
+                if r["status"] == "ok" and BACKENDS[b].broker is not None}
+    if not measured:
+        return {"fastest_backend": None, "headroom": None,
+                "passed": None if not rows else False}
+    fastest = max(measured, key=lambda b: measured[b]["jobs_per_s"])
+    best_send = max(max(r["send_per_s"].values()) for r in measured.values())
+    headroom = best_send / measured[fastest]["jobs_per_s"]
+    return {"fastest_backend": fastest, "headroom": headroom,
+            "passed": bool(headroom >= REQUIRED_HEADROOM)}
+
+
+def run(backends: list[str], out: Path, urls: dict[str, str | None],
+        observer: ObserverSettings) -> dict[str, Any]:
+    """Run the self-test; returns the report (the caller saves it)."""
     options = RunOptions(quick=True)
     config = RunConfig(scenarios=[], backends=backends, rounds=1, out=out, options=options,
                        urls=urls)
     runner = Runner(config)
-    probe = ProducerProbe()
-    runner.scenarios[probe.name] = probe
-    report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us(), "backends": {}}
+    report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us()}
     try:
-        for backend in backends:
-            noop = THROUGHPUT.plan(backend, options)[0]
-            cells = [noop, *probe.plan(backend, options)]
-            results = [runner.run_cell(1, cell) for cell in cells]
-            for result in results:
-                runner.writer.add(result)
-            failed = [r for r in results if r["status"] != "ok"]
-            if failed:
-                report["backends"][backend] = {"status": failed[0]["status"],
-                                               "reason": failed[0]["reason"]}
-                continue
-            report["backends"][backend] = {
-                "status": "ok",
-                "jobs_per_s": results[0]["metrics"]["jobs_per_s"],
-                "send_per_s": {r["params"]["producers"]: r["metrics"]["send_per_s"]
-                               for r in results[1:]},
-            }
+        fastest = [b for b in backends if BACKENDS[b].ceiling is None]
+        report["backends"] = producer_headroom(runner, fastest, options)
+        measurement = ObserverMeasurement(runner, observer)
+        observed = {b: measurement.measure(b) for b in broker_backed(backends)}
     finally:
         runner.brokers.stop_all()
         runner.writer.finish(complete=True)
-    measured = {b: r for b, r in report["backends"].items()
-                if r["status"] == "ok" and BACKENDS[b].broker is not None}
-    if measured:
-        fastest = max(measured, key=lambda b: measured[b]["jobs_per_s"])
-        best_send = max(max(r["send_per_s"].values()) for r in measured.values())
-        headroom = best_send / measured[fastest]["jobs_per_s"]
-        report.update(fastest_backend=fastest, headroom=headroom,
-                      passed=bool(headroom >= REQUIRED_HEADROOM))
-    else:
-        report.update(fastest_backend=None, headroom=None, passed=False)
+    report.update(headroom_verdict(report["backends"]))
+    report["observer"] = observer_file(observed, observer)
+    report["observer_effect"] = {b: r.get("effect") for b, r in observed.items()}
+    report["observer_passed"] = all(r["status"] == "ok" and r["passed"]
+                                    for r in observed.values())
     return report
+
+
+def succeeded(report: dict[str, Any]) -> bool:
+    """Every part that was measured met its goal."""
+    return report["passed"] is not False and report["observer_passed"]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -128,6 +164,10 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{verdict}: the producer offers {report['headroom']:.1f}x what the fastest "
                      f"broker-backed backend ({report['fastest_backend']}) absorbs "
                      f"(needed: {REQUIRED_HEADROOM:.0f}x)")
-    else:
+    elif report["passed"] is False:
         lines.append("FAIL: no broker-backed backend could be measured")
+    lines += render_observer(report["observer"]["backends"])
+    if report["observer_effect"]:
+        lines.append(f"{'PASS' if report['observer_passed'] else 'FAIL'}: observer effect "
+                     "within its goal for every backend")
     return "\n".join(lines)

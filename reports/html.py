@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -18,6 +19,7 @@ from adapters import BACKENDS
 from reports.charts import Chart
 from reports.claims import ClaimResult
 from reports.data import RunData
+from reports.observer import load_observer
 from reports.style import backend_rank, colour
 from reports.verdict import TIE_RULE, Table
 from scenarios import in_report_order
@@ -157,6 +159,17 @@ def cell_list(data: RunData) -> list[dict[str, Any]]:
              "reason": c["reason"]} for _, c in data.cells.iterrows()]
 
 
+def observer(run_dir: Path) -> dict[str, Any] | None:
+    """The self-test's observer effect saved with this run (observer.json), as rows."""
+    saved = load_observer(run_dir)
+    if saved is None:
+        return None
+    rows = [{"backend": b, "effect": f"{r['effect']:+.1%}" if r["status"] == "ok" else None,
+             "limit": f"{r['limit']:.0%}", "passed": r.get("passed"),
+             "reason": r.get("reason")} for b, r in saved["backends"].items()]
+    return {"date": saved["date"], "repeats": saved["repeats"], "rows": rows}
+
+
 def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: list[Chart],
             claims: list[ClaimResult]) -> dict[str, Any]:
     by_scenario: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -177,7 +190,7 @@ def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: 
         "charts": by_scenario, "claims": claims, "settings": settings_table(data),
         "libraries": libraries(data), "brokers": brokers(data.run), "problems": problems(data),
         "config": [(k, plain(v)) for k, v in (data.run.get("config") or {}).items()],
-        "cells": cell_list(data),
+        "cells": cell_list(data), "observer": observer(data.run_dir),
         "colours": {b: colour(b) for b in sorted(set(data.cells.get("backend", [])),
                                                  key=backend_rank)},
         "descriptions": {b: i.description for b, i in BACKENDS.items()},

@@ -32,7 +32,7 @@ from rq.version import VERSION
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.job import bench_job
 from adapters.redis_keys import glob_escape, purge_keys
-from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
 RELIABLE_RETRIES = 3
@@ -82,12 +82,12 @@ class RqAdapter(WorkerProcessAdapter):
         result_ttl = self._options.get("result_ttl", DEFAULT_RESULT_TTL)
         return {
             "library": f"rq {VERSION}",
-            "worker": f"rq worker CLI, --worker-class {WORKER_CLASSES[self.worker_class]}",
+            "worker": (f"rq worker CLI (via adapters.rq.worker), --worker-class "
+                       f"{WORKER_CLASSES[self.worker_class]}"),
             "worker_class": self.worker_class,
             "fork_per_job": fork,
-            "job_module_imported": ("in every work horse, after the fork (rq worker CLI; "
-                                    "see RQ docs, Performance Notes)" if fork else
-                                    "once per worker process"),
+            "job_module_imported": ("once per worker process, before it forks its work "
+                                    "horses (RQ docs, Performance Notes)"),
             "job_timeout_s": Queue.DEFAULT_TIMEOUT,
             "retry": (f"Retry(max={RELIABLE_RETRIES}, interval=0): a job that raised, lost its "
                       "work horse or was abandoned is re-queued at once, up to "
@@ -131,8 +131,8 @@ class RqAdapter(WorkerProcessAdapter):
                                      f"rq:*:{glob_escape(self._id_prefix)}*"])
 
     def start_workers(self) -> None:
-        cmd = [console_script("rq"), "worker", "--worker-class",
-               WORKER_CLASSES[self.worker_class], self.config.queue]
+        cmd = python_module("adapters.rq.worker", "worker", "--worker-class",
+                            WORKER_CLASSES[self.worker_class], self.config.queue)
         self.workers.start(cmd, self.config.slots, ready=r"\*\*\* Listening on")
 
     def _args(self, job: JobCall) -> tuple[int, int, dict[str, Any], str]:
