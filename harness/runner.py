@@ -268,8 +268,8 @@ class Runner:
                queue: str, round_no: int) -> Iterator[dict[str, Any]]:
         """One driver for `items`; a cell that kills or hangs the driver fails alone
         and the cells after it go on in a fresh driver."""
-        family = BACKENDS[items[0].cell.backend].family
         while items:
+            family = BACKENDS[items[0].cell.backend].family
             driver = LocalDriver(family, url, items[0].cell_dir / "driver.log")
             if not items[0].bound and (done := self._bind(driver, items[0], round_no, queue, url)):
                 items.pop(0)

@@ -109,7 +109,7 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
     assert first["status"] == "failed" and "driver died" in first["reason"]
     assert (out / first["cell_dir"] / "failure.txt").exists()
     hung = cells[("redis-raw", 600000)]
-    assert hung["status"] == "failed" and "jobs ended" in hung["reason"]
+    assert hung["status"] == "failed" and "no job ended" in hung["reason"]
     assert cells[("asyncio", 0)]["status"] == "ok"
 
 
