@@ -27,6 +27,8 @@ and a [[backend]] entry may override any of them (tables merge key by key).
     broker = "redis"                 # broker kind; none when absent
     ceiling = "redis-raw"            # the raw backend on the same broker
     colour = "#d62728"               # fixed chart colour; a spare one when absent
+    layout_sweep = true              # a run first times 1, 2, 4... consumer processes
+                                     # (options["processes"]) and keeps the fastest
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import importlib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +77,7 @@ class BackendInfo:
     key_packages: tuple[str, ...] = ()
     profiles: Mapping[str, str] = field(default_factory=dict)
     colour: str | None = None
+    layout_sweep: bool = False  # see harness/ceiling_layout.py
     crash: CrashInfo = CrashInfo()
     source: Path | None = None  # the backend.toml that declares it
 
@@ -91,6 +94,7 @@ KEYS: dict[str, tuple[type, str]] = {
     "broker": (str, "a string"), "ceiling": (str, "a string"),
     "colour": (str, 'a colour "#rrggbb"'), "key_packages": (list, "a list of strings"),
     "profiles": (dict, "a table"), "crash": (dict, "a table"),
+    "layout_sweep": (bool, "true or false"),
 }
 REQUIRED = ("name", "order", "description", "family", "adapter", "profiles")
 CRASH_KEYS: dict[str, tuple[type, str]] = {
@@ -149,6 +153,7 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
         description=merged["description"], ceiling=merged.get("ceiling"),
         order=merged["order"], key_packages=tuple(merged.get("key_packages", ())),
         profiles=dict(merged["profiles"]), colour=merged.get("colour"),
+        layout_sweep=merged.get("layout_sweep", False),
         crash=CrashInfo(timeout_options=tuple(crash.get("timeout_options", ())),
                         options=dict(crash.get("options", {})),
                         loss_on_worker_kill=crash.get("loss_on_worker_kill"),
@@ -197,8 +202,33 @@ def scan(root: Path = ROOT, package: str = __name__) -> dict[str, BackendInfo]:
     return {info.name: info for info in sorted(infos, key=lambda info: info.order)}
 
 
+VARIANT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+class Registry(dict[str, BackendInfo]):
+    """The scanned backends. "<backend>@<label>" also names a backend: the same one in
+    its own environment, .venvs/<family>@<label>, holding another version of its library
+    or a local checkout (harness/envs.py builds it). Listing shows only scanned ones."""
+
+    def __missing__(self, name: str) -> BackendInfo:
+        base, _, label = name.partition("@") if isinstance(name, str) else (name, "", "")
+        if base == name or base not in self or not VARIANT_LABEL.fullmatch(label):
+            raise KeyError(name)
+        info = self[base]
+        return replace(info, name=name, family=f"{info.family}@{label}", colour=None)
+
+    def __contains__(self, name: object) -> bool:
+        return self.get(name) is not None
+
+    def get(self, name: object, default: Any = None) -> Any:
+        try:
+            return self[name]  # type: ignore[index]
+        except KeyError:
+            return default
+
+
 try:
-    BACKENDS: dict[str, BackendInfo] = scan()
+    BACKENDS: Registry = Registry(scan())
 except BackendFileError as exc:  # one line for whoever imports the registry (CLI, driver)
     raise SystemExit(f"queuebench: {exc}") from None
 

@@ -110,6 +110,11 @@ class Adapter(ABC):
         for job in jobs:
             self.enqueue(job)
 
+    def wait_enqueued(self) -> None:
+        """Return once every job enqueued so far has reached the queue. An enqueue
+        call that only hands the job on (to another thread's event loop) overrides
+        this; for the others the call's return already means it."""
+
     @abstractmethod
     def stop_workers(self) -> None:
         """Stop every worker process; none may be left."""

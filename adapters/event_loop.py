@@ -3,14 +3,15 @@
 arq's producer runs its Redis calls to completion on one in the driver's
 thread (one connection pool for every enqueue, not a loop per call); the
 asyncio baseline runs one forever in a thread of the driver and hands it
-jobs from there.
+jobs from there; taskiq's producer runs its broker's calls on one in a thread, so
+an AMQP connection keeps its heartbeats between enqueues.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -34,9 +35,17 @@ class PrivateLoop:
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
+    def submit(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        """Run `coro` on the loop's thread (start_thread first) and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         """Schedule `callback(*args)` on the loop from any thread."""
         self.loop.call_soon_threadsafe(callback, *args)
+
+    def wait_idle(self, timeout_s: float = 60.0) -> None:
+        """Return once the callbacks scheduled before this call have run."""
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), self.loop).result(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the loop's thread (after the callbacks already scheduled), then close it."""

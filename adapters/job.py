@@ -13,13 +13,17 @@ import asyncio
 import os
 import time
 
-from core.envnames import BARE_ENV
+from core.envnames import BARE_ENV, INJECT_DELAY_ENV
 from core.gate import gate_is_open
 from core.jobcount import process_counter
 from core.recorder import Event, Recorder, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
 GATE_POLL_S = 0.001
+# Test knob (run --inject-delay-us): CPU every library job burns on top of its work, a
+# simulated slower library for the regression gate's own tests. Raw ceilings run
+# ceiling_job, without it: they measure the broker, not the library.
+INJECTED_MS = float(os.environ.get(INJECT_DELAY_ENV) or 0) / 1000.0
 
 
 class InjectedFailure(RuntimeError):
@@ -40,7 +44,7 @@ def _end(job_id: int, recorder: Recorder | None, event: Event) -> None:
         recorder.record(job_id, event)
 
 
-def _begin(job_id: int, spec: dict) -> tuple[Recorder | None, float]:
+def _begin(job_id: int, spec: dict, injected_ms: float) -> tuple[Recorder | None, float]:
     """The body both job flavours share, up to the sleep.
 
     Records START, fails or burns the CPU as the spec says, and returns the
@@ -57,25 +61,36 @@ def _begin(job_id: int, spec: dict) -> tuple[Recorder | None, float]:
         raise InjectedFailure(f"job {job_id} failed on purpose")
     if kind == "cpu" and ms > 0:
         _burn_cpu(ms)
+    if injected_ms:
+        _burn_cpu(injected_ms)
     return recorder, ms / 1000.0 if kind == "sleep" and ms > 0 else 0.0
 
 
-def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
-    """Synchronous job body, for thread and process workers."""
+def _run(job_id: int, spec: dict, injected_ms: float) -> int:
     while not gate_is_open(job_id):
         time.sleep(GATE_POLL_S)
-    recorder, sleep_s = _begin(job_id, spec)
+    recorder, sleep_s = _begin(job_id, spec, injected_ms)
     if sleep_s:
         time.sleep(sleep_s)
     _end(job_id, recorder, Event.END)
     return job_id
 
 
+def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
+    """Synchronous job body, for thread and process workers."""
+    return _run(job_id, spec, INJECTED_MS)
+
+
+def ceiling_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
+    """bench_job for the raw ceilings: never the injected delay."""
+    return _run(job_id, spec, 0.0)
+
+
 async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """Coroutine job body, for asyncio-based workers (arq, the asyncio baseline)."""
     while not gate_is_open(job_id):
         await asyncio.sleep(GATE_POLL_S)
-    recorder, sleep_s = _begin(job_id, spec)
+    recorder, sleep_s = _begin(job_id, spec, INJECTED_MS)
     if sleep_s:
         await asyncio.sleep(sleep_s)
     _end(job_id, recorder, Event.END)

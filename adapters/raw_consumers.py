@@ -1,8 +1,9 @@
 """How the raw ceilings (redis-raw, amqp-raw) lay out their consumers.
 
-`slots` consumers run as threads spread over a few processes: as many
-processes as the sweep in harness/ceiling_check.py found fastest (the
-CPU count by default, adapters/slots.py), or options["processes"]. Every
+`slots` consumers run as threads spread over a few processes:
+options["processes"] of them, which a run sets to the count its layout
+sweep found fastest on the machine (harness/ceiling_layout.py), else as
+many as the CPUs allow (adapters/slots.py). Every
 consumer runs one job at a time, so `slots` jobs may run at once as with
 every other backend; a killed process takes its threads' jobs with it.
 """
@@ -28,6 +29,17 @@ def layout(config: AdapterConfig) -> tuple[int, int]:
     if config.slots % processes:
         raise ValueError(f"processes={processes} must divide slots={config.slots}")
     return processes, config.slots // processes
+
+
+def layout_source(config: AdapterConfig) -> str:
+    """Where the process count came from, for the adapter's settings."""
+    sweep = config.options.get("layout_sweep")
+    if sweep:
+        rates = ", ".join(f"{n}: {rate:,.0f}" for n, rate in sweep.items() if rate)
+        return f"fastest in this run's sweep (processes: noop jobs/s = {rates})"
+    if "processes" in config.options:
+        return "options.processes"
+    return "CPU count (no sweep in this run)"
 
 
 def run_consumers(start: Callable[[int], Callable[[], None]], ready_line: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from adapters.base import JobCall
-from adapters.job import bench_job
+from adapters.job import ceiling_job
 
 
 def encode(job: JobCall) -> bytes:
@@ -21,6 +21,6 @@ def run_message(body: bytes) -> None:
     """Decode one message and run its job; a failing job has recorded ERROR itself."""
     message = json.loads(body)
     try:
-        bench_job(message["id"], message["sent"], message["spec"], message["p"])
+        ceiling_job(message["id"], message["sent"], message["spec"], message["p"])
     except Exception:  # noqa: BLE001 - recorded as an ERROR event by the job
         pass

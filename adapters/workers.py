@@ -23,6 +23,7 @@ from core import interrupts, procs
 from core.envnames import RECORDS_DIR_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "queuebench: worker ready"
 
 
 class WorkerStartError(RuntimeError):
@@ -43,6 +44,12 @@ def worker_env(records_dir: Path, extra: dict[str, str] | None = None) -> dict[s
 def python_module(module: str, *args: str) -> list[str]:
     """Command that runs `python -m module args` in the current environment."""
     return [sys.executable, "-m", module, *args]
+
+
+def announce_ready() -> None:
+    """Print READY_LINE: for a worker whose framework logs no readiness line by default,
+    called from the framework's own startup hook (saq's startup, streaq's lifespan)."""
+    print(READY_LINE, flush=True)
 
 
 def console_script(name: str) -> str:
@@ -122,9 +129,13 @@ class WorkerGroup:
             time.sleep(0.01)
         return target
 
-    def stop(self, grace_s: float = 5.0) -> None:
-        """Stop every process of the group (SIGTERM, then SIGKILL after grace)."""
-        procs.stop_trees(self.procs, grace_s=grace_s)
+    def stop(self, grace_s: float = 5.0, whole_group: bool = False) -> None:
+        """Stop every process of the group (SIGTERM, then SIGKILL after grace).
+
+        whole_group: SIGTERM every process of each tree, for CLIs whose forked
+        worker processes do not hear from their parent (saq, streaq --workers).
+        """
+        procs.stop_trees(self.procs, grace_s=grace_s, whole_group=whole_group)
         self.procs.clear()
 
 
@@ -137,10 +148,11 @@ class WorkerProcessAdapter(Adapter):
 
     kill_pool_child: ClassVar[bool] = False  # kill a pool child / work horse, not a main process
     stop_grace_s: ClassVar[float] = 5.0  # SIGTERM to the main processes, SIGKILL after this
+    stop_whole_group: ClassVar[bool] = False  # SIGTERM every process, not only the main ones
     workers: WorkerGroup
 
     def stop_workers(self) -> None:
-        self.workers.stop(grace_s=self.stop_grace_s)
+        self.workers.stop(grace_s=self.stop_grace_s, whole_group=self.stop_whole_group)
 
     def worker_pids(self) -> list[int]:
         return self.workers.pids()

@@ -11,3 +11,6 @@ GATE_ENV = "QB_GATE"
 # Set (to anything) by the driver for a bare cell: jobs write no records, only a
 # per-process count of finished jobs (the self-test's observer-effect baseline).
 BARE_ENV = "QB_BARE"
+# Test knob (run --inject-delay-us): microseconds of CPU every library job burns
+# (adapters/job.py), a known slowdown the regression gate must catch.
+INJECT_DELAY_ENV = "QB_INJECT_DELAY_US"

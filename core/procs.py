@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pwd
 import signal
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from core import interrupts
 
@@ -23,7 +25,8 @@ _started: list[subprocess.Popen[bytes]] = []  # every child spawn() made, pruned
 
 
 def _die_with_parent() -> None:
-    """Run in the child before exec: new process group, SIGKILL when the parent dies."""
+    """Run in the child before exec (after any change of user, which would clear it):
+    new process group, SIGKILL when the parent dies."""
     os.setpgrp()
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -38,8 +41,13 @@ def spawn(
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `cmd` in its own process group, stdout+stderr to `log_path`."""
+    """Start `cmd` in its own process group, stdout+stderr to `log_path`; as `user`
+    when given (needs root)."""
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        as_user = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
     out: int | object = subprocess.DEVNULL
     handle = None
     if log_path is not None:
@@ -51,7 +59,7 @@ def spawn(
         with interrupts.deferred():
             proc = subprocess.Popen(
                 list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **as_user,
             )
             _started[:] = [p for p in _started if p.poll() is None]
             _started.append(proc)

@@ -72,17 +72,21 @@ class BatchPhase(Phase):
 
 @dataclass(frozen=True)
 class SustainedPhase(Phase):
-    """Steady state: the producer keeps a backlog queued while completions are
-    counted over `window_s` seconds after `warmup_s` (a backlog-target producer,
-    as in the OpenMessaging Benchmark's backlog mode). The backlog target is
-    `backlog_s` seconds of work at the rate measured so far, at least
-    `min_backlog` jobs and at most `max_backlog_bytes` of payload."""
+    """Steady state: completions counted over `window_s` seconds in which the
+    driver sends nothing, fed by a preload calibrated after `warmup_s` and a
+    `probe_s` drain, sent while the workers are held at the gate; the window
+    opens `settle_s` after they are let go (harness/driver/sustained.py). The preload holds `margin`
+    times the window's work at the calibrated rate, plus `min_backlog`, and at
+    most `max_jobs` jobs or `max_backlog_bytes` of payload."""
 
     type: ClassVar[str] = "sustained"
     warmup_s: float = 1.0
     window_s: float = 8.0
-    backlog_s: float = 0.5
+    probe_s: float = 0.5
+    settle_s: float = 0.2
+    margin: float = 1.5
     min_backlog: int = 1000
+    max_jobs: int = 2_000_000
     max_backlog_bytes: int = 64 * 1024 * 1024
 
 
@@ -227,6 +231,10 @@ class PhaseReport:
     window_end_ns: int | None = None
     window_min_backlog: int | None = None
     preloaded: int | None = None
+    calibrated_per_s: float | None = None
+    fill_sent: int | None = None
+    window_sent: int | None = None
+    window_producer_busy_s: float | None = None
     producer_busy_s: float | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,17 @@ def point_latest(run_dir: Path) -> None:
     tmp.replace(link)
 
 
-def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (scenario, backend, profile, params): median/min/max of each metric over ok rounds."""
+RoundMerger = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def aggregate(cells: list[dict[str, Any]], merge: RoundMerger | None = None
+              ) -> list[dict[str, Any]]:
+    """Per (scenario, backend, profile, params): median/min/max of each metric over ok rounds.
+
+    `merge(ok cells of a group)` may give a metric one figure over all rounds
+    together, stored as its `merged` (latency percentiles of the rounds'
+    histograms merged, which a median of per-round percentiles is not).
+    """
     groups: dict[str, dict[str, Any]] = {}
     for cell in cells:
         key = json.dumps([cell["scenario"], cell["backend"], cell.get("profile"),
@@ -64,12 +74,17 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group["status"].append(cell["status"])
         if cell["status"] == "ok":
             group["rounds"].append(flatten(cell["metrics"]))
+            group.setdefault("ok_cells", []).append(cell)
         elif cell.get("reason"):
             group["reasons"].append(cell["reason"])
     out = []
     for group in groups.values():
         names = sorted({name for r in group["rounds"] for name in r})
         metrics = {n: spread([r.get(n) for r in group["rounds"]]) for n in names}
+        if merge and group["rounds"]:
+            for name, value in merge(group["ok_cells"]).items():
+                if name in metrics:
+                    metrics[name]["merged"] = value
         status = "ok" if group["rounds"] else (
             "skipped" if all(s == "skipped" for s in group["status"]) else "failed")
         out.append({
@@ -82,11 +97,30 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def fingerprint(run: dict[str, Any]) -> dict[str, Any]:
+    """What decides whether two runs' figures may be compared (harness/compare/fingerprint.py
+    judges it): the machine, the versions and the settings that change the cells."""
+    config = run.get("config") or {}
+    given = config.get("broker_urls") or {}
+    versions = run.get("broker_versions") or {}
+    return {
+        "cpu_count": run.get("cpu_count"), "python": run.get("python"),
+        "slots": config.get("slots"), "profiles": config.get("profiles"),
+        "quick": config.get("quick"), "window_s": config.get("window_s"),
+        "inject_delay_us": config.get("inject_delay_us") or 0,
+        "broker_versions": versions,
+        "brokers_provided": {k: "user URL" if k in given else "harness-owned" for k in versions},
+        "library_versions": run.get("library_versions") or {},
+    }
+
+
 class RunWriter:
     """Owns one run directory while the run goes on."""
 
-    def __init__(self, run_dir: Path, run_info: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, run_info: dict[str, Any],
+                 merge: RoundMerger | None = None) -> None:
         self.run_dir = run_dir
+        self.merge = merge
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             probe = run_dir / ".writable"
@@ -108,8 +142,9 @@ class RunWriter:
         self.flush()
 
     def flush(self) -> None:
-        summary = {"schema": SCHEMA, "run": self.run_info, "cells": self.cells,
-                   "aggregates": aggregate(self.cells)}
+        summary = {"schema": SCHEMA, "run": self.run_info,
+                   "fingerprint": fingerprint(self.run_info), "cells": self.cells,
+                   "aggregates": aggregate(self.cells, self.merge)}
         write_json(self.run_dir / "summary.json", summary)
         self._write_csv()
 

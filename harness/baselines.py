@@ -66,6 +66,10 @@ def save(name: str, run: Path, baselines: Path = BASELINES) -> tuple[Path, dict[
     summary = read_summary(run)
     if not ok_cells(summary):
         raise ResultsError(f"{run}: no cell finished ok; nothing to use as a baseline")
+    delay = run_of(summary).get("config", {}).get("inject_delay_us")
+    if delay:
+        raise ResultsError(f"{run}: ran with --inject-delay-us {delay} (a test knob slowing "
+                           "every library job); not a baseline")
     source = run / "summary.json" if run.is_dir() else run
     target = baselines / f"{name}.json"
     try:

@@ -6,6 +6,7 @@ Bad input ends with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,19 +15,23 @@ from adapters import BACKENDS, backend_names
 from adapters.base import PROFILES
 from core.brokers import KINDS, broker_kind
 from core.brokers.base import BrokerKind
+from core.envnames import INJECT_DELAY_ENV
 from core.results import ResultsError
-from harness import envs
+from harness import envs, variants
 from harness.argparsing import OneLineParser, UsageError
 from harness.baselines import add_baseline_arguments, run_baseline
 from harness.compare.command import add_compare_arguments, run_compare
+from harness.history.command import add_history_arguments, run_history
+from harness.variants import is_variant
 from scenarios import scenario_names
 from scenarios.base import RunOptions
 
 PROG = "python -m harness"
 
 
-def name_list(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str]]:
-    """argparse type: a comma list of names, or 'all'."""
+def name_list(valid: Callable[[], list[str]], what: str,
+              also: Callable[[str], bool] = lambda _name: False) -> Callable[[str], list[str]]:
+    """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'."""
 
     def parse(text: str) -> list[str]:
         names = [n.strip() for n in text.split(",")]
@@ -34,11 +39,13 @@ def name_list(valid: Callable[[], list[str]], what: str) -> Callable[[str], list
             raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}")
         if names == ["all"]:
             return valid()
-        unknown = [n for n in names if n not in valid()]
+        unknown = [n for n in names if n not in valid() and not also(n)]
         if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
-                f"{', '.join(valid())} (or all)")
+                f"{', '.join(valid())} (or all)" + (
+                    "; a backend with its own environment may be BACKEND@VERSION"
+                    if what == "backend" else ""))
         return list(dict.fromkeys(names))
 
     return parse
@@ -124,8 +131,14 @@ def build_parser() -> OneLineParser:
     run = sub.add_parser("run", help="run scenarios against backends")
     run.add_argument("--scenario", type=name_list(scenario_names, "scenario"),
                      default=scenario_names(), help="comma list or all (default: all)")
-    run.add_argument("--backend", type=name_list(backend_names, "backend"),
-                     default=backend_names(), help="comma list or all (default: all)")
+    run.add_argument("--backend", type=name_list(backend_names, "backend", is_variant),
+                     default=backend_names(), help="comma list or all (default: all); "
+                     "BACKEND@VERSION runs that release of its library beside the pinned one")
+    run.add_argument("--with", dest="checkouts", action="append", default=[],
+                     metavar="PACKAGE=PATH",
+                     help="also run every chosen backend that uses PACKAGE (celery, kombu, "
+                     "dramatiq, arq, rq, redis-py, pika) with this local checkout of it, as "
+                     "BACKEND@local (repeatable)")
     run.add_argument("--quick", action="store_true", help="short cells (a smoke run)")
     run.add_argument("--rounds", type=positive_int, default=1,
                      help="repeat every cell N times (default 1; 3 or more for compare's "
@@ -143,6 +156,10 @@ def build_parser() -> OneLineParser:
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
                      help="steady-state window counted per throughput and payload cell "
                      "(default 2 with --quick, else 8)")
+    run.add_argument("--inject-delay-us", type=positive_int, metavar="N",
+                     help="test knob: every library job burns N us of CPU (not the raw "
+                     "ceilings), a known slowdown for the gate's tests; baseline save "
+                     "refuses such runs")
     run.add_argument("--results", action="store_true",
                      help="turn result backends on for every backend (off by default)")
     run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
@@ -169,6 +186,8 @@ def build_parser() -> OneLineParser:
     add_compare_arguments(sub.add_parser(
         "compare", help="compare two runs (or a baseline); exit 1 on a significant regression"))
     add_baseline_arguments(sub.add_parser("baseline", help="save or list baselines"))
+    add_history_arguments(sub.add_parser(
+        "history", help="keep runs in a history directory and chart them over commits"))
 
     sub.add_parser("list", help="backends and scenarios, and whether each can run here")
     add_broker_urls(sub.add_parser("doctor", help="check brokers, binaries and environments"))
@@ -214,12 +233,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,
-                         payload_sizes=args.payload_sizes, window_s=args.window)
-    check_payload_limits(args.payload_sizes or (), args.backend)
+                         payload_sizes=args.payload_sizes, window_s=args.window,
+                         inject_delay_us=args.inject_delay_us or 0)
+    if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
+        os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
+    packages = [envs.add_checkout(text)[0] for text in args.checkouts]
+    backends = variants.expand(args.backend, packages)
+    check_payload_limits(args.payload_sizes or (), backends)
     out = (args.out or default_run_dir()).resolve()
     if out.exists() and not out.is_dir():
         raise ResultsError(f"--out {out} exists and is not a directory")
-    config = RunConfig(scenarios=args.scenario, backends=args.backend, rounds=rounds, out=out,
+    variants.prepare(backends)
+    config = RunConfig(scenarios=args.scenario, backends=backends, rounds=rounds, out=out,
                        options=options, urls=broker_urls(args))
     outcome = Runner(config).run()
     render_report(out)
@@ -323,7 +348,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "selftest": cmd_selftest, "list": cmd_list,
             "doctor": cmd_doctor, "setup": cmd_setup, "compare": run_compare,
-            "baseline": run_baseline}
+            "baseline": run_baseline, "history": run_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,19 +22,65 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENVS = Path(os.environ.get("QB_VENVS", REPO_ROOT / ".venvs"))
 CORE = "core"
 MARKER = ".queuebench-requirements"
+LOCAL = "local"  # the variant label of --with checkouts
+WITH_PACKAGES = ("celery", "kombu", "dramatiq", "arq", "rq", "redis", "pika")
+ALIASES = {"redis-py": "redis"}
+CHECKOUTS: dict[str, Path] = {}  # package -> local checkout, set by run --with
 
 
 class EnvError(RuntimeError):
     """An environment could not be built; the message says how to fix it."""
 
 
-def requirements(family: str) -> list[str]:
+def pinned(family: str) -> list[str]:
     """The pinned requirements of a family, from pyproject.toml's extras."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras: dict[str, list[str]] = project["optional-dependencies"]
     if family not in extras:
         raise EnvError(f"no extra named {family!r} in pyproject.toml")
     return list(extras[family])
+
+
+def requirement_name(requirement: str) -> str:
+    """'celery[redis]==5.7.0' -> 'celery'."""
+    return re.split(r"[\[=<>!~ ;@]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def requirements(family: str) -> list[str]:
+    """A family's requirements. A variant family "<family>@<label>" (a backend named
+    "<backend>@<label>") differs in one place: label LOCAL puts the --with checkouts in
+    place of their pins (or beside them), any other label is a version of the family's
+    first requirement, its library."""
+    base, _, label = family.partition("@")
+    reqs = pinned(base)
+    if not label:
+        return reqs
+    if label != LOCAL:
+        return [f"{unpinned(reqs[0])}=={label}", *reqs[1:]]
+    heads = {requirement_name(r): unpinned(r) for r in reqs}
+    return ([r for r in reqs if requirement_name(r) not in CHECKOUTS]
+            + [f"{heads.get(name, name)} @ {path.as_uri()}"
+               for name, path in sorted(CHECKOUTS.items())])
+
+
+def unpinned(requirement: str) -> str:
+    """'celery[redis]==5.7.0' -> 'celery[redis]'."""
+    return re.split(r"[=<>!~ ;@]", requirement, maxsplit=1)[0].strip()
+
+
+def add_checkout(text: str) -> tuple[str, Path]:
+    """--with PACKAGE=PATH: a local checkout of a library (redis-py is 'redis')."""
+    name, sep, path = text.partition("=")
+    name = ALIASES.get(name.strip().lower(), name.strip().lower())
+    checkout = Path(path).expanduser().resolve()
+    if not sep or name not in WITH_PACKAGES:
+        raise EnvError(f"--with {text!r}: expected PACKAGE=PATH, PACKAGE one of "
+                       f"{', '.join(WITH_PACKAGES)}")
+    if not ((checkout / "pyproject.toml").exists() or (checkout / "setup.py").exists()):
+        raise EnvError(f"--with {text!r}: {checkout} is not a Python project "
+                       "(no pyproject.toml or setup.py)")
+    CHECKOUTS[name] = checkout
+    return name, checkout
 
 
 def python_of(family: str) -> Path:
@@ -65,9 +112,10 @@ def _uv() -> str | None:
     return str(beside) if beside.exists() else shutil.which("uv")
 
 
-def build(family: str, quiet: bool = True) -> None:
-    """Create or refresh .venvs/<family> (idempotent: a current one is left alone)."""
-    if status(family) is None:
+def build(family: str, quiet: bool = True, force: bool = False) -> None:
+    """Create or refresh .venvs/<family> (idempotent unless `force`: a current one is
+    left alone)."""
+    if status(family) is None and not force:
         return
     target = VENVS / family
     reqs = requirements(family)
@@ -77,12 +125,14 @@ def build(family: str, quiet: bool = True) -> None:
             subprocess.run([uv, "venv", "-q", "--allow-existing", "--python", sys.executable,
                             str(target)], check=True, capture_output=quiet)
             subprocess.run([uv, "pip", "install", "-q", "--python", str(python_of(family)),
-                            *reqs], check=True, capture_output=quiet)
+                            *(["--reinstall"] if force else []), *reqs], check=True,
+                           capture_output=quiet)
         else:
             subprocess.run([sys.executable, "-m", "venv", str(target)], check=True,
                            capture_output=quiet)
             subprocess.run([str(python_of(family)), "-m", "pip", "install", "-q",
-                            "--disable-pip-version-check", *reqs], check=True,
+                            "--disable-pip-version-check",
+                            *(["--force-reinstall"] if force else []), *reqs], check=True,
                            capture_output=quiet)
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]

@@ -56,11 +56,15 @@ class ObserverProbe(Probe):
     name = "observer-probe"
     description = "drain rate of a noop batch, instrumented or bare"
 
-    def cell(self, backend: str, jobs: int, bare: bool) -> CellPlan:
+    def cell(self, backend: str, jobs: int, bare: bool, processes: int | None = None
+             ) -> CellPlan:
         phase = {"type": "batch", "jobs": jobs, "preload": True, "time_limit_s": 120}
+        options: dict[str, Any] = {"bare": True} if bare else {}
+        if processes is not None:
+            options["processes"] = processes
         return CellPlan(scenario=self.name, backend=backend, params={"bare": bare, "jobs": jobs},
                         workload={"spec": {"kind": "noop", "ms": 0}, "phases": [phase]},
-                        timeout_s=300, options={"bare": True} if bare else {})
+                        timeout_s=300, options=options)
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, meta: DriverReport
                 ) -> dict[str, Any]:

@@ -27,11 +27,13 @@ from core.results import RunWriter, new_run_id
 from core.urls import mask
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
+from harness.ceiling_layout import fastest, needs_sweep, sweep, with_layout
 from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
 from scenarios.records import load_records
+from scenarios.stats import merged_round_percentiles
 
 
 @dataclass
@@ -82,7 +84,8 @@ class Runner:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
         self.run_id = config.out.name
-        self.writer = RunWriter(config.out, run_info(config, self.run_id))
+        self.writer = RunWriter(config.out, run_info(config, self.run_id),
+                                merge=merged_round_percentiles)
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
         self.brokers = Brokers(self.broker_dir, config.urls)
@@ -113,7 +116,10 @@ class Runner:
         plan = self.plan()
         progress = Progress(len(plan))
         interrupted = None
+        layouts: dict[str, dict[str, Any]] = {}
         try:
+            layouts = self.sweep_layouts([cell for _, cell in plan])
+            plan = [(round_no, with_layout(cell, layouts)) for round_no, cell in plan]
             for round_no, group in self.groups(plan):
                 interrupts.check()
                 progress.step(_label(round_no, group[0].scenario, group[0].backend,
@@ -135,11 +141,27 @@ class Runner:
                 finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 complete=interrupted is None, interrupted=interrupted,
                 planned_cells=len(plan), broker_versions=self.brokers.versions,
-                brokers=brokers,
+                brokers=brokers, ceiling_layouts=layouts,
             )
             progress.close()
         return {"run_dir": str(self.config.out), "interrupted": interrupted,
                 "cells": self.writer.cells}
+
+    def sweep_layouts(self, cells: list[CellPlan]) -> dict[str, dict[str, Any]]:
+        """backend -> {"sweep": processes -> noop jobs/s, "processes": the fastest} for
+        each layout-sweep backend of the plan (harness/ceiling_layout.py)."""
+        layouts: dict[str, dict[str, Any]] = {}
+        for backend in self.config.backends:
+            if not needs_sweep(backend, cells) or self._skip_reason(
+                    next(c for c in cells if c.backend == backend))[0]:
+                continue
+            print(f"layout sweep: {backend} noop jobs/s by consumer processes...", flush=True)
+            rates = sweep(self.run_cell, backend, self.config.options)
+            layouts[backend] = {"sweep": rates, "processes": fastest(rates)}
+            shown = ", ".join(f"{n}: {r:,.0f}" if r else f"{n}: failed" for n, r in rates.items())
+            print(f"layout sweep: {backend} {shown} -> {layouts[backend]['processes']} "
+                  "processes", flush=True)
+        return layouts
 
     # -- one cell -------------------------------------------------------------
     def _skip_reason(self, cell: CellPlan) -> tuple[str | None, str | None]:

@@ -6,7 +6,8 @@ ceilings: the fastest), the open-loop producer's maximum send rate (one
 call per job, one to three producer processes, no worker running: the
 producer's own capacity) against that backend's own noop throughput, and
 (3) for each chosen broker-backed backend, the observer effect
-(harness.observer). The producer must be able to offer at least twice what
+(harness.observer), and (4) each raw ceiling against a bare client loop
+(harness.ceiling_check). The producer must be able to offer at least twice what
 the fastest broker-backed backend absorbs. In a latency cell producer and
 workers share the CPU; the producer's lateness there is reported as
 schedule lag.
@@ -25,6 +26,7 @@ import pandas as pd
 from adapters import BACKENDS
 from core.protocol import DriverReport
 from core.recorder import Event, Recorder
+from harness.ceiling_check import ceilings_by_broker, check_ceiling
 from harness.observer import (
     ObserverMeasurement,
     ObserverSettings,
@@ -132,6 +134,10 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
         report["backends"] = producer_headroom(runner, fastest, options)
         measurement = ObserverMeasurement(runner, observer)
         observed = {b: measurement.measure(b) for b in broker_backed(backends)}
+        report["ceilings"] = {
+            broker: check_ceiling(runner.run_cell, measurement.probe.cell, broker,
+                                  runner.brokers.url(broker))
+            for broker, ceiling in ceilings_by_broker().items() if ceiling in backends}
     finally:
         runner.brokers.stop_all()
         runner.writer.finish(complete=True)
@@ -140,12 +146,15 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
     report["observer_effect"] = {b: r.get("effect") for b, r in observed.items()}
     report["observer_passed"] = all(r["status"] == "ok" and r["passed"]
                                     for r in observed.values())
+    report["ceilings_passed"] = all(r["status"] == "ok" and r["passed"]
+                                    for r in report["ceilings"].values())
     return report
 
 
 def succeeded(report: dict[str, Any]) -> bool:
     """Every part that was measured met its goal."""
-    return report["passed"] is not False and report["observer_passed"]
+    return (report["passed"] is not False and report["observer_passed"]
+            and report["ceilings_passed"])
 
 
 def render(report: dict[str, Any]) -> str:
@@ -170,4 +179,24 @@ def render(report: dict[str, Any]) -> str:
     if report["observer_effect"]:
         lines.append(f"{'PASS' if report['observer_passed'] else 'FAIL'}: observer effect "
                      "within its goal for every backend")
+    lines += render_ceilings(report["ceilings"])
     return "\n".join(lines)
+
+
+def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for broker, row in rows.items():
+        sweep = ", ".join(f"{n}: {r:,.0f}" if r else f"{n}: failed"
+                          for n, r in row["sweep"].items())
+        if row["status"] != "ok":
+            lines.append(f"{row['backend']:18} ceiling not measured: {row['reason']}")
+            continue
+        verdict = "PASS" if row["passed"] else "FAIL"
+        ceiling = statistics.median(row["ceiling_bare_mode_per_s"])
+        bare = statistics.median(row["bare_loop_per_s"])
+        lines.append(f"{verdict}: {row['backend']} (bare mode, {row['processes']} processes) "
+                     f"drains {ceiling:,.0f} jobs/s, {row['ratio']:.2f}x a bare {broker} client "
+                     f"loop with {row['consumers']} consumer processes ({bare:,.0f}/s; "
+                     f"{row['jobs']} jobs; goal >= {row['goal']:.1f}x); sweep by processes "
+                     f"(instrumented): {sweep}")
+    return lines

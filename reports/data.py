@@ -20,6 +20,7 @@ import pandas as pd
 from core.numbers import flatten
 from core.results import ResultsError, aggregate, load_summary
 from reports.style import backend_rank
+from scenarios.stats import merged_round_percentiles
 
 STATUSES = ("ok", "failed", "skipped")
 
@@ -113,6 +114,8 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                     raise ResultsError(f"summary.json: aggregate metric {name!r} {stat} is "
                                        f"not a number: {str(got)[:40]!r}")
                 row[name if stat == "median" else f"{name}:{stat}"] = got
+            if isinstance(spread.get("merged"), int | float):  # all rounds as one figure
+                row[name] = spread["merged"]
         if not cells.empty:
             mine = cells[(cells["key"] == key) & (cells["status"] == "ok")]
             for flag in ("saturated", "timed_out"):
@@ -153,7 +156,7 @@ def load(run_dir: Path) -> RunData:
     run = summary.get("run") if isinstance(summary.get("run"), dict) else {}
     aggregates = summary.get("aggregates")
     if aggregates is None:
-        aggregates = aggregate(summary["cells"])
+        aggregates = aggregate(summary["cells"], merged_round_percentiles)
     if not isinstance(aggregates, list) or not all(
             isinstance(a, dict) and isinstance(a.get("params"), dict)
             and isinstance(a.get("scenario"), str) and isinstance(a.get("backend"), str)

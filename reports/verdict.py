@@ -201,7 +201,9 @@ def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
                   [f"{'no-op' if d == 0 else fmt_num(d) + ' ms'} jobs"
                    for d in numeric_params(frame, "duration_ms")],
                   note="share = library jobs/s \u00f7 raw client jobs/s on the same broker, "
-                       "medians over rounds; 100% = no cost on top of the broker")
+                       "medians over rounds; 100% = no cost on top of the broker. A share "
+                       "marked ABOVE CEILING means that in some round the library drained "
+                       "faster than the raw client of that round: the ceiling is not one")
     if frame.empty:
         return table
     durations = numeric_params(frame, "duration_ms")
@@ -212,12 +214,31 @@ def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
         if not ceiling:
             continue
         entries = []
+        cells = data.scenario_cells("throughput")
         for duration in durations:
             lib = mine[mine["params.duration_ms"] == duration]
             raw = frame[(frame["backend"] == ceiling) & (frame["params.duration_ms"] == duration)]
-            entries.append(_share(lib, raw, ceiling))
+            entry = _share(lib, raw, ceiling)
+            rounds = rounds_above(cells, backend, ceiling, duration)
+            if rounds and entry.status == "ok":
+                entry.text += " ABOVE CEILING"
+                entry.mark = "bad"
+                entry.detail += f"; above {ceiling} in round {', '.join(map(str, rounds))}"
+            entries.append(entry)
         table.rows.append((f"{series} vs {ceiling}", entries))
     return table
+
+
+def rounds_above(cells: pd.DataFrame, backend: str, ceiling: str, duration: float
+                 ) -> list[int]:
+    """Rounds in which `backend` drained faster than its ceiling at this job duration."""
+    if cells.empty or "jobs_per_s" not in cells:
+        return []
+    ok = cells[(cells["status"] == "ok") & (cells["params.duration_ms"] == duration)]
+    lib = ok[ok["backend"] == backend].groupby("round")["jobs_per_s"].max()
+    top = ok[ok["backend"] == ceiling].groupby("round")["jobs_per_s"].max()
+    both = lib.index.intersection(top.index)
+    return sorted(int(r) for r in both if lib[r] > top[r])
 
 
 def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:

@@ -29,6 +29,7 @@ class RunOptions:
     rates: tuple[float, ...] | None = None
     payload_sizes: tuple[int, ...] | None = None
     window_s: float | None = None  # W, the steady-state window (None: the grid's)
+    inject_delay_us: int = 0  # test knob: CPU each library job burns (adapters/job.py)
 
 
 @dataclass

@@ -32,7 +32,12 @@ STEADY_METRICS = {
     "unstable": Metric(doc="bool: window shorter than asked, or stability_cv above 10%"),
     "producer_bound": Metric(doc="bool: the backlog ran dry inside the window, so the "
                                  "producer, not the backend, may have set the rate"),
-    "producer_busy_s": Metric("s", doc="time the driver spent enqueueing top-ups in the cell"),
+    "calibrated_per_s": Metric("jobs/s", doc="drain rate of the probe that sized the preload"),
+    "window_sent": Metric("jobs", doc="jobs the driver had to send inside the window "
+                                      "(0 when the preload lasted)"),
+    "producer_busy_s": Metric("s", doc="time the driver spent enqueueing after the workers "
+                                       "started, window included"),
+    "window_producer_busy_s": Metric("s", doc="of which inside the window"),
 }
 JOB_COUNT_METRICS = {
     "completed": Metric("jobs", doc="distinct jobs that ended"),
@@ -79,7 +84,10 @@ def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> d
         "stability_cv": cv,
         "unstable": bool(window_s < wanted_s - 1e-3 or cv is None or cv > MAX_STABLE_CV),
         "producer_bound": (phase.window_min_backlog or 0) <= 0,
+        "calibrated_per_s": phase.calibrated_per_s,
+        "window_sent": phase.window_sent,
         "producer_busy_s": phase.producer_busy_s,
+        "window_producer_busy_s": phase.window_producer_busy_s,
     }
 
 

@@ -76,7 +76,8 @@ def test_a_harness_owned_server_reports_its_memory(brokers, name):
     url = broker_url(brokers, name)
     assert url is not None and KINDS[name].probe(url) is None
     reading = KINDS[name].memory(url, brokers.control(name))
-    assert isinstance(reading["bytes"], int) and reading["bytes"] > 0, reading
+    # an empty database holds no queue tables yet: 0 bytes is a true reading there
+    assert isinstance(reading["bytes"], int) and reading["bytes"] >= 0, reading
 
 
 class FakeQ(BrokerKind):

@@ -11,7 +11,7 @@ import pytest
 
 from core.results import RunWriter
 from harness.cli import main
-from harness.compare.judge import min_p
+from harness.compare.judge import Row, holm
 from harness.compare.render import HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,17 +22,17 @@ DURATIONS = (0, 10)
 
 
 def cell(backend: str, duration: int, rnd: int, jobs_per_s: float, *,
-         p99: float = 2.0, status: str = "ok") -> dict:
+         p99: float = 2.0, status: str = "ok", unstable: bool = False) -> dict:
     ideal = 8 / (duration / 1000) if duration else None
     return {
         "scenario": "throughput", "backend": backend, "profile": "default",
-        "params": {"duration_ms": duration, "slots": 8, "jobs": 2400}, "round": rnd,
+        "params": {"duration_ms": duration, "slots": 8, "window_s": 2.0}, "round": rnd,
         "status": status, "reason": None if status == "ok" else "broker missing",
         "settings": {"slots": 8},
         "metrics": {} if status != "ok" else {
             "jobs_per_s": jobs_per_s, "enqueue_per_s": 5000.0 * NOISE[rnd - 1],
             "efficiency": jobs_per_s / ideal if ideal else None, "ideal_jobs_per_s": ideal,
-            "window_s": 2.5, "completed": 2400, "errors": 0, "duplicated": 0,
+            "window_s": 2.5, "unstable": unstable, "completed": 2400, "errors": 0, "duplicated": 0,
             "timed_out": False, "latency_ms": {"p50": p99 / 4, "p99": p99}},
         "cell_dir": f"cells/{rnd:04d}-throughput-{backend}",
     }
@@ -40,19 +40,31 @@ def cell(backend: str, duration: int, rnd: int, jobs_per_s: float, *,
 
 def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int = 3,
              noise: tuple[float, ...] = NOISE, per_round: dict[str, list[float]] | None = None,
-             backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0) -> Path:
-    """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values)."""
+             backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0,
+             config: dict | None = None, failed: tuple[str, ...] = (),
+             unstable: tuple[str, ...] = (), info: dict | None = None) -> Path:
+    """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values);
+    `failed` backends' cells fail, `unstable` ones are flagged unstable."""
     writer = RunWriter(path, {"id": path.name, "host": "testhost", "git_revision": "abc123",
-                              "started": "2025-01-01T00:00:00Z", "complete": True})
+                              "started": "2025-01-01T00:00:00Z", "complete": True,
+                              "cpu_count": 2, "python": "3.11.7",
+                              "config": {"slots": 8, "profiles": ["default"], "quick": True,
+                                         "window_s": None, **(config or {})},
+                              "broker_versions": {"redis": "7.0.15"},
+                              "library_versions": {"celery": {"celery": "5.5.3"}},
+                              **(info or {})})
     for rnd in range(1, rounds + 1):
         for backend in backends:
             for duration in DURATIONS:
+                if backend in failed:
+                    writer.add(cell(backend, duration, rnd, 0.0, status="failed"))
+                    continue
                 if per_round and backend in per_round:
                     value = per_round[backend][rnd - 1]
                 else:
                     value = BASE[backend] * (factors or {}).get(backend, 1.0) * noise[rnd - 1]
                 writer.add(cell(backend, duration, rnd, value * (1 if duration == 0 else 0.5),
-                                p99=p99 * noise[rnd - 1]))
+                                p99=p99 * noise[rnd - 1], unstable=backend in unstable))
     return path
 
 
@@ -72,7 +84,7 @@ def run(*argv: str | Path) -> tuple[int, str, str]:
 
 def gated_rows(text: str) -> list[str]:
     section = text.split("gated rows:")[1].split("\n\n")[0]
-    return section.strip("\n").splitlines()[1:]  # without the header
+    return section.strip("\n").splitlines()[2:]  # without the count and the header
 
 
 @pytest.fixture
@@ -99,9 +111,10 @@ def test_twenty_percent_slower_is_a_regression(base_run: Path, tmp_path: Path) -
     assert code == 1
     bad = [r for r in gated_rows(out) if "slower" in r]
     assert len(bad) == 4
-    assert all("p=0.050" in r or "p=0.023" in r for r in bad)  # 0.023: ties, normal approx.
-    for name in ("throughput/celery-redis/duration_ms=0,jobs=2400,slots=8 jobs_per_s",
-                 "throughput/asyncio/duration_ms=10,jobs=2400,slots=8 jobs_per_s"):
+    assert all("p=" in r and "(<= 0.0" in r for r in bad)  # Holm: alpha / rows left
+    assert all("-20.0%  -20.3%" in r for r in bad if "celery-redis" in r)  # basis, absolute
+    for name in ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0 jobs_per_s",
+                 "throughput/asyncio/duration_ms=10,slots=8,window_s=2.0 jobs_per_s"):
         assert name in err and name in out
     assert len(err.splitlines()) == 1 and err.startswith("REGRESSION in 4 row(s)")
 
@@ -122,7 +135,8 @@ def test_change_within_round_noise_is_not_called(tmp_path: Path) -> None:
     code, out, _ = run(base, noisy)
     assert code == 0
     rows = gated_rows(out)
-    assert all("no significant change" in r and "0.850" in r and "p=0.200" in r for r in rows)
+    assert rows and all("no significant change" in r and "-15.0%" in r for r in rows)
+    assert all(float(r.split("p=")[1].split()[0]) > 0.05 for r in rows)
 
 
 def test_single_round_is_threshold_only(tmp_path: Path) -> None:
@@ -136,29 +150,43 @@ def test_single_round_is_threshold_only(tmp_path: Path) -> None:
     assert code == 0 and all("threshold only" in r for r in gated_rows(out))
 
 
-def test_two_rounds_each_cannot_reach_alpha(tmp_path: Path) -> None:
-    two = make_run(tmp_path / "two", rounds=2)
-    code, out, _ = run(two, two)
-    assert code == 0 and all("threshold only" in r for r in gated_rows(out))
-    assert min_p(3, 3) == pytest.approx(0.05)
-    assert min_p(2, 2) > 0.05 and min_p(2, 5) < 0.05
+def test_holm_steps_down_and_stops() -> None:
+    rows = [Row(("t", "b", "default", str(i)), "jobs_per_s", "absolute", [1.0], [1.0], True,
+                p=p) for i, p in enumerate([0.04, 0.001, 0.01, 0.3])]
+    holm(rows, 0.05)
+    limits = {r.p: r.p_limit for r in rows}
+    assert limits[0.001] == pytest.approx(0.05 / 4) and limits[0.01] == pytest.approx(0.05 / 3)
+    assert limits[0.04] == pytest.approx(0.05 / 2)  # 0.04 > 0.025: stops here
+    assert limits[0.3] == 0.0
+
+
+def test_many_borderline_rows_do_not_all_fire(tmp_path: Path) -> None:
+    """Each row alone would pass p <= 0.05; across the family Holm asks for more."""
+    base = make_run(tmp_path / "b", per_round={"asyncio": [20000, 21000, 19000]},
+                    backends=("asyncio",))
+    cur = make_run(tmp_path / "c", per_round={"asyncio": [17000, 19500, 16000]},
+                   backends=("asyncio",))
+    code, out, _ = run(base, cur)
+    rows = gated_rows(out)
+    assert code == 0 and len(rows) == 2 and all("no significant change" in r for r in rows)
+    assert all("(<= 0.025)" in r or "(Holm stop)" in r for r in rows)
 
 
 def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: Path) -> None:
     slow_machine = make_run(tmp_path / "slowbox", {"celery-redis": 0.8, "redis-raw": 0.8},
                             noise=NOISE_B, backends=("redis-raw", "celery-redis"))
-    code, out, err = run(base_run, slow_machine)
+    code, out, err = run(base_run, slow_machine, "--allow-missing")  # no asyncio here
     assert code == 0, out
     assert "no regression" in out and not err
-    code, out, err = run(base_run, slow_machine, "--absolute")
+    code, out, err = run(base_run, slow_machine, "--absolute", "--allow-missing")
     assert code == 1
-    assert "throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 jobs_per_s" in err
-    assert "throughput/redis-raw/duration_ms=0,jobs=2400,slots=8 jobs_per_s" in err
+    assert "throughput/celery-redis/duration_ms=10,slots=8,window_s=2.0 jobs_per_s" in err
+    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2.0 jobs_per_s" in err
 
 
 def test_missing_ceiling_falls_back_to_absolute(base_run: Path, tmp_path: Path) -> None:
     no_raw = make_run(tmp_path / "noraw", backends=("celery-redis",))
-    code, out, _ = run(base_run, no_raw)
+    code, out, _ = run(base_run, no_raw, "--allow-missing")
     assert code == 0
     rows = [r for r in gated_rows(out) if "celery-redis" in r]
     assert rows and all("absolute" in r and "no redis-raw jobs_per_s in current" in r
@@ -185,7 +213,8 @@ def test_report_only_never_fails_on_regression(base_run: Path, tmp_path: Path) -
     slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
     code, out, err = run(base_run, slow, "--report-only")
     assert code == 0
-    assert "REGRESSION in 2 row(s) (report only: not failing)" in out and "asyncio" in err
+    assert "REGRESSION in 2 row(s)" in out and "(report only: not failing)" in out
+    assert "asyncio" in err
     code, _, err = run(base_run, tmp_path / "missing", "--report-only")
     assert code == 2
 
@@ -249,7 +278,7 @@ def test_github_format(base_run: Path, tmp_path: Path) -> None:
         assert isinstance(entry["value"], float) and isinstance(entry["range"], str)
         assert entry["range"].startswith("± ")
     names = {e["name"]: e for e in entries}
-    key = "throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 jobs_per_s"
+    key = "throughput/celery-redis/duration_ms=10,slots=8,window_s=2.0 jobs_per_s"
     assert names[key]["unit"] == "jobs/s" and names[key]["value"] == pytest.approx(1500)
     assert names[key + "/redis-raw"]["unit"] == "x redis-raw"
     assert names[key + "/redis-raw"]["value"] == pytest.approx(1 / 3)
@@ -264,7 +293,7 @@ def test_bencher_format(base_run: Path) -> None:
     code, out, _ = run(base_run, "--format", "bencher", "--metric", "jobs_per_s,latency_ms.*")
     assert code == 0
     data = json.loads(out)
-    bench = data["throughput/celery-redis/duration_ms=0,jobs=2400,slots=8"]
+    bench = data["throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0"]
     assert set(bench) == {"jobs-per-s", "jobs-per-s-per-redis-raw", "latency-ms-p50",
                           "latency-ms-p99"}
     for measures in data.values():
@@ -312,3 +341,150 @@ def test_module_entry_point(base_run: Path) -> None:
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "| case |" in proc.stdout
+
+
+# -- gate semantics: what the current run lost fails the gate ----------------------------
+def test_missing_backend_fails_and_is_named(base_run: Path, tmp_path: Path) -> None:
+    gone = make_run(tmp_path / "gone", backends=("redis-raw", "asyncio"))
+    code, out, err = run(base_run, gone)
+    assert code == 1
+    assert "celery-redis" in err and "missing in current" in err and len(err.splitlines()) == 1
+    assert "throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0: missing in current " \
+           "[FAILS the gate]" in out
+    code, out, err = run(base_run, gone, "--allow-missing")
+    assert code == 0 and not err
+    assert "missing in current [allowed (--allow-missing)]" in out
+    assert "no regression in 2 gated row(s); 2 missing case(s) allowed" in out
+
+
+def test_failed_backend_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
+    broken = make_run(tmp_path / "broken", failed=("celery-redis",))
+    code, out, err = run(base_run, broken)
+    assert code == 1 and "celery-redis" in err
+    assert "failed in current: broker missing [FAILS the gate]" in out
+    assert run(base_run, broken, "--allow-missing")[0] == 0
+    assert run(base_run, broken, "--report-only")[0] == 0
+
+
+def test_missing_ceiling_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
+    no_raw = make_run(tmp_path / "noraw", backends=("celery-redis", "asyncio"))
+    code, _, err = run(base_run, no_raw)
+    assert code == 1 and "redis-raw" in err
+
+
+def test_unstable_in_current_only_fails(base_run: Path, tmp_path: Path) -> None:
+    shaky = make_run(tmp_path / "shaky", unstable=("asyncio",))
+    code, out, err = run(base_run, shaky)
+    assert code == 1 and "unstable in current (3 of 3 ok rounds)" in err
+    code, out, _ = run(shaky, shaky)  # unstable on both sides: judged, with a note
+    assert code == 0 and "unstable in both runs" in out
+
+
+def test_new_case_is_listed_as_skipped(tmp_path: Path) -> None:
+    small = make_run(tmp_path / "small", backends=("asyncio",))
+    code, out, _ = run(small, make_run(tmp_path / "big"))
+    assert code == 0
+    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2.0: new in current: nothing " \
+           "to compare with [skipped]" in out
+
+
+# -- fingerprints --------------------------------------------------------------------------
+def test_different_slots_refuse_unless_forced(base_run: Path, tmp_path: Path) -> None:
+    four = make_run(tmp_path / "four", config={"slots": 4})
+    code, out, err = run(base_run, four)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert "not comparable: slots 8 vs 4" in err and "--force" in err
+    code, out, _ = run(base_run, four, "--force")
+    assert code == 0 and "fingerprint: slots: 8 -> 4 (forced)" in out
+    window = make_run(tmp_path / "window", config={"quick": False, "window_s": 8.0})
+    code, _, err = run(base_run, window)
+    assert code == 2 and "quick True vs False" in err and "window_s None vs 8.0" in err
+
+
+def test_other_differences_are_printed_at_the_top(base_run: Path, tmp_path: Path) -> None:
+    summary = json.loads((base_run / "summary.json").read_text())
+    summary["fingerprint"]["broker_versions"]["redis"] = "7.2.4"
+    summary["fingerprint"]["cpu_count"] = 4
+    other = write(tmp_path / "other.json", json.dumps(summary))
+    code, out, _ = run(base_run, other)
+    assert code == 0
+    head = out.split("\n\n")[0]
+    assert "fingerprint: broker_versions.redis: '7.0.15' -> '7.2.4'" in head
+    assert "fingerprint: cpu_count: 2 -> 4" in head
+    assert "fingerprint: same machine shape, versions and settings" in run(base_run, base_run)[1]
+
+
+def test_summary_without_fingerprint_is_said(base_run: Path, tmp_path: Path) -> None:
+    summary = json.loads((base_run / "summary.json").read_text())
+    del summary["fingerprint"]
+    old = write(tmp_path / "old.json", json.dumps(summary))
+    code, out, _ = run(old, base_run)
+    assert code == 0
+    assert "fingerprint: none in baseline (written before fingerprints)" in out
+
+
+def test_baseline_save_refuses_an_injected_delay(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    slowed = make_run(tmp_path / "slowed", config={"inject_delay_us": 300})
+    store = tmp_path / "baselines"
+    assert main(["baseline", "save", "x", str(slowed), "--baselines-dir", str(store)]) == 2
+    assert "--inject-delay-us 300" in capsys.readouterr().err
+    assert not store.exists()
+
+
+# -- the gate on real runs: a known slowdown fires, no slowdown does not -------------------
+def harness_run(out: Path, backends: list[str], rounds: int, delay_us: int = 0) -> dict:
+    """A quick noop throughput run (the cells the slowdown is measured on); its summary."""
+    cmd = [sys.executable, "-m", "harness", "run", "--scenario", "throughput", "--quick",
+           "--durations", "0", "--rounds", str(rounds), "--backend", ",".join(backends),
+           "--out", str(out)] + (["--inject-delay-us", str(delay_us)] if delay_us else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def noop_rate(summary: dict, backend: str) -> float:
+    import statistics
+
+    return statistics.median(c["metrics"]["jobs_per_s"] for c in summary["cells"]
+                             if c["backend"] == backend and c["status"] == "ok")
+
+
+def delay_for(drop: float, rate: float, slowed_rate: float, probe_us: float) -> int:
+    """The CPU a job must burn for throughput to fall by `drop`, from a probe run: with
+    k busy cores, 1/rate' = 1/rate + d/k, so k = d / (1/rate' - 1/rate) and the
+    wanted d = k * (1/(1-drop) - 1) / rate."""
+    extra = max(1 / slowed_rate - 1 / rate, 1e-9)
+    cores = probe_us * 1e-6 / extra
+    return max(1, round(cores * (1 / (1 - drop) - 1) / rate * 1e6))
+
+
+@pytest.mark.slow
+def test_injected_slowdown_fires_for_every_gated_backend(tmp_path: Path) -> None:
+    """A/A: two runs of the same code, 3 rounds each: nothing fires. Then each gated
+    backend alone made 25% slower (--inject-delay-us, sized by a one-round probe) fires."""
+    from adapters import BACKENDS
+    from harness.cli import backend_problem
+    from harness.compare.table import CEILINGS
+
+    ready = [b for b in BACKENDS if backend_problem(b, {}) is None]
+    gated = [b for b in ready if b not in CEILINGS]
+    assert gated, "no backend can run here"
+    base = harness_run(tmp_path / "base", ready, 3)
+    harness_run(tmp_path / "again", ready, 3)
+    code, out, err = run(tmp_path / "base", tmp_path / "again")
+    assert code == 0 and "slower" not in gated_rows(out), out + err
+    missed = []
+    for backend in gated:
+        together = [backend] + [c for c in [BACKENDS[backend].ceiling] if c]
+        rate = noop_rate(base, backend)
+        probe_us = max(1, round(1e6 / (3 * rate)))
+        probe = harness_run(tmp_path / f"probe-{backend}", together, 1, probe_us)
+        delay = delay_for(0.25, rate, noop_rate(probe, backend), probe_us)
+        harness_run(tmp_path / f"slow-{backend}", together, 3, delay)
+        code, out, err = run(tmp_path / "base", tmp_path / f"slow-{backend}", "--allow-missing")
+        fired = [r for r in gated_rows(out) if f"/{backend}/" in r and "slower" in r]
+        if code != 1 or not fired:
+            missed.append(f"{backend} (delay {delay} us): " + " | ".join(
+                r for r in gated_rows(out) if f"/{backend}/" in r))
+    assert not missed, missed

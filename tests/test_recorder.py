@@ -59,3 +59,37 @@ def test_count_events_is_incremental(tmp_path):
     recorder.record(2, Event.END)
     assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
     assert count_events(tmp_path, offsets, frozenset({Event.END})) == 0
+
+
+def test_the_gate_shuts_again_for_a_process_that_mapped_it_open(tmp_path, monkeypatch):
+    """The sustained phase pauses workers that already saw the gate open: a forked
+    process (another worker) sees every change without reopening anything."""
+    from core import gate
+    from core.envnames import GATE_ENV, RECORDS_DIR_ENV
+    from core.recorder import ID_SPAN
+    cell_dir = tmp_path / "0003-throughput-rq"
+    cell_dir.mkdir()
+    monkeypatch.setenv(RECORDS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(GATE_ENV, "1")
+    job = 3 * ID_SPAN + 1
+    assert not gate.gate_is_open(job)  # no gate file yet: the driver has not opened the cell
+    gate.set_gate(cell_dir, True)
+    assert gate.gate_is_open(job)
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reads the gate after the parent shut it, then reopened it
+        states = []
+        for _ in range(2):
+            os.read(to_child, 1)
+            states.append(gate.gate_is_open(job))
+            os.write(from_child, b"k")
+        os._exit(0 if states == [False, True] else 1)
+    gate.set_gate(cell_dir, False)
+    assert not gate.gate_is_open(job)
+    os.write(from_parent, b"s")
+    os.read(to_parent, 1)
+    gate.set_gate(cell_dir, True)
+    os.write(from_parent, b"o")
+    os.read(to_parent, 1)
+    assert os.waitpid(pid, 0)[1] == 0

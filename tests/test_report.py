@@ -564,3 +564,35 @@ def test_saturated_written_by_numpy_is_a_real_bool(tmp_path: Path) -> None:
     loaded = data.load(write_run(tmp_path / "run", cells, run_info(len(cells))))
     fixed = loaded.groups[loaded.groups["params.rate_label"] == "200/s"]
     assert len(fixed) == 1 and not fixed["saturated"].iloc[0]
+
+
+def test_a_library_above_its_ceiling_in_one_round_is_named(tmp_path: Path) -> None:
+    """Round 2 has celery-redis faster than redis-raw: the cost table says so, per round."""
+    cells = []
+    for rnd, lib, raw in ((1, 900.0, 5000.0), (2, 1200.0, 1100.0)):
+        params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+        cells += [cell("throughput", "celery-redis", params, rnd, {"jobs_per_s": lib}),
+                  cell("throughput", "redis-raw", params, rnd, {"jobs_per_s": raw})]
+    from reports.verdict import library_cost
+    table = library_cost(load(write_run(tmp_path / "above", cells, run_info(len(cells)))),
+                         {"celery-redis": "redis-raw"})
+    (name, entries), = table.rows
+    assert "ABOVE CEILING" in entries[0].text and "round 2" in entries[0].detail
+    assert entries[0].mark == "bad"
+
+
+def test_latency_aggregates_merge_the_rounds_histograms() -> None:
+    """A median of per-round p99s is not the p99 of all jobs: aggregates carry `merged`."""
+    from scenarios.stats import merged_round_percentiles
+    heavy = [1_000_000] * 950 + [50_000_000] * 50  # 5% at 50 ms: this round's p99 is 50
+    light = [1_000_000] * 992 + [50_000_000] * 8  # 0.8%: p99 is 1 ms
+    cells = [cell("latency", "rq", {"rate": 10}, rnd,
+                  {"latency_ms": percentiles_ms(histogram_of(ns)),
+                   "hdr": {"latency": encode(histogram_of(ns))}})
+             for rnd, ns in ((1, heavy), (2, light), (3, light))]
+    agg, = aggregate(cells, merged_round_percentiles)
+    p99 = agg["metrics"]["latency_ms.p99"]
+    assert p99["median"] == pytest.approx(1.0, rel=0.01)
+    # all 3000 jobs: 66 at 50 ms = 2.2%, so the p99 of the run is 50 ms
+    assert p99["merged"] == pytest.approx(50.0, rel=0.01)
+    assert agg["metrics"]["latency_ms.max"]["merged"] == pytest.approx(50.0, rel=0.01)

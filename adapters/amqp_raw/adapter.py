@@ -42,7 +42,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.raw_consumers import THREADS_ENV, layout
+from adapters.raw_consumers import THREADS_ENV, layout, layout_source
 from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.urls import mask
@@ -125,8 +125,7 @@ class AmqpRawAdapter(WorkerProcessAdapter):
             "delivery_mode": 2 if self.durable else 1, "durable_from": source,
             "publisher_confirms": self.confirms, "mandatory": self.confirms,
             "ack_every": ACK_EVERY, "ack_flush_s": ACK_FLUSH_S,
-            "processes_from": "options.processes" if "processes" in self.config.options
-            else "CPU count (see harness/ceiling_check.py sweep)",
+            "processes_from": layout_source(self.config),
             "heartbeat": 0, "queue_cleanup": "queue_delete when the group ends",
         }
 

@@ -118,6 +118,10 @@ class AsyncioAdapter(Adapter):
             assert self._loop is not None
             self._loop.call_soon(self._spawn, job)
 
+    def wait_enqueued(self) -> None:
+        if self._started and self._loop is not None:
+            self._loop.wait_idle()
+
     def stop_workers(self) -> None:
         for pid in self._reap():
             os.kill(pid, signal.SIGKILL)

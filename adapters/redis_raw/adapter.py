@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.raw_consumers import THREADS_ENV, layout
+from adapters.raw_consumers import THREADS_ENV, layout, layout_source
 from adapters.raw_message import encode
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.redis_raw.worker import (
@@ -60,8 +60,7 @@ class RedisRawAdapter(WorkerProcessAdapter):
                          f"a blocking pop when it is empty",
                 "fetch_batch": BATCH, "ack_flush_s": ACK_FLUSH_S if reliable else None,
                 "parser": "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python",
-                "processes_from": "options.processes" if "processes" in self.config.options
-                else "CPU count (see harness/ceiling_check.py sweep)"}
+                "processes_from": layout_source(self.config)}
 
     def purge(self) -> None:
         queue = self.config.queue

@@ -147,11 +147,15 @@ class BrokerKind(ABC):
         """A command prefix that administers this server, for `memory`; None if it needs none."""
         return None
 
+    def run_as(self) -> str | None:
+        """The user the server runs as; None: the harness's own."""
+        return None
+
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the server (again: same port, same data) and wait until it answers."""
         cmd, env = self.command()
         self.proc = procs.spawn(cmd, env=env, log_path=self.data_dir / "server.log",
-                                cwd=self.data_dir)
+                                cwd=self.data_dir, user=self.run_as())
         deadline = time.monotonic() + timeout_s
         while (reason := self.probe(self.url, timeout_s=1.0)) is not None:
             if self.proc.poll() is not None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from core.results import ResultsError
 from harness.baselines import BASELINES, read_summary, resolve
 from harness.compare.export import export_series, render_bencher, render_github
-from harness.compare.judge import ALPHA, Row, compare
+from harness.compare.fingerprint import check
+from harness.compare.judge import ALPHA, THRESHOLD, Comparison, compare
 from harness.compare.metrics import default_metrics
 from harness.compare.render import describe, method_line, outcome_line, render_markdown, render_text
 
@@ -43,10 +44,16 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", type=metric_list, metavar="LIST", default=gated,
                         help="metrics that gate: comma list, globs ok, e.g. "
                              f"'jobs_per_s,latency_ms.p99' (default: {','.join(gated)})")
-    parser.add_argument("--threshold", type=threshold_arg, metavar="PCT", default=0.10,
-                        help="smallest change that counts, in percent (default: 10)")
+    parser.add_argument("--threshold", type=threshold_arg, metavar="PCT", default=THRESHOLD,
+                        help="smallest change that counts, in percent (default: "
+                             f"{THRESHOLD * 100:g})")
     parser.add_argument("--absolute", action="store_true",
                         help="compare raw jobs/s, not jobs/s over the broker's raw ceiling")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="a case the baseline gates that failed, is missing or unstable "
+                             "in CURRENT is listed, not failing")
+    parser.add_argument("--force", action="store_true",
+                        help="compare even when slots, profiles or the window differ")
     parser.add_argument("--report-only", action="store_true",
                         help="print everything, exit 0 even on regression (2 on bad input)")
     parser.add_argument("--format", choices=FORMATS, default="text",
@@ -58,7 +65,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """0: no regression, 1: a gated row got slower. Raises ResultsError on bad input."""
+    """0: no regression, 1: a gated row got slower or a gated case was not measured.
+    Raises ResultsError on bad input or runs that measured different things."""
     if len(args.runs) > 2:
         raise ResultsError(f"compare takes BASELINE CURRENT, got {len(args.runs)} runs")
     if len(args.runs) == 1 and args.format not in ("github", "bencher"):
@@ -67,21 +75,22 @@ def run_compare(args: argparse.Namespace) -> int:
     paths = [resolve(spec, args.baselines_dir) for spec in args.runs]
     summaries = [read_summary(p) for p in paths]
     names = tuple(str(p) for p in paths)
-    rows: list[Row] = []
-    if len(summaries) == 2:
-        rows = compare(summaries[0], summaries[1], metrics=args.metric,
-                       threshold=args.threshold, absolute=args.absolute,
-                       names=(names[0], names[1]))
+    comparison = Comparison([])
     head = [f"baseline: {describe(summaries[0], names[0])}",
-            f"current:  {describe(summaries[-1], names[-1])}",
-            f"method:   {method_line(args.threshold, ALPHA)}",
-            "basis:    absolute figures" if args.absolute else
-            "basis:    jobs/s of a library over its broker's raw ceiling in the same run "
-            "(/redis-raw, /amqp-raw) where both runs have it, else absolute"]
+            f"current:  {describe(summaries[-1], names[-1])}"]
+    if len(summaries) == 2:
+        head += check(summaries[0], summaries[1], args.force)
+        comparison = compare(summaries[0], summaries[1], metrics=args.metric,
+                             threshold=args.threshold, absolute=args.absolute,
+                             allow_missing=args.allow_missing, names=(names[0], names[1]))
+    head += [f"method:   {method_line(args.threshold, ALPHA)}",
+             "basis:    absolute figures" if args.absolute else
+             "basis:    jobs/s of a library over its broker's raw ceiling, round by round "
+             "(/redis-raw, /amqp-raw) where both runs have it, else absolute"]
     if args.format == "text":
-        text = render_text(rows, head, args.report_only)
+        text = render_text(comparison, head, args.report_only)
     elif args.format == "markdown":
-        text = render_markdown(rows, head, args.report_only)
+        text = render_markdown(comparison, head, args.report_only)
     else:
         series = export_series(summaries[-1], args.metric, args.absolute, names[-1])
         text = (render_github if args.format == "github" else render_bencher)(series)
@@ -92,7 +101,6 @@ def run_compare(args: argparse.Namespace) -> int:
             raise ResultsError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
-    regressed = [r for r in rows if r.regressed]
-    if regressed:
-        print(outcome_line(rows, args.report_only), file=sys.stderr)
-    return 1 if regressed and not args.report_only else 0
+    if comparison.failed:
+        print(outcome_line(comparison, args.report_only), file=sys.stderr)
+    return 1 if comparison.failed and not args.report_only else 0

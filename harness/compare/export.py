@@ -13,9 +13,11 @@ from core.results import ResultsError
 from harness.compare.metrics import direction_of, selected, unit_of
 from harness.compare.table import ceiling_of, label, normalised, per_round
 
+Series = tuple[str, str, str, list[float]]  # case label, measure, unit, per-round values
+
 
 def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bool,
-                  source: str) -> list[tuple[str, str, str, list[float]]]:
+                  source: str) -> list[Series]:
     """(case, measure, unit, per-round values) of one run; normalised rates are extra rows."""
     table = per_round(summary, source)
     out = []
@@ -31,7 +33,7 @@ def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bo
     return out
 
 
-def render_github(series: list[tuple[str, str, str, list[float]]]) -> str:
+def render_github(series: list[Series]) -> str:
     """github-action-benchmark, tool customBiggerIsBetter: [{name, unit, value, range, extra}]."""
     entries = []
     for case, measure, unit, values in series:
@@ -53,7 +55,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64]
 
 
-def render_bencher(series: list[tuple[str, str, str, list[float]]]) -> str:
+def render_bencher(series: list[Series]) -> str:
     """Bencher Metric Format: {benchmark: {measure slug: {value, lower_value, upper_value}}}."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for case, measure, _unit, values in series:

@@ -1,4 +1,4 @@
-"""Judged rows as a plain-text table (the terminal, CI logs) or markdown (a PR comment,
+"""A comparison as a plain-text table (the terminal, CI logs) or markdown (a PR comment,
 $GITHUB_STEP_SUMMARY)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import statistics
 from typing import Any
 
 from harness.baselines import run_of
-from harness.compare.judge import Row
+from harness.compare.coverage import Skip
+from harness.compare.judge import Comparison, Row
 from harness.compare.table import label
 
 
@@ -18,17 +19,25 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def change(ratio: float) -> str:
+    return "inf" if math.isinf(ratio) else f"{(ratio - 1) * 100:+.1f}%"
+
+
+def test_cell(row: Row) -> str:
+    if row.p is None:
+        return "threshold only"
+    return f"p={row.p:.3g} (<= {row.p_limit:.2g})" if row.p_limit else f"p={row.p:.3g} (Holm stop)"
+
+
 def cells_of(row: Row) -> list[str]:
-    ratio = "inf" if math.isinf(row.ratio) else f"{row.ratio:.3f}"
-    change = "" if math.isinf(row.ratio) else f" ({(row.ratio - 1) * 100:+.1f}%)"
-    test = "threshold only" if row.p is None else f"p={row.p:.3f}"
+    absolute = "" if row.basis == "absolute" else change(row.abs_ratio)
     return [label(row.key), row.metric, row.basis, fmt(statistics.median(row.base)),
-            fmt(statistics.median(row.cur)), ratio + change,
-            f"{len(row.base)}/{len(row.cur)}", test, row.verdict, row.note]
+            fmt(statistics.median(row.cur)), change(row.ratio), absolute,
+            f"{len(row.base)}/{len(row.cur)}", test_cell(row), row.verdict, row.note]
 
 
-HEADERS = ["case", "metric", "basis", "baseline", "current", "ratio", "rounds", "test",
-           "verdict", "note"]
+HEADERS = ["case", "metric", "basis", "baseline", "current", "change", "absolute change",
+           "rounds", "test", "verdict", "note"]
 
 
 def describe(summary: dict[str, Any], source: str) -> str:
@@ -39,17 +48,32 @@ def describe(summary: dict[str, Any], source: str) -> str:
 
 def method_line(threshold: float, alpha: float) -> str:
     return (f"a change is called when the medians differ by >= {threshold * 100:g}% and a "
-            f"one-sided Mann-Whitney U test over the rounds gives p <= {alpha:g} "
-            "(needs 3+3 rounds; with fewer, threshold only)")
+            f"one-sided Welch t-test on the logs of the rounds gives p <= {alpha:g}, "
+            "Holm-corrected across the gated rows (needs 2+2 rounds; with fewer, "
+            "threshold only)")
 
 
-def outcome_line(rows: list[Row], report_only: bool) -> str:
-    bad = [r for r in rows if r.regressed]
-    if not bad:
-        return f"no regression in {sum(r.gated for r in rows)} gated row(s)"
+def skip_line(skip: Skip, allow_missing: bool) -> str:
+    mark = ("allowed (--allow-missing)" if allow_missing else "FAILS the gate") if skip.fails \
+        else "skipped"
+    return f"{skip.name}: {skip.reason} [{mark}]"
+
+
+def outcome_line(comparison: Comparison, report_only: bool) -> str:
+    bad, problems = comparison.regressed, comparison.problems
+    parts = []
+    if bad:
+        parts.append(f"REGRESSION in {len(bad)} row(s): " + "; ".join(
+            f"{r.name} {change(r.ratio)}" for r in bad))
+    if problems and not comparison.allow_missing:
+        parts.append(f"NOT MEASURED in current: {len(problems)} case(s) the baseline gates: "
+                     + "; ".join(f"{s.name} ({s.reason})" for s in problems))
+    if not parts:
+        gated = sum(r.gated for r in comparison.rows)
+        allowed = f"; {len(problems)} missing case(s) allowed" if problems else ""
+        return f"no regression in {gated} gated row(s){allowed}"
     tail = " (report only: not failing)" if report_only else ""
-    return f"REGRESSION in {len(bad)} row(s){tail}: " + "; ".join(
-        f"{r.name} {(r.ratio - 1) * 100:+.1f}%" for r in bad)
+    return " | ".join(parts) + tail
 
 
 def text_table(rows: list[list[str]]) -> str:
@@ -58,15 +82,23 @@ def text_table(rows: list[list[str]]) -> str:
                      for r in [HEADERS, *rows])
 
 
-def render_text(rows: list[Row], head: list[str], report_only: bool) -> str:
+def sections(comparison: Comparison) -> tuple[list[list[str]], list[list[str]], list[str]]:
+    """(gated rows, other rows, not-judged lines)."""
+    rows = comparison.rows
+    return ([cells_of(r) for r in rows if r.gated], [cells_of(r) for r in rows if not r.gated],
+            [skip_line(s, comparison.allow_missing) for s in comparison.skipped])
+
+
+def render_text(comparison: Comparison, head: list[str], report_only: bool) -> str:
+    gated, other, skipped = sections(comparison)
     out = [*head, ""]
-    gated = [cells_of(r) for r in rows if r.gated]
-    other = [cells_of(r) for r in rows if not r.gated]
     if gated:
-        out += ["gated rows:", text_table(gated), ""]
+        out += [f"gated rows: {len(gated)} judged", text_table(gated), ""]
+    if skipped:
+        out += [f"not judged ({len(skipped)} case(s)):", *(f"  {s}" for s in skipped), ""]
     if other:
         out += ["other shared metrics (shown, not gated):", text_table(other), ""]
-    out.append(outcome_line(rows, report_only))
+    out.append(outcome_line(comparison, report_only))
     return "\n".join(out) + "\n"
 
 
@@ -78,13 +110,14 @@ def md_table(rows: list[list[str]]) -> str:
     return "\n".join([line(HEADERS), line(["---"] * len(HEADERS)), *map(line, body)])
 
 
-def render_markdown(rows: list[Row], head: list[str], report_only: bool) -> str:
+def render_markdown(comparison: Comparison, head: list[str], report_only: bool) -> str:
+    gated, other, skipped = sections(comparison)
     out = ["### queuebench compare", "", *(f"- {h}" for h in head), ""]
-    gated = [cells_of(r) for r in rows if r.gated]
-    other = [cells_of(r) for r in rows if not r.gated]
-    out += [f"**{outcome_line(rows, report_only)}**", ""]
+    out += [f"**{outcome_line(comparison, report_only)}**", ""]
     if gated:
         out += [md_table(gated), ""]
+    if skipped:
+        out += [f"Not judged ({len(skipped)} case(s)):", "", *(f"- {s}" for s in skipped), ""]
     if other:
         out += [f"<details><summary>Other shared metrics ({len(other)} rows, not gated)"
                 "</summary>", "", md_table(other), "", "</details>", ""]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import BACKENDS
@@ -20,20 +21,56 @@ Key = tuple[str, str, str, str]  # scenario, backend, profile, params (sorted JS
 Table = dict[Key, dict[str, dict[int, float]]]  # key -> metric -> round -> value
 
 
+@dataclass
+class CaseState:
+    """How one case's cells ended in a run, round by round."""
+
+    statuses: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    unstable: int = 0  # ok rounds whose steady-state window was flagged unstable
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.count("ok")
+
+
+def key_of(cell: Any, index: int, source: str) -> Key:
+    if not isinstance(cell, dict):
+        raise ResultsError(f"{source}: cell {index} is not an object")
+    try:
+        if not isinstance(cell["params"], dict):
+            raise TypeError("params is not an object")
+        return (str(cell["scenario"]), str(cell["backend"]),
+                str(cell.get("profile") or "default"), json.dumps(cell["params"],
+                                                                  sort_keys=True))
+    except (KeyError, TypeError) as exc:
+        raise ResultsError(f"{source}: cell {index} does not follow the schema "
+                           f"(missing or bad {exc})") from None
+
+
+def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
+    """Every case of a run, ok or not, with its rounds' outcomes."""
+    states: dict[Key, CaseState] = {}
+    for index, cell in enumerate(summary["cells"]):
+        state = states.setdefault(key_of(cell, index, source), CaseState())
+        status = str(cell.get("status"))
+        state.statuses.append(status)
+        if status != "ok" and cell.get("reason"):
+            state.reasons.append(str(cell["reason"]))
+        metrics = cell.get("metrics")
+        if status == "ok" and isinstance(metrics, dict) and metrics.get("unstable") is True:
+            state.unstable += 1
+    return states
+
+
 def per_round(summary: dict[str, Any], source: str) -> Table:
     """Per-round values of every numeric metric of every ok cell."""
     table: Table = {}
     for index, cell in enumerate(summary["cells"]):
-        if not isinstance(cell, dict):
-            raise ResultsError(f"{source}: cell {index} is not an object")
+        key = key_of(cell, index, source)
         if cell.get("status") != "ok":
             continue
         try:
-            if not isinstance(cell["params"], dict):
-                raise TypeError("params is not an object")
-            key = (str(cell["scenario"]), str(cell["backend"]),
-                   str(cell.get("profile") or "default"), json.dumps(cell["params"],
-                                                                     sort_keys=True))
             metrics = flatten(cell["metrics"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ResultsError(f"{source}: cell {index} does not follow the schema "

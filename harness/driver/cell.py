@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from core.gate import set_gate
 from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
-from core.recorder import GATE_FILE, ID_SPAN, Recorder
+from core.recorder import ID_SPAN, Recorder
 from harness.driver.producer import Producer
 from harness.driver.tally import JobTally
 from harness.driver.workers import WorkerSet
@@ -43,8 +44,15 @@ class CellRun:
         self.report.workers_reused = started_in is None
         self.report.worker_pids = self.adapter.worker_pids()
         self.report.ready_ns = time.monotonic_ns()
-        (self.cell_dir / GATE_FILE).touch()
+        set_gate(self.cell_dir, True)
         self.adapter.begin()
+
+    def pause(self) -> None:
+        """Hold every job that has not started yet at the gate (the workers idle)."""
+        set_gate(self.cell_dir, False)
+
+    def resume(self) -> None:
+        set_gate(self.cell_dir, True)
 
     @property
     def ready_ns(self) -> int:

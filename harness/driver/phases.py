@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from core import interrupts
 from core.protocol import (
     BatchPhase,
     CrashPhase,
@@ -22,7 +21,7 @@ from core.protocol import (
 )
 from harness.driver.cell import CellRun
 from harness.driver.crash import run_crash
-from harness.driver.producer import BATCH
+from harness.driver.sustained import run_sustained
 from harness.memprobe import measure_memory
 
 SATURATED_DRAIN_NS = 1_000_000_000  # how long a saturated open-loop cell still collects
@@ -48,52 +47,6 @@ def run_batch(run: CellRun, spec: BatchPhase, report: PhaseReport, sent_before: 
     deadline = max(run.ready_ns, report.load_start_ns) + int(spec.time_limit_s * 1e9)
     _wait(run, report, sent_before + total, deadline)
     return total
-
-
-def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
-                  sent_before: int) -> int:
-    """Keep a backlog queued through a warm-up and a counted window, then stop sending.
-
-    The backlog target follows the completion rate measured so far, so a
-    fast backend is never starved and a slow one is not buried; the lowest
-    backlog seen inside the window tells whether the producer kept up. What
-    is still queued at the end is purged when the cell settles.
-    """
-    per_job = max(1, run.workload.payload_bytes)
-    most = max(spec.min_backlog // 4, spec.max_backlog_bytes // per_job, 1)
-    first = min(spec.min_backlog, most)
-    done_before, started_before = run.tally.refresh(), run.tally.started()
-    sent = run.producer.send_all(report.first_id, first, report, run.workload.bulk)
-    report.preloaded = sent  # load_start_ns .. load_end_ns: the enqueue rate of this batch
-    run.start()
-    window_start = run.ready_ns + int(spec.warmup_s * 1e9)
-    window_end = window_start + int(spec.window_s * 1e9)
-    lowest: int | None = None
-    busy_ns = 0
-    while (now := time.monotonic_ns()) < window_end:
-        interrupts.check()
-        started = run.tally.started() - started_before
-        ended = run.tally.refresh() - done_before
-        rate = ended / max((now - run.ready_ns) / 1e9, 0.05)
-        target = min(most, max(spec.min_backlog, int(rate * spec.backlog_s)))
-        backlog = sent - started
-        if now >= window_start:
-            lowest = backlog if lowest is None else min(lowest, backlog)
-        if backlog < target:
-            began = time.monotonic_ns()
-            for offset in range(0, target - backlog, BATCH):
-                count = min(BATCH, target - backlog - offset)
-                run.producer.send(report.first_id + sent, count, run.producer.bulk_used)
-                sent += count
-            busy_ns += time.monotonic_ns() - began
-        else:
-            time.sleep(0.005)
-    report.window_start_ns, report.window_end_ns = window_start, window_end
-    report.window_min_backlog = lowest
-    report.producer_busy_s = round(busy_ns / 1e9, 3)
-    report.done_ns = time.monotonic_ns()
-    report.timed_out = False  # a window always ends on time; the analysis judges it
-    return sent
 
 
 def run_open_loop(run: CellRun, spec: OpenLoopPhase, report: PhaseReport,

@@ -8,6 +8,7 @@ time, so a stalled enqueue shows as latency), and one job at a time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import os
 import time
@@ -19,6 +20,7 @@ from core.protocol import JobSpec, PhaseReport
 from core.recorder import Event, Recorder
 
 BATCH = 250
+START_MARGIN_NS = 5_000_000  # between "every producer connected" and the schedule's start
 
 
 def incompressible_text(size: int) -> str:
@@ -79,32 +81,58 @@ class Producer:
         """Send on a fixed schedule; INTENDED is the schedule's time, not the send's.
 
         With several producers, each is a forked process with its own adapter
-        (its own broker connection) taking every n-th slot of one schedule.
+        (its own broker connection) taking every n-th slot of one schedule,
+        which starts once all of them are connected.
         """
         total = max(1, min(int(rate * duration_s), max_jobs or 10**9))
         if self.adapter.in_process:
             producers = 1
         report.producers = producers
-        start = time.monotonic_ns() + 20_000_000 * producers
+        children = [self._fork_producer(rank, producers, first_id, rate, total)
+                    for rank in range(1, producers)]
+        for _pid, ready, _go in children:  # every child connected: then the schedule starts
+            os.read(ready, 1)
+        start = time.monotonic_ns() + START_MARGIN_NS
         report.load_start_ns = start
-        children = []
-        for rank in range(1, producers):
-            pid = os.fork()
-            if pid == 0:  # a producer child: never returns into the driver
-                code = 0
-                try:
-                    adapter = load_adapter(self.config.backend)(self.config)
-                    self._send_on_schedule(adapter, first_id, start, rate,
-                                           range(rank, total, producers))
-                    adapter.close()
-                except BaseException:  # noqa: BLE001 - the parent sees the missing jobs
-                    code = 1
-                os._exit(code)
-            children.append(pid)
+        for _pid, _ready, go in children:
+            with contextlib.suppress(BrokenPipeError):  # a child that failed is gone
+                os.write(go, start.to_bytes(8, "little"))
         self._send_on_schedule(self.adapter, first_id, start, rate, range(0, total, producers))
-        report.producer_failures = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
+        report.producer_failures = sum(os.waitpid(pid, 0)[1] != 0 for pid, _, _ in children)
+        for _pid, ready, go in children:
+            os.close(ready)
+            os.close(go)
         report.load_end_ns = time.monotonic_ns()
         return total
+
+    def _fork_producer(self, rank: int, producers: int, first_id: int, rate: float,
+                       total: int) -> tuple[int, int, int]:
+        """A forked producer with its own adapter (its own broker connection), taking
+        every `producers`-th slot of the schedule from `rank`. It says when it is
+        connected and waits for the schedule's start, so connecting is not queue
+        latency. Returns (pid, fd it says ready on, fd the start goes to)."""
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a producer child: never returns into the driver
+            code = 0
+            try:
+                os.close(ready_r)
+                os.close(go_w)
+                adapter = load_adapter(self.config.backend)(self.config)
+                os.write(ready_w, b"r")
+                start = int.from_bytes(os.read(go_r, 8), "little")
+                self._send_on_schedule(adapter, first_id, start, rate,
+                                       range(rank, total, producers))
+                adapter.close()
+            except BaseException:  # noqa: BLE001 - the parent sees the missing jobs
+                code = 1
+            finally:
+                os.write(ready_w, b"x")  # never leave the parent waiting
+            os._exit(code)
+        os.close(ready_w)
+        os.close(go_r)
+        return pid, ready_r, go_w
 
     def _send_on_schedule(self, adapter: Adapter, first_id: int, start: int, rate: float,
                           slots: range) -> None:

@@ -1,0 +1,1 @@
+"""huey backend (see backend.toml)."""

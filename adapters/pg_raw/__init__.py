@@ -1,0 +1,1 @@
+"""pg-raw backend: the PostgreSQL ceiling (see backend.toml)."""

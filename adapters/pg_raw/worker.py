@@ -1,0 +1,143 @@
+"""Consumer process of the pg-raw backend (see adapters/pg_raw/adapter.py).
+
+Each consumer thread has its own autocommit connection and claims a batch
+with one statement: the oldest rows nobody holds, `FOR UPDATE SKIP LOCKED`,
+at most BATCH and no more than its fair share of the queue (the id span of
+the unclaimed rows / consumers), so a short queue of long jobs still
+spreads over every consumer. The default profile deletes the batch as it
+claims it; the reliable one marks it with the consumer's pid and deletes
+each row after its job (the DELETEs batched, as redis-raw pipelines its
+LREMs). An empty queue waits for the insert trigger's NOTIFY. A restarted
+server is reconnected to; rows a dead process held are released by the
+next consumer that starts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+from psycopg import sql
+
+from adapters.raw_consumers import run_consumers
+from adapters.raw_message import run_message
+from core import procs
+
+READY_LINE = "pg-raw consumer ready"
+BATCH = 64  # rows per claim at most
+WAIT_S = 1.0  # an idle consumer claims again after this long even without a NOTIFY
+# Finished jobs are acked at the batch end, or once this long passed since the oldest of
+# them started (a long job is acked at once: few duplicates after a kill).
+ACK_FLUSH_S = 0.005
+RECONNECT_S = 30.0  # how long a consumer waits for a killed server to come back
+CONSUMERS_ENV = "QB_CONSUMERS"
+
+# The unclaimed rows' id span over the consumers, at most BATCH (LEAST ignores a NULL).
+_SHARE = ("(SELECT LEAST(%(batch)s, ceil((max(id) - min(id) + 1) / %(consumers)s::numeric))"
+          "::int FROM {table} WHERE owner IS NULL)")
+_OLDEST = ("ARRAY(SELECT id FROM {table} WHERE owner IS NULL ORDER BY id LIMIT " + _SHARE
+           + " FOR UPDATE SKIP LOCKED)")
+CLAIM_DELETE = "DELETE FROM {table} WHERE id = ANY(" + _OLDEST + ") RETURNING id, body"
+CLAIM_MARK = ("UPDATE {table} SET owner = %(pid)s WHERE id = ANY(" + _OLDEST
+              + ") RETURNING id, body")
+ACK = "DELETE FROM {table} WHERE id = ANY(%s)"
+OWNERS = "SELECT DISTINCT owner FROM {table} WHERE owner IS NOT NULL"
+RELEASE = "UPDATE {table} SET owner = NULL WHERE owner = ANY(%s)"
+
+
+def statement(template: str, queue: str) -> sql.Composed:
+    """`template` with {table} set to the queue's table (named after the queue)."""
+    return sql.SQL(template).format(table=sql.Identifier(queue))
+
+
+def release_orphans(conn: psycopg.Connection, queue: str) -> None:
+    """Give the rows held by consumers that no longer run back to the queue."""
+    owners = [row[0] for row in conn.execute(statement(OWNERS, queue))]
+    dead = [owner for owner in owners if owner != os.getpid() and not procs.alive(owner)]
+    if dead:
+        conn.execute(statement(RELEASE, queue), [dead])
+
+
+class Consumer:
+    """One consumer thread's connection, claims and pending acks."""
+
+    def __init__(self, url: str, queue: str, reliable: bool, consumers: int) -> None:
+        self.url, self.queue, self.reliable = url, queue, reliable
+        self.claim_sql = statement(CLAIM_MARK if reliable else CLAIM_DELETE, queue)
+        self.ack_sql = statement(ACK, queue)
+        self.args = {"batch": BATCH, "consumers": consumers, "pid": os.getpid()}
+        self.pending: list[int] = []
+        self.oldest = 0.0
+        self.conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.url, autocommit=True)
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.queue)))
+        return conn
+
+    def _reconnect(self) -> None:
+        """After the server went away: connect again, for up to RECONNECT_S."""
+        self.conn.close()
+        deadline = time.monotonic() + RECONNECT_S
+        while True:
+            try:
+                self.conn = self._connect()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def ack(self, job_id: int, started: float) -> None:
+        """Note a finished job that started at `started` (monotonic); flush when due."""
+        if not self.pending:
+            self.oldest = started
+        self.pending.append(job_id)
+        if time.monotonic() - self.oldest > ACK_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the pending acks, through a new connection if the server was restarted
+        (rows marked by a live consumer are never released by anyone else)."""
+        while self.pending:
+            try:
+                self.conn.execute(self.ack_sql, [self.pending])
+                self.pending = []
+            except psycopg.OperationalError:
+                self._reconnect()
+
+    def serve(self) -> None:
+        while True:
+            batch = self.conn.execute(self.claim_sql, self.args, binary=True).fetchall()
+            if not batch:
+                for _ in self.conn.notifies(timeout=WAIT_S, stop_after=1):
+                    pass
+                continue
+            for job_id, body in batch:
+                started = time.monotonic()
+                run_message(body)
+                if self.reliable:
+                    self.ack(job_id, started)
+            self.flush()
+
+    def loop(self) -> None:
+        while True:
+            try:
+                self.serve()
+            except psycopg.OperationalError:
+                self._reconnect()
+
+
+def main() -> None:
+    url, queue = os.environ["QB_BROKER_URL"], os.environ["QB_QUEUE"]
+    reliable = os.environ.get("QB_PROFILE") == "reliable"
+    consumers = int(os.environ.get(CONSUMERS_ENV, "1"))
+    if reliable:
+        with psycopg.connect(url, autocommit=True) as conn:
+            release_orphans(conn, queue)
+    run_consumers(lambda index: Consumer(url, queue, reliable, consumers).loop, READY_LINE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""pgqueuer backend (see backend.toml)."""

@@ -1,0 +1,112 @@
+"""pgqueuer: asyncio jobs in PostgreSQL rows (asyncpg), run by its own `pgq run` CLI.
+
+Slots map to P `pgq run` processes (adapters/slots.py); the entrypoint's
+concurrency_limit (slots, enforced in SQL across workers) caps the jobs
+picked at once, with pgqueuer's default batch of 10 per dequeue. A picked
+job whose heartbeat is older than heartbeat_timeout (30 s) is picked again
+by another worker. The producer keeps one private event loop and asyncpg
+connection: `Queries.enqueue` per job, and its list form per batch (one
+statement). The schema is installed once per database, as `pgq install`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import pgqueuer
+from pgqueuer import AsyncpgDriver, Queries
+
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.event_loop import PrivateLoop
+from adapters.pgqueuer.worker import READY_LINE, encode, on_failure, worker_environment
+from adapters.slots import slot_map
+from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
+
+TIMEOUT_S = 30.0
+BATCH_SIZE, HEARTBEAT_TIMEOUT_S = 10, 30.0  # `pgq run` defaults
+TABLES = "pgqueuer, pgqueuer_log, pgqueuer_statistics"
+
+
+class PgqueuerAdapter(WorkerProcessAdapter):
+    bulk_api = True  # Queries.enqueue with lists: one statement per batch
+    async_jobs = True
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        if not config.broker_url:
+            raise ValueError("pgqueuer needs a PostgreSQL broker URL")
+        self.processes, self.per_process = slot_map(config.slots, config.cpu_count)
+        timeout = config.options.get("heartbeat_timeout_s")
+        self.heartbeat_s = HEARTBEAT_TIMEOUT_S if timeout is None else float(timeout)
+        self._loop = PrivateLoop()
+        self._conn = self._loop.run(asyncpg.connect(config.broker_url), TIMEOUT_S)
+        self.queries = Queries(AsyncpgDriver(self._conn))
+        self._loop.run(self._install(), TIMEOUT_S)
+        env = worker_environment(config.broker_url, config.queue, config.slots, config.profile)
+        self.workers = WorkerGroup("pgqueuer", config.log_dir,
+                                   worker_env(config.records_dir, env))
+
+    async def _install(self) -> None:
+        """pgqueuer's schema, once per database (producers may race to it)."""
+        async with self._conn.transaction():
+            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('queuebench "
+                                     "pgqueuer'))")
+            if not await self.queries.schema_is_installed():
+                await self.queries.install()
+
+    def required_settings(self) -> RequiredSettings:
+        return {
+            "processes": self.processes, "concurrency_per_process": self.per_process,
+            "pool": "asyncio tasks in the pgq run processes (entrypoint concurrency_limit "
+                    f"{self.config.slots} across them)",
+            "prefetch": self.config.slots,
+            "acks": "the row is picked on dequeue and deleted (logged) after the job; a "
+                    "picked job whose heartbeat is older than heartbeat_timeout is picked "
+                    "again",
+            "results": False,
+            "enqueue": "Queries.enqueue per job; Queries.enqueue with lists per batch",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
+        return {
+            "library": f"pgqueuer {pgqueuer.__version__}",
+            "driver": f"asyncpg {asyncpg.__version__}",
+            "worker": "pgqueuer.run('adapters.pgqueuer.worker:create_manager', "
+                      f"heartbeat_timeout={self.heartbeat_s:g} s), as pgq run does",
+            "batch_size": BATCH_SIZE, "dequeue_timeout_s": 30.0,
+            "heartbeat_timeout_s": self.heartbeat_s,
+            "heartbeat_from": ("options.heartbeat_timeout_s" if self.heartbeat_s
+                               != HEARTBEAT_TIMEOUT_S else "pgqueuer default"),
+            "on_failure": on_failure(self.config.profile),
+            "worker_log": "INFO (pgq run default)",
+            "delivery": "at least once: a dead worker's picked jobs are picked again once "
+                        "their heartbeat is older than heartbeat_timeout",
+            "profile_changes": ("on_failure='hold': a failed job is kept for re-queueing"
+                                if self.config.profile == "reliable" else "none"),
+        }
+
+    def purge(self) -> None:
+        self._loop.run(self._conn.execute(f"TRUNCATE {TABLES}"), TIMEOUT_S)
+
+    def start_workers(self) -> None:
+        cmd = python_module("adapters.pgqueuer.worker", "--heartbeat-timeout",
+                            f"{self.heartbeat_s:g}")
+        self.workers.start(cmd, self.processes, ready=READY_LINE)
+
+    def enqueue(self, job: JobCall) -> None:
+        self._loop.run(self.queries.enqueue(
+            self.config.queue, encode(job.job_id, job.sent_ns, job.spec, job.payload)))
+
+    def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
+        self._loop.run(self.queries.enqueue(
+            [self.config.queue] * len(jobs),
+            [encode(job.job_id, job.sent_ns, job.spec, job.payload) for job in jobs],
+            [0] * len(jobs)))
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._conn.close(), TIMEOUT_S)
+        finally:
+            self._loop.close()

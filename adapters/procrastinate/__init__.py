@@ -1,0 +1,1 @@
+"""procrastinate backend (see backend.toml)."""

@@ -1,0 +1,1 @@
+"""saq backend (see backend.toml)."""

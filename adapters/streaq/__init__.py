@@ -1,0 +1,1 @@
+"""streaq backend (see backend.toml)."""

@@ -1,0 +1,160 @@
+"""streaq on Redis streams: asyncio jobs run by streaq's own worker CLI.
+
+`streaq run adapters.streaq.app:worker --workers P`: the CLI forks P - 1
+worker processes next to itself, each with concurrency = slots / P (P from
+adapters.slots). As with saq, the forks are not supervised and do not hear
+the CLI's SIGTERM: the harness stops every process of the tree and kills a
+fork, never the CLI.
+
+Both profiles run streaq's defaults: a consumer group reads the stream,
+the message is acknowledged (XACK, XDEL) when the task ends, a worker keeps
+re-claiming the messages of its running tasks, and a message idle longer
+than idle_timeout (60 s) is claimed by another worker; a task is tried up
+to max_tries=3 times. That already is streaq's at-least-once mode, so
+`reliable` changes nothing. Results off: ttl=0 (streaq's default keeps a
+result 5 min).
+
+The producer is a Worker too (streaq enqueues through one), held open
+(`async with worker`) by a coroutine on an event loop in a thread of the
+driver; Worker.enqueue_many, one Redis pipeline, is the bulk API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from streaq import VERSION
+
+from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.event_loop import PrivateLoop
+from adapters.redis_keys import glob_escape, purge_keys
+from adapters.slots import slot_map
+from adapters.streaq.app import TASK_NAME, WorkerSettings, build
+from adapters.workers import (
+    READY_LINE,
+    WorkerGroup,
+    WorkerProcessAdapter,
+    console_script,
+    worker_env,
+)
+
+TIMEOUT_S = 30.0
+IDLE_TIMEOUT_S = 60  # streaq Worker default
+MAX_TRIES = 3  # streaq task default
+
+
+class StreaqAdapter(WorkerProcessAdapter):
+    kill_pool_child = True  # a forked worker: killing the CLI would orphan its forks
+    stop_whole_group = True  # the CLI does not pass SIGTERM on to its forks
+    async_jobs = True
+    bulk_api = True  # Worker.enqueue_many: a batch in one Redis pipeline
+
+    def __init__(self, config: AdapterConfig) -> None:
+        super().__init__(config)
+        if not config.broker_url:
+            raise ValueError("streaq needs a Redis broker URL")
+        self.processes, self.concurrency = slot_map(config.slots, config.cpu_count)
+        idle = config.options.get("idle_timeout_s")
+        self.app = WorkerSettings(config.broker_url, config.queue, self.concurrency,
+                                  config.results, None if idle is None else float(idle))
+        self.producer = build(self.app)
+        self.task = self.producer.registry[TASK_NAME]
+        self._loop = PrivateLoop()
+        self._loop.start_thread("streaq-producer")
+        self._open = threading.Event()
+        self._closing: asyncio.Event | None = None
+        self._session = asyncio.run_coroutine_threadsafe(self._hold_open(), self._loop.loop)
+        if not self._open.wait(TIMEOUT_S):
+            self._session.cancel()
+        if self._session.done():
+            self._session.result()  # raises what kept the worker from opening
+        self._client = redis.Redis.from_url(config.broker_url, socket_timeout=TIMEOUT_S)
+        env = worker_env(config.records_dir, self.app.to_env())
+        self.workers = WorkerGroup("streaq", config.log_dir, env)
+
+    async def _hold_open(self) -> None:
+        """Keep the producer's Worker open (its Redis connection) until close()."""
+        self._closing = asyncio.Event()
+        async with self.producer:
+            self._open.set()
+            await self._closing.wait()
+
+    def required_settings(self) -> RequiredSettings:
+        return {
+            "processes": self.processes, "concurrency_per_process": self.concurrency,
+            "pool": "asyncio tasks in the streaq worker processes (concurrency each)",
+            # streaq's prefetch: (prefetch or concurrency) + concurrency per process
+            "prefetch": self.processes * self.producer.prefetch,
+            "acks": "XACK + XDEL when the task ends; a message idle longer than "
+                    "idle_timeout (its worker died) is claimed by another worker",
+            "results": self.config.results,
+            "enqueue": "awaiting task.enqueue() per job; Worker.enqueue_many (one pipeline) "
+                       "per batch",
+        }
+
+    def extra_settings(self) -> dict[str, Any]:
+        return {
+            "library": f"streaq {VERSION}",
+            "worker_command": f"streaq run adapters.streaq.app:worker --workers "
+                              f"{self.processes}",
+            "idle_timeout_s": self.app.idle_timeout_s or IDLE_TIMEOUT_S,
+            "idle_timeout_from": ("options.idle_timeout_s" if self.app.idle_timeout_s
+                                  else "streaq default"),
+            "max_tries": MAX_TRIES,
+            "result_ttl_s": "default (300)" if self.config.results else 0,
+            "serializer": "pickle (streaq default)",
+            "worker_log": "INFO, two lines per task (streaq CLI default)",
+            "delivery": "at least once: a task whose worker died runs again once its message "
+                        f"is idle longer than idle_timeout, up to {MAX_TRIES} tries",
+            "profile_changes": "none: streaq's defaults already are its at-least-once mode",
+        }
+
+    # -- queue and workers ---------------------------------------------------
+    def _streams(self) -> list[str]:
+        return [self.producer.stream_key + priority for priority in self.producer.priorities]
+
+    def purge(self) -> None:
+        """Trim the streams (their consumer group, which the running workers read, must
+        survive) and delete every other key of the queue."""
+        streams = self._streams()
+        for stream in streams:
+            self._client.xtrim(stream, maxlen=0, approximate=False)
+        pattern = f"{glob_escape(self.producer.prefix)}:*"
+        others = [key for key in self._client.scan_iter(match=pattern, count=1000)
+                  if key.decode() not in streams]
+        purge_keys(self._client, others, [])
+
+    def remove_queue(self) -> None:
+        self._client.delete(*self._streams())
+
+    def start_workers(self) -> None:
+        cmd = [console_script("streaq"), "run", "adapters.streaq.app:worker",
+               "--workers", str(self.processes)]
+        # Every worker process prints the line from streaq's lifespan hook; wait for all P.
+        self.workers.start(cmd, 1, ready=f"(?s)(?:{READY_LINE}.*?){{{self.processes}}}")
+
+    def _call(self, job: JobCall) -> Any:
+        return self.task.enqueue(job.job_id, job.sent_ns, job.spec, job.payload)
+
+    def enqueue(self, job: JobCall) -> None:
+        async def send() -> None:
+            await self._call(job)
+
+        self._loop.submit(send(), TIMEOUT_S)
+
+    def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
+        self._loop.submit(self.producer.enqueue_many([self._call(job) for job in jobs]),
+                          TIMEOUT_S)
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+            if self._closing is not None:
+                self._loop.call_soon(self._closing.set)
+            self._session.result(TIMEOUT_S)
+        finally:
+            self._loop.close()

@@ -1,0 +1,1 @@
+"""taskiq backends: taskiq-redis and taskiq-rabbitmq (see backend.toml)."""

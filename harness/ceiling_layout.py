@@ -1,0 +1,74 @@
+"""The consumer layout of a raw ceiling: the process count that is fastest here.
+
+A ceiling is the most a Python client gets from its broker, and how many
+processes its `slots` consumer threads should spread over depends on the
+machine (cores, GIL contention, the broker's own CPU). So before the first
+cell, a run times the ceiling's noop drain at 1, 2, 4... processes (the
+divisors of `slots`, short steady-state windows) and runs every cell of that
+backend with the fastest count; the sweep is kept in run.json and in each
+cell's settings. Backends opt in with `layout_sweep = true` in backend.toml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from adapters import BACKENDS
+from scenarios.base import CellPlan, RunOptions
+from scenarios.throughput import THROUGHPUT
+
+CellRunner = Callable[[int, CellPlan], dict[str, Any]]  # (round, cell) -> the cell's result
+
+SWEEP_WINDOW_S = 1.0
+
+
+def sweep_points(slots: int) -> list[int]:
+    """1, 2, 4... up to `slots`, the counts that divide it evenly."""
+    points, n = [], 1
+    while n <= slots:
+        if slots % n == 0:
+            points.append(n)
+        n *= 2
+    if slots not in points:
+        points.append(slots)
+    return points
+
+
+def noop_cell(backend: str, options: RunOptions, extra: dict[str, Any]) -> CellPlan:
+    """The backend's noop throughput cell, with `extra` adapter options."""
+    cell = next(c for c in THROUGHPUT.plan(backend, options) if c.params["duration_ms"] == 0)
+    return dataclasses.replace(cell, options={**cell.options, **extra})
+
+
+def sweep(run_cell: CellRunner, backend: str, options: RunOptions) -> dict[int, float | None]:
+    """Noop jobs/s of `backend` at each process count (None where a cell failed)."""
+    short = dataclasses.replace(options, quick=True, window_s=SWEEP_WINDOW_S, durations_ms=(0,))
+    rates: dict[int, float | None] = {}
+    for processes in sweep_points(options.slots):
+        result = run_cell(1, noop_cell(backend, short, {"processes": processes}))
+        rates[processes] = result["metrics"].get("jobs_per_s") if result["status"] == "ok" \
+            else None
+    return rates
+
+
+def fastest(rates: dict[int, float | None]) -> int | None:
+    measured = {n: rate for n, rate in rates.items() if rate}
+    return max(measured, key=lambda n: measured[n]) if measured else None
+
+
+def needs_sweep(backend: str, cells: list[CellPlan]) -> bool:
+    """A layout-sweep backend of this run that the user gave no process count."""
+    return BACKENDS[backend].layout_sweep and any(
+        c.backend == backend and "processes" not in c.options for c in cells)
+
+
+def with_layout(cell: CellPlan, layouts: dict[str, dict[str, Any]]) -> CellPlan:
+    """`cell` running at its backend's swept process count (unless the user set one)."""
+    layout = layouts.get(cell.backend)
+    if not layout or layout["processes"] is None or "processes" in cell.options:
+        return cell
+    return dataclasses.replace(cell, options={**cell.options,
+                                              "processes": layout["processes"],
+                                              "layout_sweep": layout["sweep"]})

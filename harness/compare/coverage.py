@@ -1,0 +1,79 @@
+"""Which cases can be judged, and which the gate must not let pass silently.
+
+A case (scenario, backend, profile, params) that the baseline measured with a metric
+that gates (or with its yardstick, a ceiling) must be there in the current run, ok in
+at least one round and not mostly unstable. Otherwise it is a problem: the gate fails
+and names it, unless --allow-missing. Cases the gate cannot judge for a harmless
+reason (new in the current run, failed in the baseline) are listed as skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.compare.metrics import direction_of, selected
+from harness.compare.table import CaseState, Key, Table, label
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A case that was not judged, and why."""
+
+    key: Key
+    reason: str
+    fails: bool  # a problem: fails the gate unless --allow-missing
+
+    @property
+    def name(self) -> str:
+        return label(self.key)
+
+
+def mostly_unstable(state: CaseState) -> bool:
+    return state.ok > 0 and 2 * state.unstable > state.ok
+
+
+def watched(table: Table, key: Key, patterns: Sequence[str]) -> bool:
+    """The baseline measured a metric of this case that gates."""
+    return any(selected(m, patterns) and direction_of(m) for m in table.get(key, {}))
+
+
+def why_not(base: CaseState, cur: CaseState | None) -> str | None:
+    """Why a watched case cannot be judged in the current run, or None."""
+    if cur is None:
+        return "missing in current"
+    if not cur.ok:
+        kinds = "/".join(sorted(set(cur.statuses)))
+        reason = f": {cur.reasons[0]}" if cur.reasons else ""
+        return f"{kinds} in current{reason}"
+    if mostly_unstable(cur) and not mostly_unstable(base):
+        return f"unstable in current ({cur.unstable} of {cur.ok} ok rounds)"
+    return None
+
+
+def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: Table,
+             patterns: Sequence[str]) -> list[Skip]:
+    """Every case that will not be judged, problems first."""
+    out = []
+    for key in sorted(bstates.keys() | cstates.keys()):
+        base, cur = bstates.get(key), cstates.get(key)
+        if base is None:
+            out.append(Skip(key, "new in current: nothing to compare with", False))
+        elif not base.ok:
+            out.append(Skip(key, "not ok in baseline", False))
+        elif watched(bt, key, patterns) and (reason := why_not(base, cur)):
+            out.append(Skip(key, reason, True))
+        elif cur is None or not cur.ok:
+            out.append(Skip(key, "no ok round in current (no gated metric)", False))
+    return sorted(out, key=lambda s: not s.fails)
+
+
+def round_note(cur: CaseState) -> str:
+    """A note for a judged case whose rounds were not all ok or stable."""
+    notes = []
+    if cur.ok < len(cur.statuses):
+        notes.append(f"{len(cur.statuses) - cur.ok} of {len(cur.statuses)} current rounds "
+                     "not ok")
+    if mostly_unstable(cur):
+        notes.append("unstable in both runs")
+    return "; ".join(notes)

@@ -1,0 +1,51 @@
+"""Are two runs comparable? Their fingerprints (core.results.fingerprint in summary.json).
+
+Slots, profiles and the steady-state window (quick, window_s) change what a cell
+measures: a difference refuses the comparison unless --force. Everything else (CPU
+count, Python, broker and library versions, how the brokers were provided, the test
+knob) is printed at the top of the comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from core.results import ResultsError
+
+REFUSING = ("slots", "profiles", "quick", "window_s")
+
+
+def fingerprint_of(summary: dict[str, Any]) -> dict[str, Any] | None:
+    found = summary.get("fingerprint")
+    return found if isinstance(found, dict) else None
+
+
+def changes(base: Any, cur: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(dotted name, baseline value, current value) of every leaf that differs; a leaf
+    one side lacks is None there."""
+    if isinstance(base, dict) and isinstance(cur, dict):
+        for key in sorted(base.keys() | cur.keys()):
+            yield from changes(base.get(key), cur.get(key), f"{path}.{key}" if path else key)
+    elif base != cur:
+        yield path, base, cur
+
+
+def check(baseline: dict[str, Any], current: dict[str, Any], force: bool) -> list[str]:
+    """Lines for the head of the comparison; raises ResultsError (exit 2) when the runs
+    measured different things and `force` is off."""
+    fingerprints = fingerprint_of(baseline), fingerprint_of(current)
+    missing = [side for side, f in zip(("baseline", "current"), fingerprints, strict=True)
+               if f is None]
+    if missing:
+        return [f"fingerprint: none in {' and '.join(missing)} (written before fingerprints): "
+                "machine, versions and settings not checked"]
+    found = list(changes(*fingerprints, ""))
+    refused = [c for c in found if c[0].split(".")[0] in REFUSING]
+    if refused and not force:
+        raise ResultsError("runs not comparable: " + "; ".join(
+            f"{name} {b!r} vs {c!r}" for name, b, c in refused) + " (--force compares anyway)")
+    if not found:
+        return ["fingerprint: same machine shape, versions and settings"]
+    return [f"fingerprint: {name}: {b!r} -> {c!r}"
+            + (" (forced)" if name.split(".")[0] in REFUSING else "") for name, b, c in found]

@@ -1,0 +1,137 @@
+"""The sustained phase: a steady-state window in which only the workers run.
+
+The driver and the workers share the machine's cores, so a producer that
+keeps topping the queue up during the window takes CPU from the backend it
+measures (on 2 cores, celery-redis drained about half as fast with a
+top-up producer as from a preload), and a fast backend drains a queue about
+as fast as one producer fills it. So the window is fed from a preload sent
+while the cell's gate holds the workers idle (core.gate):
+
+1. a first batch goes in before the workers start (the cell's enqueue rate);
+2. warm-up: the workers run while the driver keeps a small backlog queued;
+3. gate shut, fill enough for a probe at `margin` times the warm-up rate;
+4. gate open, probe: `probe_s` of pure drain, which gives the calibrated rate;
+5. gate shut, fill `margin` times that rate over the whole window;
+6. gate open, and after `settle_s` the window: the driver only watches.
+   Should the backlog still run low (the rate rose, or the byte cap bound
+   the preload), it tops up and says so (`window_sent`,
+   `window_producer_busy_s`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from core import interrupts
+from core.protocol import PhaseReport, SustainedPhase
+from harness.driver.cell import CellRun
+from harness.driver.producer import BATCH
+
+FEED_POLL_S = 0.005  # while the driver feeds the queue
+WATCH_POLL_S = 0.1  # while it only watches: reading records costs the workers CPU too
+LOW_WATER = 0.25  # top up inside the window below this share of the work still to come
+
+
+class Backlog:
+    """Jobs sent and not yet started in one sustained phase, and the sending."""
+
+    def __init__(self, run: CellRun, report: PhaseReport, cap: int) -> None:
+        self.run = run
+        self.report = report
+        self.cap = cap
+        self.sent = 0
+        self.busy_ns = 0
+        self.started_before = run.tally.started()
+        self.done_before = run.tally.refresh()
+
+    def preload(self, jobs: int) -> None:
+        self.sent = self.run.producer.send_all(self.report.first_id, min(jobs, self.cap),
+                                               self.report, self.run.workload.bulk)
+        self.report.preloaded = self.sent
+
+    def ended(self) -> int:
+        return self.run.tally.refresh() - self.done_before
+
+    def queued(self) -> int:
+        return self.sent - (self.run.tally.started() - self.started_before)
+
+    def fill_to(self, target: int) -> int:
+        """Send until `target` jobs are queued (at most `cap`); how many were sent."""
+        missing = min(target, self.cap) - self.queued()
+        if missing <= 0:
+            return 0
+        began = time.monotonic_ns()
+        for offset in range(0, missing, BATCH):
+            count = min(BATCH, missing - offset)
+            self.run.producer.send(self.report.first_id + self.sent, count,
+                                   self.run.producer.bulk_used)
+            self.sent += count
+        self.busy_ns += time.monotonic_ns() - began
+        return missing
+
+
+def _rate(backlog: Backlog, since_ns: int, ended_before: int) -> float:
+    seconds = max((time.monotonic_ns() - since_ns) / 1e9, 0.01)
+    return (backlog.ended() - ended_before) / seconds
+
+
+def _fill_paused(run: CellRun, backlog: Backlog, target: int) -> None:
+    """Fill to `target` queued jobs while the gate holds the workers idle."""
+    run.pause()
+    try:
+        backlog.fill_to(target)
+        run.adapter.wait_enqueued()
+    finally:
+        run.resume()
+
+
+def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
+                  sent_before: int) -> int:
+    """Warm up, calibrate, fill, then count W seconds with the producer idle."""
+    per_job = max(1, run.workload.payload_bytes)
+    cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4,
+                                        spec.max_backlog_bytes // per_job)))
+    backlog = Backlog(run, report, cap)
+    backlog.preload(spec.min_backlog)
+    run.start()
+
+    warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
+    while time.monotonic_ns() < warm_end:
+        interrupts.check()
+        backlog.fill_to(spec.min_backlog)
+        time.sleep(FEED_POLL_S)
+    warm_rate = _rate(backlog, run.ready_ns, 0)
+    _fill_paused(run, backlog, int(warm_rate * spec.probe_s * spec.margin) + spec.min_backlog)
+
+    probe_start, ended_at_probe = time.monotonic_ns(), backlog.ended()
+    probe_end = probe_start + int(spec.probe_s * 1e9)
+    while (now := time.monotonic_ns()) < probe_end and backlog.queued() > 0:
+        interrupts.check()
+        time.sleep(WATCH_POLL_S / 4)
+    rate = max(_rate(backlog, probe_start, ended_at_probe), warm_rate)
+    report.calibrated_per_s = round(rate, 1)
+    _fill_paused(run, backlog, int(rate * spec.window_s * spec.margin) + spec.min_backlog)
+    report.fill_sent = backlog.sent
+
+    window_start = time.monotonic_ns() + int(spec.settle_s * 1e9)
+    window_end = window_start + int(spec.window_s * 1e9)
+    busy_before, sent_before_window = backlog.busy_ns, backlog.sent
+    while time.monotonic_ns() < window_start:
+        time.sleep(WATCH_POLL_S / 10)
+    lowest: int | None = None
+    while (now := time.monotonic_ns()) < window_end:
+        interrupts.check()
+        queued = backlog.queued()
+        lowest = queued if lowest is None else min(lowest, queued)
+        still_to_come = rate * (window_end - now) / 1e9
+        if queued < LOW_WATER * still_to_come:
+            backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog)
+        time.sleep(WATCH_POLL_S)
+    report.window_start_ns, report.window_end_ns = window_start, window_end
+    report.window_min_backlog = lowest
+    report.window_sent = backlog.sent - sent_before_window
+    report.window_producer_busy_s = round((backlog.busy_ns - busy_before) / 1e9, 3)
+    report.producer_busy_s = round(backlog.busy_ns / 1e9, 3)
+    report.done_ns = time.monotonic_ns()
+    report.timed_out = False  # a window always ends on time; the analysis judges it
+    return backlog.sent

@@ -1,0 +1,33 @@
+"""The `history` subcommand (wired by harness.cli): `add RUN_DIR --dir D` and
+`render --dir D --out OUT`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.history import store
+
+
+def add_history_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="history_command", required=True)
+    add = sub.add_parser("add", help="keep one small JSON of a run in the history directory")
+    add.add_argument("run", type=Path, metavar="RUN_DIR", help="run directory or summary.json")
+    render_cmd = sub.add_parser("render", help="index.html and PNGs of the history")
+    render_cmd.add_argument("--out", type=Path, required=True, metavar="OUT",
+                            help="where index.html and the PNGs go")
+    for cmd in (add, render_cmd):
+        cmd.add_argument("--dir", type=Path, required=True, metavar="DIR",
+                         help="the history directory (one JSON per run)")
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """Raises ResultsError on bad input (harness.cli turns that into exit 2)."""
+    if args.history_command == "add":
+        print(f"added {store.add(args.run, args.dir)}")
+    else:
+        from harness.history.render import render  # here: matplotlib is slow to import
+
+        entries = store.load(args.dir)
+        print(f"{render(entries, args.out)} ({len(entries)} runs)")
+    return 0

@@ -1,0 +1,105 @@
+"""history add / render on real summary.json files (no brokers); the page in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.test_compare import NOISE_B, make_run, write
+from tests.test_report import CHROMIUM, chromium, console_errors, probe, probed_copy
+
+COMMITS = ("a1", "b2", "c3", "d4", "e5")
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    """Five runs, one a commit; asyncio gets 30% slower at the fourth."""
+    store = tmp_path / "history"
+    for index, commit in enumerate(COMMITS):
+        factors = {"asyncio": 0.7} if index >= 3 else {}
+        run = make_run(tmp_path / f"run-{commit}", factors,
+                       noise=NOISE_B if index % 2 else (1.0, 1.012, 0.991),
+                       info={"git_revision": commit * 10,
+                             "started": f"2025-01-0{index + 1}T00:00:00Z"})
+        assert main(["history", "add", str(run), "--dir", str(store)]) == 0
+    return store
+
+
+def test_add_keeps_one_small_entry_per_run(history: Path, tmp_path: Path) -> None:
+    files = sorted(history.glob("*.json"))
+    assert len(files) == 5 and all(f.stat().st_size < 20_000 for f in files)
+    entry = json.loads(files[0].read_text())
+    assert entry["commit"] == "a1" * 10 and entry["date"] == "2025-01-01T00:00:00Z"
+    assert entry["fingerprint"]["slots"] == 8
+    metrics = {k for c in entry["cells"] for k in c["metrics"]}
+    assert metrics == {"jobs_per_s", "unstable"}
+    assert {c["round"] for c in entry["cells"]} == {1, 2, 3}
+    # the same run added again is the same file; an entry is a summary compare reads
+    assert main(["history", "add", str(tmp_path / "run-a1a1"), "--dir", str(history)]) == 2
+    assert main(["history", "add", str(tmp_path / "run-a1"), "--dir", str(history)]) == 0
+    assert len(list(history.glob("*.json"))) == 5
+    assert main(["compare", str(files[0]), str(files[1])]) == 0
+
+
+def test_add_refuses_an_injected_delay(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    slowed = make_run(tmp_path / "slowed", config={"inject_delay_us": 300})
+    assert main(["history", "add", str(slowed), "--dir", str(tmp_path / "h")]) == 2
+    assert "inject-delay-us" in capsys.readouterr().err
+
+
+def test_render_writes_page_and_pngs(history: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "site"
+    assert main(["history", "render", "--dir", str(history), "--out", str(out)]) == 0
+    assert "(5 runs)" in capsys.readouterr().out
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["asyncio.png", "celery-redis.png", "redis-raw.png"]
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", page)
+    assert page.count('<img src="data:image/png;base64,') == 3
+    changes = page.split('<section id="changes">')[1].split("</section>")[0]
+    # only asyncio's drop at the fourth commit is called, on both durations
+    assert changes.count("<td>slower</td>") == 2 and changes.count("<td>asyncio</td>") == 2
+    assert "c3c3c3c3c3</code> &rarr; <code>d4d4d4d4d4" in changes
+    assert "faster" not in changes
+
+
+def test_render_without_entries_is_one_line(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    for directory in ("empty", "nothing"):
+        assert main(["history", "render", "--dir", str(tmp_path / directory), "--out",
+                     str(tmp_path / "o")]) == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1
+    write(tmp_path / "empty" / "x.json", '{"schema": 1, "cells": []}')
+    assert main(["history", "render", "--dir", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "o")]) == 2
+
+
+@pytest.mark.slow
+def test_history_page_in_chromium(history: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (python -m harness setup --test-tools)")
+    out = tmp_path / "site"
+    assert main(["history", "render", "--dir", str(history), "--out", str(out)]) == 0
+    dom, found, stderr = probe(probed_copy(out / "index.html", tmp_path, "page.html"),
+                               tmp_path, "dom")
+    for section in ("runs", "changes", "charts"):
+        assert f'<section id="{section}">' in dom, section
+    assert len(found["images"]) == 3
+    assert all(w.startswith("ok:") and int(w[3:]) > 300 for w in found["images"]), found
+    assert found["errors"] == [], found
+    assert not console_errors(stderr), console_errors(stderr)
+    shot = tmp_path / "shot.png"
+    done = chromium([f"--screenshot={shot}", "--window-size=1200,3000",
+                     (out / "index.html").as_uri()], tmp_path, "shot")
+    assert shot.exists() and shot.stat().st_size > 50_000, done.stderr[-2000:]
+    assert not console_errors(done.stderr), console_errors(done.stderr)
