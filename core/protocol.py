@@ -115,11 +115,31 @@ class IdlePhase(Phase):
 
 @dataclass(frozen=True)
 class FillPhase(Phase):
-    """Memory: jobs sit in the broker, no worker runs."""
+    """Memory: jobs sit in the broker, no worker runs (an in-process queue: pending
+    tasks held at the shut gate)."""
 
     type: ClassVar[str] = "fill"
     jobs: int = 0
     settle_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class DepthPhase(Phase):
+    """Depth: `jobs` queued with no worker running (broker memory read before and
+    after; the fill stops early once `enqueue_limit_s` passed or the next batch would
+    take the broker past `max_broker_bytes`), then the workers start, one probe job
+    goes behind the backlog and the drain is counted over `window_s` after `warmup_s`.
+    The probe is waited for only while the backlog ahead of it can drain within
+    `time_limit_s` of the workers' start at the counted rate."""
+
+    type: ClassVar[str] = "depth"
+    jobs: int = 0
+    enqueue_limit_s: float = 60.0
+    max_broker_bytes: int = 1024 * 1024 * 1024
+    memory_checks: int = 16  # broker memory readings during the fill
+    settle_s: float = 0.5
+    warmup_s: float = 0.5
+    window_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,7 @@ class CrashPhase(Phase):
 
 PHASE_TYPES: dict[str, type[Phase]] = {
     cls.type: cls for cls in (BatchPhase, SustainedPhase, OpenLoopPhase, IdlePhase, FillPhase,
-                              CrashPhase)
+                              DepthPhase, CrashPhase)
 }
 
 
@@ -225,6 +245,10 @@ class PhaseReport:
     producers: int | None = None
     producer_failures: int | None = None
     drain_cut_short: bool | None = None
+    # jobs the phase meant to send and did not, and why (open loop: the producer was past
+    # the schedule's cut-off, or a forked producer failed; depth: the cap that stopped it)
+    unsent: int | None = None
+    unsent_reason: str | None = None
     backlog_purged: bool | None = None
     # sustained phases: the counted window, and whether the producer kept up
     window_start_ns: int | None = None

@@ -128,12 +128,17 @@ def process_recorder(job_id: int) -> Recorder:
     return _recorders[index]
 
 
+EVENT_OFFSET = struct.calcsize("<q")  # a record's event byte follows its job_id
+
+
 def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[int]) -> int:
     """Count new records with an event in `events` since the last call.
 
     `offsets` remembers how far each file was read; a trailing partial
     record (a writer killed mid-write cannot produce one, but a reader may
-    race a writer) is left for the next call.
+    race a writer) is left for the next call. The driver calls this while
+    the workers run, on the same cores, so it counts the event bytes with a
+    strided slice and bytes.count (C loops) instead of unpacking records.
     """
     found = 0
     if not directory.exists():
@@ -144,8 +149,7 @@ def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[in
             handle.seek(start)
             data = handle.read()
         whole = len(data) - len(data) % RECORD.size
-        for _job, event, _a, _pid, _t in RECORD.iter_unpack(data[:whole]):
-            if event in events:
-                found += 1
+        column = data[EVENT_OFFSET:whole:RECORD.size]
+        found += sum(column.count(event) for event in events)
         offsets[path] = start + whole
     return found

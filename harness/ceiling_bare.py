@@ -1,9 +1,10 @@
 """Bare drain loops, no harness code: `python -m harness.ceiling_bare BROKER URL N CONSUMERS`.
 
-Runs in the backend's environment (.venvs/redis or .venvs/amqp). Preloads N
-small messages, forks CONSUMERS processes that drain them with a plain
-redis-py (hiredis) batched RPOP loop or a plain pika prefetch + multiple-ack
-loop, and prints {"jobs_per_s": ...} as JSON. Each message is decoded
+Runs in the backend's environment (.venvs/redis, .venvs/amqp or .venvs/pg).
+Preloads N small messages, forks CONSUMERS processes that drain them with a plain
+redis-py (hiredis) batched RPOP loop, a plain pika prefetch + multiple-ack
+loop or a plain psycopg 3 loop of batched DELETE ... FOR UPDATE SKIP LOCKED
+RETURNING claims, and prints {"jobs_per_s": ...} as JSON. Each message is decoded
 (json.loads), the least work a consumer does with a job; nothing else runs.
 """
 
@@ -13,6 +14,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
+from typing import Any
 
 QUEUE = "qb-bare"
 BATCH = 64
@@ -68,7 +70,40 @@ def amqp_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
     connection.close()  # unacked leftovers: none matter, the queue is drained
 
 
-LOOPS = {"redis": (redis_fill, redis_drain), "amqp": (amqp_fill, amqp_drain)}
+# pg-raw's default claim without its fair share: a preloaded queue fills every batch.
+PG_TABLE = """CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                    body bytea NOT NULL)"""
+PG_FILL = "INSERT INTO {table} (body) SELECT %b FROM generate_series(1, %s)"
+PG_CLAIM = ("DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM {table} ORDER BY id "
+            "LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING id, body")
+
+
+def pg_statement(template: str) -> Any:
+    from psycopg import sql
+    return sql.SQL(template).format(table=sql.Identifier(QUEUE))
+
+
+def pg_fill(url: str, n: int) -> None:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(pg_statement("DROP TABLE IF EXISTS {table}"))
+        conn.execute(pg_statement(PG_TABLE))
+        conn.execute(pg_statement(PG_FILL), [MESSAGE, n])
+        conn.execute(pg_statement("VACUUM ANALYZE {table}"))
+
+
+def pg_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        claim = pg_statement(PG_CLAIM)
+        go.wait()
+        while batch := conn.execute(claim, [BATCH], binary=True).fetchall():
+            for _id, body in batch:
+                json.loads(body)
+
+
+LOOPS = {"redis": (redis_fill, redis_drain), "amqp": (amqp_fill, amqp_drain),
+         "postgres": (pg_fill, pg_drain)}
 
 
 def drain(broker: str, url: str, n: int, consumers: int) -> float:

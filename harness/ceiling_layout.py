@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters import BACKENDS
+from scenarios import SCENARIOS
 from scenarios.base import CellPlan, RunOptions
 from scenarios.throughput import THROUGHPUT
 
@@ -59,9 +60,19 @@ def fastest(rates: dict[int, float | None]) -> int | None:
 
 
 def needs_sweep(backend: str, cells: list[CellPlan]) -> bool:
-    """A layout-sweep backend of this run that the user gave no process count."""
+    """A layout-sweep backend with a speed-measuring cell to which the user gave no
+    process count (crash and memory cells take the layout as it comes)."""
     return BACKENDS[backend].layout_sweep and any(
-        c.backend == backend and "processes" not in c.options for c in cells)
+        c.backend == backend and "processes" not in c.options
+        and SCENARIOS[c.scenario].measures_speed for c in cells)
+
+
+def fitted(processes: int, slots: int | None) -> int:
+    """The swept process count for a cell with its own `slots` (the scaling sweep): the
+    largest count up to it that divides those slots (adapters/raw_consumers.py)."""
+    if slots is None:
+        return processes
+    return max(n for n in range(1, min(processes, slots) + 1) if slots % n == 0)
 
 
 def with_layout(cell: CellPlan, layouts: dict[str, dict[str, Any]]) -> CellPlan:
@@ -70,5 +81,6 @@ def with_layout(cell: CellPlan, layouts: dict[str, dict[str, Any]]) -> CellPlan:
     if not layout or layout["processes"] is None or "processes" in cell.options:
         return cell
     return dataclasses.replace(cell, options={**cell.options,
-                                              "processes": layout["processes"],
+                                              "processes": fitted(layout["processes"],
+                                                                  cell.slots),
                                               "layout_sweep": layout["sweep"]})

@@ -153,6 +153,9 @@ def build_parser() -> OneLineParser:
                      help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
     run.add_argument("--payload-sizes", type=number_list(int, 1, "payload size (bytes)"),
                      help="payload and memory: sizes in bytes (default 64 .. 1048576)")
+    run.add_argument("--slots-sweep", type=number_list(int, 1, "slot count"), metavar="N,N,...",
+                     help="scaling: the slot counts to sweep (default 1,2,4,8,16,32; "
+                     "1,4,16 with --quick)")
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
                      help="steady-state window counted per throughput and payload cell "
                      "(default 2 with --quick, else 8)")
@@ -196,6 +199,10 @@ def build_parser() -> OneLineParser:
                        default=backend_names())
     setup.add_argument("--test-tools", action="store_true",
                        help="also install what the tests need (chromium, docker-compose)")
+    figures = sub.add_parser("docs-figures",
+                             help="regenerate the figures in docs/ from committed results")
+    figures.add_argument("--check", action="store_true",
+                         help="only say which docs are out of date (exit 1 if any)")
     return parser
 
 
@@ -234,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,
                          payload_sizes=args.payload_sizes, window_s=args.window,
+                         slots_sweep=args.slots_sweep,
                          inject_delay_us=args.inject_delay_us or 0)
     if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
         os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
@@ -346,9 +354,22 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs_figures(args: argparse.Namespace) -> int:
+    from harness.docfigures import FiguresError, update_docs
+
+    try:
+        stale = update_docs(check=args.check)
+    except FiguresError as exc:
+        raise UsageError(str(exc)) from None
+    verb = "out of date" if args.check else "rewritten"
+    print("\n".join(f"{doc}: {verb}" for doc in stale) or "docs/ figures are up to date")
+    return 1 if args.check and stale else 0
+
+
 COMMANDS = {"run": cmd_run, "report": cmd_report, "selftest": cmd_selftest, "list": cmd_list,
             "doctor": cmd_doctor, "setup": cmd_setup, "compare": run_compare,
-            "baseline": run_baseline, "history": run_history}
+            "baseline": run_baseline, "history": run_history,
+            "docs-figures": cmd_docs_figures}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -200,7 +200,12 @@ class Runner:
         if cell.broker_kill is not None:  # the coordinator kills this cell's broker
             return None
         options = {k: v for k, v in cell.options.items() if k != "rate_fraction"}
-        return (round_no, cell.backend, cell.profile, json.dumps(options, sort_keys=True))
+        return (round_no, cell.backend, cell.profile, self._slots(cell),
+                json.dumps(options, sort_keys=True))
+
+    def _slots(self, cell: CellPlan) -> int:
+        """The cell's slot count: its own (the scaling sweep), else the run's."""
+        return cell.slots or self.config.options.slots
 
     def run_cell(self, round_no: int, cell: CellPlan) -> dict[str, Any]:
         """One cell in a driver of its own (the self-test uses this)."""
@@ -278,7 +283,7 @@ class Runner:
         spec = CellSpec(skip=True) if done else CellSpec(
             index=item.index, scenario=item.cell.scenario, backend=item.cell.backend,
             broker_url=mask(url) if url else None,  # the real one goes in the environment
-            slots=self.config.options.slots, profile=item.cell.profile,
+            slots=self._slots(item.cell), profile=item.cell.profile,
             results=self.config.options.results, queue=queue,
             workload=Workload.from_dict(item.cell.workload), options=dict(item.cell.options),
             broker_ctl=self.brokers.control(info.broker) if info.broker else None,
@@ -338,7 +343,7 @@ class Runner:
         """Fill in a cell's result from its driver.json and records."""
         cell, cell_dir, result = item.cell, item.cell_dir, item.result
         result["settings"] = {**report.settings, **cell.options,
-                              "slots": self.config.options.slots, "profile": cell.profile,
+                              "slots": self._slots(cell), "profile": cell.profile,
                               "bulk_enqueue": report.bulk_enqueue}
         if failure:
             failure = failure.splitlines()[0][:500]
@@ -374,7 +379,7 @@ def _label(round_no: int, scenario: str, backend: str, params: dict[str, Any]) -
 
 def _brief(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items()
-                    if k not in ("slots", "jobs", "duration_s") and v is not None)
+                    if k not in ("jobs", "duration_s") and v is not None)
 
 
 def default_run_dir() -> Path:

@@ -23,6 +23,7 @@ import pandas as pd
 from adapters import BACKENDS
 from reports.data import RunData, param, value
 from reports.style import fmt_num
+from scenarios.scaling import rises_up_to, with_linear_efficiency
 
 HOLDS, FAILS, UNMEASURED = "holds", "does not hold", "not measured in this run"
 OPS: dict[str, Callable[[float, Any], bool]] = {
@@ -312,6 +313,27 @@ def share_of_ceiling(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
     return (HOLDS if share >= args["min_share"] else FAILS), figure
 
 
+def rises_with_workers(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
+                       ) -> tuple[str, str] | None:
+    """Scaling sweep: jobs/s rise by min_gain at every step up in slots, to the largest."""
+    ok = rows[(rows["status"] == "ok") & rows["jobs_per_s"].notna()] \
+        if "jobs_per_s" in rows else rows.iloc[0:0]
+    if len(ok) < 2:
+        return UNMEASURED, f"{len(ok)} slot count(s) measured; the sweep needs two or more"
+    ok = with_linear_efficiency(ok).sort_values("params.slots")
+    points = [(float(s), float(r)) for s, r in zip(ok["params.slots"], ok["jobs_per_s"],
+                                                    strict=True)]
+    reached = rises_up_to(points, args["min_gain"])
+    top = ok.iloc[-1]
+    cpus = data.run.get("cpu_count")
+    figure = (f"jobs/s rise up to {reached:g} slots: {fmt_num(points[0][1])} at "
+              f"{points[0][0]:g} -> {fmt_num(max(r for _, r in points))} at best; "
+              f"{fmt_num(top['jobs_per_s'])} at {points[-1][0]:g} slots = "
+              f"{top['linear_efficiency']:.0%} of linear scaling"
+              + (f" (this machine: {cpus} CPUs)" if cpus else ""))
+    return (HOLDS if reached == points[-1][0] else FAILS), figure
+
+
 EVALUATORS: dict[str, tuple[Evaluator, str]] = {
     "persistence_off_loses_on_keeps": (
         persistence_off_loses_on_keeps,
@@ -322,6 +344,12 @@ EVALUATORS: dict[str, tuple[Evaluator, str]] = {
         share_of_ceiling,
         "holds if a library backend reaches at least {min_share:.0%} of the jobs/s of the raw "
         "client on the same broker at {duration_ms} ms jobs; judged per library backend"),
+    "rises_with_workers": (
+        rises_with_workers,
+        "holds if, in the scaling sweep at {duration_ms} ms jobs, every step up in slots "
+        "raises jobs/s by at least {min_gain:.0%}, up to the largest slot count run; the "
+        "figure says up to how many slots it rose here and the share of linear scaling from "
+        "the smallest count at the largest; judged per backend"),
 }
 
 

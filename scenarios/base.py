@@ -29,6 +29,7 @@ class RunOptions:
     rates: tuple[float, ...] | None = None
     payload_sizes: tuple[int, ...] | None = None
     window_s: float | None = None  # W, the steady-state window (None: the grid's)
+    slots_sweep: tuple[int, ...] | None = None  # the scaling scenario's slot counts
     inject_delay_us: int = 0  # test knob: CPU each library job burns (adapters/job.py)
 
 
@@ -46,6 +47,8 @@ class CellPlan:
     # crash-recovery: this cell kill -9s its broker (a dedicated Redis started with
     # these server options, or the pool's RabbitMQ); None for every other cell.
     broker_kill: dict[str, str] | None = None
+    # its own slot count (the scaling scenario's sweep); None: the run's --slots
+    slots: int | None = None
 
 
 class CellFailed(Exception):
@@ -106,6 +109,7 @@ class Scenario(ABC):
     grids: Grids[Any]  # what plan() reads; user overrides in RunOptions win
     all_profiles: bool = False  # plans every profile itself, whatever --profile says
     stops_workers: bool = False  # its cells stop the workers: runs after the others
+    measures_speed: bool = True  # its figures depend on how fast workers drain (layout sweep)
 
     @abstractmethod
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:

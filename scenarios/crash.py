@@ -86,6 +86,7 @@ class CrashRecovery(Scenario):
     title = "Crash recovery"
     description = "lost and duplicated jobs when a worker or the broker is killed (kill -9)"
     order = 50
+    measures_speed = False
     all_profiles = True  # plans default and reliable itself, whatever --profile says
     grids = Grids(quick=Grid(None, False, 3.0), full=Grid(PROFILES, True, 6.0))
     metrics = {

@@ -5,7 +5,10 @@ idle single jobs, fixed rates, and fractions of that maximum. Queue latency
 is intended->start, end-to-end is intended->end, so a stall of the backend
 (or of the producer) cannot hide (coordinated omission). A rate the backend
 cannot sustain is reported as saturated with its backlog, without latency
-figures.
+figures. A rate the producer could not offer (it fell behind the schedule,
+harness/driver/schedule.py) is reported as producer-limited with the rate
+it did offer and the jobs it never sent, also without latency figures:
+they would measure the producer's lag, not the backend.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.protocol import DriverReport
+from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
 from scenarios import latency_views
 from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
@@ -75,6 +78,24 @@ def latency_metrics(jobs: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def offered_rate(jobs: pd.DataFrame, phase: PhaseReport, duration_s: float) -> float:
+    """Jobs sent per second of the schedule: over its duration, or over the time the
+    producer really took when it fell behind."""
+    sent = jobs["sent"].dropna()
+    if sent.empty or phase.load_start_ns is None:
+        return 0.0
+    took = (sent.max() - phase.load_start_ns) / 1e9
+    return len(sent) / max(duration_s, took)
+
+
+def producer_limit_explanation(rate: float, offered: float, phase: PhaseReport) -> str:
+    """One sentence: what the producer offered instead of `rate`, and why jobs were unsent."""
+    text = f"offered {offered:,.0f} of {rate:,.0f} jobs/s, one enqueue call per job"
+    if phase.unsent:
+        text += f"; {phase.unsent:,} jobs were not sent: {phase.unsent_reason}"
+    return text
+
+
 class Latency(Scenario):
     name = "latency"
     title = "Latency"
@@ -91,6 +112,13 @@ class Latency(Scenario):
         "achieved_per_s": Metric("jobs/s", "higher", doc="jobs ended per second while sending"),
         "saturated": Metric(doc="bool: the rate could not be sustained (no latency then)"),
         "backlog": Metric("jobs", "lower", doc="jobs sent but not started when sending ended"),
+        "offered_per_s": Metric("jobs/s", doc="jobs sent per second of the schedule (below "
+                                "the rate when the producer fell behind)"),
+        "producer_limited": Metric(doc="bool: the producer offered less than 90% of the rate "
+                                   "(no latency then)"),
+        "unsent": Metric("jobs", doc="jobs of the schedule never sent: the producer was "
+                         "still behind it at its cut-off (twice the sending time)"),
+        "explanation": Metric(doc="one sentence naming the mechanism"),
         **JOB_COUNT_METRICS,
     }
 
@@ -182,11 +210,18 @@ class Latency(Scenario):
         ended = jobs["end"].dropna()
         span = (ended.max() - jobs["intended"].min()) / 1e9 if len(ended) else 0
         achieved = len(ended) / span if span > 0 else 0.0
-        saturated = bool(phase.timed_out or backlog > saturation_backlog(rate)
-                         or achieved < KEEP_UP * rate)
+        offered = offered_rate(jobs, phase, float(plan.params["duration_s"]))
+        limited = bool(offered < KEEP_UP * rate)
+        basis = offered if limited else rate  # what the backend was really given
+        saturated = bool(phase.timed_out or backlog > saturation_backlog(basis)
+                         or achieved < KEEP_UP * basis)
         out: dict[str, Any] = {"achieved_per_s": achieved, "saturated": saturated,
-                               "backlog": backlog, **job_counts(records)}
-        if saturated:
+                               "backlog": backlog, "offered_per_s": offered,
+                               "producer_limited": limited, "unsent": phase.unsent or 0,
+                               **job_counts(records)}
+        if limited:
+            out["explanation"] = producer_limit_explanation(rate, offered, phase)
+        if saturated or limited:
             out.update({"latency_ms": None, "e2e_ms": None})
             lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
             out["schedule_lag_ms"] = {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]}
@@ -194,8 +229,15 @@ class Latency(Scenario):
         return {**out, **latency_metrics(jobs)}
 
     def headline(self, metrics: dict[str, Any]) -> str:
+        states = []
+        if metrics.get("producer_limited"):
+            unsent = metrics.get("unsent") or 0
+            states.append(f"producer-limited (offered {metrics['offered_per_s']:,.0f} jobs/s"
+                          + (f", {unsent:,} unsent" if unsent else "") + ")")
         if metrics.get("saturated"):
-            return f"saturated (backlog {metrics.get('backlog')})"
+            states.append(f"saturated (backlog {metrics.get('backlog')})")
+        if states:
+            return ", ".join(states)
         latency = metrics.get("latency_ms") or {}
         if latency.get("p50") is not None:
             return f"p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms"

@@ -40,7 +40,25 @@ def table(kit: ReportKit) -> Any:
                                   "jobs_per_s"))
     return kit.table("Latency: p99 queue latency (intended send -> start)", columns,
                      "p99: lower is better; max rate: higher is better. Latency is "
-                     "measured from the intended send time (open loop)")
+                     "measured from the intended send time (open loop)",
+                     explanations=producer_limited(frame))
+
+
+def producer_limited(frame: Rows) -> list[tuple[str, str]]:
+    """(series and rate, why) of each ok cell whose producer could not offer its rate:
+    the scenario's explanation, which only such cells carry."""
+    if "explanation" not in frame or "params.rate_label" not in frame:
+        return []
+    told = frame["explanation"].map(lambda text: isinstance(text, str) and text != "")
+    rows = frame[(frame["status"] == "ok") & told]
+    where = rows["series"].astype(str) + ", " + rows["params.rate_label"].astype(str)
+    return list(zip(where, rows["explanation"].astype(str), strict=True))
+
+
+def producer_limited_notes(frame: Rows) -> list[str]:
+    """A chart note per producer-limited point: it has no latency to plot."""
+    return [f"{where} \u2014 producer-limited: {why}; not plotted"
+            for where, why in producer_limited(frame)]
 
 
 def rate_order(label: str) -> tuple[int, float]:
@@ -139,6 +157,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
            "median": "medians of per-round percentiles (no histograms in results)"}
     notes = kit.gap_notes(frame[frame["params.rate_label"] != "max"],
                           lambda r: str(kit.param(r, "rate_label")))
+    notes += producer_limited_notes(frame)
     return kit.chart("latency_percentiles", "Latency percentiles per backend", fig,
                      "Computed from " + " and ".join(how[s] for s in sorted(sources))
                      + ". Evenly spaced percentile categories; log y.", notes)
@@ -183,6 +202,7 @@ def rate_chart(kit: ReportKit) -> Any | None:
     kit.legend_outside(axes[1], extra)
     fig.suptitle("Queue latency vs offered rate (open loop)")
     notes = kit.gap_notes(rated, lambda r: str(kit.param(r, "rate_label")))
+    notes += producer_limited_notes(rated)
     return kit.chart("latency_vs_rate", "Latency vs offered rate", fig,
                      "Each point is one offered rate (fixed, or a fraction of the backend's own "
                      "measured maximum). Saturated: the backlog kept growing, so no latency is "

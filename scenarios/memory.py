@@ -1,7 +1,8 @@
 """Memory per queued job: enqueue N jobs with no worker running.
 
 The broker's memory is read before and after (Redis INFO used_memory,
-RabbitMQ's Erlang VM total, the driver's RSS for in-process asyncio);
+RabbitMQ's Erlang VM total, the driver's Python heap for in-process asyncio, whose jobs
+are real pending tasks, each with its own payload);
 bytes_per_job = delta / N, overhead = bytes_per_job - payload.
 """
 
@@ -35,6 +36,7 @@ class Memory(Scenario):
     title = "Memory per queued job"
     description = "broker memory per queued job (no workers) at several payload sizes"
     order = 40
+    measures_speed = False
     stops_workers = True
     grids = GRIDS
     metrics = {

@@ -76,8 +76,8 @@ def test_compose_file_is_valid_and_loopback_only() -> None:
     assert resolved.returncode == 0, resolved.stderr
     for text in (resolved.stdout, COMPOSE_FILE.read_text()):
         items = port_items(text)
-        assert len(items) == 3, items  # redis 6379, rabbitmq 5672 and 15672
+        assert len(items) == 4, items  # redis 6379, rabbitmq 5672 and 15672, postgres 5432
         assert all(host_ip(i) == "127.0.0.1" for i in items), items
-    for needle in ("redis-cli", "rabbitmq-diagnostics", "image: redis:7",
-                   "image: rabbitmq:3-management"):
+    for needle in ("redis-cli", "rabbitmq-diagnostics", "pg_isready", "image: redis:7",
+                   "image: rabbitmq:3-management", "image: postgres:15"):
         assert needle in resolved.stdout

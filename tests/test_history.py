@@ -36,7 +36,7 @@ def test_add_keeps_one_small_entry_per_run(history: Path, tmp_path: Path) -> Non
     assert entry["commit"] == "a1" * 10 and entry["date"] == "2025-01-01T00:00:00Z"
     assert entry["fingerprint"]["slots"] == 8
     metrics = {k for c in entry["cells"] for k in c["metrics"]}
-    assert metrics == {"jobs_per_s", "unstable"}
+    assert metrics == {"jobs_per_s", "unstable", "window_s"}
     assert {c["round"] for c in entry["cells"]} == {1, 2, 3}
     # the same run added again is the same file; an entry is a summary compare reads
     assert main(["history", "add", str(tmp_path / "run-a1a1"), "--dir", str(history)]) == 2

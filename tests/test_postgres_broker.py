@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters import BACKENDS
 from core import pgwire
 from core.brokers.postgres import Postgres
+from harness.ceiling_check import bare_rate
 from harness.cli import main
+from harness.envs import python_of
 
 pytestmark = pytest.mark.skipif(Postgres.find_binary() is None,
                                 reason=Postgres.missing_binary())
@@ -67,6 +70,15 @@ def test_kill9_and_restart_keep_committed_rows(server):
     assert server.port == port
     assert query(server.url, "SELECT n FROM qb_test_kill") == [("7",)]
     query(server.url, "DROP TABLE qb_test_kill")
+
+
+@pytest.mark.skipif(not python_of(BACKENDS["pg-raw"].family).exists(),
+                    reason="no pg environment: python -m harness setup")
+def test_the_bare_loop_drains_every_row(server):
+    """harness/ceiling_bare.py's postgres loop, which the self-test holds pg-raw against."""
+    assert bare_rate("postgres", "pg-raw", server.url, consumers=2, jobs=2000) > 0
+    assert query(server.url, 'SELECT count(*) FROM "qb-bare"') == [("0",)]
+    query(server.url, 'DROP TABLE "qb-bare"')
 
 
 def test_stop_leaves_no_server_process():

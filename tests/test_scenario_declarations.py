@@ -106,9 +106,31 @@ def crash_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
         yield plan, records(rows), report(phase)
 
 
+def scaling_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
+    for plan in quick_plan("scaling"):
+        yield plan, records(job_rows(range(200), 0)), report(STEADY)
+
+
+# 200 jobs queued in 10 ms (1 MB of broker memory), the probe (id 200) behind them.
+DEPTH = {"preloaded": 200, "load_start_ns": 0, "load_end_ns": 10 * MS,
+         "memory_before": {"bytes": 0, "method": "redis INFO used_memory"},
+         "memory_after": {"bytes": 1_000_000, "method": "redis INFO used_memory"},
+         "window_start_ns": 0, "window_end_ns": 2000 * MS, "window_min_backlog": 0}
+
+
+def depth_cases() -> Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]:
+    """Drained with the probe; capped by the memory budget, the probe never started."""
+    for plan in quick_plan("depth"):
+        yield plan, records(job_rows(range(201), 0)), report(DEPTH)
+        yield (plan, records(job_rows(range(200), 0)),
+               report({**DEPTH, "window_min_backlog": 5, "unsent": 10,
+                       "unsent_reason": "memory budget"}))
+
+
 CASES: dict[str, Callable[[], Iterator[tuple[CellPlan, pd.DataFrame, DriverReport]]]] = {
     "throughput": throughput_cases, "latency": latency_cases, "payload": payload_cases,
-    "memory": memory_cases, "crash-recovery": crash_cases,
+    "memory": memory_cases, "crash-recovery": crash_cases, "scaling": scaling_cases,
+    "depth": depth_cases,
 }
 
 

@@ -63,9 +63,10 @@ async def create_manager() -> AsyncIterator[QueueManager]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--heartbeat-timeout", type=float, default=30.0)
+    parser.add_argument("--batch-size", type=int, default=10)  # as `pgq run --batch-size`
     args = parser.parse_args()
     logconfig.setup_fancy_logger(logconfig.LogLevel.INFO)  # what `pgq run` sets up
-    asyncio.run(pgqueuer.run(create_manager,
+    asyncio.run(pgqueuer.run(create_manager, batch_size=args.batch_size,
                              heartbeat_timeout=timedelta(seconds=args.heartbeat_timeout)))
 
 

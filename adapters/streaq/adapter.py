@@ -15,14 +15,15 @@ to max_tries=3 times. That already is streaq's at-least-once mode, so
 result 5 min).
 
 The producer is a Worker too (streaq enqueues through one), held open
-(`async with worker`) by a coroutine on an event loop in a thread of the
-driver; Worker.enqueue_many, one Redis pipeline, is the bulk API.
+(`async with worker`) by a task on a private event loop that each enqueue
+runs, as arq's producer does (handing each call to a loop in another thread
+added milliseconds to an idle send); Worker.enqueue_many, one Redis
+pipeline, is the bulk API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,24 +65,27 @@ class StreaqAdapter(WorkerProcessAdapter):
         self.producer = build(self.app)
         self.task = self.producer.registry[TASK_NAME]
         self._loop = PrivateLoop()
-        self._loop.start_thread("streaq-producer")
-        self._open = threading.Event()
-        self._closing: asyncio.Event | None = None
-        self._session = asyncio.run_coroutine_threadsafe(self._hold_open(), self._loop.loop)
-        if not self._open.wait(TIMEOUT_S):
-            self._session.cancel()
-        if self._session.done():
-            self._session.result()  # raises what kept the worker from opening
+        self._opened = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._session = self._loop.loop.create_task(self._hold_open())
+        self._loop.run(self._wait_open(), TIMEOUT_S)
         self._client = redis.Redis.from_url(config.broker_url, socket_timeout=TIMEOUT_S)
         env = worker_env(config.records_dir, self.app.to_env())
         self.workers = WorkerGroup("streaq", config.log_dir, env)
 
     async def _hold_open(self) -> None:
         """Keep the producer's Worker open (its Redis connection) until close()."""
-        self._closing = asyncio.Event()
         async with self.producer:
-            self._open.set()
+            self._opened.set()
             await self._closing.wait()
+
+    async def _wait_open(self) -> None:
+        """Until the Worker is open, or what kept it from opening is raised."""
+        opened = asyncio.ensure_future(self._opened.wait())
+        await asyncio.wait([opened, self._session], return_when=asyncio.FIRST_COMPLETED)
+        if self._session.done():
+            opened.cancel()
+            self._session.result()
 
     def required_settings(self) -> RequiredSettings:
         return {
@@ -144,17 +148,15 @@ class StreaqAdapter(WorkerProcessAdapter):
         async def send() -> None:
             await self._call(job)
 
-        self._loop.submit(send(), TIMEOUT_S)
+        self._loop.run(send())
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
-        self._loop.submit(self.producer.enqueue_many([self._call(job) for job in jobs]),
-                          TIMEOUT_S)
+        self._loop.run(self.producer.enqueue_many([self._call(job) for job in jobs]))
 
     def close(self) -> None:
         try:
             self._client.close()
-            if self._closing is not None:
-                self._loop.call_soon(self._closing.set)
-            self._session.result(TIMEOUT_S)
+            self._closing.set()
+            self._loop.run(self._session, TIMEOUT_S)
         finally:
             self._loop.close()

@@ -1,18 +1,21 @@
 """Compare two runs: the CI regression gate (`python -m harness compare BASELINE CURRENT`).
 
-Every metric two runs share is compared on its per-round values (cells with status
-ok). A change is called only when the medians differ by at least --threshold AND a
-one-sided Mann-Whitney U test over the rounds gives p <= alpha (0.05). With 3 rounds
-on each side the smallest possible one-sided p is 1/C(6,3) = 0.05, so 3+3 is the
-minimum for the test; with fewer the verdict rests on the threshold alone and every
-row says so. A library's throughput is divided by its broker's raw ceiling measured in
-the same run, so a baseline from a fast machine still means something on a slow one.
-Method and formats: docs/ci.md.
+First the fingerprints (slots, profiles, window must match; other differences are
+printed). Then every case the baseline measured with a gated metric must be ok in the
+current run, else the gate fails and names it (--allow-missing lists it instead). Every
+metric of a case ok in both runs is compared on its per-round values: a change is
+called when the medians differ by at least --threshold AND a one-sided Welch t-test on
+the logs of the rounds is significant, Holm-corrected across the gated rows. A
+library's throughput is divided, round by round, by its broker's raw ceiling measured
+in the same run; rows show the change on that basis and on the absolute figures.
+Method, formats and the measured noise: docs/ci.md.
 
-    metrics.py  which way is better, units, what gates by default (scenario declarations)
-    table.py    summary.json -> per-round values per case and metric; ceiling normalisation
-    judge.py    rows: threshold and Mann-Whitney U, verdicts
-    render.py   text and markdown
-    export.py   github-action-benchmark and Bencher JSON
-    command.py  the `compare` subcommand: arguments and the run
+    metrics.py      which way is better, units, what gates by default (scenario declarations)
+    table.py        summary.json -> per-round values and per-case outcomes; normalisation
+    fingerprint.py  are the two runs comparable?
+    coverage.py     which cases cannot be judged, and which of those fail the gate
+    judge.py        rows: threshold, Welch t-test, Holm; the Comparison
+    render.py       text and markdown
+    export.py       github-action-benchmark and Bencher JSON
+    command.py      the `compare` subcommand: arguments and the run
 """

@@ -2,9 +2,15 @@
 
 A case (scenario, backend, profile, params) that the baseline measured with a metric
 that gates (or with its yardstick, a ceiling) must be there in the current run, ok in
-at least one round and not mostly unstable. Otherwise it is a problem: the gate fails
+at least one round, and not unstable: its counted window not shorter than asked in
+every round when the baseline's never was. Otherwise it is a problem: the gate fails
 and names it, unless --allow-missing. Cases the gate cannot judge for a harmless
 reason (new in the current run, failed in the baseline) are listed as skipped.
+
+The other half of the `unstable` flag, a per-second CV above 10%, is only noted on the
+row: a quick window holds two per-second counts, and in the A/A calibration runs that
+CV ranged from 0 to 0.9 for the same cell (docs/ci.md), so it would fail the gate by
+chance.
 """
 
 from __future__ import annotations
@@ -29,8 +35,6 @@ class Skip:
         return label(self.key)
 
 
-def mostly_unstable(state: CaseState) -> bool:
-    return state.ok > 0 and 2 * state.unstable > state.ok
 
 
 def watched(table: Table, key: Key, patterns: Sequence[str]) -> bool:
@@ -46,8 +50,9 @@ def why_not(base: CaseState, cur: CaseState | None) -> str | None:
         kinds = "/".join(sorted(set(cur.statuses)))
         reason = f": {cur.reasons[0]}" if cur.reasons else ""
         return f"{kinds} in current{reason}"
-    if mostly_unstable(cur) and not mostly_unstable(base):
-        return f"unstable in current ({cur.unstable} of {cur.ok} ok rounds)"
+    if cur.short == cur.ok and not base.short:
+        return (f"unstable in current: window shorter than asked in {cur.short} of "
+                f"{cur.ok} ok rounds")
     return None
 
 
@@ -74,6 +79,6 @@ def round_note(cur: CaseState) -> str:
     if cur.ok < len(cur.statuses):
         notes.append(f"{len(cur.statuses) - cur.ok} of {len(cur.statuses)} current rounds "
                      "not ok")
-    if mostly_unstable(cur):
-        notes.append("unstable in both runs")
+    if cur.unstable:
+        notes.append(f"unstable in {cur.unstable} of {cur.ok} current rounds")
     return "; ".join(notes)

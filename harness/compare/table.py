@@ -27,7 +27,8 @@ class CaseState:
 
     statuses: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
-    unstable: int = 0  # ok rounds whose steady-state window was flagged unstable
+    unstable: int = 0  # ok rounds flagged unstable (a short window, or a CV above 10%)
+    short: int = 0  # ok rounds whose counted window was shorter than asked
 
     @property
     def ok(self) -> int:
@@ -58,9 +59,17 @@ def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
         if status != "ok" and cell.get("reason"):
             state.reasons.append(str(cell["reason"]))
         metrics = cell.get("metrics")
-        if status == "ok" and isinstance(metrics, dict) and metrics.get("unstable") is True:
-            state.unstable += 1
+        if status == "ok" and isinstance(metrics, dict):
+            state.unstable += metrics.get("unstable") is True
+            state.short += window_short(metrics, cell.get("params"))
     return states
+
+
+def window_short(metrics: dict[str, Any], params: Any) -> bool:
+    wanted = params.get("window_s") if isinstance(params, dict) else None
+    counted = metrics.get("window_s")
+    return (isinstance(wanted, int | float) and isinstance(counted, int | float)
+            and counted < wanted - 1e-3)
 
 
 def per_round(summary: dict[str, Any], source: str) -> Table:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from core.protocol import (
     BatchPhase,
     CrashPhase,
+    DepthPhase,
     FillPhase,
     IdlePhase,
     OpenLoopPhase,
@@ -21,6 +22,7 @@ from core.protocol import (
 )
 from harness.driver.cell import CellRun
 from harness.driver.crash import run_crash
+from harness.driver.depth import run_depth
 from harness.driver.sustained import run_sustained
 from harness.memprobe import measure_memory
 
@@ -84,13 +86,26 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
 
 
 def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: int) -> int:
-    """Memory: jobs sit in the broker with no worker running; memory before and after."""
-    run.report.workers_stop_s = run.workers.stop()
+    """Memory: jobs sit in the broker with no worker running; memory before and after.
+
+    An in-process queue has no broker: its jobs are real pending tasks of the
+    running event loop, held at the shut gate, each with its own payload, and
+    the memory is the driver's heap. Its workers stop after the reading.
+    """
+    in_process = run.adapter.in_process
+    if in_process:
+        run.start()
+        run.pause()
+    else:
+        run.report.workers_stop_s = run.workers.stop()
     broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl}
     report.memory_before = measure_memory(broker)
     run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
+    run.adapter.wait_enqueued()
     time.sleep(spec.settle_s)
     report.memory_after = measure_memory(broker, final=True)
+    if in_process:
+        run.report.workers_stop_s = run.workers.stop()
     report.done_ns = time.monotonic_ns()
     return spec.jobs
 
@@ -112,6 +127,7 @@ RUNNERS: dict[type[Phase], PhaseRunner] = {
     OpenLoopPhase: run_open_loop,  # type: ignore[dict-item]
     IdlePhase: run_idle,  # type: ignore[dict-item]
     FillPhase: run_fill,  # type: ignore[dict-item]
+    DepthPhase: run_depth,  # type: ignore[dict-item]
     CrashPhase: run_crash_phase,  # type: ignore[dict-item]
 }
 

@@ -2,7 +2,8 @@
 
 Three shapes of load: a batch as fast as the producer can (bulk where the
 backend has a bulk API), an open-loop schedule (INTENDED is the schedule's
-time, so a stalled enqueue shows as latency), and one job at a time.
+time, so a stalled enqueue shows as latency; a producer far behind it stops
+at its cut-off, harness/driver/schedule.py), and one job at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import mmap
 import os
+import struct
 import time
 from typing import Any
 
@@ -18,6 +21,7 @@ from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
 from core.protocol import JobSpec, PhaseReport
 from core.recorder import Event, Recorder
+from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
 START_MARGIN_NS = 5_000_000  # between "every producer connected" and the schedule's start
@@ -27,6 +31,30 @@ def incompressible_text(size: int) -> str:
     """`size` characters of random base64: JSON-safe, and a serializer that
     compresses (RQ's zlib) cannot shrink it to nothing as it would "xxxx"."""
     return base64.b64encode(os.urandom(size * 3 // 4 + 3)).decode()[:size]
+
+
+class SentCounts:
+    """Per producer: jobs sent and whether the schedule's cut-off stopped it, in memory
+    the forked producers share with the driver (an anonymous mmap is MAP_SHARED)."""
+
+    def __init__(self, producers: int) -> None:
+        self.producers = producers
+        self.memory = mmap.mmap(-1, 16 * producers)
+
+    def add(self, rank: int) -> None:
+        (sent,) = struct.unpack_from("<q", self.memory, 16 * rank)
+        struct.pack_into("<q", self.memory, 16 * rank, sent + 1)
+
+    def cut_short(self, rank: int) -> None:
+        struct.pack_into("<q", self.memory, 16 * rank + 8, 1)
+
+    def total(self) -> int:
+        return sum(struct.unpack_from("<q", self.memory, 16 * rank)[0]
+                   for rank in range(self.producers))
+
+    def any_cut_short(self) -> bool:
+        return any(struct.unpack_from("<q", self.memory, 16 * rank + 8)[0]
+                   for rank in range(self.producers))
 
 
 class Producer:
@@ -41,10 +69,18 @@ class Producer:
         self.payload = incompressible_text(payload_bytes)
         self.bulk_used = False
 
+    def _payload(self) -> str:
+        """The payload of one job. An in-process queue keeps the object itself, so each
+        job gets its own copy, as each task of a real app holds its own arguments;
+        through a broker the bytes are copied anyway."""
+        if self.adapter.in_process and self.payload:
+            return self.payload[:-1] + self.payload[-1]
+        return self.payload
+
     def send(self, first_id: int, count: int, bulk: bool) -> None:
         """Enqueue ids first_id .. first_id + count - 1 now."""
         intended = time.monotonic_ns()
-        jobs = [JobCall(first_id + i, intended, self.spec, self.payload) for i in range(count)]
+        jobs = [JobCall(first_id + i, intended, self.spec, self._payload()) for i in range(count)]
         rows: list[tuple[int, Event, int]] = []
         if bulk:
             self.adapter.enqueue_batch(jobs)
@@ -79,6 +115,8 @@ class Producer:
                        report: PhaseReport, producers: int = 1,
                        max_jobs: int | None = None) -> int:
         """Send on a fixed schedule; INTENDED is the schedule's time, not the send's.
+        Returns how many jobs were sent: those of the schedule still unsent at its
+        cut-off (harness/driver/schedule.py) are counted in `report.unsent`.
 
         With several producers, each is a forked process with its own adapter
         (its own broker connection) taking every n-th slot of one schedule,
@@ -88,7 +126,9 @@ class Producer:
         if self.adapter.in_process:
             producers = 1
         report.producers = producers
-        children = [self._fork_producer(rank, producers, first_id, rate, total)
+        counts = SentCounts(producers)
+        children = [self._fork_producer(rank, producers, first_id, rate, duration_s, total,
+                                        counts)
                     for rank in range(1, producers)]
         for _pid, ready, _go in children:  # every child connected: then the schedule starts
             os.read(ready, 1)
@@ -97,16 +137,26 @@ class Producer:
         for _pid, _ready, go in children:
             with contextlib.suppress(BrokenPipeError):  # a child that failed is gone
                 os.write(go, start.to_bytes(8, "little"))
-        self._send_on_schedule(self.adapter, first_id, start, rate, range(0, total, producers))
+        schedule = Schedule(start, rate, duration_s)
+        self._send_on_schedule(self.adapter, first_id, schedule, range(0, total, producers),
+                               counts, 0)
         report.producer_failures = sum(os.waitpid(pid, 0)[1] != 0 for pid, _, _ in children)
         for _pid, ready, go in children:
             os.close(ready)
             os.close(go)
         report.load_end_ns = time.monotonic_ns()
-        return total
+        sent = counts.total()
+        report.unsent = total - sent
+        if report.unsent:
+            failed = (f"{report.producer_failures} producer process(es) failed"
+                      if report.producer_failures else "")
+            behind = schedule.cutoff_reason() if counts.any_cut_short() else ""
+            report.unsent_reason = "; ".join(part for part in (behind, failed) if part)
+        return sent
 
     def _fork_producer(self, rank: int, producers: int, first_id: int, rate: float,
-                       total: int) -> tuple[int, int, int]:
+                       duration_s: float, total: int, counts: SentCounts
+                       ) -> tuple[int, int, int]:
         """A forked producer with its own adapter (its own broker connection), taking
         every `producers`-th slot of the schedule from `rank`. It says when it is
         connected and waits for the schedule's start, so connecting is not queue
@@ -122,8 +172,8 @@ class Producer:
                 adapter = load_adapter(self.config.backend)(self.config)
                 os.write(ready_w, b"r")
                 start = int.from_bytes(os.read(go_r, 8), "little")
-                self._send_on_schedule(adapter, first_id, start, rate,
-                                       range(rank, total, producers))
+                self._send_on_schedule(adapter, first_id, Schedule(start, rate, duration_s),
+                                       range(rank, total, producers), counts, rank)
                 adapter.close()
             except BaseException:  # noqa: BLE001 - the parent sees the missing jobs
                 code = 1
@@ -134,20 +184,25 @@ class Producer:
         os.close(go_r)
         return pid, ready_r, go_w
 
-    def _send_on_schedule(self, adapter: Adapter, first_id: int, start: int, rate: float,
-                          slots: range) -> None:
-        interval = 1e9 / rate
+    def _send_on_schedule(self, adapter: Adapter, first_id: int, schedule: Schedule,
+                          slots: range, counts: SentCounts, rank: int) -> None:
+        """This producer's `slots` of the schedule, until its cut-off; each job sent
+        is counted in `counts` at once (a producer that fails later still told)."""
         rows: list[tuple[int, Event, int]] = []
-        for index in slots:
+
+        def send(index: int, intended: int) -> None:
             job_id = first_id + index
-            intended = start + int(index * interval)
-            delay = intended - time.monotonic_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
             adapter.enqueue(JobCall(job_id, intended, self.spec, self.payload))
-            rows += [(job_id, Event.INTENDED, intended), (job_id, Event.SENT, time.monotonic_ns())]
+            rows.extend(((job_id, Event.INTENDED, intended),
+                         (job_id, Event.SENT, time.monotonic_ns())))
+            counts.add(rank)
             if len(rows) >= 2 * BATCH:
                 self.recorder.record_many(rows)
-                rows = []
-        if rows:
-            self.recorder.record_many(rows)
+                rows.clear()
+
+        try:
+            if follow(schedule, slots, send) < len(slots):
+                counts.cut_short(rank)
+        finally:
+            if rows:
+                self.recorder.record_many(rows)

@@ -1,0 +1,185 @@
+"""Every figure quoted in docs/ comes from a committed results file, through here.
+
+A doc holds generated blocks between two markers:
+
+    <!-- figures: BLOCK from results/reference/RUN -->
+    ...generated markdown...
+    <!-- end of figures: BLOCK -->
+
+`python -m harness docs-figures` rewrites every block from the summary.json
+(or selftest.json) of the named results folder; `--check` only says which
+block is out of date (a test runs it). A block names its source itself, so
+a reader can open the run behind each number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters import BACKENDS
+from core.numbers import spread
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+BLOCK = re.compile(r"(<!-- figures: (?P<name>[\w-]+) from (?P<source>\S+) -->\n)"
+                   r"(?P<body>.*?)"
+                   r"(<!-- end of figures: (?P=name) -->)", re.S)
+
+
+class FiguresError(ValueError):
+    """A block that cannot be generated; the message names the doc and the block."""
+
+
+def _cells(source: Path) -> list[dict[str, Any]]:
+    return json.loads((source / "summary.json").read_text())["cells"]
+
+
+def _rank(backend: str) -> int:
+    info = BACKENDS.get(backend)
+    return info.order if info else 10**6
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _join(values: list[str]) -> str:
+    """Rounds that agree show once; others show each round, separated by ' / '."""
+    return values[0] if len(set(values)) == 1 else " / ".join(values)
+
+
+def throughput_table(source: Path) -> str:
+    """Steady-state jobs/s per backend and job duration: median (min-max) over rounds,
+    with the largest per-second CV of the rounds."""
+    cells = [c for c in _cells(source) if c["scenario"] == "throughput"]
+    durations = sorted({c["params"]["duration_ms"] for c in cells})
+    rows = {}
+    for cell in cells:
+        rows.setdefault(cell["backend"], {}).setdefault(cell["params"]["duration_ms"],
+                                                        []).append(cell)
+    head = "| backend | " + " | ".join(f"{d:g} ms jobs/s (rounds' min-max, worst CV)"
+                                       for d in durations) + " |"
+    lines = [head, "|" + " --- |" * (len(durations) + 1)]
+    for backend in sorted(rows, key=_rank):
+        entries = []
+        for duration in durations:
+            mine = rows[backend].get(duration, [])
+            ok = [c["metrics"] for c in mine if c["status"] == "ok"]
+            if not ok:
+                reason = next((c.get("reason") for c in mine if c.get("reason")), "not run")
+                entries.append(f"failed: {reason}"[:60])
+                continue
+            rate = spread([m["jobs_per_s"] for m in ok])
+            cvs = [m.get("stability_cv") for m in ok if m.get("stability_cv") is not None]
+            entries.append(f"{_num(rate['median'])} ({_num(rate['min'])}-{_num(rate['max'])}"
+                           f"{f', {max(cvs):.0%}' if cvs else ''})")
+        lines.append(f"| {backend} | " + " | ".join(entries) + " |")
+    return "\n".join(lines)
+
+
+def crash_table(fault: str) -> Callable[[Path], str]:
+    """lost / ran twice / last job done after the kill, per backend (and persistence)."""
+
+    def render(source: Path) -> str:
+        cells = [c for c in _cells(source)
+                 if c["scenario"] == "crash-recovery" and c["params"].get("fault") == fault]
+        groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        for cell in cells:
+            key = (cell["backend"], cell["params"].get("mode") or cell.get("profile") or "",
+                   cell["params"].get("persistence") or "")
+            groups.setdefault(key, []).append(cell)
+        lines = ["| backend | profile | persistence | lost | ran twice | "
+                 "last job done after kill |", "| --- | --- | --- | --- | --- | --- |"]
+        for (backend, mode, persistence), mine in sorted(
+                groups.items(), key=lambda item: (_rank(item[0][0]), item[0][1:])):
+            ok = [c["metrics"] for c in mine if c["status"] == "ok"]
+            if not ok:
+                reason = next((c.get("reason") for c in mine if c.get("reason")), "")
+                lines.append(f"| {backend} | {mode} | {persistence or '-'} | "
+                             f"{mine[0]['status']}: {reason[:60]} | | |")
+                continue
+            lost = _join([f"{m['lost']} of {m['jobs']}" for m in ok])
+            twice = _join([str(m["duplicated"]) for m in ok])
+            last = _join([f"{m['recovery_s']['last']:.1f} s"
+                          if (m.get("recovery_s") or {}).get("last") is not None else "never"
+                          for m in ok])
+            lines.append(f"| {backend} | {mode} | {persistence or '-'} | {lost} | {twice} | "
+                         f"{last} |")
+        return "\n".join(lines)
+
+    return render
+
+
+def selftest_table(source: Path) -> str:
+    """Observer effect per backend and each ceiling against its bare loop."""
+    report = json.loads((source / "selftest.json").read_text())
+    lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | goal |",
+             "| --- | --- | --- | --- | --- |"]
+    for backend, row in sorted(report["observer"]["backends"].items(),
+                               key=lambda item: _rank(item[0])):
+        if row["status"] != "ok":
+            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | |")
+            continue
+        lines.append(f"| {backend} | {_num(spread(row['instrumented_per_s'])['median'])} | "
+                     f"{_num(spread(row['bare_per_s'])['median'])} | {row['effect']:+.1%} | "
+                     f"<= {row['limit']:.0%} |")
+    lines += ["", "| ceiling | processes (sweep) | ceiling, bare mode | bare client loop | "
+              "ratio | goal |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in report.get("ceilings", {}).values():
+        sweep = ", ".join(f"{n}: {_num(r)}" for n, r in row["sweep"].items())
+        if row["status"] != "ok":
+            lines.append(f"| {row['backend']} | {sweep} | {row['status']}: "
+                         f"{row.get('reason', '')[:60]} | | | |")
+            continue
+        lines.append(f"| {row['backend']} | {row['processes']} ({sweep}) | "
+                     f"{_num(spread(row['ceiling_bare_mode_per_s'])['median'])} | "
+                     f"{_num(spread(row['bare_loop_per_s'])['median'])} | {row['ratio']:.2f}x | "
+                     f">= {row['goal']:.1f}x |")
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[Path], str]] = {
+    "throughput": throughput_table,
+    "crash-worker-kill": crash_table("worker-kill"),
+    "crash-broker-kill": crash_table("broker-kill"),
+    "selftest": selftest_table,
+}
+
+
+def regenerate(text: str, where: str) -> str:
+    """`text` with every generated block rendered afresh from its source."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, source = match["name"], ROOT / match["source"]
+        if name not in RENDERERS:
+            raise FiguresError(f"{where}: unknown figures block {name!r} "
+                               f"(known: {', '.join(RENDERERS)})")
+        if not source.is_dir():
+            raise FiguresError(f"{where}: block {name!r}: no results folder {match['source']}")
+        try:
+            body = RENDERERS[name](source)
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise FiguresError(f"{where}: block {name!r} from {match['source']}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        return f"{match.group(1)}{body}\n{match.group(5)}"
+
+    return BLOCK.sub(replace, text)
+
+
+def update_docs(check: bool, docs: Path = DOCS) -> list[str]:
+    """Rewrite (or with `check`, only compare) every doc's blocks; the docs out of date."""
+    stale = []
+    for path in sorted(docs.glob("*.md")):
+        text = path.read_text()
+        fresh = regenerate(text, str(path.relative_to(ROOT)))
+        if fresh != text:
+            stale.append(str(path.relative_to(ROOT)))
+            if not check:
+                path.write_text(fresh)
+    return stale

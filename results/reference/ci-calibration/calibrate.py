@@ -1,0 +1,101 @@
+"""How docs/ci.md's false-alarm rate and smallest detected drop were measured.
+
+    .venv/bin/python results/reference/ci-calibration/calibrate.py results/reference/ci-calibration
+
+Reads the A/A runs (aa/*.json: history entries of repeated quick runs of one commit,
+compare reads them as summaries) and the injected runs (injected/*.json), and prints:
+1. every A/A pair (each run against the next, and all pairs): what the default gate says;
+2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd);
+3. per backend, the smallest drop that fires in every A/A pair when the current side's
+   library figures are scaled down by it (real rounds, scaled: the ceilings stay);
+4. the injected runs against the first A/A run: the measured drop and the verdict.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from harness.baselines import read_summary
+from harness.compare.judge import compare
+from harness.compare.table import CEILINGS, label
+
+DROPS = [d / 100 for d in range(5, 65, 5)]
+
+
+def verdicts(base: dict, cur: dict) -> tuple[list[str], list[str]]:
+    comparison = compare(base, cur, allow_missing=True)
+    fired = [f"{r.name} {r.verdict} {(r.ratio - 1) * 100:+.1f}%" for r in comparison.rows
+             if r.gated and r.verdict != "no significant change"]
+    return fired, [f"{s.name}: {s.reason}" for s in comparison.problems]
+
+
+def scaled(summary: dict, backend: str, factor: float) -> dict:
+    out = copy.deepcopy(summary)
+    for cell in out["cells"]:
+        if cell["backend"] == backend and cell["status"] == "ok":
+            cell["metrics"]["jobs_per_s"] *= factor
+    return out
+
+
+def fires_for(base: dict, cur: dict, backend: str, drop: float) -> bool:
+    rows = compare(base, scaled(cur, backend, 1 - drop), allow_missing=True).rows
+    return any(r.gated and r.key[1] == backend and r.key[3].startswith('{"duration_ms": 0')
+               and r.verdict == "slower" for r in rows)
+
+
+def main(folder: Path) -> None:
+    aa = [read_summary(p) for p in sorted((folder / "aa").glob("*.json"))]
+    pairs = list(itertools.combinations(range(len(aa)), 2))
+    print(f"== {len(aa)} A/A runs, {len(pairs)} pairs")
+    alarms = problems = 0
+    for i, j in pairs:
+        fired, lost = verdicts(aa[i], aa[j])
+        alarms += bool(fired)
+        problems += bool(lost)
+        tag = "consecutive" if j == i + 1 else "other"
+        print(f"a{i + 1} vs a{j + 1} ({tag}): {len(fired)} row(s) fired, {len(lost)} case(s) "
+              f"lost" + "".join(f"\n    {line}" for line in fired + lost))
+    print(f"pairs with a called change: {alarms}/{len(pairs)}; with a lost case: "
+          f"{problems}/{len(pairs)}")
+
+    print("== round noise: sd of log jobs/s over the rounds of one run (median over runs), "
+          "absolute and on the gated basis")
+    for key, metric in [(r.key, r.metric) for r in
+                               compare(aa[0], aa[0], absolute=True).rows
+                               if r.metric == "jobs_per_s"]:
+        noise = {}
+        for absolute in (True, False):
+            sds = [statistics.stdev(math.log(v) for v in row.base)
+                   for summary in aa for row in compare(summary, summary, absolute=absolute,
+                                                        allow_missing=True).rows
+                   if row.key == key and row.metric == metric and len(row.base) > 1
+                   and min(row.base) > 0]
+            noise[absolute] = statistics.median(sds) if sds else math.nan
+        print(f"  {label(key):62} absolute {noise[True]:.3f}  gated basis {noise[False]:.3f}")
+
+    print("== smallest scaled drop of noop jobs/s that fires in every A/A pair")
+    backends = sorted({c["backend"] for c in aa[0]["cells"]} - CEILINGS)
+    for backend in backends:
+        found = next((d for d in DROPS if all(fires_for(aa[i], aa[j], backend, d)
+                                              for i, j in pairs)), None)
+        some = next((d for d in DROPS if any(fires_for(aa[i], aa[j], backend, d)
+                                             for i, j in pairs)), None)
+        print(f"  {backend:20} every pair: {f'{found:.0%}' if found else '> 60%'}; "
+              f"some pair: {f'{some:.0%}' if some else '> 60%'}")
+
+    injected = sorted((folder / "injected").glob("*.json"))
+    if injected:
+        print("== injected slowdowns against a1")
+    for path in injected:
+        fired, lost = verdicts(aa[0], read_summary(path))
+        print(f"  {path.stem}: " + ("; ".join(fired) or "nothing fired")
+              + (f" | lost: {'; '.join(lost)}" if lost else ""))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

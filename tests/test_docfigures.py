@@ -1,0 +1,42 @@
+"""Figures in docs/ are generated from committed results and kept in step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.docfigures import FiguresError, regenerate, update_docs
+
+
+def test_every_generated_block_in_docs_matches_its_committed_results() -> None:
+    assert update_docs(check=True) == [], "run: .venv/bin/python -m harness docs-figures"
+
+
+def write_summary(folder: Path, cells: list[dict]) -> Path:
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"cells": cells}))
+    return folder
+
+
+def test_a_block_is_rendered_from_its_source_and_nothing_else_changes(tmp_path: Path) -> None:
+    cells = [{"scenario": "throughput", "backend": "rq", "status": "ok", "round": r,
+              "params": {"duration_ms": 0}, "metrics": {"jobs_per_s": rate, "stability_cv": cv}}
+             for r, rate, cv in ((1, 100.0, 0.02), (2, 120.0, 0.05), (3, 110.0, 0.01))]
+    source = write_summary(tmp_path / "run", cells)
+    doc = (f"intro\n<!-- figures: throughput from {source} -->\nstale\n"
+           "<!-- end of figures: throughput -->\noutro\n")
+    fresh = regenerate(doc, "doc.md")
+    assert fresh.startswith("intro\n<!-- figures: throughput from ") and fresh.endswith("outro\n")
+    assert "| rq | 110 (100-120, 5%) |" in fresh and "stale" not in fresh
+    assert regenerate(fresh, "doc.md") == fresh
+
+
+def test_an_unknown_block_or_a_missing_source_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FiguresError, match="unknown figures block 'nope'"):
+        regenerate(f"<!-- figures: nope from {tmp_path} -->\n<!-- end of figures: nope -->",
+                   "doc.md")
+    with pytest.raises(FiguresError, match="no results folder"):
+        regenerate(f"<!-- figures: throughput from {tmp_path}/absent -->\n"
+                   "<!-- end of figures: throughput -->", "doc.md")
