@@ -23,22 +23,24 @@ from harness.baselines import add_baseline_arguments, run_baseline
 from harness.compare.command import add_compare_arguments, run_compare
 from harness.history.command import add_history_arguments, run_history
 from harness.variants import is_variant
-from scenarios import scenario_names
+from scenarios import everyday_scenario_names, scenario_names
 from scenarios.base import RunOptions
 
 PROG = "python -m harness"
 
 
 def name_list(valid: Callable[[], list[str]], what: str,
-              also: Callable[[str], bool] = lambda _name: False) -> Callable[[str], list[str]]:
-    """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'."""
+              also: Callable[[str], bool] = lambda _name: False,
+              all_of: Callable[[], list[str]] | None = None) -> Callable[[str], list[str]]:
+    """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'
+    (`all_of()`, by default every valid name)."""
 
     def parse(text: str) -> list[str]:
         names = [n.strip() for n in text.split(",")]
         if any(not n for n in names):
             raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}")
         if names == ["all"]:
-            return valid()
+            return (all_of or valid)()
         unknown = [n for n in names if n not in valid() and not also(n)]
         if unknown:
             raise argparse.ArgumentTypeError(
@@ -129,8 +131,11 @@ def build_parser() -> OneLineParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run scenarios against backends")
-    run.add_argument("--scenario", type=name_list(scenario_names, "scenario"),
-                     default=scenario_names(), help="comma list or all (default: all)")
+    run.add_argument("--scenario",
+                     type=name_list(scenario_names, "scenario", all_of=everyday_scenario_names),
+                     default=everyday_scenario_names(),
+                     help="comma list or all (default: all = every scenario but the long "
+                          "sweeps scaling and depth, which run by name)")
     run.add_argument("--backend", type=name_list(backend_names, "backend", is_variant),
                      default=backend_names(), help="comma list or all (default: all); "
                      "BACKEND@VERSION runs that release of its library beside the pinned one")

@@ -32,6 +32,11 @@ def scenario_names() -> list[str]:
     return list(SCENARIOS)
 
 
+def everyday_scenario_names() -> list[str]:
+    """What `--scenario all` runs: every scenario but the long sweeps (in_all False)."""
+    return [name for name, scenario in SCENARIOS.items() if scenario.in_all]
+
+
 def in_report_order() -> list[Scenario]:
     return sorted(SCENARIOS.values(), key=lambda s: s.order)
 

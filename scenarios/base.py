@@ -110,6 +110,7 @@ class Scenario(ABC):
     all_profiles: bool = False  # plans every profile itself, whatever --profile says
     stops_workers: bool = False  # its cells stop the workers: runs after the others
     measures_speed: bool = True  # its figures depend on how fast workers drain (layout sweep)
+    in_all: bool = True  # part of `--scenario all`; long sweeps (scaling, depth) run by name
 
     @abstractmethod
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:

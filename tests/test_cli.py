@@ -61,3 +61,13 @@ def test_list_names_every_backend_and_scenario():
                  "dramatiq-redis", "dramatiq-rabbitmq", "arq", "rq", "throughput", "latency",
                  "payload", "memory"):
         assert name in done.stdout
+
+
+def test_all_scenarios_leaves_the_long_sweeps_to_be_named():
+    from harness.cli import build_parser
+    every = build_parser().parse_args(["run", "--scenario", "all"]).scenario
+    assert every == build_parser().parse_args(["run"]).scenario
+    assert "throughput" in every and "crash-recovery" in every
+    assert "scaling" not in every and "depth" not in every
+    named = build_parser().parse_args(["run", "--scenario", "scaling,depth"]).scenario
+    assert named == ["scaling", "depth"]

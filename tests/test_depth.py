@@ -70,7 +70,7 @@ def test_analysis_of_a_deep_queue_and_its_probe() -> None:
     assert got["drained"] is False
     assert got["probe_latency_s"] == pytest.approx(2.5)
     assert got["probe_expected_s"] == pytest.approx(2.5, rel=0.01)
-    assert got["time_cap_s"] == 35.0
+    assert got["time_cap_s"] == 45.0
     assert "queued" in DEPTH.headline(got)
 
 

@@ -98,3 +98,22 @@ def test_report_shows_the_observer_effect(tmp_path: Path) -> None:
     assert "Observer effect of the harness" in text
     assert "2026-12-01T11:00:00+00:00" in text
     assert "rq +3.1%" in text and "redis-raw +12.0% (above goal)" in text
+
+
+@pytest.mark.slow
+def test_the_harness_costs_a_library_backend_little(tmp_path: Path) -> None:
+    """Instrumented vs bare drains of one library backend, ABBA over 3 repeats: the
+    harness's recording stays within a loose bound (the goal, 5%, is the self-test's)."""
+    from harness.observer import ObserverMeasurement, ObserverSettings
+    from harness.runner import RunConfig, Runner
+    from scenarios.base import RunOptions
+
+    runner = Runner(RunConfig(scenarios=[], backends=["celery-redis"], rounds=1,
+                              out=tmp_path / "observer", options=RunOptions(quick=True)))
+    try:
+        row = ObserverMeasurement(runner, ObserverSettings(repeats=3, drain_s=2.0)).measure(
+            "celery-redis")
+    finally:
+        runner.brokers.stop_all()
+    assert row["status"] == "ok", row
+    assert row["effect"] <= LOOSE_BOUND, row

@@ -190,8 +190,22 @@ def crash_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
     return out
 
 
+def scaling_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
+    """10 ms jobs scale with the slots up to the backend's 8-slot figure x 1.5; noop stays flat."""
+    out = []
+    for slots in (1, 4, 16):
+        for duration in (0, 10):
+            got = jitter(THROUGHPUT[backend][0] if duration == 0
+                         else min(slots * 95, THROUGHPUT[backend][2] * 1.5))
+            out.append(cell("scaling", backend, {"duration_ms": duration, "slots": slots,
+                                                 "window_s": 2.0}, rnd, {
+                "jobs_per_s": got, "per_slot_jobs_per_s": got / slots, "cpu_count": 8,
+                "efficiency": got * duration / 1000 / slots if duration else None}))
+    return out
+
+
 BUILDERS = {"throughput": throughput_cells, "latency": latency_cells, "payload": payload_cells,
-            "memory": memory_cells, "crash-recovery": crash_cells}
+            "memory": memory_cells, "crash-recovery": crash_cells, "scaling": scaling_cells}
 
 
 def run_info(cells: int, complete: bool = True) -> dict[str, Any]:
@@ -266,7 +280,8 @@ def test_report_and_charts_exist(full_run: Path) -> None:
     charts = sorted(p.name for p in (full_run / "charts").glob("*.png"))
     assert charts == sorted(["throughput_vs_duration.png", "latency_percentiles.png",
                              "latency_vs_rate.png", "payload.png", "memory.png",
-                             "crash_worker_kill.png", "crash_broker_kill.png"])
+                             "crash_worker_kill.png", "crash_broker_kill.png",
+                             "scaling_vs_slots.png"])
     for png in (full_run / "charts").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert page.count('<img src="data:image/png;base64,') == len(charts)
@@ -521,8 +536,8 @@ def test_in_chromium(full_run: Path, tmp_path: Path) -> None:
     for section in ("verdicts", "library-cost", "charts", "claims", "environment", "cells"):
         assert f'<section id="{section}">' in dom, section
     sources = re.findall(r'<img [^>]*src="([^"]{0,30})', dom)
-    assert len(sources) == 7 and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert len(found["images"]) == 7
+    assert len(sources) == 8 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(found["images"]) == 8
     assert all(w.startswith("ok:") and int(w[3:]) > 300 for w in found["images"]), found
     assert found["errors"] == [], found
     assert not console_errors(stderr), console_errors(stderr)
