@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypedDict
 
-PROFILES = ("default", "reliable")
+# default: what a new user gets; reliable: the library's docs against lost jobs;
+# tuned: the library's docs for throughput (slots stay the same for every backend).
+PROFILES = ("default", "reliable", "tuned")
+PROFILE_SETS = {"both": ("default", "reliable"), "all": PROFILES}  # --profile shorthands
 FAULTS = ("worker-kill", "broker-kill")
 
 
@@ -43,6 +46,17 @@ class JobCall:
     sent_ns: int
     spec: dict[str, Any]
     payload: str
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """One change the `tuned` profile makes to a library default, and the doc that advises it."""
+
+    value: Any
+    source: str  # the library doc section (and URL) that recommends it for throughput
+
+    def __str__(self) -> str:
+        return f"{self.value} (source: {self.source})"
 
 
 @dataclass
@@ -74,9 +88,25 @@ class Adapter(ABC):
         self.config = config
 
     def settings(self) -> dict[str, Any]:
-        """The settings the workers and producer really run with (goes into results)."""
-        return {**self.required_settings(), "async_jobs": self.async_jobs,
-                **self.extra_settings()}
+        """The settings the workers and producer really run with (goes into results).
+
+        The tuned profile adds `tuned_changes`: each setting it changed, its value
+        and the doc it comes from (empty: the library's docs advise nothing more).
+        """
+        out = {**self.required_settings(), "async_jobs": self.async_jobs,
+               **self.extra_settings()}
+        if self.tuned:
+            out["tuned_changes"] = {name: str(change) for name, change in self.tunings().items()}
+        return out
+
+    @property
+    def tuned(self) -> bool:
+        return self.config.profile == "tuned"
+
+    def tunings(self) -> dict[str, Tuning]:
+        """What the tuned profile changes from this backend's defaults, keyed by setting;
+        the adapter applies them when `self.tuned`."""
+        return {}
 
     @abstractmethod
     def required_settings(self) -> RequiredSettings:

@@ -129,6 +129,16 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     text = column.fmt(median) + (f" {extra}" if extra else "")
     if row.get("rounds_ok", 0) < row.get("rounds", 0):
         detail += f"; only {row['rounds_ok']} of {row['rounds']} rounds ok"
+    steadiness = value(row, "stability_cv")
+    if steadiness is not None:
+        detail += f"; per-second CV {steadiness:.0%}"
+    unstable = int(row.get("unstable_rounds") or 0)
+    if unstable:
+        text += " (unstable)"
+        cv = value(row, "stability_cv", "max")
+        detail += (f"; not steady in {unstable} of {row.get('rounds_ok', n)} rounds "
+                   f"(window short of W, or per-second CV above 10%"
+                   f"{f'; CV up to {cv:.0%}' if cv is not None else ''}): rank with care")
     return Entry(text, detail=detail, median=median, low=low, high=high, n=n)
 
 

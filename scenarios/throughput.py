@@ -113,7 +113,10 @@ class Throughput(Scenario):
                 label += f" (ideal {kit.fmt('ideal_jobs_per_s', float(ideal.dropna().iloc[0]))})"
             columns.append(kit.column(label, {"duration_ms": duration}, "jobs_per_s"))
         return [kit.table("Throughput: completed jobs/s by job duration", columns,
-                          "Higher is better; every backend has the same number of slots")]
+                          "Higher is better; every backend has the same number of slots. "
+                          "Each figure is a steady-state window; \"(unstable)\" marks one "
+                          "whose window fell short or whose per-second completions varied "
+                          "by more than 10% (CV in the tooltip)")]
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [duration_chart(kit)] if kit.has_data else []

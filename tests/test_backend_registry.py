@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters import BACKENDS, ROOT, BackendFileError, BackendInfo, scan
-from adapters.base import Adapter
+from adapters.base import PROFILES, Adapter
 from reports.style import colours
 
 NINE = ["asyncio", "redis-raw", "amqp-raw", "celery-redis", "celery-rabbitmq",
@@ -20,6 +20,7 @@ key_packages = ["newlib"]
 [profiles]
 default = "what a new user gets"
 reliable = "what its docs recommend against loss"
+tuned = "what its docs recommend for throughput"
 [crash]
 timeout_options = ["lease_s"]
 loss_on_worker_kill = "newlib pops a job when it starts it"
@@ -31,7 +32,7 @@ broker = "redis"
 ceiling = "redis-raw"
 """
 NEW_ADAPTER = """\
-from adapters.base import Adapter
+from adapters.base import PROFILES, Adapter
 
 
 class NewAdapter(Adapter):
@@ -54,7 +55,7 @@ def test_the_scan_finds_the_nine_backends_in_registry_order() -> None:
     for info in BACKENDS.values():
         assert info.source is not None and info.source.parent.parent == ROOT
         assert info.adapter.startswith(f"adapters.{info.source.parent.name}.")
-        assert set(info.profiles) == {"default", "reliable"}
+        assert set(info.profiles) == set(PROFILES)
     assert BACKENDS["celery-redis"].crash.timeout_options == ("visibility_timeout_s",)
     assert BACKENDS["dramatiq-redis"].crash.options == {"maintenance_chance": 1_000_000}
     assert BACKENDS["celery-rabbitmq"].crash.timeout_options == ()
@@ -86,7 +87,7 @@ def test_a_new_folder_is_found_without_editing_any_other_file(tmp_path, monkeypa
     (NEW_BACKEND.replace("order = 100", "ordre = 100"), "unknown key 'ordre'"),
     (NEW_BACKEND.replace('description = "newlib on Redis"\n', ""), "missing description"),
     (NEW_BACKEND.replace('reliable = "what its docs recommend against loss"\n', ""),
-     "[profiles] must describe exactly default, reliable"),
+     "[profiles] must describe exactly default, reliable, tuned"),
     (NEW_BACKEND.replace("timeout_options", "timeouts"), "[crash]: unknown key 'timeouts'"),
     (NEW_BACKEND.replace("order = 100", "order = 10"), "has the order 10 of 'asyncio'"),
     (NEW_BACKEND.replace('"redis-raw"', '"amqp-raw"'), "ceiling of 'newlib' must be"),

@@ -611,3 +611,17 @@ def test_latency_aggregates_merge_the_rounds_histograms() -> None:
     # all 3000 jobs: 66 at 50 ms = 2.2%, so the p99 of the run is 50 ms
     assert p99["merged"] == pytest.approx(50.0, rel=0.01)
     assert agg["metrics"]["latency_ms.max"]["merged"] == pytest.approx(50.0, rel=0.01)
+
+
+def test_an_unstable_window_is_said_in_the_table(tmp_path: Path) -> None:
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", "rq", params, 1, {"jobs_per_s": 100.0, "stability_cv": 0.31,
+                                                  "unstable": True}),
+             cell("throughput", "arq", params, 1, {"jobs_per_s": 90.0, "stability_cv": 0.02,
+                                                   "unstable": False})]
+    from reports.sections import Kit
+    from scenarios.throughput import THROUGHPUT
+    data = load(write_run(tmp_path / "unstable", cells, run_info(len(cells))))
+    rows = dict(THROUGHPUT.tables(Kit(data, THROUGHPUT))[0].rows)
+    assert rows["rq"][0].text.endswith("(unstable)") and "CV up to 31%" in rows["rq"][0].detail
+    assert "(unstable)" not in rows["arq"][0].text and "per-second CV 2%" in rows["arq"][0].detail

@@ -12,7 +12,8 @@ nothing to switch on against lost jobs. Results are off by keep_result=0.
 Why arq looks slow with jobs of 1 ms or more: a worker reads the queue once
 per poll_delay and starts at most max_jobs jobs per read, so it does about
 slots / poll_delay jobs/s (16/s for 8 slots) whatever the job length. The
-option arq_poll_delay_s measures a shorter poll.
+option arq_poll_delay_s measures a shorter poll. The `tuned` profile polls
+every 10 ms and reads only max_jobs ids per poll (see tunings()).
 
 The producer keeps one private event loop for its ArqRedis pool, so each
 enqueue is one enqueue_job call on the same connection pool, not a new loop.
@@ -31,13 +32,15 @@ from arq.version import VERSION
 from arq.worker import Worker
 
 from adapters.arq.worker import FUNCTION_NAME, worker_environment
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import AdapterConfig, JobCall, RequiredSettings, Tuning
 from adapters.event_loop import PrivateLoop
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 REDIS_TIMEOUT_S = 30.0
+WORKER_DOCS = "arq docs, Worker parameters (https://arq-docs.helpmanual.io/#arq.worker.Worker)"
+TUNED_POLL_DELAY_S = 0.01
 ARQ_DEFAULTS: dict[str, Any] = {
     name: param.default for name, param in inspect.signature(Worker).parameters.items()
 }
@@ -56,7 +59,10 @@ class ArqAdapter(WorkerProcessAdapter):
             raise ValueError("arq needs a Redis broker URL")
         self.processes, self.max_jobs = slot_map(config.slots, config.cpu_count)
         override = config.options.get("arq_poll_delay_s")
+        if override is None and self.tuned:
+            override = TUNED_POLL_DELAY_S
         self.poll_delay_s: float | None = None if override is None else float(override)
+        self.queue_read_limit: int | None = self.max_jobs if self.tuned else None
         self.keep_result_s: float | None = None if config.results else 0.0
         self._loop = PrivateLoop()
         self._redis: ArqRedis = self._loop.run(create_pool(
@@ -64,12 +70,24 @@ class ArqAdapter(WorkerProcessAdapter):
             REDIS_TIMEOUT_S)
         self._client = redis.Redis.from_url(config.broker_url, socket_timeout=REDIS_TIMEOUT_S)
         env = worker_environment(config.broker_url, config.queue, self.max_jobs,
-                                 self.poll_delay_s, self.keep_result_s)
+                                 self.poll_delay_s, self.keep_result_s, self.queue_read_limit)
         self.workers = WorkerGroup("arq", config.log_dir, worker_env(config.records_dir, env))
 
     def _job_key(self, job_id: int) -> str:
         # Named after the queue so purge() finds every key of this cell, results included.
         return f"{self.config.queue}:{job_id}"
+
+    def tunings(self) -> dict[str, Tuning]:
+        return {
+            "poll_delay_s": Tuning(TUNED_POLL_DELAY_S, f"{WORKER_DOCS}: 'duration between "
+                                   "polling the queue for new jobs'; a busy worker starts "
+                                   "jobs only at a poll, so one poll per 10 ms job (the docs "
+                                   "give no value)"),
+            "queue_read_limit": Tuning(self.max_jobs, f"{WORKER_DOCS}: 'the maximum number of "
+                                       "jobs to pull from the queue each time it's polled'; "
+                                       "max_jobs, so processes do not read the same ids "
+                                       "(arq issue #141 that added it)"),
+        }
 
     def required_settings(self) -> RequiredSettings:
         return {
@@ -90,9 +108,8 @@ class ArqAdapter(WorkerProcessAdapter):
             "library": f"arq {VERSION}",
             "worker": "arq CLI: arq adapters.arq.worker.WorkerSettings",
             "poll_delay_s": poll,
-            "poll_delay_from": ("options.arq_poll_delay_s" if self.poll_delay_s is not None
-                                else "arq default"),
-            "queue_read_limit": max(self.max_jobs * 5, 100),
+            "poll_delay_from": self._poll_delay_from(),
+            "queue_read_limit": self.queue_read_limit or max(self.max_jobs * 5, 100),
             "job_timeout_s": ARQ_DEFAULTS["job_timeout"],
             "max_tries": ARQ_DEFAULTS["max_tries"],
             "retry_jobs": ARQ_DEFAULTS["retry_jobs"],
@@ -109,6 +126,11 @@ class ArqAdapter(WorkerProcessAdapter):
                         "run again once their in-progress key expires (job_timeout + 10 s)",
             "profile_changes": "none: arq's defaults already are its at-least-once mode",
         }
+
+    def _poll_delay_from(self) -> str:
+        if self.config.options.get("arq_poll_delay_s") is not None:
+            return "options.arq_poll_delay_s"
+        return "tuned profile" if self.tuned else "arq default"
 
     def purge(self) -> None:
         queue = self.config.queue

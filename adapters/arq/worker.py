@@ -25,6 +25,7 @@ _URL, _QUEUE = "QB_BROKER_URL", "QB_QUEUE"
 _MAX_JOBS = "QB_ARQ_MAX_JOBS"
 _POLL_DELAY = "QB_ARQ_POLL_DELAY_S"
 _KEEP_RESULT = "QB_ARQ_KEEP_RESULT_S"
+_READ_LIMIT = "QB_ARQ_QUEUE_READ_LIMIT"
 
 
 async def bench_job(ctx: dict[str, Any], job_id: int, sent_ns: int, spec: dict,
@@ -34,13 +35,14 @@ async def bench_job(ctx: dict[str, Any], job_id: int, sent_ns: int, spec: dict,
 
 
 def worker_environment(url: str, queue: str, max_jobs: int, poll_delay_s: float | None,
-                       keep_result_s: float | None) -> dict[str, str]:
+                       keep_result_s: float | None, queue_read_limit: int | None = None
+                       ) -> dict[str, str]:
     """QB_ARQ_* variables for a worker; None leaves arq's default in place."""
     env = {_URL: url, _QUEUE: queue, _MAX_JOBS: str(max_jobs)}
-    if poll_delay_s is not None:
-        env[_POLL_DELAY] = str(poll_delay_s)
-    if keep_result_s is not None:
-        env[_KEEP_RESULT] = str(keep_result_s)
+    for name, value in ((_POLL_DELAY, poll_delay_s), (_KEEP_RESULT, keep_result_s),
+                        (_READ_LIMIT, queue_read_limit)):
+        if value is not None:
+            env[name] = str(value)
     return env
 
 
@@ -56,6 +58,8 @@ def _build_settings() -> type:
         attrs["poll_delay"] = float(env[_POLL_DELAY])
     if _KEEP_RESULT in env:
         attrs["keep_result"] = float(env[_KEEP_RESULT])
+    if _READ_LIMIT in env:
+        attrs["queue_read_limit"] = int(env[_READ_LIMIT])
     return type("WorkerSettings", (), attrs)
 
 

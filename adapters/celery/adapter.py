@@ -6,7 +6,9 @@ with the `celery` CLI. Profiles:
 - default: what a new user gets (early ack, prefetch multiplier 4, Redis
   visibility_timeout 1 h);
 - reliable: what Celery's docs recommend against lost jobs: task_acks_late,
-  task_reject_on_worker_lost and worker_prefetch_multiplier=1.
+  task_reject_on_worker_lost and worker_prefetch_multiplier=1;
+- tuned: what Celery's Optimizing guide advises for many short tasks: a large
+  prefetch multiplier (64). The pool stays prefork (see backend.toml).
 
 Results are off (task_ignore_result) unless config.results; then the
 celery-redis backend stores them in the broker's Redis and celery-rabbitmq
@@ -24,7 +26,7 @@ import celery
 import kombu
 from kombu.transport import redis as kombu_redis
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import AdapterConfig, JobCall, RequiredSettings, Tuning
 from adapters.celery.app import CONF_ENV, READY_LINE, TASK_NAME, build_app
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
@@ -32,6 +34,11 @@ from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, 
 # other nodes for state at startup and waits for their replies, gossip and
 # heartbeat exchange worker events. Our one node per cell runs with events off.
 WORKER_FLAGS = ("--without-mingle", "--without-gossip", "--without-heartbeat")
+PREFETCH_MULTIPLIER = {"default": 4, "reliable": 1, "tuned": 64}
+PREFETCH_DOCS = ("Celery docs, Optimizing > Prefetch Limits: with many short-running tasks "
+                 "and throughput important, 'this number should be large ... Say 64, or 128' "
+                 "(https://docs.celeryq.dev/en/stable/userguide/optimizing.html"
+                 "#prefetch-limits)")
 
 
 def transport_of(url: str) -> str:
@@ -58,7 +65,7 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_acks_late": reliable,
         "task_reject_on_worker_lost": reliable,
-        "worker_prefetch_multiplier": 1 if reliable else 4,
+        "worker_prefetch_multiplier": PREFETCH_MULTIPLIER[config.profile],
         "task_ignore_result": not config.results,
         "result_backend": None,
         "worker_concurrency": config.slots,
@@ -98,6 +105,10 @@ class CeleryAdapter(WorkerProcessAdapter):
             return None
         options = self.conf.get("broker_transport_options", {})
         return float(options.get("visibility_timeout", kombu_redis.Channel.visibility_timeout))
+
+    def tunings(self) -> dict[str, Tuning]:
+        return {"worker_prefetch_multiplier": Tuning(PREFETCH_MULTIPLIER["tuned"],
+                                                     PREFETCH_DOCS)}
 
     def required_settings(self) -> RequiredSettings:
         conf = self.conf

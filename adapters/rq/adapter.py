@@ -10,8 +10,10 @@ abandoned job ends in the FailedJobRegistry). `reliable` adds Retry(max=3),
 which RQ's docs give as the way to retry failed jobs; in RQ 2.x that also
 re-queues a job whose work horse was killed (the worker's failure path) and
 one abandoned by a killed worker (StartedJobRegistry cleanup), instead of
-leaving it failed (a job that raises is retried too). Results are off by
-result_ttl=0.
+leaving it failed (a job that raises is retried too). `tuned` runs
+SimpleWorker, which RQ's performance notes advise for jobs of a few
+milliseconds (an explicit rq_worker_class option still wins). Results are off
+by result_ttl=0.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from rq.defaults import (
 )
 from rq.version import VERSION
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import AdapterConfig, JobCall, RequiredSettings, Tuning
 from adapters.job import bench_job
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
 RELIABLE_RETRIES = 3
+PERFORMANCE_NOTES = ("RQ docs, Notes on Performance: SimpleWorker skips fork() and is "
+                     "about 6x faster for jobs of single-digit milliseconds "
+                     "(https://github.com/rq/rq/blob/master/docs/benchmark.md)")
 
 
 class RqAdapter(WorkerProcessAdapter):
@@ -46,7 +51,8 @@ class RqAdapter(WorkerProcessAdapter):
         super().__init__(config)
         if not config.broker_url:
             raise ValueError("rq needs a Redis broker URL")
-        self.worker_class = str(config.options.get("rq_worker_class", "Worker"))
+        self.worker_class = str(config.options.get(
+            "rq_worker_class", "SimpleWorker" if self.tuned else "Worker"))
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"rq_worker_class {self.worker_class!r}; valid: "
                              f"{', '.join(WORKER_CLASSES)}")
@@ -62,6 +68,9 @@ class RqAdapter(WorkerProcessAdapter):
         # The URL goes in rq's own RQ_REDIS_URL variable: a password stays out of `ps`.
         env = worker_env(config.records_dir, {"RQ_REDIS_URL": config.broker_url})
         self.workers = WorkerGroup("rq", config.log_dir, env)
+
+    def tunings(self) -> dict[str, Tuning]:
+        return {"worker_class": Tuning("SimpleWorker", PERFORMANCE_NOTES)}
 
     def required_settings(self) -> RequiredSettings:
         fork = self.worker_class == "Worker"

@@ -1,0 +1,76 @@
+"""The settings profiles: the --profile lists, every backend's tuned line against what its
+adapter changes, and the tuned figures beside the default ones in the report."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+from adapters import BACKENDS, ROOT
+from adapters.base import PROFILES
+from harness.cli import profile_list
+from reports.data import load
+from reports.profiles import pairs, summary_lines
+from tests.test_report import cell, run_info, write_run
+
+SAME = "same as default: "
+
+
+@pytest.mark.parametrize(("text", "profiles"), [
+    ("default", ("default",)),
+    ("both", ("default", "reliable")),
+    ("all", PROFILES),
+    ("default,tuned", ("default", "tuned")),
+    ("tuned,both", ("tuned", "default", "reliable")),
+])
+def test_profile_lists(text: str, profiles: tuple[str, ...]) -> None:
+    assert profile_list(text) == profiles
+
+
+def test_an_unknown_profile_names_the_valid_ones() -> None:
+    with pytest.raises(argparse.ArgumentTypeError,
+                       match="valid: default, reliable, tuned, both, all"):
+        profile_list("default,fast")
+
+
+def defines_tunings(adapter_file: Path) -> bool:
+    """Whether an adapter module overrides Adapter.tunings (read, not imported: the
+    adapters import their libraries, which live in .venvs)."""
+    tree = ast.parse(adapter_file.read_text())
+    return any(isinstance(node, ast.FunctionDef) and node.name == "tunings"
+               for node in ast.walk(tree))
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_tuned_changes_only_what_backend_toml_says(name: str) -> None:
+    info = BACKENDS[name]
+    line = info.profiles["tuned"]
+    module = info.adapter.split(":")[0]
+    changes = defines_tunings(ROOT.parent / Path(*module.split(".")).with_suffix(".py"))
+    if line.startswith(SAME):
+        assert not changes, f"{name}: backend.toml says tuned = default, the adapter tunes"
+        assert len(line) > len(SAME) + 10, f"{name}: say why tuned = default"
+    else:
+        assert changes, f"{name}: backend.toml names tuned settings the adapter never sets"
+        assert "docs" in line and "https://" in line, f"{name}: cite the doc for each change"
+
+
+def test_tuned_figures_beside_default_ones(tmp_path: Path) -> None:
+    params = {"duration_ms": 10, "slots": 8, "jobs": 100}
+    tuned = cell("throughput", "arq", params, 1, {"jobs_per_s": 220.0}, profile="tuned")
+    tuned["settings"]["tuned_changes"] = {"poll_delay_s": "0.01 (source: arq docs)"}
+    cells = [cell("throughput", "arq", params, 1, {"jobs_per_s": 16.0}), tuned,
+             cell("throughput", "asyncio", params, 1, {"jobs_per_s": 790.0}, profile="tuned"),
+             cell("throughput", "asyncio", params, 1, {"jobs_per_s": 795.0})]
+    data = load(write_run(tmp_path / "run", cells, run_info(len(cells))))
+    found = {p.backend: p for p in pairs(data)}
+    assert found["arq"].ratio == pytest.approx(220 / 16)
+    assert found["arq"].changes == {"poll_delay_s": "0.01 (source: arq docs)"}
+    assert found["asyncio"].changes == {}
+    text = "\n".join(summary_lines(data))
+    assert "default 16.0 jobs/s, tuned 220.0 jobs/s" in text
+    assert "tuned poll_delay_s = 0.01 (source: arq docs)" in text
+    assert "tuned = same as default" in text  # asyncio: the backend.toml line says why
