@@ -100,8 +100,9 @@ def settings_table(data: RunData) -> list[dict[str, Any]]:
 
 
 def key_packages(family: str) -> list[str]:
-    """The key packages of the family's backends, then KEY_PACKAGES."""
-    declared = [name for info in BACKENDS.values() if info.family == family
+    """The key packages of the family's backends (a variant family "celery@5.6.3":
+    celery's), then KEY_PACKAGES."""
+    declared = [name for info in BACKENDS.values() if info.family == family.partition("@")[0]
                 for name in info.key_packages]
     return list(dict.fromkeys([*declared, *KEY_PACKAGES]))
 

@@ -9,7 +9,7 @@ reason (new in the current run, failed in the baseline) are listed as skipped.
 
 The other half of the `unstable` flag, a per-second CV above 10%, is only noted on the
 row: a quick window holds two per-second counts, and in the A/A calibration runs that
-CV ranged from 0 to 0.9 for the same cell (docs/ci.md), so it would fail the gate by
+CV ranged from 0.01 to 0.88 for the same cell (docs/ci.md), so it would fail the gate by
 chance.
 """
 

@@ -3,7 +3,8 @@
 Slots, profiles and the steady-state window (quick, window_s) change what a cell
 measures: a difference refuses the comparison unless --force. Everything else (CPU
 count, Python, broker and library versions, how the brokers were provided, the test
-knob) is printed at the top of the comparison.
+knob) is printed at the top of the comparison; an environment or broker only one run
+used is not a difference (its cases are judged missing or new).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from core.results import ResultsError
 
 REFUSING = ("slots", "profiles", "quick", "window_s")
+# Per environment or broker: one run may use some the other did not (fewer backends).
+PER_USE = ("library_versions", "broker_versions", "brokers_provided")
 
 
 def fingerprint_of(summary: dict[str, Any]) -> dict[str, Any] | None:
@@ -40,7 +43,8 @@ def check(baseline: dict[str, Any], current: dict[str, Any], force: bool) -> lis
     if missing:
         return [f"fingerprint: none in {' and '.join(missing)} (written before fingerprints): "
                 "machine, versions and settings not checked"]
-    found = list(changes(*fingerprints, ""))
+    found = [(name, b, c) for name, b, c in changes(*fingerprints, "")
+             if not (name.split(".")[0] in PER_USE and (b is None or c is None))]
     refused = [c for c in found if c[0].split(".")[0] in REFUSING]
     if refused and not force:
         raise ResultsError("runs not comparable: " + "; ".join(
