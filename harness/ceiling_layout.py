@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters import BACKENDS
+from core import interrupts
 from scenarios import SCENARIOS
 from scenarios.base import CellPlan, RunOptions
 from scenarios.throughput import THROUGHPUT
@@ -48,6 +49,7 @@ def sweep(run_cell: CellRunner, backend: str, options: RunOptions) -> dict[int, 
     short = dataclasses.replace(options, quick=True, window_s=SWEEP_WINDOW_S, durations_ms=(0,))
     rates: dict[int, float | None] = {}
     for processes in sweep_points(options.slots):
+        interrupts.check()  # a cell's failure handling may have swallowed the signal
         result = run_cell(1, noop_cell(backend, short, {"processes": processes}))
         rates[processes] = result["metrics"].get("jobs_per_s") if result["status"] == "ok" \
             else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.results import load_summary
+from harness.ceiling_layout import sweep_points
 from tests.conftest import harness_cli, live_in_session, session_of, start_harness
 
 pytestmark = pytest.mark.slow
@@ -89,6 +90,10 @@ def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
             assert "hunter2" not in path.read_text(errors="replace"), path
 
 
+# redis-raw's layout sweep runs its own cells first (one per process count at 8 slots)
+FIRST_CELL_AFTER_SWEEP = f"{len(sweep_points(8)) + 1:04d}-"
+
+
 def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
     out = tmp_path / "run"
     proc = start_harness("run", "--scenario", "throughput", "--backend", "redis-raw,asyncio",
@@ -97,7 +102,7 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
     killed: list[int] = []
     while not killed and time.monotonic() < deadline:
         time.sleep(0.5)  # let the first driver start its workers
-        killed = drivers_of_cell(proc.pid, "0001-")
+        killed = drivers_of_cell(proc.pid, FIRST_CELL_AFTER_SWEEP)
         for pid in killed:
             os.kill(pid, signal.SIGKILL)
     assert killed, "never saw the first cell's driver"
