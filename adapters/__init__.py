@@ -20,6 +20,8 @@ and a [[backend]] entry may override any of them (tables merge key by key).
     options = {}                     # further options of its cells
     loss_on_worker_kill = "..."      # why jobs are lost when a worker is killed
     rerun_on_worker_kill = "..."     # why they run again ("{timeout_s:.0f}": the timeout)
+    redelivery_extra_s = 10.0        # the library adds this to the timeout before it re-runs
+    node_is_job_process = "..."      # why node-kill = job-process-kill (no pool): run once
     [[backend]]
     name = "celery-redis"            # the name on the command line
     order = 40                       # place in the registry (lists, tables, charts)
@@ -63,6 +65,8 @@ class CrashInfo:
     options: Mapping[str, Any] = field(default_factory=dict)
     loss_on_worker_kill: str | None = None
     rerun_on_worker_kill: str | None = None
+    redelivery_extra_s: float = 0.0
+    node_is_job_process: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ REQUIRED = ("name", "order", "description", "family", "adapter", "profiles")
 CRASH_KEYS: dict[str, tuple[type, str]] = {
     "timeout_options": (list, "a list of strings"), "options": (dict, "a table"),
     "loss_on_worker_kill": (str, "a string"), "rerun_on_worker_kill": (str, "a string"),
+    "redelivery_extra_s": (float, "a number of seconds"), "node_is_job_process": (str, "a string"),
 }
 
 
@@ -119,7 +124,8 @@ def _checked(table: dict[str, Any], keys: dict[str, tuple[type, str]], where: st
         if key not in keys:
             raise BackendFileError(f"{where}: unknown key {key!r} (known: {', '.join(keys)})")
         kind, what = keys[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        ok = (isinstance(value, kind) or (kind is float and isinstance(value, int))) \
+            and not (kind in (int, float) and isinstance(value, bool))
         if ok and kind is list:
             ok = all(isinstance(item, str) for item in value)
         if not ok or (key == "colour" and not COLOUR.fullmatch(value)):
@@ -157,7 +163,9 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
         crash=CrashInfo(timeout_options=tuple(crash.get("timeout_options", ())),
                         options=dict(crash.get("options", {})),
                         loss_on_worker_kill=crash.get("loss_on_worker_kill"),
-                        rerun_on_worker_kill=crash.get("rerun_on_worker_kill")),
+                        rerun_on_worker_kill=crash.get("rerun_on_worker_kill"),
+                        redelivery_extra_s=float(crash.get("redelivery_extra_s", 0.0)),
+                        node_is_job_process=crash.get("node_is_job_process")),
         source=path,
     )
 

@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypedDict
 
+from core import procs
+
 # default: what a new user gets; reliable: the library's docs against lost jobs;
 # tuned: the library's docs for throughput (slots stay the same for every backend).
 PROFILES = ("default", "reliable", "tuned")
 PROFILE_SETS = {"both": ("default", "reliable"), "all": PROFILES}  # --profile shorthands
-FAULTS = ("worker-kill", "broker-kill")
+# job-process-kill: SIGKILL the process running a job (a pool child, a work horse, a
+# consumer); node-kill: SIGKILL one worker node's whole process tree at once.
+WORKER_FAULTS = ("job-process-kill", "node-kill")
+FAULTS = (*WORKER_FAULTS, "broker-kill")
 
 
 class RequiredSettings(TypedDict):
@@ -153,17 +158,37 @@ class Adapter(ABC):
     def worker_pids(self) -> list[int]:
         """PIDs of live processes that execute jobs."""
 
-    def kill_worker(self) -> int | None:
-        """SIGKILL one job-executing process; returns its pid (crash scenario)."""
+    def kill_job_process(self, running: Sequence[int]) -> int | None:
+        """SIGKILL one process that runs a job now: the first pid of `running` (the
+        records' pids with a START and no END yet, oldest first) that is one of ours.
+        Returns its pid once it is dead, None when none of them is alive."""
+        live = set(self.worker_pids())
+        for pid in running:
+            if pid in live and procs.kill9_and_wait([pid]):
+                return pid
         return None
 
-    def add_workers(self) -> None:
-        """Start a fresh worker set next to the running one (crash scenario).
+    def kill_node(self, running: Sequence[int]) -> list[int]:
+        """SIGKILL the whole process tree of the worker node that runs a job of
+        `running`, all at once; returns the pids killed (empty: none found). A backend
+        whose job process is its node (no pool) kills just that process."""
+        killed = self.kill_job_process(running)
+        return [] if killed is None else [killed]
 
-        A supervisor replacing a killed worker does not stop the survivors;
-        stopping them would lose or re-queue their jobs by our hand.
-        """
-        self.start_workers()
+    def capacity(self) -> int:
+        """Slots the live workers can run at once (the crash scenario records it
+        before and after a kill, so a replacement is seen to restore, never exceed,
+        what died)."""
+        return self.config.slots if self.worker_pids() else 0
+
+    def dead_workers(self) -> int:
+        """Worker processes the adapter started that have exited (a supervisor's
+        cue); pool children and work horses that their parent replaces do not count."""
+        return 0
+
+    def replace_dead(self) -> None:
+        """Start exactly what died (crash scenario): the same number of slots the
+        dead workers had, next to the survivors, which keep their jobs."""
 
     def restart_workers(self) -> None:
         """Bring the worker set back to full strength after a kill."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -66,6 +65,8 @@ class WorkerGroup:
         self.env = env
         self.procs: list[subprocess.Popen[bytes]] = []
         self._generation = 0
+        self._command: tuple[list[str], str, float] | None = None  # the last start()'s
+        self.full_size = 0  # processes of a whole set: what a fresh start() started
 
     def _log(self, index: int) -> Path:
         return self.log_dir / f"{self.name}-{self._generation}-{index}.log"
@@ -73,6 +74,9 @@ class WorkerGroup:
     def start(self, cmd: Sequence[str], count: int, ready: str, timeout_s: float = 60.0) -> None:
         """Start `count` copies of `cmd`; wait until each log matches `ready`."""
         self._generation += 1
+        self._command = (list(cmd), ready, timeout_s)
+        if not self.procs:
+            self.full_size = count
         new = [
             procs.spawn(cmd, env=self.env, log_path=self._log(i), cwd=REPO_ROOT)
             for i in range(count)
@@ -108,26 +112,46 @@ class WorkerGroup:
                 found.extend(p for p in procs.descendants(proc.pid) if procs.alive(p))
         return found
 
-    def kill_one(self, prefer_child: bool = True) -> int | None:
-        """SIGKILL one job-executing process: a pool child if any, else a main process."""
-        live = [proc for proc in self.procs if procs.alive(proc.pid)]
-        if not live:
-            return None
-        children = [p for proc in live for p in procs.descendants(proc.pid) if procs.alive(p)]
-        for target in [*(children if prefer_child else []), *(proc.pid for proc in live)]:
-            try:
-                os.kill(target, signal.SIGKILL)
-                break
-            except ProcessLookupError:  # a work horse can end between listing and kill
+    def node_of(self, pid: int) -> subprocess.Popen[bytes] | None:
+        """The started process whose tree holds `pid` (itself or a descendant)."""
+        for proc in self.procs:
+            if procs.alive(proc.pid) and (pid == proc.pid or pid in procs.descendants(proc.pid)):
+                return proc
+        return None
+
+    def kill_node(self, running: Sequence[int]) -> list[int]:
+        """SIGKILL, all at once, the whole tree of the first node that runs a pid of
+        `running`; the pids killed (empty: no node runs one)."""
+        for pid in running:
+            node = self.node_of(pid)
+            if node is None:
                 continue
-        else:
-            return None
-        deadline = time.monotonic() + 5
-        while procs.alive(target) and time.monotonic() < deadline:
-            for proc in live:
-                proc.poll()  # reap a killed main process, or it lingers as a zombie
-            time.sleep(0.01)
-        return target
+            tree = [node.pid, *procs.descendants(node.pid)]
+            procs.kill9_and_wait(tree)
+            node.poll()  # reap it, or it lingers as a zombie
+            return tree
+        return []
+
+    def dead(self) -> list[subprocess.Popen[bytes]]:
+        """Started processes that have exited."""
+        return [proc for proc in self.procs if proc.poll() is not None]
+
+    def drop_dead(self) -> int:
+        """Forget the started processes that have exited; how many there were."""
+        gone = self.dead()
+        self.procs = [proc for proc in self.procs if proc not in gone]
+        return len(gone)
+
+    def respawn_dead(self) -> None:
+        """Start as many copies of the last command as have exited: exactly what died."""
+        count = self.drop_dead()
+        if count and self._command is not None:
+            cmd, ready, timeout_s = self._command
+            self.start(cmd, count, ready, timeout_s)
+
+    def live(self) -> int:
+        """Started processes still running."""
+        return sum(procs.alive(proc.pid) for proc in self.procs)
 
     def stop(self, grace_s: float = 5.0, whole_group: bool = False) -> None:
         """Stop every process of the group (SIGTERM, then SIGKILL after grace).
@@ -146,7 +170,6 @@ class WorkerProcessAdapter(Adapter):
     way; stopping, listing and killing are the same for all of them.
     """
 
-    kill_pool_child: ClassVar[bool] = False  # kill a pool child / work horse, not a main process
     stop_grace_s: ClassVar[float] = 5.0  # SIGTERM to the main processes, SIGKILL after this
     stop_whole_group: ClassVar[bool] = False  # SIGTERM every process, not only the main ones
     workers: WorkerGroup
@@ -157,5 +180,16 @@ class WorkerProcessAdapter(Adapter):
     def worker_pids(self) -> list[int]:
         return self.workers.pids()
 
-    def kill_worker(self) -> int | None:
-        return self.workers.kill_one(prefer_child=self.kill_pool_child)
+    def kill_node(self, running: Sequence[int]) -> list[int]:
+        return self.workers.kill_node(running)
+
+    def dead_workers(self) -> int:
+        return len(self.workers.dead())
+
+    def capacity(self) -> int:
+        """The slots of the live nodes: every node of a set runs slots / set size."""
+        size = self.workers.full_size
+        return self.config.slots * self.workers.live() // size if size else 0
+
+    def replace_dead(self) -> None:
+        self.workers.respawn_dead()

@@ -134,6 +134,22 @@ def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 5.0,
     stop_trees([proc], grace_s, whole_group)
 
 
+def kill9_and_wait(pids: Sequence[int], timeout_s: float = 5.0) -> bool:
+    """SIGKILL every pid of `pids` at once, then wait until none is alive (a zombie
+    counts as dead: its records are complete). False when none of them existed."""
+    hit = False
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            hit = True
+        except ProcessLookupError:  # ended between listing and kill (a work horse)
+            continue
+    deadline = time.monotonic() + timeout_s
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return hit
+
+
 def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0,
                whole_group: bool = False) -> None:
     """Stop several process trees at once: SIGTERM, wait, SIGKILL the rest.

@@ -147,7 +147,7 @@ class CrashPhase(Phase):
     """Crash recovery: preloaded jobs, one fault, a bounded observation window."""
 
     type: ClassVar[str] = "crash"
-    fault: str = "worker-kill"
+    fault: str = "job-process-kill"
     jobs: int = 0
     kill_after_ends: int = 1
     kill_in_flight: int = 1
@@ -155,6 +155,9 @@ class CrashPhase(Phase):
     window_s: float = 10.0
     min_observe_s: float = 1.5
     observe_after_back_s: float = 0.0
+    # jobs still missing when the window ends are watched this much longer: those that
+    # end then are late (re-delivered after the window), the others lost
+    late_grace_s: float = 0.0
 
 
 PHASE_TYPES: dict[str, type[Phase]] = {
@@ -266,12 +269,18 @@ class PhaseReport:
     kill_wait_timed_out: bool | None = None
     kill_ns: int | None = None
     killed_pid: int | None = None
+    killed_pids: list[int] | None = None  # node-kill: the whole tree
     pids_before: list[int] | None = None
+    # slots the live workers could run: before the kill, right after it, at the end
+    capacity_before: int | None = None
+    capacity_after_kill: int | None = None
+    capacity_after: int | None = None
     dead_ns: int | None = None
     back_ns: int | None = None
     handled_ns: int | None = None
     workers_replaced: int | None = None
     observed_until_ns: int | None = None
+    late_until_ns: int | None = None  # end of the late watch (None: nothing was missing)
 
 
 @dataclass

@@ -84,7 +84,8 @@ def throughput_table(source: Path) -> str:
 
 
 def crash_table(fault: str) -> Callable[[Path], str]:
-    """lost / ran twice / last job done after the kill, per backend (and persistence)."""
+    """lost / late / ran twice / last job done after the kill, per backend (and
+    persistence), with the slots before and after (worker faults)."""
 
     def render(source: Path) -> str:
         cells = [c for c in _cells(source)
@@ -94,23 +95,27 @@ def crash_table(fault: str) -> Callable[[Path], str]:
             key = (cell["backend"], cell["params"].get("mode") or cell.get("profile") or "",
                    cell["params"].get("persistence") or "")
             groups.setdefault(key, []).append(cell)
-        lines = ["| backend | profile | persistence | lost | ran twice | "
-                 "last job done after kill |", "| --- | --- | --- | --- | --- | --- |"]
+        lines = ["| backend | profile | persistence | lost | late | ran twice | "
+                 "last job done after kill | slots before / after |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (backend, mode, persistence), mine in sorted(
                 groups.items(), key=lambda item: (_rank(item[0][0]), item[0][1:])):
             ok = [c["metrics"] for c in mine if c["status"] == "ok"]
             if not ok:
                 reason = next((c.get("reason") for c in mine if c.get("reason")), "")
                 lines.append(f"| {backend} | {mode} | {persistence or '-'} | "
-                             f"{mine[0]['status']}: {reason[:60]} | | |")
+                             f"{mine[0]['status']}: {reason[:60]} | | | | |")
                 continue
             lost = _join([f"{m['lost']} of {m['jobs']}" for m in ok])
+            late = _join([str(m.get("late", 0)) for m in ok])
             twice = _join([str(m["duplicated"]) for m in ok])
+            slots = _join([f"{(m.get('capacity') or {}).get('before')} / "
+                           f"{(m.get('capacity') or {}).get('after')}" for m in ok])
             last = _join([f"{m['recovery_s']['last']:.1f} s"
                           if (m.get("recovery_s") or {}).get("last") is not None else "never"
                           for m in ok])
-            lines.append(f"| {backend} | {mode} | {persistence or '-'} | {lost} | {twice} | "
-                         f"{last} |")
+            lines.append(f"| {backend} | {mode} | {persistence or '-'} | {lost} | {late} | "
+                         f"{twice} | {last} | {slots} |")
         return "\n".join(lines)
 
     return render
@@ -146,7 +151,8 @@ def selftest_table(source: Path) -> str:
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "throughput": throughput_table,
-    "crash-worker-kill": crash_table("worker-kill"),
+    "crash-job-process-kill": crash_table("job-process-kill"),
+    "crash-node-kill": crash_table("node-kill"),
     "crash-broker-kill": crash_table("broker-kill"),
     "selftest": selftest_table,
 }

@@ -1,24 +1,35 @@
 """Crash recovery: what each backend really does when a worker or its broker dies.
 
-worker-kill: 3 x slots jobs of 200 ms are preloaded; once the first wave
-has ended and half the slots run jobs of the next, one job-executing
-process is SIGKILLed (the adapter's kill_worker). broker-kill: 4 x slots
-jobs, so some are still queued; the coordinator kill -9s the harness-owned
-broker and restarts it on the same port and data dir. Either way the
-driver then acts as a supervisor for a bounded window (harness/crash_phase.py:
-a worker process that exited is replaced, the survivors are left alone)
-and every job is classified from the records (scenarios/crash_classify.py):
-lost, duplicated, once.
+Worker faults, 3 x slots jobs of 200 ms preloaded; once the first wave has
+ended and half the slots run jobs of the next, the driver SIGKILLs, chosen
+from the records (a pid with a START and no END):
+- job-process-kill: the process running a job (a Celery pool child, an RQ
+  work horse, a Dramatiq worker process, an arq or raw consumer, the
+  asyncio app's process);
+- node-kill: one worker node's whole process tree at once (Celery's main
+  process with its pool, RQ's worker with its horse, the Dramatiq master with
+  its workers). Where a backend runs its jobs in the node's own process (no
+  pool) the two are the same kill: its backend.toml says why
+  (node_is_job_process) and the cell runs once.
+broker-kill: 4 x slots jobs, so some are still queued; the coordinator kill
+-9s the harness-owned broker and restarts it on the same port and data dir.
+Either way the driver then acts as a supervisor for a bounded window
+(harness/driver/crash.py: it starts exactly what died, and records the slots
+before the kill, after it and at the end), watches jobs still missing
+LATE_GRACE_S longer, and every job is classified from the records
+(scenarios/crash_classify.py): lost, late, once, duplicated.
 
-A full run has every backend kill a worker in both profiles and kill its
-broker in the reliable profile at every persistence setting its broker
-kind declares (core/brokers/: Redis off and aof-everysec; RabbitMQ
-transient and durable for amqp-raw, durable for the libraries); --quick
-kills a worker in the run's profile only.
-Recovery that needs a timeout runs with it set to TIMEOUT_S (recorded in
-the cell's settings): Celery on Redis visibility_timeout, Dramatiq on
-Redis heartbeat_timeout (with maintenance on every broker command, or the
-dead worker's messages wait for a 0.1% chance per command).
+A full run has every backend take both worker faults in both profiles and a
+broker kill in the reliable profile at every persistence setting its broker
+kind declares (core/brokers/: Redis off and aof-everysec; RabbitMQ transient
+and durable for amqp-raw, durable for the libraries); --quick kills a job
+process in the run's profile only. Every timeout a backend waits before it
+re-delivers a dead worker's jobs is shortened to TIMEOUT_S (recorded in the
+cell's settings), so the re-delivery falls inside the window: Celery on
+Redis visibility_timeout, Dramatiq on Redis heartbeat_timeout, arq's
+job_timeout (its in-progress key lives 10 s longer, which arq fixes), saq's
+job timeout, the stream backends' idle timeout, the PostgreSQL backends'
+heartbeat or stalled-job timeout.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
+from adapters.base import WORKER_FAULTS
 from core.brokers import broker_kind
 from core.brokers.base import Persistence
 from core.protocol import DriverReport
@@ -38,8 +50,9 @@ from scenarios.crash_classify import classify
 from scenarios.presentation import ReportKit
 
 JOB_MS = 200
-JOBS_PER_SLOT = {"worker-kill": 3, "broker-kill": 4}  # broker-kill: some still queued
+JOBS_PER_SLOT = {"job-process-kill": 3, "node-kill": 3, "broker-kill": 4}  # broker: some queued
 TIMEOUT_S = 5.0
+LATE_GRACE_S = 5.0  # the late watch, at least; a longer re-delivery delay gets its own length
 # After a broker restart, workers reconnect with a growing backoff (Celery's
 # consumer retries after 2, 4, 6... s): watch at least this long after the
 # broker is back, and this much longer when jobs are still missing.
@@ -56,6 +69,18 @@ def crash_options(backend: str) -> dict[str, Any]:
     then any others."""
     crash = BACKENDS[backend].crash
     return {**{name: TIMEOUT_S for name in crash.timeout_options}, **crash.options}
+
+
+def redelivery_s(backend: str) -> float:
+    """Seconds after which `backend` re-delivers a dead worker's jobs when its cells shorten
+    the timeouts (0: at once, by the broker, or never)."""
+    crash = BACKENDS[backend].crash
+    return TIMEOUT_S + crash.redelivery_extra_s if crash.timeout_options else 0.0
+
+
+def worker_faults(backend: str) -> tuple[str, ...]:
+    """Both worker faults, or job-process-kill alone where a node is the job's process."""
+    return WORKER_FAULTS[:1] if BACKENDS[backend].crash.node_is_job_process else WORKER_FAULTS
 
 
 def persistences(backend: str) -> tuple[str, ...]:
@@ -76,6 +101,7 @@ def persistence_of(backend: str, name: str) -> Persistence:
 
 @dataclass(frozen=True)
 class Grid:
+    all_worker_faults: bool  # both worker faults, or job-process-kill only
     worker_kill_profiles: tuple[str, ...] | None  # None: the run's profile
     broker_kill: bool  # in the reliable profile, at every persistence setting
     base_s: float  # observation window, before any redelivery timeout
@@ -88,34 +114,46 @@ class CrashRecovery(Scenario):
     order = 50
     measures_speed = False
     all_profiles = True  # plans default and reliable itself, whatever --profile says
-    grids = Grids(quick=Grid(None, False, 3.0), full=Grid(PROFILES, True, 6.0))
+    grids = Grids(quick=Grid(False, None, False, 3.0), full=Grid(True, PROFILES, True, 6.0))
     metrics = {
         "jobs": Metric("jobs", doc="jobs of the cell"),
         "completed": Metric("jobs", doc="jobs that ended (once + duplicated)"),
-        "once": Metric("jobs", doc="jobs started and ended exactly once"),
-        "lost": Metric("jobs", "lower", doc="jobs that never ended in the window"),
-        "duplicated": Metric("jobs", "lower", doc="jobs that ended and ran more than once"),
+        "once": Metric("jobs", doc="jobs started and ended exactly once in the window"),
+        "lost": Metric("jobs", "lower", doc="jobs with no END by the end of the late watch"),
+        "late": Metric("jobs", "lower", doc="jobs that ended only in the late watch, after the "
+                       "window (re-delivered after a timeout)"),
+        "duplicated": Metric("jobs", "lower", doc="jobs that ended in the window and ran "
+                             "more than once"),
         "started_twice": Metric("jobs", doc="jobs started more than once"),
         "ended_twice": Metric("jobs", doc="jobs ended more than once"),
         "errors": Metric("jobs", "lower", doc="jobs that failed"),
         "ended_before_kill": Metric("jobs", doc="jobs that ended before the kill"),
         "in_flight_at_kill": Metric("jobs", doc="jobs running when the kill came"),
-        "in_flight_on_killed": Metric("jobs", doc="running on the killed process"),
+        "in_flight_on_killed": Metric("jobs", doc="running on the killed process(es)"),
         "lost_in_flight_on_killed": Metric("jobs", doc="lost of those on the killed process"),
         "lost_never_started": Metric("jobs", doc="lost jobs that never started"),
-        "recovery_s.*": Metric("s", "lower", doc="{first, last}: kill -> first END that "
-                               "shows recovery, kill -> last END"),
-        "window_s": Metric("s", doc="kill -> end of observation"),
-        "workers_replaced": Metric(doc="worker processes the supervisor replaced"),
+        "recovery_s.*": Metric("s", "lower", doc="{first, last}: kill -> first and last END of "
+                               "a job running on a killed process or queued at the kill; "
+                               "rerun: kill -> first END of a killed process's job"),
+        "window_s": Metric("s", doc="kill -> end of the window"),
+        "late_watch_s": Metric("s", doc="how long missing jobs were watched after the window"),
+        "redelivery_s": Metric("s", doc="the shortened delay after which the backend "
+                               "re-delivers a dead worker's jobs (0: at once or never)"),
+        "killed_processes": Metric(doc="processes the kill took (node-kill: the tree)"),
+        "capacity.*": Metric("slots", doc="{before, after_kill, after}: slots the live workers "
+                             "could run before the kill, right after it, at the end"),
+        "workers_replaced": Metric(doc="times the supervisor started what died"),
         "explanation": Metric(doc="one sentence naming the mechanism"),
     }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        """Quick: worker-kill in the run's profile. Otherwise worker-kill in both
-        profiles and broker-kill in the reliable one at every persistence setting."""
+        """Quick: job-process-kill in the run's profile. Otherwise both worker faults in
+        both profiles and broker-kill in the reliable one at every persistence setting."""
         grid = self.grids.pick(options)
-        cells = [self._cell(backend, options, profile, "worker-kill", None, grid.base_s)
-                 for profile in grid.worker_kill_profiles or (options.profile,)]
+        faults = worker_faults(backend) if grid.all_worker_faults else WORKER_FAULTS[:1]
+        cells = [self._cell(backend, options, profile, fault, None, grid.base_s)
+                 for profile in grid.worker_kill_profiles or (options.profile,)
+                 for fault in faults]
         if grid.broker_kill:
             cells += [self._cell(backend, options, "reliable", "broker-kill", persistence,
                                  grid.base_s)
@@ -126,7 +164,7 @@ class CrashRecovery(Scenario):
               persistence: str | None, base_s: float) -> CellPlan:
         jobs = JOBS_PER_SLOT[fault] * options.slots
         extra = crash_options(backend)
-        timeout = TIMEOUT_S if BACKENDS[backend].crash.timeout_options else 0.0
+        delay = redelivery_s(backend)
         broker_kill = None
         if fault == "broker-kill":
             setting = persistence_of(backend, persistence or "")
@@ -135,15 +173,15 @@ class CrashRecovery(Scenario):
                 extra[DURABILITY_SWITCH[backend]] = setting.durable
         phase = {"type": "crash", "fault": fault, "jobs": jobs, "kill_after_ends": options.slots,
                  "kill_in_flight": max(1, options.slots // 2), "kill_delay_s": JOB_MS / 4000,
-                 "window_s": base_s + timeout, "min_observe_s": timeout + 1.5,
-                 "time_limit_s": 60}
+                 "window_s": base_s + delay, "min_observe_s": delay + 1.5,
+                 "late_grace_s": max(LATE_GRACE_S, delay), "time_limit_s": 60}
         if fault == "broker-kill":
-            phase.update(window_s=base_s + timeout + RECONNECT_S, observe_after_back_s=RECONNECT_S)
+            phase.update(window_s=base_s + delay + RECONNECT_S, observe_after_back_s=RECONNECT_S)
         return CellPlan(
             scenario=self.name, backend=backend,
             params={"fault": fault, "mode": profile, "persistence": persistence, "jobs": jobs},
             workload={"spec": {"kind": "sleep", "ms": JOB_MS}, "phases": [phase]},
-            timeout_s=300 + base_s + timeout, profile=profile, options=extra,
+            timeout_s=300 + 2 * (base_s + delay), profile=profile, options=extra,
             broker_kill=broker_kill,
         )
 
@@ -155,16 +193,23 @@ class CrashRecovery(Scenario):
         first = phase.first_id
         outcome = classify(records, range(first, first + int(plan.params["jobs"])),
                            phase.kill_ns, phase.observed_until_ns,
-                           old_pids=phase.pids_before or [], back_ns=phase.back_ns,
-                           killed_pid=phase.killed_pid)
-        window_s = (phase.observed_until_ns - phase.kill_ns) / 1e9
-        outcome["window_s"] = round(window_s, 2)
+                           late_end_ns=phase.late_until_ns,
+                           killed_pids=phase.killed_pids or [])
+        late_end = phase.late_until_ns or phase.observed_until_ns
+        outcome["window_s"] = round((phase.observed_until_ns - phase.kill_ns) / 1e9, 2)
+        outcome["late_watch_s"] = round((late_end - phase.observed_until_ns) / 1e9, 2)
+        outcome["redelivery_s"] = redelivery_s(plan.backend)
+        outcome["killed_processes"] = len(phase.killed_pids or [])
+        outcome["capacity"] = {"before": phase.capacity_before,
+                               "after_kill": phase.capacity_after_kill,
+                               "after": phase.capacity_after}
         outcome["workers_replaced"] = int(phase.workers_replaced or 0)
         outcome["explanation"] = explain(plan, outcome)
         return outcome
 
     def headline(self, metrics: dict[str, Any]) -> str:
-        return f"lost {metrics['lost']}, duplicated {metrics['duplicated']}"
+        late = f", late {metrics['late']}" if metrics.get("late") else ""
+        return f"lost {metrics['lost']}{late}, duplicated {metrics['duplicated']}"
 
     def tables(self, kit: ReportKit) -> list[Any]:
         return crash_views.tables(kit)
@@ -178,20 +223,26 @@ def explain(plan: CellPlan, out: dict[str, Any]) -> str:
     backend, fault = plan.backend, plan.params["fault"]
     crash = BACKENDS[backend].crash
     last = out["recovery_s"]["last"]
-    head = f"{out['lost']} of {out['jobs']} jobs lost, {out['duplicated']} run more than once"
-    if fault == "worker-kill":
+    late = f", {out['late']} late" if out.get("late") else ""
+    head = (f"{out['lost']} of {out['jobs']} jobs lost{late}, {out['duplicated']} run more "
+            f"than once")
+    if late:
+        head += (f" ({out['late']} ended only in the {out['late_watch_s']:.0f} s after the "
+                 f"window)")
+    if fault in WORKER_FAULTS:
+        what = "killed node" if fault == "node-kill" else "killed process"
         if out["lost"]:
-            parts = [f"{out['lost_in_flight_on_killed']} running on the killed process",
+            parts = [f"{out['lost_in_flight_on_killed']} running on the {what}",
                      f"{out['lost_never_started']} never started"]
             cause = crash.loss_on_worker_kill or "see the worker logs"
             return f"{head} ({', '.join(parts)}): {cause}."
-        if out["started_twice"]:
+        if out["started_twice"] or out.get("late"):
             cause = (crash.rerun_on_worker_kill or "the backend delivered them again").format(
                 timeout_s=TIMEOUT_S)
-            return (f"{head}: the {out['started_twice']} interrupted on the killed process ran "
-                    f"again because {cause}; all done {last:.1f} s after the kill.")
+            return (f"{head}: the jobs interrupted on the {what} ran again because {cause}; "
+                    f"all done {last:.1f} s after the kill.")
         if not out["in_flight_on_killed"]:
-            return (f"{head}: no job had started on the killed process when it died, so this "
+            return (f"{head}: no job had started on the {what} when it died, so this "
                     f"cell shows no re-delivery either way.")
         return f"{head}: every job ran exactly once."
     if out["lost"]:

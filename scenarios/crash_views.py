@@ -1,5 +1,5 @@
-"""The crash-recovery scenario's report: lost and duplicated jobs per fault, as tables
-(worker kill by settings profile, broker kill by persistence) and as bar charts."""
+"""The crash-recovery scenario's report: lost, late and duplicated jobs per fault, as
+tables (worker faults by settings profile, broker kill by persistence) and as bar charts."""
 
 from __future__ import annotations
 
@@ -8,18 +8,28 @@ from typing import Any
 
 import pandas as pd
 
+from adapters import BACKENDS
 from scenarios.presentation import ReportKit, Rows
 
 NOTE = ("\u2713: no job lost in any round; \u2717: jobs lost (median over rounds "
-        "shown, range below). Duplicates are jobs run more than once.")
+        "shown, range below). Late jobs ended only after the window (re-delivered after a "
+        "timeout); duplicates are jobs run more than once.")
+# the worker faults, as the report names them
+WORKER_FAULT_TITLES = {
+    "job-process-kill": "Job process killed (SIGKILL) mid-job",
+    "node-kill": "Worker node killed (SIGKILL to its whole process tree) mid-job",
+}
 
 
 def _columns(kit: ReportKit, frame: Rows, name: str, label: str) -> list[Any]:
     def text(row: pd.Series) -> str:
         dup = kit.value(row, "duplicated")
+        late = kit.value(row, "late")
         jobs = kit.param(row, "jobs")
-        return (f"lost \u00b7 {kit.fmt_num(dup)} duplicated"
-                + (f" of {kit.fmt_num(jobs)}" if jobs else "") if dup is not None else "lost")
+        if dup is None:
+            return "lost"
+        return (f"lost \u00b7 {kit.fmt_num(late)} late \u00b7 " if late else "lost \u00b7 ") \
+            + f"{kit.fmt_num(dup)} duplicated" + (f" of {kit.fmt_num(jobs)}" if jobs else "")
 
     return [kit.column(label.format(setting), {name: setting}, "lost", extra=text,
                        zero_is_goal=True)
@@ -37,19 +47,33 @@ def _explanations(kit: ReportKit, frame: Rows, name: str, label: str
             and row["explanation"]]
 
 
+def _same_kill_note(fault: str, frame: Rows) -> str:
+    """For node-kill: the backends whose node is their job process, which ran it once."""
+    if fault != "node-kill":
+        return ""
+    same = [f"{name} ({BACKENDS[name].crash.node_is_job_process})"
+            for name in dict.fromkeys(frame["backend"])
+            if name in BACKENDS and BACKENDS[name].crash.node_is_job_process]
+    return (" Not run where a node is the process that runs the job, so node-kill is "
+            "job-process-kill: " + "; ".join(same) + ".") if same else ""
+
+
 def tables(kit: ReportKit) -> list[Any]:
     frame = kit.frame.copy()
     if frame.empty or "params.fault" not in frame:
         return [kit.table("Crash recovery", [], "")]
     out = []
-    workers = frame[frame["params.fault"] == "worker-kill"]
-    if not workers.empty:
+    for fault, title in WORKER_FAULT_TITLES.items():
+        workers = frame[frame["params.fault"] == fault]
+        if workers.empty:
+            continue
         workers = workers.assign(row=workers["backend"])
         if "params.mode" not in workers:
             workers = workers.assign(**{"params.mode": workers["profile"]})
-        out.append(kit.table("Worker killed (SIGKILL) mid-job, by settings profile",
-                             _columns(kit, workers, "mode", "{} profile"), NOTE,
-                             slug="crash-recovery-worker-kill", frame=workers, series_col="row",
+        out.append(kit.table(f"{title}, by settings profile",
+                             _columns(kit, workers, "mode", "{} profile"),
+                             NOTE + _same_kill_note(fault, frame),
+                             slug=f"crash-recovery-{fault}", frame=workers, series_col="row",
                              explanations=_explanations(kit, workers, "mode", "{} profile")))
     brokers = frame[frame["params.fault"] == "broker-kill"]
     if not brokers.empty and "params.persistence" in brokers:
@@ -97,12 +121,13 @@ def chart(kit: ReportKit, fault: str, slug: str, title: str,
                          f"{first['reason'] or 'no reason given'}; not plotted")
     frame = pd.concat(shown)
     names = [label(row) for _, row in frame.iterrows()]
-    fig = kit.figure(12, 1.6 + 0.32 * len(names))
-    axes = fig.subplots(1, 3, sharey=True)
+    fig = kit.figure(14, 1.6 + 0.32 * len(names))
+    axes = fig.subplots(1, 4, sharey=True)
     ys = list(range(len(names)))[::-1]
     for ax, metric, xlabel in ((axes[0], "lost", "jobs lost"),
-                               (axes[1], "duplicated", "jobs run more than once"),
-                               (axes[2], "completed", "jobs completed")):
+                               (axes[1], "late", "jobs late (after the window)"),
+                               (axes[2], "duplicated", "jobs run more than once"),
+                               (axes[3], "completed", "jobs completed in the window")):
         for y, (_, row) in zip(ys, frame.iterrows(), strict=True):
             got = kit.value(row, metric) if row["status"] == "ok" else None
             if got is None:
@@ -140,9 +165,10 @@ def chart(kit: ReportKit, fault: str, slug: str, title: str,
 def charts(kit: ReportKit) -> list[Any]:
     param = kit.param
     return [
-        chart(kit, "worker-kill", "crash_worker_kill",
-              "Worker killed (SIGKILL) mid-job: lost / duplicated / completed",
-              lambda r: f"{r['backend']} \u00b7 {param(r, 'mode') or r['profile']}"),
+        *(chart(kit, fault, f"crash_{fault.replace('-', '_')}",
+                f"{title}: lost / late / duplicated / completed",
+                lambda r: f"{r['backend']} \u00b7 {param(r, 'mode') or r['profile']}")
+          for fault, title in WORKER_FAULT_TITLES.items()),
         chart(kit, "broker-kill", "crash_broker_kill",
               "Broker killed (kill -9) with queued jobs, by persistence setting",
               lambda r: f"{r['backend']} \u00b7 persistence {param(r, 'persistence')}"

@@ -62,12 +62,13 @@ def test_record_files_load_without_the_partial_record(records):
 
 
 def test_counts(records):
-    out = classify(records, range(10), KILL, 110 * S, old_pids=[OLD_A, OLD_B, KILLED],
-                   killed_pid=KILLED)
+    out = classify(records, range(10), KILL, 110 * S, killed_pids=[KILLED])
     assert out["jobs"] == 10
     assert out["lost"] == 4  # 2, 6, 8, 9
+    assert out["late"] == 0  # no late watch
     assert out["duplicated"] == 2  # 3 (started twice), 4 (ended twice)
     assert out["once"] == 4  # 0, 1, 5, 7
+    assert out["lost"] + out["late"] + out["once"] + out["duplicated"] == out["jobs"]
     assert out["completed"] == out["once"] + out["duplicated"] == 6
     assert out["started_twice"] == 2 and out["ended_twice"] == 1
     assert out["ended_before_kill"] == 3  # 0, 1, 4
@@ -78,6 +79,18 @@ def test_counts(records):
     assert out["errors"] == 0
 
 
+def test_a_job_that_ends_in_the_late_watch_is_late_not_lost(records):
+    # 8 ENDs at 110.5 s: after the window (110 s), inside a late watch to 112 s.
+    out = classify(records, range(10), KILL, 110 * S, late_end_ns=112 * S,
+                   killed_pids=[KILLED])
+    assert (out["lost"], out["late"], out["once"], out["duplicated"]) == (3, 1, 4, 2)
+    assert out["completed"] == 6  # ended in the window: late jobs are not among them
+    assert out["recovery_s"]["last"] == pytest.approx(10.5)
+    # A watch that ends before the END leaves it lost.
+    early = classify(records, range(10), KILL, 110 * S, late_end_ns=int(110.4 * S))
+    assert (early["lost"], early["late"]) == (4, 0)
+
+
 def test_lost_never_started_counts_only_starts_in_the_window(records):
     # 8 STARTed at 109.9 s: with the window closing at 109 s it never started.
     out = classify(records, range(10), KILL, 109 * S)
@@ -85,41 +98,39 @@ def test_lost_never_started_counts_only_starts_in_the_window(records):
     assert out["lost_never_started"] == 2  # 6 and 8
 
 
-def test_recovery_times(records):
-    out = classify(records, range(10), KILL, 110 * S, old_pids=[OLD_A, OLD_B, KILLED])
-    # first: job 5 ends at 100.7 on an old pid and is its only run: not recovery;
-    # job 7 ends at 103.2 on the new pid: recovery.
-    assert out["recovery_s"]["first"] == pytest.approx(3.2)
-    # last: the last END after the kill in the window (4's second END at 106.2 s).
-    assert out["recovery_s"]["last"] == pytest.approx(6.2)
+def test_recovery_counts_only_jobs_the_kill_hit(records):
+    out = classify(records, range(10), KILL, 110 * S, killed_pids=[KILLED])
+    # Affected: 2, 3, 9 (on the killed pid) and 5, 6, 7, 8 (queued at the kill). Job 4's
+    # second END (106.2 s) is not among them: it had ended before the kill.
+    assert out["recovery_s"]["first"] == pytest.approx(0.7)  # 5, queued, on a survivor
+    assert out["recovery_s"]["last"] == pytest.approx(4.2)  # 3's re-run
+    assert out["recovery_s"]["rerun"] == pytest.approx(4.2)
 
 
-def test_a_rerun_on_a_survivor_counts_as_recovery(tmp_path):
-    write(tmp_path, OLD_A, [(0, Event.START, 99.9), (1, Event.START, 105.0),
-                            (1, Event.END, 105.2)])
-    write(tmp_path, OLD_B, [(1, Event.START, 99.9), (0, Event.START, 106.0),
-                            (0, Event.END, 106.2)])
-    out = classify(load_records(tmp_path), [0, 1], KILL, 110 * S)
-    assert out["recovery_s"]["first"] == pytest.approx(5.2)
-    assert out["duplicated"] == 2 and out["lost"] == 0
+def test_a_job_on_a_surviving_process_is_not_recovery(tmp_path):
+    write(tmp_path, OLD_A, [(0, Event.START, 99.9), (0, Event.END, 100.1)])
+    write(tmp_path, KILLED, [(1, Event.START, 99.9)])
+    write(tmp_path, NEW, [(1, Event.START, 105.0), (1, Event.END, 105.2)])
+    out = classify(load_records(tmp_path), [0, 1], KILL, 110 * S, killed_pids=[KILLED])
+    assert out["recovery_s"] == {"first": pytest.approx(5.2), "last": pytest.approx(5.2),
+                                 "rerun": pytest.approx(5.2)}
+    assert out["duplicated"] == 1 and out["once"] == 1 and out["lost"] == 0
 
 
-def test_broker_back_marks_runs_after_it_as_recovery(tmp_path):
+def test_a_broker_kill_hits_every_running_job(tmp_path):
     write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 100.1),
                             (1, Event.START, 102.0), (1, Event.END, 102.2)])
-    records = load_records(tmp_path)
-    assert classify(records, [0, 1], KILL, 110 * S)["recovery_s"]["first"] is None
-    out = classify(records, [0, 1], KILL, 110 * S, back_ns=101 * S)
-    assert out["recovery_s"]["first"] == pytest.approx(2.2)
-    assert out["recovery_s"]["last"] == pytest.approx(2.2)
+    out = classify(load_records(tmp_path), [0, 1], KILL, 110 * S)
+    assert out["recovery_s"] == {"first": pytest.approx(0.1), "last": pytest.approx(2.2),
+                                 "rerun": None}
     assert out["lost"] == 0 and out["duplicated"] == 0 and out["ended_before_kill"] == 0
 
 
 def test_nothing_recovered(tmp_path):
-    write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 99.5),
-                            (1, Event.START, 99.9)])
-    out = classify(load_records(tmp_path), [0, 1, 2], KILL, 110 * S)
-    assert out["recovery_s"] == {"first": None, "last": None}
+    write(tmp_path, OLD_A, [(0, Event.START, 99.0), (0, Event.END, 99.5)])
+    write(tmp_path, KILLED, [(1, Event.START, 99.9)])
+    out = classify(load_records(tmp_path), [0, 1, 2], KILL, 110 * S, killed_pids=[KILLED])
+    assert out["recovery_s"] == {"first": None, "last": None, "rerun": None}
     assert (out["lost"], out["once"], out["lost_never_started"]) == (2, 1, 1)
 
 
@@ -140,9 +151,13 @@ def _crash_plan(tmp_path, quick, profiles):
 @pytest.mark.parametrize("profiles", [("default",), ("reliable",), ("default", "reliable")])
 def test_full_plan_has_both_profiles_once_whatever_profile_says(tmp_path, profiles):
     cells = _crash_plan(tmp_path, False, profiles)
-    worker = sorted((c.backend, c.profile) for c in cells if c.params["fault"] == "worker-kill")
-    assert worker == [("asyncio", "default"), ("asyncio", "reliable"),
-                      ("rq", "default"), ("rq", "reliable")]
+    worker = sorted((c.backend, c.profile, c.params["fault"]) for c in cells
+                    if c.params["fault"] != "broker-kill")
+    # asyncio's one process is its node: node-kill would be the same kill, so it runs once
+    assert worker == [("asyncio", "default", "job-process-kill"),
+                      ("asyncio", "reliable", "job-process-kill"),
+                      ("rq", "default", "job-process-kill"), ("rq", "default", "node-kill"),
+                      ("rq", "reliable", "job-process-kill"), ("rq", "reliable", "node-kill")]
     broker = [(c.backend, c.profile, c.params["persistence"], c.broker_kill) for c in cells
               if c.params["fault"] == "broker-kill"]
     assert broker == [("rq", "reliable", "off", {"appendonly": "no"}),
@@ -150,11 +165,26 @@ def test_full_plan_has_both_profiles_once_whatever_profile_says(tmp_path, profil
                        {"appendonly": "yes", "appendfsync": "everysec"})]
 
 
+def test_every_backend_shortens_its_redelivery_into_the_window():
+    from adapters import BACKENDS
+    from scenarios.crash import CRASH_RECOVERY, redelivery_s
+    from scenarios.base import RunOptions
+
+    for name in BACKENDS:
+        for cell in CRASH_RECOVERY.plan(name, RunOptions()):
+            phase = cell.workload["phases"][0]
+            assert phase["window_s"] > redelivery_s(name), name
+            assert phase["late_grace_s"] >= redelivery_s(name), name
+            for option in BACKENDS[name].crash.timeout_options:
+                assert cell.options[option] == 5.0, (name, option)
+    assert redelivery_s("arq") == 15.0  # job_timeout 5 s + the 10 s arq adds
+
+
 @pytest.mark.parametrize("profiles", [("default",), ("reliable",), ("default", "reliable")])
-def test_quick_plan_kills_a_worker_in_the_runs_first_profile(tmp_path, profiles):
+def test_quick_plan_kills_a_job_process_in_the_runs_first_profile(tmp_path, profiles):
     cells = _crash_plan(tmp_path, True, profiles)
     assert [(c.backend, c.profile, c.params["fault"]) for c in cells] == [
-        ("asyncio", profiles[0], "worker-kill"), ("rq", profiles[0], "worker-kill")]
+        ("asyncio", profiles[0], "job-process-kill"), ("rq", profiles[0], "job-process-kill")]
 
 
 def test_a_user_given_broker_cannot_be_killed(tmp_path):

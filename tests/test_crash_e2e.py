@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
+from adapters import BACKENDS
 from harness.runner import RunConfig, Runner
 from scenarios.base import CellPlan, RunOptions
 from scenarios.crash import CRASH_RECOVERY
 from tests.conftest import REPO, require_env
 
 pytestmark = pytest.mark.slow
-OPTIONS = RunOptions()  # the full plan: quick runs only one worker-kill per backend
+OPTIONS = RunOptions()  # the full plan: quick runs only one job-process-kill per backend
 
 
-def crash_cell(backend: str, mode: str, fault: str = "worker-kill",
+def crash_cell(backend: str, mode: str, fault: str = "job-process-kill",
                persistence: str | None = None) -> CellPlan:
     for cell in CRASH_RECOVERY.plan(backend, OPTIONS):
         if (cell.params["mode"], cell.params["fault"],
@@ -40,6 +41,18 @@ def run_cell(cell: CellPlan, tmp_path: Path) -> dict[str, Any]:
         runner.brokers.stop_all()
         shutil.rmtree(runner.broker_dir, ignore_errors=True)
     assert result["status"] == "ok", result["reason"]
+    metrics = result["metrics"]
+    assert (metrics["lost"] + metrics["late"] + metrics["once"] + metrics["duplicated"]
+            == metrics["jobs"]), metrics
+    if cell.params["fault"] != "broker-kill":
+        # the kill landed on a process running a job: its START, no END before the kill
+        assert metrics["in_flight_on_killed"] >= 1, metrics["explanation"]
+        # the supervisor gives back the slots that died, never more; asyncio's jobs lived
+        # only in the killed process, so there is nothing a replacement could run
+        capacity = metrics["capacity"]
+        assert capacity["after"] <= capacity["before"], metrics
+        if BACKENDS[cell.backend].broker is not None:
+            assert capacity["after"] == capacity["before"], metrics
     return result
 
 
@@ -50,7 +63,7 @@ def test_asyncio_loses_the_jobs_of_its_killed_process(tmp_path):
     assert "memory" in metrics["explanation"]
 
 
-def test_redis_raw_reliable_loses_nothing_on_worker_kill(tmp_path):
+def test_redis_raw_reliable_loses_nothing_on_job_process_kill(tmp_path):
     require_env("redis")
     result = run_cell(crash_cell("redis-raw", "reliable"), tmp_path)
     assert result["metrics"]["lost"] == 0, result["metrics"]["explanation"]
@@ -67,8 +80,26 @@ def test_redis_broker_kill_without_persistence_loses_queued_jobs(tmp_path):
 
 @pytest.mark.skipif(not (REPO / "adapters" / "celery" / "adapter.py").exists(),
                     reason="the celery adapter (adapters/celery/adapter.py) is not in the tree")
-def test_celery_rabbitmq_reliable_loses_nothing_on_worker_kill(tmp_path):
+def test_celery_rabbitmq_reliable_loses_nothing_on_job_process_kill(tmp_path):
     require_env("celery")
     result = run_cell(crash_cell("celery-rabbitmq", "reliable"), tmp_path)
     assert result["metrics"]["lost"] == 0, result["metrics"]["explanation"]
     assert result["settings"]["acks_late"] and result["settings"]["reject_on_worker_lost"]
+
+
+@pytest.mark.skipif(not (REPO / "adapters" / "celery" / "adapter.py").exists(),
+                    reason="the celery adapter (adapters/celery/adapter.py) is not in the tree")
+def test_celery_default_node_kill_loses_the_running_jobs(tmp_path):
+    require_env("celery")
+    metrics = run_cell(crash_cell("celery-rabbitmq", "default", "node-kill"),
+                       tmp_path)["metrics"]
+    assert metrics["killed_processes"] > 1  # the main process and its pool, at once
+    assert metrics["lost_in_flight_on_killed"] == metrics["in_flight_on_killed"], metrics
+    assert metrics["workers_replaced"] == 1
+
+
+def test_arq_reliable_has_no_lost_or_late_job(tmp_path):
+    require_env("arq")
+    metrics = run_cell(crash_cell("arq", "reliable"), tmp_path)["metrics"]
+    assert (metrics["lost"], metrics["late"]) == (0, 0), metrics["explanation"]
+    assert metrics["started_twice"] >= 1  # re-run once the in-progress key expired

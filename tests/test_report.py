@@ -40,7 +40,7 @@ LATENCY_MS = {"asyncio": 0.04, "redis-raw": 0.35, "celery-redis": 2.6, "dramatiq
 PAYLOAD_BYTES = (64, 1024, 16384, 262144, 1048576)
 MEMORY_OVERHEAD = {"asyncio": 610, "redis-raw": 95, "celery-redis": 1480,
                    "dramatiq-redis": 720, "arq": 340, "rq": 1900}
-# worker-kill lost/duplicated per (backend, mode); broker-kill lost per persistence
+# job-process-kill lost/duplicated per (backend, mode); broker-kill lost per persistence
 WORKER_KILL = {("redis-raw", "default"): (8, 0), ("redis-raw", "reliable"): (0, 0),
                ("celery-redis", "default"): (4, 0), ("celery-redis", "reliable"): (0, 1),
                ("dramatiq-redis", "default"): (0, 2), ("dramatiq-redis", "reliable"): (0, 2),
@@ -162,14 +162,14 @@ def memory_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
 
 def crash_cells(backend: str, rnd: int) -> list[dict[str, Any]]:
     if backend == "asyncio":
-        return [cell("crash-recovery", backend, {"fault": "worker-kill", "mode": m,
+        return [cell("crash-recovery", backend, {"fault": "job-process-kill", "mode": m,
                                                  "persistence": None, "jobs": 200}, rnd,
                      status="skipped", reason="in-process baseline: no worker process to kill",
                      profile=m) for m in ("default", "reliable")]
     out = []
     for mode in ("default", "reliable"):
         lost, dup = WORKER_KILL[(backend, mode)]
-        out.append(cell("crash-recovery", backend, {"fault": "worker-kill", "mode": mode,
+        out.append(cell("crash-recovery", backend, {"fault": "job-process-kill", "mode": mode,
                                                     "persistence": None, "jobs": 200}, rnd, {
             "completed": 200 - lost, "lost": lost, "duplicated": dup,
             "recovery_s": {"first": 0.4, "last": 1.9},
@@ -280,7 +280,7 @@ def test_report_and_charts_exist(full_run: Path) -> None:
     charts = sorted(p.name for p in (full_run / "charts").glob("*.png"))
     assert charts == sorted(["throughput_vs_duration.png", "latency_percentiles.png",
                              "latency_vs_rate.png", "payload.png", "memory.png",
-                             "crash_worker_kill.png", "crash_broker_kill.png",
+                             "crash_job_process_kill.png", "crash_broker_kill.png",
                              "scaling_vs_slots.png"])
     for png in (full_run / "charts").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -297,7 +297,7 @@ def test_report_is_self_contained(full_run: Path) -> None:
 
 def test_verdict_table(full_run: Path) -> None:
     page = (full_run / "report.html").read_text()
-    for table in ("throughput", "latency", "payload", "memory", "crash-recovery-worker-kill",
+    for table in ("throughput", "latency", "payload", "memory", "crash-recovery-job-process-kill",
                   "crash-recovery-broker-kill"):
         assert f'id="table-{table}"' in page, table
     text = text_of(page)

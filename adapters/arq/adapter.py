@@ -64,13 +64,18 @@ class ArqAdapter(WorkerProcessAdapter):
         self.poll_delay_s: float | None = None if override is None else float(override)
         self.queue_read_limit: int | None = self.max_jobs if self.tuned else None
         self.keep_result_s: float | None = None if config.results else 0.0
+        # crash scenario: a shorter job_timeout, so the in-progress key of a killed
+        # worker's job (job_timeout + 10 s, fixed by arq) expires inside the window
+        timeout = config.options.get("job_timeout_s")
+        self.job_timeout_s: float | None = None if timeout is None else float(timeout)
         self._loop = PrivateLoop()
         self._redis: ArqRedis = self._loop.run(create_pool(
             RedisSettings.from_dsn(config.broker_url), default_queue_name=config.queue),
             REDIS_TIMEOUT_S)
         self._client = redis.Redis.from_url(config.broker_url, socket_timeout=REDIS_TIMEOUT_S)
         env = worker_environment(config.broker_url, config.queue, self.max_jobs,
-                                 self.poll_delay_s, self.keep_result_s, self.queue_read_limit)
+                                 self.poll_delay_s, self.keep_result_s, self.queue_read_limit,
+                                 self.job_timeout_s)
         self.workers = WorkerGroup("arq", config.log_dir, worker_env(config.records_dir, env))
 
     def _job_key(self, job_id: int) -> str:
@@ -110,7 +115,8 @@ class ArqAdapter(WorkerProcessAdapter):
             "poll_delay_s": poll,
             "poll_delay_from": self._poll_delay_from(),
             "queue_read_limit": self.queue_read_limit or max(self.max_jobs * 5, 100),
-            "job_timeout_s": ARQ_DEFAULTS["job_timeout"],
+            "job_timeout_s": self.job_timeout_s or ARQ_DEFAULTS["job_timeout"],
+            "in_progress_key_s": (self.job_timeout_s or ARQ_DEFAULTS["job_timeout"]) + 10,
             "max_tries": ARQ_DEFAULTS["max_tries"],
             "retry_jobs": ARQ_DEFAULTS["retry_jobs"],
             "retried": "jobs cancelled by a worker shutdown or raising arq.Retry; "

@@ -26,6 +26,7 @@ _MAX_JOBS = "QB_ARQ_MAX_JOBS"
 _POLL_DELAY = "QB_ARQ_POLL_DELAY_S"
 _KEEP_RESULT = "QB_ARQ_KEEP_RESULT_S"
 _READ_LIMIT = "QB_ARQ_QUEUE_READ_LIMIT"
+_JOB_TIMEOUT = "QB_ARQ_JOB_TIMEOUT_S"
 
 
 async def bench_job(ctx: dict[str, Any], job_id: int, sent_ns: int, spec: dict,
@@ -35,12 +36,12 @@ async def bench_job(ctx: dict[str, Any], job_id: int, sent_ns: int, spec: dict,
 
 
 def worker_environment(url: str, queue: str, max_jobs: int, poll_delay_s: float | None,
-                       keep_result_s: float | None, queue_read_limit: int | None = None
-                       ) -> dict[str, str]:
+                       keep_result_s: float | None, queue_read_limit: int | None = None,
+                       job_timeout_s: float | None = None) -> dict[str, str]:
     """QB_ARQ_* variables for a worker; None leaves arq's default in place."""
     env = {_URL: url, _QUEUE: queue, _MAX_JOBS: str(max_jobs)}
     for name, value in ((_POLL_DELAY, poll_delay_s), (_KEEP_RESULT, keep_result_s),
-                        (_READ_LIMIT, queue_read_limit)):
+                        (_READ_LIMIT, queue_read_limit), (_JOB_TIMEOUT, job_timeout_s)):
         if value is not None:
             env[name] = str(value)
     return env
@@ -60,6 +61,8 @@ def _build_settings() -> type:
         attrs["keep_result"] = float(env[_KEEP_RESULT])
     if _READ_LIMIT in env:
         attrs["queue_read_limit"] = int(env[_READ_LIMIT])
+    if _JOB_TIMEOUT in env:
+        attrs["job_timeout"] = float(env[_JOB_TIMEOUT])
     return type("WorkerSettings", (), attrs)
 
 

@@ -24,7 +24,8 @@ from adapters.job import bench_job_async
 class AsyncioAdapter(Adapter):
     in_process = True
     async_jobs = True
-    faults = frozenset({"worker-kill"})  # no broker; a kill needs options.asyncio_process
+    # no broker; a kill needs options.asyncio_process, whose one child is job process and node
+    faults = frozenset({"job-process-kill", "node-kill"})
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -143,12 +144,3 @@ class AsyncioAdapter(Adapter):
         if self._in_child:
             return self._reap()
         return [os.getpid()] if self._loop is not None else []
-
-    def kill_worker(self) -> int | None:
-        """SIGKILL the child holding the jobs (asyncio_process only)."""
-        for pid in self._reap():
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            self._children.remove(pid)
-            return pid
-        return None

@@ -81,7 +81,6 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
 class CeleryAdapter(WorkerProcessAdapter):
     """Celery with a Redis or RabbitMQ broker; one prefork worker node."""
 
-    kill_pool_child = True  # a prefork pool process runs the job
     bulk_api = False  # no bulk publish in Celery: a group still publishes one message per task
 
     def __init__(self, config: AdapterConfig) -> None:
@@ -187,14 +186,15 @@ class CeleryAdapter(WorkerProcessAdapter):
                "-Q", self.config.queue, "-n", node, *WORKER_FLAGS]
         self.workers.start(cmd, 1, ready=READY_LINE)
 
-    def add_workers(self) -> None:
-        """Replace a dead node; a killed pool child is already replaced by its node.
+    def replace_dead(self) -> None:
+        """Replace a dead node under a new name; a killed pool child is already
+        replaced by its node.
 
         Celery's supervisor of pool children is the node's main process: it
         forks a new child for a killed one, so a second node would only
         double the slots. A fresh node starts only when a main process died.
         """
-        if any(proc.poll() is not None for proc in self.workers.procs):
+        if self.workers.drop_dead():
             self.start_workers()
 
     def enqueue(self, job: JobCall) -> None:

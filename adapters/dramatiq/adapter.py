@@ -42,7 +42,6 @@ class DramatiqAdapter(WorkerProcessAdapter):
     # A forked worker process runs the jobs. Killing one makes Dramatiq's main
     # process stop the others and exit ("exited unexpectedly. Shutting
     # down..."), so a supervisor (the crash phase) brings the CLI back.
-    kill_pool_child = True
     # SIGTERM to the CLI's main process only: it relays one SIGTERM to each
     # worker process, which finishes running jobs and returns prefetched ones
     # (a second SIGTERM straight to a worker process makes it exit at once).

@@ -36,7 +36,6 @@ HEALTH_CHECK_S = 10  # huey consumer default: dead workers are replaced this oft
 class HueyAdapter(WorkerProcessAdapter):
     # Process workers: kill one (the consumer's health check replaces it). Thread
     # workers have no child process: the whole consumer dies, as a crash would do.
-    kill_pool_child = True
     bulk_api = False  # huey has no bulk enqueue: a group() is one enqueue per task
 
     def __init__(self, config: AdapterConfig) -> None:

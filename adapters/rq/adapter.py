@@ -44,7 +44,6 @@ PERFORMANCE_NOTES = ("RQ docs, Notes on Performance: SimpleWorker skips fork() a
 
 
 class RqAdapter(WorkerProcessAdapter):
-    kill_pool_child = True  # the default Worker runs a job in a forked work horse
     bulk_api = True  # Queue.enqueue_many: every job of a batch in one Redis pipeline
 
     def __init__(self, config: AdapterConfig) -> None:

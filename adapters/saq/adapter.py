@@ -46,7 +46,6 @@ JOB_DEFAULTS = {name: field.default for name, field in Job.__dataclass_fields__.
 
 
 class SaqAdapter(WorkerProcessAdapter):
-    kill_pool_child = True  # a forked worker: killing the CLI would orphan its forks
     stop_whole_group = True  # the CLI does not pass SIGTERM on to its forks
     async_jobs = True
     bulk_api = False  # saq has no bulk enqueue: Queue.map/batch enqueue job by job

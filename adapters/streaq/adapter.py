@@ -49,7 +49,6 @@ MAX_TRIES = 3  # streaq task default
 
 
 class StreaqAdapter(WorkerProcessAdapter):
-    kill_pool_child = True  # a forked worker: killing the CLI would orphan its forks
     stop_whole_group = True  # the CLI does not pass SIGTERM on to its forks
     async_jobs = True
     bulk_api = True  # Worker.enqueue_many: a batch in one Redis pipeline

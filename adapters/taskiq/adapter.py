@@ -53,7 +53,6 @@ BROKERS = {
 
 
 class TaskiqAdapter(WorkerProcessAdapter):
-    kill_pool_child = True  # a worker process: taskiq's process manager restarts it
     async_jobs = True
     bulk_api = False  # taskiq has no bulk kiq: one broker.kick per message
 

@@ -5,21 +5,30 @@ Jobs are preloaded and the workers started by the driver; then:
 1. wait until `kill_after_ends` jobs ended and at least `kill_in_flight`
    are running, then `kill_delay_s` more (those are mid-job; a worker that
    polls, like arq, may leave gaps between waves);
-2. worker-kill: SIGKILL one job-executing process (adapter.kill_worker);
-   broker-kill: ask the coordinator to kill -9 and restart the broker
-   (harness.faults protocol);
+2. the fault. The target comes from the records, not from the process
+   tree: the pids with a START and no END are the processes running a job
+   (a pool child, a work horse, a consumer), the newest first.
+   job-process-kill SIGKILLs one of them (adapter.kill_job_process);
+   node-kill SIGKILLs, all at once, the whole tree of the worker node that
+   holds one (adapter.kill_node); broker-kill asks the coordinator to kill -9
+   and restart the broker (harness.faults protocol);
 3. watch a window of `window_s` from the moment the fault was handled
    (kill done, broker back), acting as a supervisor meanwhile: when a
-   worker process the adapter started has exited (the killed one, or one
+   worker process the adapter started has exited (a killed node, or one
    that died of the fault, like Dramatiq's CLI after losing a child), start
-   a fresh worker set next to the survivors (worker-kill: add_workers, the
-   survivors keep their jobs) or restart the workers (broker-kill), twice
-   at most, and reopen the window from there. A pool process or work horse
-   that its own parent replaces (Celery, RQ) needs no supervisor. The
+   exactly what died (worker faults: adapter.replace_dead, the survivors
+   keep their jobs) or restart the workers (broker-kill), twice at most,
+   and reopen the window from there. A pool process or work horse that its
+   own parent replaces (Celery, RQ) needs no supervisor. The slots the live
+   workers can run are recorded before the kill, right after it and at the
+   end, so a replacement is seen to restore what died and never more. The
    window ends early once every job ended and `min_observe_s` passed since
    the kill (and, broker-kill, `observe_after_back_s` since the broker was
    back, as workers reconnect with a backoff), so a late duplicate (a
-   redelivery after a timeout or a reconnect) still shows.
+   redelivery after a timeout or a reconnect) still shows;
+4. jobs still missing at the end of the window are watched `late_grace_s`
+   longer (the supervisor still on duty): those that end then are late, the
+   rest lost (scenarios/crash_classify.py).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.base import Adapter
+from adapters.base import WORKER_FAULTS, Adapter
 from core.protocol import CrashPhase, PhaseReport
 from core.recorder import RECORD, Event
 from harness.driver.cell import CellRun
@@ -40,12 +49,13 @@ MAX_RESTARTS = 2
 
 
 class JobTracker:
-    """Which job ids started and ended so far, read incrementally from the records."""
+    """Which job ids started and ended so far, and in which process each one last
+    started, read incrementally from the records."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.offsets: dict[Path, int] = {}
-        self.started: set[int] = set()
+        self.started: dict[int, tuple[int, int]] = {}  # job -> (pid, t_ns) of its last START
         self.ended: set[int] = set()
 
     def update(self) -> None:
@@ -55,27 +65,23 @@ class JobTracker:
                 handle.seek(start)
                 data = handle.read()
             whole = len(data) - len(data) % RECORD.size  # a partial tail waits for next time
-            for job, event, _a, _p, _t in RECORD.iter_unpack(data[:whole]):
+            for job, event, _a, pid, t_ns in RECORD.iter_unpack(data[:whole]):
                 if event == Event.START:
-                    self.started.add(job)
+                    self.started[job] = (pid, t_ns)
                 elif event == Event.END:
                     self.ended.add(job)
             self.offsets[path] = start + whole
 
     @property
     def running(self) -> int:
-        return len(self.started - self.ended)
+        return len(self.started.keys() - self.ended)
 
-
-def dead_workers(adapter: Adapter) -> int:
-    """How many worker processes the adapter started have exited.
-
-    Adapters with separate workers keep them in a WorkerGroup (`workers`);
-    only its started processes count, not pool children or work horses,
-    which come and go by design.
-    """
-    started = getattr(getattr(adapter, "workers", None), "procs", [])
-    return sum(proc.poll() is not None for proc in started)
+    def running_pids(self) -> list[int]:
+        """Pids that run a job now (START, no END yet), the newest START first: the
+        job least likely to end before a kill lands."""
+        runs = sorted((self.started[job] for job in self.started.keys() - self.ended),
+                      key=lambda run: -run[1])
+        return list(dict.fromkeys(pid for pid, _t in runs))
 
 
 def request_broker_kill(cell_dir: Path) -> dict[str, Any]:
@@ -96,8 +102,26 @@ def request_broker_kill(cell_dir: Path) -> dict[str, Any]:
     return answer
 
 
+def inject_worker_fault(adapter: Adapter, fault: str, running: list[int],
+                        phase: PhaseReport) -> None:
+    """SIGKILL what `fault` names among the processes running a job; fills the kill
+    fields of `phase`."""
+    if fault == "job-process-kill":
+        pid = adapter.kill_job_process(running)
+        killed = [] if pid is None else [pid]
+    else:
+        killed = adapter.kill_node(running)
+    # After the call: the processes are dead, so all their records are older than this.
+    phase.kill_ns = time.monotonic_ns()
+    if not killed:
+        raise RuntimeError(f"{fault}: none of the processes running a job ({running}) "
+                           f"could be killed")
+    phase.killed_pid, phase.killed_pids = killed[0], killed
+    phase.pids_before = [*killed, *adapter.worker_pids()]
+
+
 def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int) -> None:
-    """Steps 1-3 of the module doc; fills `phase` with the times the analysis needs."""
+    """Steps 1-4 of the module doc; fills `phase` with the times the analysis needs."""
     adapter = run.adapter
     if spec.fault not in adapter.faults:
         raise RuntimeError(f"{run.cell.backend} adapter does not support {spec.fault}")
@@ -110,16 +134,12 @@ def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int)
         time.sleep(0.005)
         jobs.update()
     time.sleep(spec.kill_delay_s)
-    dead = dead_workers(adapter)
-    if spec.fault == "worker-kill":
-        killed = adapter.kill_worker()
-        # After the call: the process is dead, so all its records are older than this.
-        phase.kill_ns = time.monotonic_ns()
-        if killed is None:
-            raise RuntimeError(f"{run.cell.backend} adapter cannot kill a worker")
-        phase.killed_pid = killed
-        phase.pids_before = [killed, *adapter.worker_pids()]
-        replace = adapter.add_workers
+    jobs.update()
+    dead = adapter.dead_workers()
+    phase.capacity_before = adapter.capacity()
+    if spec.fault in WORKER_FAULTS:
+        inject_worker_fault(adapter, spec.fault, jobs.running_pids(), phase)
+        replace = adapter.replace_dead
     elif spec.fault == "broker-kill":
         phase.pids_before = adapter.worker_pids()
         answer = request_broker_kill(run.cell_dir)
@@ -128,25 +148,37 @@ def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int)
         replace = adapter.restart_workers
     else:
         raise ValueError(f"unknown fault {spec.fault!r}")
+    phase.capacity_after_kill = adapter.capacity()
     window_ns = int(spec.window_s * 1e9)
     phase.handled_ns = time.monotonic_ns()
-    window_end = phase.handled_ns + window_ns
     quiet_end = phase.kill_ns + int(spec.min_observe_s * 1e9)
     if phase.back_ns is not None:  # workers retry with a backoff: give them time to reconnect
         quiet_end = max(quiet_end, phase.back_ns + int(spec.observe_after_back_s * 1e9))
     expected = set(range(first_id, first_id + spec.jobs))
     phase.workers_replaced = 0
-    while (now := time.monotonic_ns()) < window_end:
-        jobs.update()
-        if expected <= jobs.ended and now >= quiet_end:
-            break
-        if phase.workers_replaced < MAX_RESTARTS and dead_workers(adapter) > dead:
-            # A supervisor restarts what exited; the window reopens once it is back.
-            replace()
-            phase.workers_replaced += 1
-            dead = dead_workers(adapter)
-            window_end = max(window_end, time.monotonic_ns() + window_ns)
-        time.sleep(0.02)
+
+    def watch(until_ns: int, reopen: bool) -> None:
+        """Supervise and read the records until `until_ns` or every job ended (and the
+        quiet time passed); `reopen`: a replacement restarts the window from there."""
+        nonlocal dead
+        while (now := time.monotonic_ns()) < until_ns:
+            jobs.update()
+            if expected <= jobs.ended and now >= quiet_end:
+                return
+            if phase.workers_replaced < MAX_RESTARTS and adapter.dead_workers() > dead:
+                # A supervisor restarts what exited; the window reopens once it is back.
+                replace()
+                phase.workers_replaced += 1
+                dead = adapter.dead_workers()
+                if reopen:
+                    until_ns = max(until_ns, time.monotonic_ns() + window_ns)
+            time.sleep(0.02)
+
+    watch(phase.handled_ns + window_ns, reopen=True)
     phase.observed_until_ns = time.monotonic_ns()
+    if not expected <= jobs.ended and spec.late_grace_s > 0:
+        watch(phase.observed_until_ns + int(spec.late_grace_s * 1e9), reopen=False)
+        phase.late_until_ns = time.monotonic_ns()
+    phase.capacity_after = adapter.capacity()
     phase.timed_out = not expected <= jobs.ended
     run.tally.refresh()  # the END count for driver.json
