@@ -20,6 +20,8 @@ and a [[backend]] entry may override any of them (tables merge key by key).
     options = {}                     # further options of its cells
     loss_on_worker_kill = "..."      # why jobs are lost when a worker is killed
     rerun_on_worker_kill = "..."     # why they run again ("{timeout_s:.0f}": the timeout)
+    loss_on_node_kill = "..."        # the same two for node-kill, where the cause differs
+    rerun_on_node_kill = "..."
     redelivery_extra_s = 10.0        # the library adds this to the timeout before it re-runs
     node_is_job_process = "..."      # why node-kill = job-process-kill (no pool): run once
     [[backend]]
@@ -65,6 +67,8 @@ class CrashInfo:
     options: Mapping[str, Any] = field(default_factory=dict)
     loss_on_worker_kill: str | None = None
     rerun_on_worker_kill: str | None = None
+    loss_on_node_kill: str | None = None
+    rerun_on_node_kill: str | None = None
     redelivery_extra_s: float = 0.0
     node_is_job_process: str | None = None
 
@@ -104,6 +108,7 @@ REQUIRED = ("name", "order", "description", "family", "adapter", "profiles")
 CRASH_KEYS: dict[str, tuple[type, str]] = {
     "timeout_options": (list, "a list of strings"), "options": (dict, "a table"),
     "loss_on_worker_kill": (str, "a string"), "rerun_on_worker_kill": (str, "a string"),
+    "loss_on_node_kill": (str, "a string"), "rerun_on_node_kill": (str, "a string"),
     "redelivery_extra_s": (float, "a number of seconds"), "node_is_job_process": (str, "a string"),
 }
 
@@ -164,6 +169,8 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
                         options=dict(crash.get("options", {})),
                         loss_on_worker_kill=crash.get("loss_on_worker_kill"),
                         rerun_on_worker_kill=crash.get("rerun_on_worker_kill"),
+                        loss_on_node_kill=crash.get("loss_on_node_kill"),
+                        rerun_on_node_kill=crash.get("rerun_on_node_kill"),
                         redelivery_extra_s=float(crash.get("redelivery_extra_s", 0.0)),
                         node_is_job_process=crash.get("node_is_job_process")),
         source=path,

@@ -1,8 +1,15 @@
-"""The run's broker pool: one URL per broker kind, user-given (probed) or harness-owned.
+"""The run's broker pool: a URL per (broker kind, persistence), user-given or harness-owned.
 
-A harness-owned server (core/brokers/<kind>.py) is started on first use and
-stopped, with everything it spawned, by `stop_all` on every exit path of
-the run (end, Ctrl-C, error).
+A profile runs with the persistence its broker kind declares for it
+(`BrokerKind.persistence_for`: Redis's reliable cells need AOF, its default
+ones none). Persistences that start the server with the same options share
+one server; any other gets a second harness-owned server of the kind,
+slot "<kind>@<persistence>" (run.json's brokers and broker_versions). A
+user-given URL serves every persistence as it is: where the durability is a
+server setting the harness cannot switch there, cells record "user-given".
+
+A harness-owned server is started on first use and stopped, with everything
+it spawned, by `stop_all` on every exit path of the run (end, Ctrl-C, error).
 """
 
 from __future__ import annotations
@@ -13,58 +20,89 @@ from core.brokers import broker_kind
 from core.brokers.base import BrokerError, BrokerKind
 from core.urls import mask
 
+USER_GIVEN = "user-given"  # the persistence of a user's server: whatever it is configured with
+
 
 class Brokers:
-    """Provides a URL per broker kind: user-given (probed) or harness-owned (started)."""
+    """Provides a URL per broker kind and persistence: user-given (probed) or harness-owned."""
 
     def __init__(self, base_dir: Path, urls: dict[str, str | None]) -> None:
         self.base_dir = base_dir
         self.user_urls = {k: v for k, v in urls.items() if v}
-        self.owned: dict[str, BrokerKind] = {}
+        self.owned: dict[str, BrokerKind] = {}  # by slot: "<kind>" or "<kind>@<persistence>"
         self.unavailable: dict[str, str] = {}
         self.versions: dict[str, str] = {}
 
-    def url(self, kind: str) -> str:
-        """The URL for `kind`, starting a server if needed; raises BrokerError with the fix."""
-        if kind in self.unavailable:
-            raise BrokerError(self.unavailable[kind])
+    def persistence(self, kind: str, profile: str) -> str:
+        """What cells of `profile` run with on `kind`: the kind's setting for the profile,
+        or "user-given" when that is a server setting of a user-given URL."""
+        broker = broker_kind(kind)
+        if kind in self.user_urls and broker.client_default_persistence is None:
+            return USER_GIVEN
+        return broker.persistence_for(profile)
+
+    def slot(self, kind: str, persistence: str | None = None) -> str:
+        """The server `persistence` runs on: the kind's own (started with the default
+        persistence's options) unless it needs other server options."""
+        broker = broker_kind(kind)
+        if persistence in (None, USER_GIVEN):
+            return kind
+        options = broker.persistence[persistence].server_options
+        if options == broker.persistence[broker.default_persistence].server_options:
+            return kind
+        return f"{kind}@{persistence}"
+
+    def url(self, kind: str, persistence: str | None = None) -> str:
+        """The URL for `kind` at `persistence` (None: its default), starting a server if
+        needed; raises BrokerError with the fix."""
+        slot = self.slot(kind, persistence)
+        for known in (kind, slot):
+            if known in self.unavailable:
+                raise BrokerError(self.unavailable[known])
         broker = broker_kind(kind)
         if kind in self.user_urls:
             reason = broker.probe(self.user_urls[kind], timeout_s=5.0)
             if reason:
                 self.unavailable[kind] = reason
                 raise BrokerError(reason)
-            self.versions.setdefault(kind, "user-given")
+            self.versions.setdefault(kind, USER_GIVEN)
             return self.user_urls[kind]
-        server = self.owned.get(kind)
+        server = self.owned.get(slot)
         if server is not None and not server.alive():
             server.start()  # it died since the last cell: same port, same data dir
         if server is None:
-            if broker.find_binary() is None:
-                self.unavailable[kind] = broker.missing_binary()
-                raise BrokerError(self.unavailable[kind])
-            server = broker(data_dir=self.base_dir / kind)
-            try:
-                server.start()
-            except BrokerError as exc:
-                self.unavailable[kind] = str(exc)
-                raise
-            except BaseException:  # interrupted while it starts: stop it, then go on out
-                server.stop()
-                raise
-            self.owned[kind] = server
-            self.versions[kind] = server.version
+            server = self._start(broker, slot, persistence or broker.default_persistence)
         return server.url
 
-    def control(self, kind: str) -> list[str] | None:
-        """A command prefix that administers the harness-owned broker of `kind`, if any."""
-        server = self.owned.get(kind)
+    def _start(self, broker: type[BrokerKind], slot: str, persistence: str) -> BrokerKind:
+        """A new server of `broker` in its own data dir, with `persistence`'s options."""
+        if broker.find_binary() is None:
+            self.unavailable[broker.name] = broker.missing_binary()
+            raise BrokerError(self.unavailable[broker.name])
+        server = broker(data_dir=self.base_dir / slot,
+                        options=dict(broker.persistence[persistence].server_options))
+        try:
+            server.start()
+        except BrokerError as exc:
+            self.unavailable[slot] = str(exc)
+            raise
+        except BaseException:  # interrupted while it starts: stop it, then go on out
+            server.stop()
+            raise
+        self.owned[slot] = server
+        self.versions[slot] = server.version
+        return server
+
+    def control(self, kind: str, persistence: str | None = None) -> list[str] | None:
+        """A command prefix that administers the harness-owned server of `kind` that
+        `persistence` runs on, if any."""
+        server = self.owned.get(self.slot(kind, persistence))
         return server.control() if server is not None else None
 
     def describe(self) -> dict[str, str]:
         """Masked URLs for run.json: never a password."""
         out = {k: mask(v) for k, v in self.user_urls.items()}
-        out.update({k: mask(s.url) for k, s in self.owned.items()})
+        out.update({slot: mask(s.url) for slot, s in self.owned.items()})
         return out
 
     def stop_all(self) -> None:

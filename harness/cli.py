@@ -160,6 +160,9 @@ def build_parser() -> OneLineParser:
                      help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
     run.add_argument("--payload-sizes", type=number_list(int, 1, "payload size (bytes)"),
                      help="payload and memory: sizes in bytes (default 64 .. 1048576)")
+    run.add_argument("--memory-jobs", type=number_list(int, 1, "job count"), metavar="N,N,...",
+                     help="memory: jobs queued per cell (default 5000; 2000 with --quick), "
+                     "each capped by the scenario's payload budget")
     run.add_argument("--slots-sweep", type=number_list(int, 1, "slot count"), metavar="N,N,...",
                      help="scaling: the slot counts to sweep (default 1,2,4,8,16,32; "
                      "1,4,16 with --quick)")
@@ -248,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,
                          payload_sizes=args.payload_sizes, window_s=args.window,
-                         slots_sweep=args.slots_sweep,
+                         slots_sweep=args.slots_sweep, memory_jobs=args.memory_jobs,
                          inject_delay_us=args.inject_delay_us or 0)
     if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
         os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
@@ -263,8 +266,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                        options=options, urls=broker_urls(args))
     outcome = Runner(config).run()
     render_report(out)
-    if "tuned" in args.profile and len(args.profile) > 1:
-        print_tuned(out)
+    others = [p for p in args.profile if p != "default"]
+    if others and "default" in args.profile:
+        print_profile_pairs(out, others)
     cells = outcome["cells"]
     counts = {s: sum(c["status"] == s for c in cells) for s in ("ok", "failed", "skipped")}
     print(f"{out}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")
@@ -278,17 +282,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_tuned(run_dir: Path) -> None:
-    """The tuned profile's figures beside the default ones, and what it changed."""
+def print_profile_pairs(run_dir: Path, others: list[str]) -> None:
+    """Each other profile's figures beside the default ones (reports/profiles.py): what
+    tuned changed, what reliable's durability costs."""
     from reports import data, profiles
 
     try:
-        lines = profiles.summary_lines(data.load(run_dir))
+        run = data.load(run_dir)
     except (ResultsError, OSError, ValueError) as exc:
-        print(f"tuned against default not shown ({exc})", file=sys.stderr)
+        print(f"{', '.join(others)} against default not shown ({exc})", file=sys.stderr)
         return
-    print("\n".join(["tuned against default:", *lines]) if lines else
-          "tuned against default: no point ran ok in both profiles")
+    for profile in others:
+        lines = profiles.summary_lines(run, profile)
+        print("\n".join([f"{profile} against default:", *lines]) if lines else
+              f"{profile} against default: no point ran ok in both profiles")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

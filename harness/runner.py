@@ -173,9 +173,19 @@ class Runner:
         if info.broker is None:
             return None, None
         try:
-            return None, self.brokers.url(info.broker)
+            return None, self.brokers.url(info.broker, self._persistence(cell))
         except BrokerError as exc:
             return str(exc).splitlines()[0], None
+
+    def _persistence(self, cell: CellPlan) -> str | None:
+        """The broker persistence a cell runs with (None: no broker); a broker-kill cell's
+        is its own (params.persistence), else its profile's (harness/brokers.py)."""
+        kind = BACKENDS[cell.backend].broker
+        if kind is None:
+            return None
+        if cell.broker_kill is not None:
+            return cell.params.get("persistence")
+        return self.brokers.persistence(kind, cell.profile)
 
     def groups(self, plan: list[tuple[int, CellPlan]]) -> list[tuple[int, list[CellPlan]]]:
         """Consecutive cells that can share one driver and its workers.
@@ -286,7 +296,8 @@ class Runner:
             slots=self._slots(item.cell), profile=item.cell.profile,
             results=self.config.options.results, queue=queue,
             workload=Workload.from_dict(item.cell.workload), options=dict(item.cell.options),
-            broker_ctl=self.brokers.control(info.broker) if info.broker else None,
+            broker_ctl=(self.brokers.control(info.broker, self._persistence(item.cell))
+                        if info.broker else None),
         )
         driver.bind(item.cell_dir, spec)
         return done
@@ -344,6 +355,7 @@ class Runner:
         cell, cell_dir, result = item.cell, item.cell_dir, item.result
         result["settings"] = {**report.settings, **cell.options,
                               "slots": self._slots(cell), "profile": cell.profile,
+                              "broker_persistence": self._persistence(cell),
                               "bulk_enqueue": report.bulk_enqueue}
         if failure:
             failure = failure.splitlines()[0][:500]

@@ -20,7 +20,7 @@ from reports.charts import Chart
 from reports.claims import ClaimResult
 from reports.data import RunData
 from reports.observer import load_observer
-from reports.profiles import rows as tuned_rows
+from reports.profiles import comparisons
 from reports.style import backend_rank, colour
 from reports.verdict import TIE_RULE, Table
 from scenarios import in_report_order
@@ -190,7 +190,7 @@ def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: 
         "has_data": {s: data.has_data(s) for s in known},
         "has_rows": {s: not data.scenario(s).empty for s in known},
         "charts": by_scenario, "claims": claims, "settings": settings_table(data),
-        "tuned": tuned_rows(data),
+        "profiles": comparisons(data),
         "libraries": libraries(data), "brokers": brokers(data.run), "problems": problems(data),
         "config": [(k, plain(v)) for k, v in (data.run.get("config") or {}).items()],
         "cells": cell_list(data), "observer": observer(data.run_dir),

@@ -1,5 +1,6 @@
-"""The tuned profile beside the default one: each backend's headline figure in both, and
-the settings the tuned profile changed (with the docs they come from)."""
+"""Another profile beside the default one (tuned: what the docs advise for throughput;
+reliable: against lost jobs, on a durable broker): each backend's headline figure in both,
+and what the other profile changed."""
 
 from __future__ import annotations
 
@@ -14,30 +15,48 @@ from reports.data import RunData
 from scenarios import in_report_order
 from scenarios.base import Scenario
 
-BASE, TUNED = "default", "tuned"
+BASE = "default"
+# The profiles set against the default one, in report order: what they run, what their
+# ratio to default shows.
+COMPARED = {
+    "tuned": {"note": "The tuned profile runs the settings each library's own docs recommend "
+                      "for throughput; every setting it changed is listed with the doc it "
+                      "comes from.",
+              "shows": "what the docs' throughput settings gain"},
+    "reliable": {"note": "The reliable profile runs the settings each library's docs recommend "
+                         "against lost jobs, on a durable broker: Redis with appendonly yes and "
+                         "appendfsync everysec, RabbitMQ with durable queues and persistent "
+                         "messages, PostgreSQL with its WAL fsynced (broker_persistence); every "
+                         "setting that differs from the default cells' is listed.",
+                 "shows": "what durability costs"},
+}
+# Settings that differ between any two profiles' cells without being a change of theirs.
+NOT_CHANGES = ("profile",)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One backend at one parameter point of one scenario, in the default and tuned profiles."""
+    """One backend at one parameter point of one scenario, in the default and another profile."""
 
     scenario: str
     backend: str
     point: str  # its parameters, for people
     metric: str
     unit: str
+    profile: str  # the other profile
     default: float
-    tuned: float
-    changes: dict[str, str]  # setting -> "value (source: ...)"; empty: tuned = default
+    value: float  # the other profile's figure
+    changes: dict[str, str]  # setting -> its value there (and source); empty: same as default
 
     @property
     def ratio(self) -> float | None:
-        return self.tuned / self.default if self.default else None
+        return self.value / self.default if self.default else None
 
     def line(self) -> str:
         ratio = f" (x{self.ratio:.2f})" if self.ratio is not None else ""
         return (f"{self.scenario} {self.backend} {self.point}: {self.metric} default "
-                f"{self.default:,.1f} {self.unit}, tuned {self.tuned:,.1f} {self.unit}{ratio}")
+                f"{self.default:,.1f} {self.unit}, {self.profile} {self.value:,.1f} "
+                f"{self.unit}{ratio}")
 
 
 def headline_metric(scenario: Scenario) -> str | None:
@@ -45,23 +64,31 @@ def headline_metric(scenario: Scenario) -> str | None:
     return next((name for name, metric in scenario.metrics.items() if metric.gated), None)
 
 
-def tuned_changes(data: RunData, backend: str) -> dict[str, str]:
-    """What the backend's tuned cells reported they changed (settings `tuned_changes`)."""
+def _settings(data: RunData, key: str) -> dict[str, Any]:
+    """The settings of an ok cell of the aggregate `key` (empty: none recorded)."""
     cells = data.cells
     if cells.empty or "settings" not in cells:
         return {}
-    mine = cells[(cells["backend"] == backend) & (cells["profile"] == TUNED)]
-    for settings in mine["settings"]:
-        changes = (settings or {}).get("tuned_changes") if isinstance(settings, dict) else None
-        if changes:
-            return dict(changes)
-    return {}
+    mine = cells[(cells["key"] == key) & (cells["status"] == "ok")]
+    return next((s for s in mine["settings"] if isinstance(s, dict) and s), {})
 
 
-def no_change_note(backend: str) -> str:
-    """Why tuned = default for a backend that changed nothing (its backend.toml line)."""
+def changes(data: RunData, profile: str, base: pd.Series, other: pd.Series) -> dict[str, str]:
+    """What `profile` changed: as its cells report it (`<profile>_changes`, with the docs
+    they come from), else every setting whose value differs from the default cell's."""
+    mine, theirs = _settings(data, other["key"]), _settings(data, base["key"])
+    reported = mine.get(f"{profile}_changes")
+    if reported:
+        return dict(reported)
+    skip = {*NOT_CHANGES, f"{profile}_changes"}
+    return {name: f"{value} (default: {theirs.get(name)})" for name, value in mine.items()
+            if name not in skip and theirs.get(name) != value}
+
+
+def no_change_note(backend: str, profile: str) -> str:
+    """Why `profile` = default for a backend that changed nothing (its backend.toml line)."""
     info = BACKENDS.get(backend)
-    return info.profiles.get(TUNED, "") if info else ""
+    return info.profiles.get(profile, "") if info else ""
 
 
 def _point(row: pd.Series) -> str:
@@ -75,8 +102,9 @@ def _key(row: pd.Series) -> str:
     return json.dumps([row["backend"], params], sort_keys=True, default=str)
 
 
-def pairs(data: RunData) -> list[Pair]:
-    """Every backend and parameter point that ran ok in both the default and tuned profiles."""
+def pairs(data: RunData, profile: str) -> list[Pair]:
+    """Every backend and parameter point that ran ok in both the default profile and
+    `profile`."""
     out: list[Pair] = []
     for scenario in in_report_order():
         metric = headline_metric(scenario)
@@ -85,30 +113,38 @@ def pairs(data: RunData) -> list[Pair]:
             continue
         ok = frame[(frame["status"] == "ok") & frame[metric].notna()]
         by_profile = {p: {_key(r): r for _, r in ok[ok["profile"] == p].iterrows()}
-                      for p in (BASE, TUNED)}
-        for key, tuned in by_profile[TUNED].items():
+                      for p in (BASE, profile)}
+        for key, other in by_profile[profile].items():
             base = by_profile[BASE].get(key)
             if base is None:
                 continue
-            out.append(Pair(scenario.name, tuned["backend"], _point(tuned), metric,
-                            scenario.metrics[metric].unit, float(base[metric]),
-                            float(tuned[metric]), tuned_changes(data, tuned["backend"])))
+            out.append(Pair(scenario.name, other["backend"], _point(other), metric,
+                            scenario.metrics[metric].unit, profile, float(base[metric]),
+                            float(other[metric]), changes(data, profile, base, other)))
     return out
 
 
-def rows(data: RunData) -> list[dict[str, Any]]:
-    """The report's rows: one per pair, with its changes or why there are none."""
+def rows(data: RunData, profile: str) -> list[dict[str, Any]]:
+    """The report's rows for `profile`: one per pair, with its changes or why there are none."""
     return [{"pair": pair, "changes": sorted(pair.changes.items()),
-             "none": "" if pair.changes else no_change_note(pair.backend)}
-            for pair in pairs(data)]
+             "none": "" if pair.changes else no_change_note(pair.backend, profile)}
+            for pair in pairs(data, profile)]
 
 
-def summary_lines(data: RunData) -> list[str]:
-    """Plain lines for the terminal after a run: each pair, then what the tuned profile set."""
+def comparisons(data: RunData) -> list[dict[str, Any]]:
+    """Each compared profile that has pairs in this run: {"profile", "note", "shows",
+    "rows"}."""
+    found = [{**texts, "profile": profile, "rows": rows(data, profile)}
+             for profile, texts in COMPARED.items()]
+    return [comparison for comparison in found if comparison["rows"]]
+
+
+def summary_lines(data: RunData, profile: str) -> list[str]:
+    """Plain lines for the terminal after a run: each pair, then what `profile` set."""
     lines = []
-    for row in rows(data):
+    for row in rows(data, profile):
         lines.append(row["pair"].line())
-        lines += [f"    tuned {name} = {change}" for name, change in row["changes"]]
+        lines += [f"    {profile} {name} = {change}" for name, change in row["changes"]]
         if row["none"]:
-            lines.append(f"    tuned = {row['none']}")
+            lines.append(f"    {profile} = {row['none']}")
     return lines

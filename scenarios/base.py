@@ -30,6 +30,7 @@ class RunOptions:
     payload_sizes: tuple[int, ...] | None = None
     window_s: float | None = None  # W, the steady-state window (None: the grid's)
     slots_sweep: tuple[int, ...] | None = None  # the scaling scenario's slot counts
+    memory_jobs: tuple[int, ...] | None = None  # the memory scenario's job counts
     inject_delay_us: int = 0  # test knob: CPU each library job burns (adapters/job.py)
 
 

@@ -230,15 +230,17 @@ def explain(plan: CellPlan, out: dict[str, Any]) -> str:
         head += (f" ({out['late']} ended only in the {out['late_watch_s']:.0f} s after the "
                  f"window)")
     if fault in WORKER_FAULTS:
-        what = "killed node" if fault == "node-kill" else "killed process"
+        node = fault == "node-kill"
+        what = "killed node" if node else "killed process"
         if out["lost"]:
             parts = [f"{out['lost_in_flight_on_killed']} running on the {what}",
                      f"{out['lost_never_started']} never started"]
-            cause = crash.loss_on_worker_kill or "see the worker logs"
+            cause = ((node and crash.loss_on_node_kill) or crash.loss_on_worker_kill
+                     or "see the worker logs")
             return f"{head} ({', '.join(parts)}): {cause}."
         if out["started_twice"] or out.get("late"):
-            cause = (crash.rerun_on_worker_kill or "the backend delivered them again").format(
-                timeout_s=TIMEOUT_S)
+            cause = ((node and crash.rerun_on_node_kill) or crash.rerun_on_worker_kill
+                     or "the backend delivered them again").format(timeout_s=TIMEOUT_S)
             return (f"{head}: the jobs interrupted on the {what} ran again because {cause}; "
                     f"all done {last:.1f} s after the kill.")
         if not out["in_flight_on_killed"]:

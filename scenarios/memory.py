@@ -1,13 +1,23 @@
 """Memory per queued job: enqueue N jobs with no worker running.
 
-The broker's memory is read before and after (Redis INFO used_memory,
-RabbitMQ's Erlang VM total, the driver's Python heap for in-process asyncio, whose jobs
-are real pending tasks, each with its own payload);
-bytes_per_job = delta / N, overhead = bytes_per_job - payload.
+Memory is read before and after, each reading the median of three samples
+(harness/memprobe.py). The figure is the queue's own memory: Redis MEMORY
+USAGE of the keys named after the queue, RabbitMQ's queue processes plus the
+message bytes they keep in RAM (bytes of persistent messages, which also go
+to disk, apart), PostgreSQL's table sizes, and for in-process asyncio (real
+pending tasks, each with its own payload) the driver's Python heap. The
+broker's total (Redis used_memory, RabbitMQ's Erlang VM) is kept beside it.
+bytes_per_job = queue delta / N, overhead = bytes_per_job - payload.
+
+Per backend, a zero-job control cell runs the same steps first; its deltas
+are reported with every cell of its round (`control.*`), never subtracted.
+Job counts (--memory-jobs) are capped by a stated budget of payload bytes
+per cell; a capped cell says so in its params.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +28,28 @@ from core.protocol import DriverReport
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.presentation import ReportKit
 
+MIB = 1024 * 1024
+CONTROL_OPTION = "memory_control"  # the control cell's deltas, handed to the cells after it
+CLAIM_JOBS = 100_000  # the seed claim: "100,000 tasks take about 100 MB"
+
 
 @dataclass(frozen=True)
 class Grid:
     sizes: tuple[int, ...]  # payload bytes per job
-    most_jobs: int
-    budget_mib: int  # payload queued per cell at most
+    most_jobs: int  # jobs per cell unless --memory-jobs says otherwise
+    budget_mib: int  # payload queued per cell at most (jobs x payload)
 
 
 GRIDS = Grids(quick=Grid((1024,), 2000, 64),
-              # two points: the per-job overhead and how it scales with size
-              full=Grid((64, 16 * 1024), 5000, 256))
+              # two points: the per-job overhead and how it scales with size; the
+              # budget lets 100,000 jobs of 16 KiB run (--memory-jobs 100000)
+              full=Grid((64, 16 * 1024), 5000, 2048))
+
+
+def _delta(before: dict[str, Any], after: dict[str, Any], name: str) -> int | None:
+    if before.get(name) is None or after.get(name) is None:
+        return None
+    return int(after[name] - before[name])
 
 
 class Memory(Scenario):
@@ -40,64 +61,147 @@ class Memory(Scenario):
     stops_workers = True
     grids = GRIDS
     metrics = {
-        "bytes_per_job": Metric("bytes", "lower", doc="broker memory delta / jobs queued"),
+        "bytes_per_job": Metric("bytes", "lower", doc="queue_bytes / jobs queued"),
         "overhead_bytes_per_job": Metric("bytes", "lower", doc="bytes_per_job - payload"),
-        "broker_bytes": Metric("bytes", "lower", doc="total broker memory delta"),
-        "measured": Metric(doc='how, e.g. "redis used_memory"'),
+        "queue_bytes": Metric("bytes", "lower", doc="the queue's own memory delta (Redis "
+                              "MEMORY USAGE of its keys, RabbitMQ queue memory + message "
+                              "bytes in RAM; PostgreSQL tables, asyncio heap: the total)"),
+        "disk_bytes_per_job": Metric("bytes", "lower", doc="RabbitMQ: persistent message "
+                                     "bytes (on disk) delta / jobs; null elsewhere"),
+        "broker_bytes": Metric("bytes", "lower", doc="total broker memory delta (Redis "
+                               "used_memory, RabbitMQ VM total)"),
+        "broker_bytes_per_job": Metric("bytes", "lower", doc="broker_bytes / jobs queued"),
+        "control.*": Metric("bytes", doc="the zero-job control cell's deltas in this round "
+                            "(queue_bytes, broker_bytes), not subtracted; null: no control"),
+        "samples.*": Metric("bytes", doc="the three samples of each reading, before and after"),
+        "measured": Metric(doc='how, e.g. "redis MEMORY USAGE ..., median of 3 samples"'),
     }
 
+    def _cell(self, backend: str, options: RunOptions, params: dict[str, Any],
+              payload_bytes: int, jobs: int) -> CellPlan:
+        return CellPlan(
+            scenario=self.name, backend=backend, params=params,
+            workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": payload_bytes,
+                      "phases": [{"type": "fill", "jobs": jobs}]},
+            timeout_s=180 + jobs / 250, profile=options.profile,
+        )
+
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
+        """The zero-job control, then each payload size at each job count."""
         grid = self.grids.pick(options)
-        budget = grid.budget_mib * 1024 * 1024
-        return [
-            CellPlan(
-                scenario=self.name, backend=backend,
-                params={"payload_bytes": size, "jobs": min(grid.most_jobs, budget // size)},
-                workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": size,
-                          "phases": [{"type": "fill",
-                                      "jobs": min(grid.most_jobs, budget // size)}]},
-                timeout_s=180, profile=options.profile,
-            )
-            for size in options.payload_sizes or grid.sizes
-        ]
+        budget = grid.budget_mib * MIB
+        cells = [self._cell(backend, options, {"jobs": 0, "control": True}, 0, 0)]
+        planned: set[tuple[int, int]] = set()
+        for size in options.payload_sizes or grid.sizes:
+            for asked in options.memory_jobs or (grid.most_jobs,):
+                jobs = min(asked, budget // size)
+                if (size, jobs) in planned:
+                    continue
+                planned.add((size, jobs))
+                params: dict[str, Any] = {"payload_bytes": size, "jobs": jobs}
+                if jobs < asked:
+                    params.update(jobs_asked=asked, capped_by_budget_mib=grid.budget_mib)
+                cells.append(self._cell(backend, options, params, size, jobs))
+        return cells
+
+    def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
+                ) -> CellPlan:
+        """Hand the deltas of this round's control cell to the cell, for its metrics."""
+        if plan.params.get("control"):
+            return plan
+        for cell in finished:
+            if (cell["scenario"] == self.name and cell["backend"] == plan.backend
+                    and cell["round"] == round_no and cell["profile"] == plan.profile
+                    and cell["params"].get("control") and cell["status"] == "ok"):
+                control = {name: cell["metrics"].get(name)
+                           for name in ("queue_bytes", "broker_bytes")}
+                return dataclasses.replace(plan, options={**plan.options,
+                                                          CONTROL_OPTION: control})
+        return plan
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
         phase = report.phases[0]
         before, after = phase.memory_before or {}, phase.memory_after or {}
-        if before.get("bytes") is None or after.get("bytes") is None:
+        broker = _delta(before, after, "bytes")
+        if broker is None:
             raise CellFailed(after.get("method", "no memory reading"))
+        own_name = "queue_bytes" if "queue_bytes" in after else "bytes"
+        own = _delta(before, after, own_name)
+        if own is None:
+            raise CellFailed(after.get("queue_method", "no reading of the queue's memory"))
+        disk = _delta(before, after, "disk_bytes")
         jobs = plan.params["jobs"]
-        per_job = (after["bytes"] - before["bytes"]) / jobs
+
+        def per_job(total: int | None) -> float | None:
+            return total / jobs if jobs and total is not None else None
+
+        control = plan.options.get(CONTROL_OPTION) or {}
+        method = after.get("queue_method") or after["method"]
         return {
-            "bytes_per_job": per_job,
-            "overhead_bytes_per_job": per_job - plan.params["payload_bytes"],
-            "broker_bytes": after["bytes"] - before["bytes"],
-            "measured": after["method"],
+            "bytes_per_job": per_job(own),
+            "overhead_bytes_per_job": own / jobs - plan.params["payload_bytes"] if jobs else None,
+            "queue_bytes": own,
+            "disk_bytes_per_job": per_job(disk),
+            "broker_bytes": broker,
+            "broker_bytes_per_job": per_job(broker),
+            "control": {name: control.get(name) for name in ("queue_bytes", "broker_bytes")},
+            "samples": {"before": before.get("samples") or {},
+                        "after": after.get("samples") or {}},
+            "measured": f"{method}; median of 3 samples before and after",
         }
 
     def headline(self, metrics: dict[str, Any]) -> str:
         got = metrics.get("bytes_per_job")
-        return f"{got:,.0f} B/job" if isinstance(got, int | float) else ""
+        if isinstance(got, int | float):
+            return f"{got:,.0f} B/job"
+        return (f"control: queue {metrics['queue_bytes']:+,} B, "
+                f"broker {metrics['broker_bytes']:+,} B")
 
     def tables(self, kit: ReportKit) -> list[Any]:
         sizes = kit.numeric_params("payload_bytes")
         if len(sizes) > 3:
             sizes = sorted({sizes[0], kit.nearest(sizes, 1024) or sizes[0], sizes[-1]})
-        columns = [kit.column(f"per job at {kit.fmt_bytes(s)} payload", {"payload_bytes": s},
-                              "bytes_per_job") for s in sizes]
-        return [kit.table("Memory: broker bytes per queued job", columns,
-                          "Lower is better; no worker runs while the jobs are queued")]
+
+        def per_claim(row: pd.Series) -> str:
+            got = kit.value(row, "bytes_per_job")
+            if got is None or kit.param(row, "jobs") != CLAIM_JOBS:
+                return ""
+            return f" = {got * CLAIM_JOBS / 1e6:,.0f} MB per {CLAIM_JOBS:,} jobs"
+
+        columns = []
+        for size in sizes:
+            at_size = kit.frame[kit.frame["params.payload_bytes"] == size]
+            for jobs in kit.numeric_params("jobs", at_size):
+                columns.append(kit.column(
+                    f"per job at {kit.fmt_bytes(size)} payload, {jobs:,.0f} queued",
+                    {"payload_bytes": size, "jobs": jobs}, "bytes_per_job", extra=per_claim))
+        return [kit.table("Memory: the queue's bytes per queued job", columns,
+                          "Lower is better; no worker runs while the jobs are queued. "
+                          f"At {CLAIM_JOBS:,} jobs the figure is also given in MB for "
+                          f"{CLAIM_JOBS:,} queued jobs (the claim: about 100 MB). A count "
+                          "below the one asked was capped by the payload budget "
+                          "(params capped_by_budget_mib)")]
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [size_chart(kit)] if kit.has_data else []
+
+
+def deepest(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per series and payload size the row with the most jobs queued, in frame order
+    (the control cells, without a payload, drop out)."""
+    if "params.payload_bytes" not in frame:
+        return frame
+    rows = frame[frame["params.payload_bytes"].notna()]
+    most = rows.groupby(["series", "params.payload_bytes"], sort=False)["params.jobs"].idxmax()
+    return rows[rows.index.isin(most)]
 
 
 def size_chart(kit: ReportKit) -> Any:
     """Bytes per queued job against the payload size, the payload itself as reference."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-    frame = kit.frame
+    frame = deepest(kit.frame)
     sizes = kit.numeric_params("payload_bytes")
     fig = kit.figure(9, 5)
     ax = fig.add_subplot()
@@ -120,7 +224,7 @@ def size_chart(kit: ReportKit) -> Any:
     ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: kit.fmt_bytes(v)))
     ax.set_xlabel("payload per job (log)")
-    ax.set_ylabel("broker memory per queued job (log)")
+    ax.set_ylabel("queue memory per queued job (log)")
     ax.set_title("Memory per queued job vs payload size")
     ax.grid(True, which="major", alpha=0.3)
     kit.legend_outside(ax, kit.gap_handles(marked) + absent)

@@ -167,8 +167,8 @@ def test_full_plan_has_both_profiles_once_whatever_profile_says(tmp_path, profil
 
 def test_every_backend_shortens_its_redelivery_into_the_window():
     from adapters import BACKENDS
-    from scenarios.crash import CRASH_RECOVERY, redelivery_s
     from scenarios.base import RunOptions
+    from scenarios.crash import CRASH_RECOVERY, redelivery_s
 
     for name in BACKENDS:
         for cell in CRASH_RECOVERY.plan(name, RunOptions()):

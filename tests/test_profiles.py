@@ -66,11 +66,11 @@ def test_tuned_figures_beside_default_ones(tmp_path: Path) -> None:
              cell("throughput", "asyncio", params, 1, {"jobs_per_s": 790.0}, profile="tuned"),
              cell("throughput", "asyncio", params, 1, {"jobs_per_s": 795.0})]
     data = load(write_run(tmp_path / "run", cells, run_info(len(cells))))
-    found = {p.backend: p for p in pairs(data)}
+    found = {p.backend: p for p in pairs(data, "tuned")}
     assert found["arq"].ratio == pytest.approx(220 / 16)
     assert found["arq"].changes == {"poll_delay_s": "0.01 (source: arq docs)"}
     assert found["asyncio"].changes == {}
-    text = "\n".join(summary_lines(data))
+    text = "\n".join(summary_lines(data, "tuned"))
     assert "default 16.0 jobs/s, tuned 220.0 jobs/s" in text
     assert "tuned poll_delay_s = 0.01 (source: arq docs)" in text
     assert "tuned = same as default" in text  # asyncio: the backend.toml line says why

@@ -331,9 +331,10 @@ def test_claims_section(full_run: Path) -> None:
         assert claim["claim"] in text
     results = {r.id: r for r in evaluate_all(load(full_run))}
     requeue = {f.subject: f for f in results["requeue-on-worker-death"].findings}
-    assert requeue["redis-raw / default"].verdict == "does not hold"
-    assert requeue["redis-raw / reliable"].verdict == "holds"
-    assert requeue["redis-raw / default"].figure.startswith("8 of 200 jobs lost")
+    assert requeue["redis-raw / default / job-process-kill"].verdict == "does not hold"
+    assert requeue["redis-raw / reliable / job-process-kill"].verdict == "holds"
+    assert requeue["redis-raw / default / job-process-kill"].figure.startswith(
+        "8 of 200 jobs lost")
     assert results["requeue-on-worker-death"].verdict.startswith("holds for ")
     assert not any(s.startswith("asyncio") for s in requeue)  # no queue to re-queue to
     memory = {f.subject: f for f in results["one-kb-per-task"].findings}

@@ -16,7 +16,8 @@ PREFETCH is Celery's default total (4 per slot): the first consumer to
 connect holds at most that many of a preloaded queue.
 
 Durability is that of the libraries set against this ceiling (Celery and
-Dramatiq declare durable queues and publish persistent messages):
+Dramatiq declare durable queues and publish persistent messages), as the
+RabbitMQ broker kind declares it per profile (core/brokers/rabbitmq.py):
 - default: durable classic queue, persistent messages (delivery_mode=2),
   no publisher confirms. A killed consumer's unacked messages are redelivered.
 - reliable: the same, plus publisher confirms with mandatory=True (an
@@ -34,7 +35,8 @@ seen at once through the closed socket anyway.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pika
@@ -45,6 +47,7 @@ from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.raw_consumers import THREADS_ENV, layout, layout_source
 from adapters.raw_message import encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
+from core.brokers.rabbitmq import RabbitMQ
 from core.urls import mask
 
 READY_LINE = "amqp-raw consumer ready"
@@ -52,6 +55,7 @@ PREFETCH = 4  # per consumer thread
 ACK_EVERY = 2  # one multiple-ack per this many messages at most
 ACK_FLUSH_S = 0.005  # ...or once this long passed since the oldest unacked job started
 QUEUE_ARGUMENTS = {"x-queue-type": "classic"}
+T = TypeVar("T")
 
 
 class AmqpConnectError(RuntimeError):
@@ -59,9 +63,11 @@ class AmqpConnectError(RuntimeError):
 
 
 def is_durable(config: AdapterConfig) -> bool:
-    """Durable queue + persistent messages: by default, unless options["amqp_durable"]
-    says otherwise."""
-    return bool(config.options.get("amqp_durable", True))
+    """Durable queue + persistent messages: options["amqp_durable"] when given, else
+    the RabbitMQ persistence of the cell's profile."""
+    if "amqp_durable" in config.options:
+        return bool(config.options["amqp_durable"])
+    return RabbitMQ.persistence[RabbitMQ.persistence_for(config.profile)].durable
 
 
 def connect(url: str | None) -> pika.BlockingConnection:
@@ -118,7 +124,9 @@ class AmqpRawAdapter(WorkerProcessAdapter):
                 "enqueue": "basic_publish per job to the default exchange (no batch API)"}
 
     def extra_settings(self) -> dict[str, Any]:
-        source = "options.amqp_durable" if "amqp_durable" in self.config.options else "default"
+        source = ("options.amqp_durable" if "amqp_durable" in self.config.options else
+                  f"the profile's RabbitMQ persistence "
+                  f"({RabbitMQ.persistence_for(self.config.profile)})")
         return {
             "client": f"pika {pika.__version__} BlockingConnection",
             "queue": f"classic, {'durable' if self.durable else 'transient (non-durable)'}",
@@ -142,35 +150,39 @@ class AmqpRawAdapter(WorkerProcessAdapter):
             declare_queue(self._chan, self.config.queue, self.durable)
         return self._chan
 
+    def _on_channel(self, call: Callable[[BlockingChannel], T]) -> T:
+        """`call` on the producer channel; after a broker restart, reconnect once and
+        call again."""
+        try:
+            return call(self.channel)
+        except (AMQPConnectionError, ChannelWrongStateError):
+            self._chan = None
+            return call(self.channel)
+
     def purge(self) -> None:
         """Declare (preloaded jobs need the queue before any consumer runs), then empty."""
-        self.channel.queue_purge(self.config.queue)
+        self._on_channel(lambda channel: channel.queue_purge(self.config.queue))
 
     def start_workers(self) -> None:
         cmd = python_module("adapters.amqp_raw.worker")
         self.workers.start(cmd, self.processes, ready=READY_LINE)
 
-    def _publish(self, job: JobCall) -> None:
-        # With confirms on, BlockingChannel waits for the broker's ack and raises
-        # NackError / UnroutableError, so a returned call means the broker has it.
-        self.channel.basic_publish("", self.config.queue, encode(job), self.properties,
-                                   mandatory=self.confirms)
-
     def enqueue(self, job: JobCall) -> None:
-        """One publish; after a broker restart, reconnect once and publish again."""
-        try:
-            self._publish(job)
-        except (AMQPConnectionError, ChannelWrongStateError):
-            self._chan = None
-            self._publish(job)
+        """One publish. With confirms on, BlockingChannel waits for the broker's ack and
+        raises NackError / UnroutableError, so a returned call means the broker has it."""
+        body = encode(job)
+        self._on_channel(lambda channel: channel.basic_publish(
+            "", self.config.queue, body, self.properties, mandatory=self.confirms))
 
     def remove_queue(self) -> None:
-        """Delete the group's queue (groups use fresh names; durable ones would pile up)."""
+        """Delete the group's queue (groups use fresh names; durable ones would pile up,
+        each with its messages, and every later broker restart would recover them all)."""
+        if self.connection is None:
+            return  # never connected: nothing was declared
         try:
-            if self._chan is not None and self._chan.is_open:
-                self._chan.queue_delete(self.config.queue)
-        except AMQPError:
-            pass  # best effort: the broker may be gone (crash scenario)
+            self._on_channel(lambda channel: channel.queue_delete(self.config.queue))
+        except (AMQPError, AmqpConnectError):
+            pass  # best effort: the broker may be gone for good
 
     def close(self) -> None:
         if self.connection is not None and self.connection.is_open:

@@ -74,7 +74,12 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
         conf["result_backend"] = url if transport == "redis" else "rpc://"
     timeout = config.options.get("visibility_timeout_s")
     if timeout is not None and transport == "redis":
-        conf["broker_transport_options"] = {"visibility_timeout": timeout}
+        # kombu sweeps for expired unacked messages every interval x throttle seconds
+        # (10 x 10 by default) and advises lowering the interval with a low timeout:
+        # a 1 s sweep, so the shortened timeout is what decides the redelivery
+        conf["broker_transport_options"] = {"visibility_timeout": timeout,
+                                            "unacked_restore_interval": 1,
+                                            "unacked_restore_throttle": 1}
     return conf
 
 
@@ -104,6 +109,15 @@ class CeleryAdapter(WorkerProcessAdapter):
             return None
         options = self.conf.get("broker_transport_options", {})
         return float(options.get("visibility_timeout", kombu_redis.Channel.visibility_timeout))
+
+    def _amqp_durability(self) -> str | None:
+        """What RabbitMQ is told to keep of the cell's queue and messages; None on Redis."""
+        if self.transport != "amqp":
+            return None
+        durable = self.app.amqp.queues[self.config.queue].durable
+        mode = self.app.conf.task_default_delivery_mode
+        return (f"{'durable' if durable else 'transient'} queue, delivery_mode {mode} "
+                f"(kombu and Celery defaults)")
 
     def tunings(self) -> dict[str, Tuning]:
         return {"worker_prefetch_multiplier": Tuning(PREFETCH_MULTIPLIER["tuned"],
@@ -140,6 +154,8 @@ class CeleryAdapter(WorkerProcessAdapter):
             "result_backend": backend.split("://", 1)[0] if backend else "off",
             "ignore_result": conf["task_ignore_result"],
             "visibility_timeout_s": self._visibility_timeout(),
+            "redis_transport_options": conf.get("broker_transport_options"),
+            "amqp_durability": self._amqp_durability(),
             "cancel_long_running_tasks_on_connection_loss":
                 self.app.conf.worker_cancel_long_running_tasks_on_connection_loss,
             "serializer": conf["task_serializer"],

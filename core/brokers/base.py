@@ -63,6 +63,10 @@ class BrokerKind(ABC):
     # Where durability is the client's choice (queue and message flags), the setting of
     # a backend that offers no switch; None: a server setting, every backend runs each.
     client_default_persistence: ClassVar[str | None] = None
+    # The persistence every cell of a profile runs with, whatever the backend and
+    # scenario: the reliable profile's is the durable setting, the others' the default.
+    default_persistence: ClassVar[str]
+    reliable_persistence: ClassVar[str]
     # A broker-kill cell gets a server of its own, started with the cell's persistence
     # options; False: the pool's server is killed (when a second one costs seconds).
     dedicated_for_kill: ClassVar[bool] = True
@@ -73,6 +77,11 @@ class BrokerKind(ABC):
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     version: str = "unknown"
+
+    @classmethod
+    def persistence_for(cls, profile: str) -> str:
+        """The name (in `persistence`) of the setting cells of `profile` run with."""
+        return cls.reliable_persistence if profile == "reliable" else cls.default_persistence
 
     # -- user-given URLs --------------------------------------------------------------------
     @classmethod
@@ -91,10 +100,15 @@ class BrokerKind(ABC):
 
     @classmethod
     @abstractmethod
-    def memory(cls, url: str, control: list[str] | None) -> dict[str, Any]:
+    def memory(cls, url: str, control: list[str] | None, queue: str | None = None
+               ) -> dict[str, Any]:
         """{"bytes": int | None, "method": str}: the broker's memory now, from the driver.
 
-        `control` is the command prefix of a harness-owned server (see `control`)."""
+        `control` is the command prefix of a harness-owned server (see `control`).
+        With `queue`, a kind that can tell the queue's own share adds "queue_bytes"
+        (and "queue_method"; "disk_bytes" for what the queue keeps on disk) for the
+        queues or keys whose name holds `queue`; one whose total is the queue's
+        (a database's tables) adds nothing."""
 
     # -- installation ---------------------------------------------------------------------
     @classmethod

@@ -52,6 +52,8 @@ class Postgres(BrokerKind):
     # The server's defaults (fsync on, synchronous_commit on): a committed job is in the
     # WAL, which a kill -9 of the server does not lose; read_version records them.
     persistence: ClassVar[dict[str, Persistence]] = {"wal-fsync": Persistence(durable=True)}
+    default_persistence: ClassVar[str] = "wal-fsync"
+    reliable_persistence: ClassVar[str] = "wal-fsync"
     dedicated_for_kill: ClassVar[bool] = False  # a second cluster costs an initdb per cell
 
     user: str = "queuebench"
@@ -86,7 +88,9 @@ class Postgres(BrokerKind):
             return f"cannot reach postgres at {mask(url)}: {exc}"
 
     @classmethod
-    def memory(cls, url: str, control: list[str] | None) -> dict[str, Any]:
+    def memory(cls, url: str, control: list[str] | None, queue: str | None = None
+               ) -> dict[str, Any]:
+        """The database's tables are the queue's: their size is its own, `queue` or not."""
         try:
             with pgwire.Connection(url, cls.default_port, timeout_s=30.0) as conn:
                 rows = conn.query(TABLE_BYTES_SQL)

@@ -1,4 +1,5 @@
-"""Redis: redis-server without snapshots, a stdlib RESP probe (AUTH, PING) and INFO memory."""
+"""Redis: redis-server without snapshots, a stdlib RESP probe (AUTH, PING), INFO memory and
+MEMORY USAGE of a queue's keys."""
 
 from __future__ import annotations
 
@@ -7,32 +8,119 @@ import re
 import socket
 import subprocess
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from core.brokers.base import BrokerKind, Persistence
 from core.urls import connect, mask
 
+SCAN_COUNT = 1000  # keys per SCAN step, and MEMORY USAGE commands per pipelined round
 
-def _command(*words: str) -> bytes:
+
+def _command(*words: str | bytes) -> bytes:
     """A RESP array of bulk strings."""
     out = [f"*{len(words)}\r\n".encode()]
     for word in words:
-        data = word.encode()
+        data = word.encode() if isinstance(word, str) else word
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
 
 
-def _auth(sock: socket.socket, url: str) -> bytes | None:
-    """Send AUTH when `url` has a password; the server's reply, or None if none was sent."""
+def _auth_words(url: str) -> list[str] | None:
+    """The AUTH command `url` calls for ([user,] password), or None without a password."""
     parts = urlsplit(url)
     if parts.password is None:
         return None
-    args = [unquote(parts.password)]
-    if parts.username:
-        args.insert(0, unquote(parts.username))
-    sock.sendall(_command("AUTH", *args))
+    return ["AUTH", *([unquote(parts.username)] if parts.username else []),
+            unquote(parts.password)]
+
+
+def _auth(sock: socket.socket, url: str) -> bytes | None:
+    """Send AUTH when `url` has a password; the server's reply, or None if none was sent."""
+    words = _auth_words(url)
+    if words is None:
+        return None
+    sock.sendall(_command(*words))
     return sock.recv(512)
+
+
+class RedisReplyError(RuntimeError):
+    """An error reply (-ERR ...) from the server."""
+
+
+def _reply(stream: BinaryIO) -> Any:
+    """One RESP2 reply: str (status), int, bytes or None (bulk), list (array)."""
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("redis closed the connection mid-reply")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisReplyError(rest.decode(errors="replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else stream.read(size + 2)[:-2]
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_reply(stream) for _ in range(size)]
+    raise ConnectionError(f"not a RESP reply: {line[:40]!r}")
+
+
+class RedisSession:
+    """One connection to the Redis at a URL (AUTH sent), for a few commands."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.sock = connect(url, Redis.default_port, timeout_s)
+        self.stream = self.sock.makefile("rb")
+        words = _auth_words(url)
+        if words is not None:
+            self.call(*words)
+        database = urlsplit(url).path.lstrip("/")
+        if database.isdigit() and database != "0":
+            self.call("SELECT", database)
+
+    def __enter__(self) -> RedisSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stream.close()
+        self.sock.close()
+
+    def pipeline(self, commands: list[tuple[str | bytes, ...]]) -> list[Any]:
+        """Send every command, then read every reply."""
+        self.sock.sendall(b"".join(_command(*words) for words in commands))
+        return [_reply(self.stream) for _ in commands]
+
+    def call(self, *words: str | bytes) -> Any:
+        return self.pipeline([words])[0]
+
+    def keys_containing(self, text: str) -> list[bytes]:
+        """Every key of the database whose name contains `text` (SCAN, filtered here
+        rather than by a MATCH glob, so no character of `text` acts as a wildcard)."""
+        needle, cursor, found = text.encode(), b"0", []
+        while True:
+            cursor, keys = self.call("SCAN", cursor, "COUNT", str(SCAN_COUNT))
+            found += [key for key in keys if needle in key]
+            if cursor == b"0":
+                return found
+
+    def memory_usage(self, keys: list[bytes]) -> int:
+        """MEMORY USAGE of `keys` summed; SAMPLES 0 walks every element of a list, set,
+        hash or sorted set (exact sizes, not an estimate from 5 samples)."""
+        total = 0
+        for start in range(0, len(keys), SCAN_COUNT):
+            chunk = keys[start:start + SCAN_COUNT]
+            sizes = self.pipeline([("MEMORY", "USAGE", key, "SAMPLES", "0") for key in chunk])
+            total += sum(size or 0 for size in sizes)  # None: the key went away meanwhile
+        return total
+
+
+def _info_fields(text: bytes) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.decode(errors="replace").splitlines()
+                if ":" in line)
 
 
 @dataclass(kw_only=True)
@@ -55,6 +143,8 @@ class Redis(BrokerKind):
         "aof-everysec": Persistence(durable=True, server_options={
             "appendonly": "yes", "appendfsync": "everysec"}),
     }
+    default_persistence: ClassVar[str] = "off"
+    reliable_persistence: ClassVar[str] = "aof-everysec"  # redis.io's advice for durability
 
     @classmethod
     def probe(cls, url: str, timeout_s: float = 3.0) -> str | None:
@@ -79,24 +169,25 @@ class Redis(BrokerKind):
         return f"redis at {mask(url)} answered {text!r} to PING"
 
     @classmethod
-    def memory(cls, url: str, control: list[str] | None) -> dict[str, Any]:
-        info = cls.info(url, "memory")
-        return {"bytes": int(info["used_memory"]), "method": "redis INFO used_memory"}
+    def memory(cls, url: str, control: list[str] | None, queue: str | None = None
+               ) -> dict[str, Any]:
+        """used_memory; with `queue`, also MEMORY USAGE of the keys named after it."""
+        with RedisSession(url, timeout_s=30.0) as session:
+            info = _info_fields(session.call("INFO", "memory"))
+            reading: dict[str, Any] = {"bytes": int(info["used_memory"]),
+                                       "method": "redis INFO used_memory"}
+            if queue:
+                keys = session.keys_containing(queue)
+                reading.update(queue_bytes=session.memory_usage(keys), queue_keys=len(keys),
+                               queue_method="redis MEMORY USAGE SAMPLES 0 of the keys whose "
+                                            "name holds the queue's")
+        return reading
 
     @classmethod
     def info(cls, url: str, section: str, timeout_s: float = 5.0) -> dict[str, str]:
         """INFO <section> of the Redis at `url` as a dict."""
-        with connect(url, cls.default_port, timeout_s) as sock:
-            _auth(sock, url)
-            sock.sendall(_command("INFO", section))
-            data = b""
-            while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        text = data.decode(errors="replace")
-        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        with RedisSession(url, timeout_s) as session:
+            return _info_fields(session.call("INFO", section))
 
     @property
     def url(self) -> str:

@@ -24,7 +24,7 @@ from harness.driver.cell import CellRun
 from harness.driver.crash import run_crash
 from harness.driver.depth import run_depth
 from harness.driver.sustained import run_sustained
-from harness.memprobe import measure_memory
+from harness.memprobe import sample_memory
 
 SATURATED_DRAIN_NS = 1_000_000_000  # how long a saturated open-loop cell still collects
 
@@ -86,7 +86,8 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
 
 
 def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: int) -> int:
-    """Memory: jobs sit in the broker with no worker running; memory before and after.
+    """Memory: jobs sit in the broker with no worker running; memory before and after
+    (each the median of three samples, harness/memprobe.py). A control cell sends 0 jobs.
 
     An in-process queue has no broker: its jobs are real pending tasks of the
     running event loop, held at the shut gate, each with its own payload, and
@@ -98,12 +99,13 @@ def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: in
         run.pause()
     else:
         run.report.workers_stop_s = run.workers.stop()
-    broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl}
-    report.memory_before = measure_memory(broker)
+    broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl,
+              "queue": run.cell.queue}
+    report.memory_before = sample_memory(broker)
     run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
     run.adapter.wait_enqueued()
     time.sleep(spec.settle_s)
-    report.memory_after = measure_memory(broker, final=True)
+    report.memory_after = sample_memory(broker, final=True)
     if in_process:
         run.report.workers_stop_s = run.workers.stop()
     report.done_ns = time.monotonic_ns()

@@ -1,0 +1,154 @@
+"""The memory scenario: broker readings on real queues of known size (harness-owned Redis
+and RabbitMQ), three samples per reading, the zero-job control, --memory-jobs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from adapters import BACKENDS
+from core.brokers.rabbitmq import RabbitMQ
+from core.brokers.redis import Redis, RedisSession
+from core.protocol import DriverReport, PhaseReport
+from harness.cli import build_parser
+from harness.memprobe import SAMPLES, sample_memory
+from scenarios.base import RunOptions
+from scenarios.memory import CONTROL_OPTION, MEMORY
+from tests.conftest import REPO, broker_url, require_env
+
+JOBS, PAYLOAD = 1000, 1024
+
+
+def test_redis_reads_the_keys_named_after_the_queue(brokers) -> None:
+    """MEMORY USAGE covers the queue's keys (a list and a per-job hash) and no other key;
+    used_memory grows by at least as much."""
+    url = broker_url(brokers, "redis")
+    queue = "qbtestredis"
+    before = Redis.memory(url, None, queue)
+    with RedisSession(url, 5.0) as session:
+        session.pipeline([("RPUSH", queue, os.urandom(PAYLOAD)) for _ in range(JOBS)])
+        session.call("HSET", f"job:{queue}:1", "body", os.urandom(PAYLOAD))
+        session.call("SET", "someone-else", os.urandom(100 * PAYLOAD))
+        after = Redis.memory(url, None, queue)
+        session.call("DEL", queue, f"job:{queue}:1", "someone-else")
+    assert before["queue_bytes"] == 0 and before["queue_keys"] == 0
+    assert after["queue_keys"] == 2
+    grown = after["queue_bytes"] - before["queue_bytes"]
+    assert (JOBS + 1) * PAYLOAD < grown < (JOBS + 1) * (PAYLOAD + 256), after
+    assert after["bytes"] - before["bytes"] >= grown + 100 * PAYLOAD
+
+
+def publish(url: str, queue: str, count: int, size: int, persistent: bool) -> None:
+    """`count` messages of `size` bytes into a durable queue, through pika."""
+    python = require_env(BACKENDS["amqp-raw"].family)
+    code = (
+        "import pika, sys\n"
+        "conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))\n"
+        "channel = conn.channel()\n"
+        "channel.queue_declare(sys.argv[2], durable=True)\n"
+        "props = pika.BasicProperties(delivery_mode=int(sys.argv[5]))\n"
+        "for _ in range(int(sys.argv[3])):\n"
+        "    channel.basic_publish('', sys.argv[2], b'x' * int(sys.argv[4]), props)\n"
+        "conn.close()\n")
+    subprocess.run([str(python), "-c", code, url, queue, str(count), str(size),
+                    "2" if persistent else "1"], check=True, timeout=60, cwd=REPO)
+
+
+def test_rabbitmq_reads_the_queues_named_after_the_queue(brokers) -> None:
+    """list_queues: the messages of <queue> and <queue>.DQ, their bytes in RAM, the
+    persistent ones' bytes apart; a queue named otherwise is left out."""
+    url, control = broker_url(brokers, "amqp"), brokers.control("amqp")
+    queue = "qbtestrabbit"
+    before = RabbitMQ.memory(url, control, queue)
+    publish(url, queue, JOBS, PAYLOAD, persistent=True)
+    publish(url, f"{queue}.DQ", 10, PAYLOAD, persistent=False)
+    publish(url, "someone-else", 10, PAYLOAD, persistent=True)
+    after = RabbitMQ.memory(url, control, queue)
+    assert before["queue_bytes"] == 0 and before["queue_messages"] == 0
+    assert after["queue_messages"] == JOBS + 10 and after["queue_count"] == 2
+    assert after["disk_bytes"] == JOBS * PAYLOAD  # the transient ones are not on disk
+    assert after["queue_bytes"] >= (JOBS + 10) * PAYLOAD
+    assert after["bytes"] > before["bytes"]
+
+
+def test_a_reading_is_the_median_of_three_samples(brokers) -> None:
+    url = broker_url(brokers, "redis")
+    queue = "qbtestsamples"
+    with RedisSession(url, 5.0) as session:
+        session.pipeline([("RPUSH", queue, os.urandom(PAYLOAD)) for _ in range(10)])
+        reading = sample_memory({"broker_url": url, "queue": queue}, final=True)
+        session.call("DEL", queue)
+    assert set(reading["samples"]) == {"bytes", "queue_bytes"}
+    for name, values in reading["samples"].items():
+        assert len(values) == SAMPLES
+        assert reading[name] == sorted(values)[SAMPLES // 2]
+    assert reading["queue_bytes"] > 10 * PAYLOAD
+
+
+def test_the_in_process_heap_is_sampled_three_times() -> None:
+    before = sample_memory({})
+    held = [bytearray(PAYLOAD) for _ in range(JOBS)]
+    after = sample_memory({}, final=True)
+    assert len(before["samples"]["bytes"]) == len(after["samples"]["bytes"]) == SAMPLES
+    assert after["bytes"] - before["bytes"] >= JOBS * PAYLOAD
+    del held
+
+
+# -- planning and analysis ------------------------------------------------------------------
+def fill_report(before: dict[str, Any], after: dict[str, Any]) -> DriverReport:
+    return DriverReport(phases=[PhaseReport(type="fill", first_id=0, memory_before=before,
+                                            memory_after=after)])
+
+
+def reading(total: int, queue: int) -> dict[str, Any]:
+    return {"bytes": total, "method": "redis INFO used_memory", "queue_bytes": queue,
+            "queue_method": "redis MEMORY USAGE", "samples": {"bytes": [total] * 3}}
+
+
+def test_the_control_runs_first_and_its_deltas_reach_the_other_cells() -> None:
+    control, cell = MEMORY.plan("redis-raw", RunOptions(quick=True))
+    assert control.params == {"jobs": 0, "control": True}
+    assert control.workload["phases"][0]["jobs"] == 0
+    got = MEMORY.analyze(control, pd.DataFrame(), fill_report(reading(1000, 0), reading(1500, 40)))
+    assert got["bytes_per_job"] is None and got["queue_bytes"] == 40
+    finished = [{"scenario": "memory", "backend": "redis-raw", "round": 1,
+                 "profile": "default", "params": control.params, "status": "ok",
+                 "metrics": got}]
+    resolved = MEMORY.resolve(cell, finished, 1)
+    assert resolved.options[CONTROL_OPTION] == {"queue_bytes": 40, "broker_bytes": 500}
+    jobs = cell.params["jobs"]
+    metrics = MEMORY.analyze(resolved, pd.DataFrame(), fill_report(reading(1000, 0),
+                                                         reading(1000 + 3000 * jobs, 2000 * jobs)))
+    assert metrics["bytes_per_job"] == 2000  # the queue's keys, nothing subtracted
+    assert metrics["broker_bytes_per_job"] == 3000
+    assert metrics["control"] == {"queue_bytes": 40, "broker_bytes": 500}
+    assert "median of 3 samples" in metrics["measured"]
+    # another round's control is not this round's
+    assert CONTROL_OPTION not in MEMORY.resolve(cell, finished, 2).options
+
+
+def test_memory_jobs_are_parsed_and_capped_by_the_budget() -> None:
+    args = build_parser().parse_args(["run", "--scenario", "memory",
+                                      "--memory-jobs", "1000,100000,1000"])
+    assert args.memory_jobs == (1000, 100_000)
+    cells = MEMORY.plan("redis-raw", RunOptions(quick=True, memory_jobs=args.memory_jobs,
+                                                payload_sizes=(1024,)))
+    budget = MEMORY.grids.quick.budget_mib
+    assert [c.params for c in cells[1:]] == [
+        {"payload_bytes": 1024, "jobs": 1000},
+        {"payload_bytes": 1024, "jobs": budget * 1024, "jobs_asked": 100_000,
+         "capped_by_budget_mib": budget}]
+    assert cells[2].workload["phases"][0]["jobs"] == budget * 1024
+    full = MEMORY.plan("redis-raw", RunOptions(memory_jobs=(100_000,),
+                                               payload_sizes=(64, 16 * 1024)))
+    assert [c.params["jobs"] for c in full[1:]] == [100_000, 100_000]  # within the budget
+
+
+def test_bad_memory_jobs_is_one_line(capsys) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--memory-jobs", "0"])
+    assert "job count must be at least 1" in capsys.readouterr().err
