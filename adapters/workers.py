@@ -153,13 +153,9 @@ class WorkerGroup:
         """Started processes still running."""
         return sum(procs.alive(proc.pid) for proc in self.procs)
 
-    def stop(self, grace_s: float = 5.0, whole_group: bool = False) -> None:
-        """Stop every process of the group (SIGTERM, then SIGKILL after grace).
-
-        whole_group: SIGTERM every process of each tree, for CLIs whose forked
-        worker processes do not hear from their parent (saq, streaq --workers).
-        """
-        procs.stop_trees(self.procs, grace_s=grace_s, whole_group=whole_group)
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Stop every process of the group (SIGTERM, then SIGKILL after grace)."""
+        procs.stop_trees(self.procs, grace_s=grace_s)
         self.procs.clear()
 
 
@@ -171,11 +167,10 @@ class WorkerProcessAdapter(Adapter):
     """
 
     stop_grace_s: ClassVar[float] = 5.0  # SIGTERM to the main processes, SIGKILL after this
-    stop_whole_group: ClassVar[bool] = False  # SIGTERM every process, not only the main ones
     workers: WorkerGroup
 
     def stop_workers(self) -> None:
-        self.workers.stop(grace_s=self.stop_grace_s, whole_group=self.stop_whole_group)
+        self.workers.stop(grace_s=self.stop_grace_s)
 
     def worker_pids(self) -> list[int]:
         return self.workers.pids()

@@ -149,11 +149,45 @@ def selftest_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def crash_summary(source: Path) -> str:
+    """One row per backend: lost / late / ran twice of the jobs, per fault and profile
+    (broker-kill: its most durable persistence)."""
+    columns = [("job-process-kill", "default"), ("job-process-kill", "reliable"),
+               ("node-kill", "default"), ("node-kill", "reliable"), ("broker-kill", "reliable")]
+    found: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    for cell in _cells(source):
+        if cell["scenario"] != "crash-recovery":
+            continue
+        params = cell["params"]
+        if params["fault"] == "broker-kill" and params.get("persistence") in ("off", "transient"):
+            continue
+        key = (params["fault"], params.get("mode") or cell.get("profile") or "")
+        found.setdefault(cell["backend"], {}).setdefault(key, []).append(cell)
+    lines = ["| backend | " + " | ".join(f"{fault}, {mode}" for fault, mode in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]
+    for backend in sorted(found, key=_rank):
+        entries = []
+        for key in columns:
+            mine = found[backend].get(key, [])
+            ok = [c["metrics"] for c in mine if c["status"] == "ok"]
+            if not mine:
+                same = key[0] == "node-kill" and BACKENDS[backend].crash.node_is_job_process
+                entries.append("= job-process-kill" if same else "not run")
+            elif not ok:
+                entries.append(mine[0]["status"])
+            else:
+                entries.append(_join([f"{m['lost']} / {m.get('late', 0)} / {m['duplicated']}"
+                                      for m in ok]))
+        lines.append(f"| {backend} | " + " | ".join(entries) + " |")
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "throughput": throughput_table,
     "crash-job-process-kill": crash_table("job-process-kill"),
     "crash-node-kill": crash_table("node-kill"),
     "crash-broker-kill": crash_table("broker-kill"),
+    "crash-summary": crash_summary,
     "selftest": selftest_table,
 }
 

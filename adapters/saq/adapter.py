@@ -1,12 +1,11 @@
 """saq on Redis: asyncio jobs run by saq's own worker CLI.
 
-`saq adapters.saq.worker.settings --workers P`: the CLI forks P - 1 worker
-processes next to itself, each running `concurrency` = slots / P jobs at
-once (P from adapters.slots, as for every backend that runs several jobs in
-one process). The forked workers are not supervised by the CLI (a dead one
-is not replaced) and do not hear the CLI's SIGTERM, so the harness stops
-every process of the tree and kills a forked worker, never the CLI (its
-forks would be orphaned).
+P x `saq adapters.saq.worker.settings --workers 1`, each running
+`concurrency` = slots / P jobs at once (P from adapters.slots, as for every
+backend that runs several jobs in one process). Not one CLI with
+`--workers P`: that CLI is itself a worker and forks P - 1 more that it
+neither supervises nor stops, so a killed CLI left orphans running next to
+its replacement (more slots than the cell's) and a SIGTERM missed them.
 
 Profiles. `default` is saq's Job defaults: timeout 10 s, retries 1 (one
 attempt), and the worker's sweep every 60 s, which aborts an active job past
@@ -29,7 +28,7 @@ from saq.job import Job
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.event_loop import PrivateLoop
 from adapters.redis_keys import glob_escape, purge_keys
-from adapters.saq.worker import FUNCTION_NAME, worker_environment
+from adapters.saq.worker import FUNCTION_NAME, SWEEP_ABORT_S, worker_environment
 from adapters.slots import slot_map
 from adapters.workers import (
     READY_LINE,
@@ -46,7 +45,6 @@ JOB_DEFAULTS = {name: field.default for name, field in Job.__dataclass_fields__.
 
 
 class SaqAdapter(WorkerProcessAdapter):
-    stop_whole_group = True  # the CLI does not pass SIGTERM on to its forks
     async_jobs = True
     bulk_api = False  # saq has no bulk enqueue: Queue.map/batch enqueue job by job
 
@@ -93,11 +91,12 @@ class SaqAdapter(WorkerProcessAdapter):
         retries = self._job("retries")
         return {
             "library": f"saq {version('saq')}",
-            "worker_command": f"saq adapters.saq.worker.settings --workers {self.processes}",
+            "worker_command": f"{self.processes} x saq adapters.saq.worker.settings --workers 1",
             "job_timeout_s": self._job("timeout"),
             "retries": retries,
             "sweep_s": self.sweep_s or DEFAULT_SWEEP_S,
             "sweep_from": "options.saq_sweep_s" if self.sweep_s else "saq default",
+            "sweep_abort_wait_s": SWEEP_ABORT_S if self.sweep_s else 5.0,
             "ttl_s": self._job("ttl"),
             "stored_in_redis": ("a job key per queued or active job, deleted when it ends"
                                 if self._job("ttl") == -1 else
@@ -116,10 +115,8 @@ class SaqAdapter(WorkerProcessAdapter):
                                       f"saq:abort:{name}-*"])
 
     def start_workers(self) -> None:
-        cmd = [console_script("saq"), "adapters.saq.worker.settings",
-               "--workers", str(self.processes)]
-        # Every worker process prints the line from saq's startup hook; wait for all P.
-        self.workers.start(cmd, 1, ready=f"(?s)(?:{READY_LINE}.*?){{{self.processes}}}")
+        cmd = [console_script("saq"), "adapters.saq.worker.settings", "--workers", "1"]
+        self.workers.start(cmd, self.processes, ready=READY_LINE)  # from saq's startup hook
 
     def enqueue(self, job: JobCall) -> None:
         queued = self._loop.run(self.queue.enqueue(

@@ -5,10 +5,17 @@ Started the way saq users start workers: `saq adapters.saq.worker.settings
 is one of the forms its CLI accepts) in every worker process. The adapter
 passes the cell's settings in QB_SAQ_* variables; an absent timer keeps
 saq's own default.
+
+A shorter sweep interval (the crash scenario's) also shortens the sweep's
+wait for a swept job's abort, which saq's Worker leaves at Queue.sweep's
+default (5 s per stuck job, one after another; a killed worker never
+answers), to SWEEP_ABORT_S. (The Worker passes the interval as the sweep's
+lock itself.)
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -21,6 +28,7 @@ FUNCTION_NAME = "bench_job"
 
 _URL, _QUEUE, _CONCURRENCY = "QB_SAQ_URL", "QB_SAQ_QUEUE", "QB_SAQ_CONCURRENCY"
 _SWEEP = "QB_SAQ_SWEEP_S"
+SWEEP_ABORT_S = 1.0
 
 
 async def bench_job(ctx: dict[str, Any], *, job_id: int, sent_ns: int, spec: dict,
@@ -45,12 +53,16 @@ def _ready(ctx: dict[str, Any]) -> None:
 
 def settings() -> dict[str, Any]:
     env = os.environ
+    queue = Queue.from_url(env[_URL], name=env[_QUEUE])
     built: dict[str, Any] = {
-        "queue": Queue.from_url(env[_URL], name=env[_QUEUE]),
+        "queue": queue,
         "functions": [(FUNCTION_NAME, bench_job)],
         "concurrency": int(env[_CONCURRENCY]),
         "startup": _ready,
     }
     if _SWEEP in env:
-        built["timers"] = {"sweep": int(env[_SWEEP])}
+        sweep_s = int(env[_SWEEP])
+        built["timers"] = {"sweep": sweep_s}
+        queue.sweep = functools.partial(queue.sweep,  # type: ignore[method-assign]
+                                        abort=SWEEP_ABORT_S)
     return built

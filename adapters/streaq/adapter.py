@@ -1,10 +1,10 @@
 """streaq on Redis streams: asyncio jobs run by streaq's own worker CLI.
 
-`streaq run adapters.streaq.app:worker --workers P`: the CLI forks P - 1
-worker processes next to itself, each with concurrency = slots / P (P from
-adapters.slots). As with saq, the forks are not supervised and do not hear
-the CLI's SIGTERM: the harness stops every process of the tree and kills a
-fork, never the CLI.
+P x `streaq run adapters.streaq.app:worker --workers 1`, each with
+concurrency = slots / P (P from adapters.slots). Not one CLI with
+`--workers P`: as saq's, that CLI is itself a worker and forks P - 1 more
+that it neither supervises nor stops, so a killed CLI left orphans running
+next to its replacement (more slots than the cell's).
 
 Both profiles run streaq's defaults: a consumer group reads the stream,
 the message is acknowledged (XACK, XDEL) when the task ends, a worker keeps
@@ -49,7 +49,6 @@ MAX_TRIES = 3  # streaq task default
 
 
 class StreaqAdapter(WorkerProcessAdapter):
-    stop_whole_group = True  # the CLI does not pass SIGTERM on to its forks
     async_jobs = True
     bulk_api = True  # Worker.enqueue_many: a batch in one Redis pipeline
 
@@ -102,8 +101,8 @@ class StreaqAdapter(WorkerProcessAdapter):
     def extra_settings(self) -> dict[str, Any]:
         return {
             "library": f"streaq {VERSION}",
-            "worker_command": f"streaq run adapters.streaq.app:worker --workers "
-                              f"{self.processes}",
+            "worker_command": f"{self.processes} x streaq run adapters.streaq.app:worker "
+                              f"--workers 1",
             "idle_timeout_s": self.app.idle_timeout_s or IDLE_TIMEOUT_S,
             "idle_timeout_from": ("options.idle_timeout_s" if self.app.idle_timeout_s
                                   else "streaq default"),
@@ -135,10 +134,8 @@ class StreaqAdapter(WorkerProcessAdapter):
         self._client.delete(*self._streams())
 
     def start_workers(self) -> None:
-        cmd = [console_script("streaq"), "run", "adapters.streaq.app:worker",
-               "--workers", str(self.processes)]
-        # Every worker process prints the line from streaq's lifespan hook; wait for all P.
-        self.workers.start(cmd, 1, ready=f"(?s)(?:{READY_LINE}.*?){{{self.processes}}}")
+        cmd = [console_script("streaq"), "run", "adapters.streaq.app:worker", "--workers", "1"]
+        self.workers.start(cmd, self.processes, ready=READY_LINE)  # from streaq's lifespan hook
 
     def _call(self, job: JobCall) -> Any:
         return self.task.enqueue(job.job_id, job.sent_ns, job.spec, job.payload)
