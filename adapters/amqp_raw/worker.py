@@ -8,7 +8,12 @@ soon as no message is waiting. The ack comes after the job in every
 profile, so a consumer killed mid-job gets its unacked messages redelivered.
 If the broker goes away after we were ready (broker-crash scenario), the
 consumer reconnects until it is stopped; a broker unreachable at start is a
-fast failure with the masked URL, which WorkerGroup shows.
+fast failure with the masked URL, which WorkerGroup shows. After a
+reconnect it first asks whether the queue survived the restart and says so
+in its log when it did not: declaring it again creates an empty queue, so
+without that line a queue the broker lost (with every message in it) would
+look like a queue the consumers had drained (docs/methodology.md, crash
+recovery).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
 from adapters.amqp_raw.adapter import (
     ACK_EVERY,
@@ -34,6 +39,7 @@ from adapters.raw_consumers import run_consumers
 from adapters.raw_message import run_message
 
 IDLE_S = 0.002  # no delivery for this long: ack what ran
+NOT_FOUND = 404
 
 
 def open_channel(connection: BlockingConnection, queue: str, durable: bool) -> BlockingChannel:
@@ -56,6 +62,19 @@ def serve(channel: BlockingChannel, queue: str) -> None:
                         or time.monotonic() - oldest > ACK_FLUSH_S):
             channel.basic_ack(last_tag, multiple=True)
             pending = 0
+
+
+def queue_exists(connection: BlockingConnection, queue: str) -> bool:
+    """A passive declare on a channel of its own (the broker closes it if not)."""
+    channel = connection.channel()
+    try:
+        channel.queue_declare(queue, passive=True)
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != NOT_FOUND:
+            raise
+        return False
+    channel.close()
+    return True
 
 
 def reconnect(url: str) -> BlockingConnection:
@@ -85,7 +104,11 @@ def consumer(url: str, queue: str, durable: bool) -> Callable[[], None]:
             except AMQPConnectionError as exc:  # channel errors (PRECONDITION_FAILED...): fatal
                 print(f"amqp-raw consumer lost the broker ({type(exc).__name__}); reconnecting",
                       flush=True)
-            channel = open_channel(reconnect(url), queue, durable)
+            connection = reconnect(url)
+            if not queue_exists(connection, queue):
+                print(f"amqp-raw consumer: queue {queue} did not survive the broker restart; "
+                      f"declaring it again (empty)", flush=True)
+            channel = open_channel(connection, queue, durable)
 
     return loop
 
