@@ -119,7 +119,12 @@ class RabbitMQ(BrokerKind):
     persistence: ClassVar[dict[str, Persistence]] = {
         "transient": Persistence(durable=False, loss="a transient queue and its messages do "
                                  "not survive a RabbitMQ restart"),
-        "durable": Persistence(durable=True),
+        # RabbitMQ sometimes restarts from a kill -9 without the durable queue
+        # (docs/methodology.md, crash recovery: 6 of 80 kills in one study)
+        "durable": Persistence(durable=True, loss="the restarted RabbitMQ did not recover "
+                               "the durable queue, as it sometimes does after a kill -9 (its "
+                               "log: 'Recovering 0 queues'; amqp-raw's consumer log says the "
+                               "queue did not survive)"),
     }
     client_default_persistence: ClassVar[str | None] = "durable"
     # Every RabbitMQ backend declares durable queues and persistent messages in both
