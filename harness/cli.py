@@ -152,8 +152,9 @@ def build_parser() -> OneLineParser:
                      help="jobs that may run at once, the same for every backend (default 8)")
     run.add_argument("--profile", type=profile_list, default=("default",),
                      help="setting profiles, a comma list of default, reliable (the docs "
-                     "against lost jobs), tuned (the docs for throughput); both = "
-                     "default,reliable; all = every profile (default: default)")
+                     "against lost jobs), tuned (the docs for throughput; default runs "
+                     "beside it as its reference); both = default,reliable; all = every "
+                     "profile (default: default)")
     run.add_argument("--durations", type=number_list(float, 0, "job duration (ms)"),
                      help="throughput job durations in ms (default 0,1,10,100)")
     run.add_argument("--rates", type=number_list(float, 0.1, "rate (jobs/s)"),
@@ -243,10 +244,21 @@ def render_report(run_dir: Path) -> None:
         print(f"report not rendered ({exc}); the results are in {run_dir}", file=sys.stderr)
 
 
+def with_reference(profiles: tuple[str, ...]) -> tuple[str, ...]:
+    """`profiles`, plus default when tuned is there without it: tuned is read as a
+    change from default, so its reference runs beside it."""
+    if "tuned" in profiles and "default" not in profiles:
+        return (*profiles, "default")
+    return profiles
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, Runner, default_run_dir
 
     rounds = args.rounds
+    if with_reference(args.profile) != args.profile:
+        args.profile = with_reference(args.profile)
+        print("profile tuned: default runs too, as its reference", file=sys.stderr)
     options = RunOptions(quick=args.quick, slots=args.slots, profile=args.profile[0],
                          results=args.results, profiles=args.profile,
                          durations_ms=args.durations, rates=args.rates,

@@ -182,12 +182,48 @@ def crash_summary(source: Path) -> str:
     return "\n".join(lines)
 
 
+def memory_table(source: Path) -> str:
+    """Queue bytes per queued job per backend and payload size, at the deepest job count
+    of the run, with MB per 100,000 jobs (the seed claim) and the zero-job control."""
+    cells = [c for c in _cells(source)
+             if c["scenario"] == "memory" and not c["params"].get("control")]
+    sizes = sorted({c["params"]["payload_bytes"] for c in cells})
+    deepest = {size: max(c["params"]["jobs"] for c in cells
+                         if c["params"]["payload_bytes"] == size) for size in sizes}
+    head = [f"{_size(size)} x {deepest[size]:,}: B/job (MB per 100,000)" for size in sizes]
+    lines = ["| backend | " + " | ".join(head) + " | on disk, B/job | control drift, B |",
+             "| --- |" + " --- |" * (len(sizes) + 2)]
+    for backend in sorted({c["backend"] for c in cells}, key=_rank):
+        entries, disk, drift = [], [], []
+        for size in sizes:
+            mine = [c for c in cells if c["backend"] == backend
+                    and c["params"]["payload_bytes"] == size
+                    and c["params"]["jobs"] == deepest[size]]
+            ok = [c["metrics"] for c in mine if c["status"] == "ok"]
+            if not ok:
+                entries.append(mine[0]["status"] if mine else "not run")
+                continue
+            entries.append(_join([f"{_num(m['bytes_per_job'])} "
+                                  f"({m['bytes_per_job'] * 1e5 / 1e6:,.0f})" for m in ok]))
+            disk += [_num(m["disk_bytes_per_job"]) for m in ok
+                     if m.get("disk_bytes_per_job") is not None]
+            drift += [_num((m.get("control") or {}).get("queue_bytes")) for m in ok]
+        lines.append(f"| {backend} | " + " | ".join(entries)
+                     + f" | {' / '.join(disk) or '-'} | {_join(drift) if drift else '-'} |")
+    return "\n".join(lines)
+
+
+def _size(size: int) -> str:
+    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "throughput": throughput_table,
     "crash-job-process-kill": crash_table("job-process-kill"),
     "crash-node-kill": crash_table("node-kill"),
     "crash-broker-kill": crash_table("broker-kill"),
     "crash-summary": crash_summary,
+    "memory": memory_table,
     "selftest": selftest_table,
 }
 

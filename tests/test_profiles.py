@@ -11,7 +11,7 @@ import pytest
 
 from adapters import BACKENDS, ROOT
 from adapters.base import PROFILES
-from harness.cli import profile_list
+from harness.cli import profile_list, with_reference
 from reports.data import load
 from reports.profiles import pairs, summary_lines
 from tests.test_report import cell, run_info, write_run
@@ -28,6 +28,16 @@ SAME = "same as default: "
 ])
 def test_profile_lists(text: str, profiles: tuple[str, ...]) -> None:
     assert profile_list(text) == profiles
+
+
+@pytest.mark.parametrize(("given", "run"), [
+    (("tuned",), ("tuned", "default")),
+    (("reliable", "tuned"), ("reliable", "tuned", "default")),
+    (("tuned", "default"), ("tuned", "default")),
+    (("reliable",), ("reliable",)),
+])
+def test_tuned_runs_with_default_as_its_reference(given, run) -> None:
+    assert with_reference(given) == run
 
 
 def test_an_unknown_profile_names_the_valid_ones() -> None:
