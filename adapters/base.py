@@ -26,6 +26,9 @@ PROFILE_SETS = {"both": ("default", "reliable"), "all": PROFILES}  # --profile s
 # consumer); node-kill: SIGKILL one worker node's whole process tree at once.
 WORKER_FAULTS = ("job-process-kill", "node-kill")
 FAULTS = (*WORKER_FAULTS, "broker-kill")
+# The cell option that makes the workers serve a second queue too (the depth scenario's
+# cells set it; every other cell's workers consume their one queue, as before).
+SECOND_QUEUE_OPTION = "second_queue"
 
 
 class RequiredSettings(TypedDict):
@@ -88,6 +91,9 @@ class Adapter(ABC):
     in_process: ClassVar[bool] = False  # jobs run inside the driver: one producer only
     async_jobs: ClassVar[bool] = False  # the job body is a coroutine on an event loop
     faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # what the crash scenario may inject
+    # How one worker set serves a second queue, the library's own way (queue order,
+    # round robin, a consumer per queue...); None: the library has no such thing here.
+    second_queue: ClassVar[str | None] = None
 
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config
@@ -112,6 +118,23 @@ class Adapter(ABC):
         """What the tuned profile changes from this backend's defaults, keyed by setting;
         the adapter applies them when `self.tuned`."""
         return {}
+
+    @property
+    def serves_second_queue(self) -> bool:
+        """The cell asked for a second queue (SECOND_QUEUE_OPTION) and the library has one."""
+        return self.second_queue is not None and bool(self.config.options.get(SECOND_QUEUE_OPTION))
+
+    @property
+    def second_queue_name(self) -> str:
+        return f"{self.config.queue}-second"
+
+    def queue_names(self) -> list[str]:
+        """The queues this cell's workers consume: the cell's, then the second one if served."""
+        return [self.config.queue, *([self.second_queue_name] if self.serves_second_queue else [])]
+
+    def enqueue_second(self, job: JobCall) -> None:
+        """Enqueue one job on the second queue (adapters with `second_queue` override it)."""
+        raise NotImplementedError(f"{self.config.backend} serves no second queue")
 
     @abstractmethod
     def required_settings(self) -> RequiredSettings:

@@ -128,8 +128,9 @@ class DepthPhase(Phase):
     """Depth: `jobs` queued with no worker running (broker memory read before and
     after; the fill stops early once `enqueue_limit_s` passed or the next batch would
     take the broker past `max_broker_bytes`), then the workers start, one probe job
-    goes behind the backlog and the drain is counted over `window_s` after `warmup_s`.
-    The probe is waited for only while the backlog ahead of it can drain within
+    goes behind the backlog (and, where the adapter serves a second queue, one more on
+    that queue) and the drain is counted over `window_s` after `warmup_s`.
+    The probes are waited for only while the backlog ahead of them can drain within
     `time_limit_s` of the workers' start at the counted rate."""
 
     type: ClassVar[str] = "depth"
@@ -265,6 +266,8 @@ class PhaseReport:
     producer_busy_s: float | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None
+    # depth: how the workers served the second queue its probe went to ("" when none)
+    second_queue: str | None = None
     # crash phases
     kill_wait_timed_out: bool | None = None
     kill_ns: int | None = None

@@ -124,7 +124,7 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                     row[flag] = bool(mine[flag].isin([True, "True"]).any())
             if "unstable" in mine:  # steady-state cells: rounds whose window was not steady
                 row["unstable_rounds"] = int(mine["unstable"].isin([True, "True"]).sum())
-            for flag in ("explanation", "measured"):
+            for flag in ("explanation", "measured", "second_queue"):
                 if flag in mine:
                     texts = [t for t in dict.fromkeys(mine[flag].dropna()) if t]
                     row[flag] = " / ".join(map(str, texts))

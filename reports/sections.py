@@ -49,12 +49,14 @@ class Kit:
     # -- tables ----------------------------------------------------------------------
     def column(self, label: str, where: Mapping[str, Any], metric: str, *,
                extra: Callable[[pd.Series], str] | None = None,
-               zero_is_goal: bool = False) -> Column:
+               zero_is_goal: bool = False,
+               absent: Callable[[pd.Series], str | None] | None = None) -> Column:
         declared = self.scenario.metric(metric)
         return Column(label, verdict.where(dict(where)), metric,
                       higher_is_better=bool(declared and declared.better == "higher"),
                       fmt=verdict.formatter(self._unit(metric)),
-                      extra=extra or (lambda row: ""), zero_is_goal=zero_is_goal)
+                      extra=extra or (lambda row: ""), zero_is_goal=zero_is_goal,
+                      absent=absent or (lambda row: None))
 
     def table(self, title: str, columns: list[Column], note: str, *, slug: str | None = None,
               frame: pd.DataFrame | None = None, series_col: str = "series",

@@ -59,6 +59,8 @@ class Column:
     fmt: Callable[[float], str]
     extra: Callable[[pd.Series], str] = lambda row: ""
     zero_is_goal: bool = False  # mark each entry good (0 in every round) or bad, no ranking
+    # why a row has no figure when that is by design (e.g. "no second queue"); None: missing
+    absent: Callable[[pd.Series], str | None] = lambda row: None
 
 
 @dataclass
@@ -120,6 +122,9 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
             backlog = value(row, "backlog")
             text = "saturated" + (f" (backlog {fmt_num(backlog)})" if backlog else "")
             return Entry(text, status="saturated")
+        why = column.absent(row)
+        if why:
+            return Entry(why, status="skipped")
         return Entry(f"no {column.metric} in results", status="missing")
     low, high = value(row, column.metric, "min"), value(row, column.metric, "max")
     n = int(value(row, column.metric, "n") or 1)

@@ -9,6 +9,14 @@ depth. For a FIFO queue the probe's queue latency should be about
 backlog / drain rate; it is measured when the backlog ahead of it can drain
 within the cell's time cap, and otherwise stated as that expectation.
 
+Where the library runs one worker on several queues or priorities, the
+depth cells' workers also consume a second queue (the cells' `second_queue`
+option; every other scenario's workers keep their one queue), and a second
+probe goes there right after the first: how long a job waits when it does
+not have to queue behind the backlog. `second_queue` names the library's
+mechanism (RQ's queue order, Celery's and Dramatiq's consumer per queue), or
+"none" for a backend that has none.
+
 Two caps keep a cell bounded, both stated in its metrics: a memory budget
 (the fill stops before a batch would take the broker past it) and a time
 cap (the enqueue limit plus the drain limit); a depth a cap stopped says
@@ -25,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
+from adapters.base import SECOND_QUEUE_OPTION
 from core.protocol import DriverReport
 from core.recorder import Event
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
@@ -76,6 +85,11 @@ class Depth(Scenario):
                                   "behind the backlog; null when the cap came first"),
         "probe_expected_s": Metric("s", doc="queued / jobs_per_s: what a FIFO queue gives"),
         "probe_reached": Metric(doc="bool: the probe started within the time cap"),
+        "second_queue": Metric(doc='how the workers serve a second queue, e.g. "rq: queue '
+                               'order second,default", or "none"'),
+        "second_probe_latency_s": Metric("s", "lower", doc="queue latency of a probe sent "
+                                         "on the second queue right after the first; null "
+                                         "with no second queue or when the cap came first"),
         "memory_budget_bytes": Metric("bytes", doc="the stated broker memory budget"),
         "time_cap_s": Metric("s", doc="the stated cap: enqueue limit + drain limit"),
     }
@@ -93,7 +107,7 @@ class Depth(Scenario):
                 "warmup_s": steady["warmup_s"], "window_s": steady["window_s"],
                 "time_limit_s": grid.drain_limit_s}]},
             timeout_s=grid.enqueue_limit_s + grid.drain_limit_s + SETUP_S,
-            profile=options.profile,
+            profile=options.profile, options={SECOND_QUEUE_OPTION: True},
         ) for depth in grid.depths]
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
@@ -119,6 +133,9 @@ class Depth(Scenario):
             "broker_bytes": grown, "measured": after.get("method"),
             **{name: rate[name] for name in DRAIN_METRICS}, "drained": drained,
             **probe(records, phase.first_id + queued, queued / rate["jobs_per_s"]),
+            "second_queue": phase.second_queue or "none",
+            "second_probe_latency_s": (queue_latency(records, phase.first_id + queued + 1)
+                                       if phase.second_queue else None),
             "memory_budget_bytes": spec["max_broker_bytes"],
             "time_cap_s": spec["enqueue_limit_s"] + spec["time_limit_s"],
         }
@@ -128,8 +145,12 @@ class Depth(Scenario):
         waited = (f"{latency:,.2f} s" if latency is not None
                   else f"not reached (expected {metrics['probe_expected_s']:,.0f} s)")
         capped = f" (capped: {metrics['capped_by']})" if metrics["capped_by"] else ""
+        second = metrics.get("second_probe_latency_s")
+        beside = ("no second queue" if metrics.get("second_queue", "none") == "none" else
+                  f"second queue {second:,.2f} s" if second is not None else
+                  "second queue not reached")
         return (f"{metrics['queued']:,} queued{capped}, {metrics['jobs_per_s']:,.0f} jobs/s "
-                f"drain, probe {waited}")
+                f"drain, probe {waited}, {beside}")
 
     def tables(self, kit: ReportKit) -> list[Any]:
         depths = kit.numeric_params("depth")
@@ -147,10 +168,15 @@ class Depth(Scenario):
             return kit.table(f"Depth: {title}", columns, f"{better}. {note}.",
                              slug=f"depth-{metric}")
 
+        def no_second_queue(row: pd.Series) -> str | None:
+            return "no second queue" if row.get("second_queue") == "none" else None
+
         probe_columns = [kit.column(f"{d:,.0f} queued: {what}", {"depth": d}, metric,
-                                    extra=queued_text)
-                         for d in depths for what, metric in (("measured", "probe_latency_s"),
-                                                              ("FIFO", "probe_expected_s"))]
+                                    extra=queued_text, absent=absent)
+                         for d in depths for what, metric, absent in (
+                             ("measured", "probe_latency_s", None),
+                             ("FIFO", "probe_expected_s", None),
+                             ("second queue", "second_probe_latency_s", no_second_queue))]
 
         return [table("enqueue rate (jobs/s) into a deep queue", "enqueue_per_s", queued_text,
                       "Higher is better"),
@@ -161,17 +187,26 @@ class Depth(Scenario):
                 kit.table("Depth: queue latency of a probe behind the backlog (s)",
                           probe_columns, "Lower is better. FIFO: what a first-in first-out "
                           "queue gives, queued / drain rate; no measured figure: the probe "
-                          f"would not start within the time cap. {note}.",
+                          "would not start within the time cap. Second queue: a probe sent "
+                          "right after the first on a second queue the same workers consume "
+                          "(the mechanism is the second_queue metric: RQ's queue order puts "
+                          "it first; Celery and Dramatiq consume both queues, so it waits "
+                          f"only behind what the workers prefetched). {note}.",
                           slug="depth-probe")]
 
 
-def probe(records: pd.DataFrame, probe_id: int, expected_s: float) -> dict[str, Any]:
-    """The probe job's queue latency (START - INTENDED), and what FIFO predicts."""
-    mine = records[records["job_id"] == probe_id]
+def queue_latency(records: pd.DataFrame, job_id: int) -> float | None:
+    """One job's queue latency (START - INTENDED, s); None if it never started."""
+    mine = records[records["job_id"] == job_id]
     intended = events(mine, Event.INTENDED)["t_ns"]
     started = events(mine, Event.START)["t_ns"]
-    latency = ((started.min() - intended.min()) / 1e9
-               if len(intended) and len(started) else None)
+    return ((started.min() - intended.min()) / 1e9
+            if len(intended) and len(started) else None)
+
+
+def probe(records: pd.DataFrame, probe_id: int, expected_s: float) -> dict[str, Any]:
+    """The probe job's queue latency, and what FIFO predicts."""
+    latency = queue_latency(records, probe_id)
     return {"probe_latency_s": latency, "probe_expected_s": expected_s,
             "probe_reached": latency is not None}
 

@@ -47,10 +47,12 @@ class ReportKit(Protocol):
     # -- tables ----------------------------------------------------------------------
     def column(self, label: str, where: Mapping[str, Any], metric: str, *,
                extra: Callable[[pd.Series], str] | None = None,
-               zero_is_goal: bool = False) -> Any:
+               zero_is_goal: bool = False,
+               absent: Callable[[pd.Series], str | None] | None = None) -> Any:
         """A column of `metric` over the rows whose params equal `where`; best and
         ties are marked by the metric's declared direction (or good = 0 in every
-        round when `zero_is_goal`); `extra` adds text after the figure."""
+        round when `zero_is_goal`); `extra` adds text after the figure; `absent`
+        says why a row has no figure when that is by design."""
         ...
 
     def table(self, title: str, columns: list[Any], note: str, *, slug: str | None = None,

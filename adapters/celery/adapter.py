@@ -15,6 +15,15 @@ celery-redis backend stores them in the broker's Redis and celery-rabbitmq
 uses rpc:// (results sent back as AMQP messages), so no second broker is
 needed. The configuration is built once here and sent to the workers as
 JSON, so settings() reports exactly what both sides run with.
+
+Second queue (depth cells): the node consumes `-Q <queue>,<second>`, as
+Celery's routing guide runs a worker on several queues. Celery gives the
+queues no priority order: on Redis kombu issues one BRPOP over both queues and
+moves the queue it just served to the back (queue_order_strategy
+"round_robin", its default); on RabbitMQ the node has one consumer per queue
+on one channel and the broker delivers from both as the prefetch window frees.
+Either way a job on the second queue waits only behind what the node has
+already prefetched, not behind the backlog.
 """
 
 from __future__ import annotations
@@ -87,6 +96,8 @@ class CeleryAdapter(WorkerProcessAdapter):
     """Celery with a Redis or RabbitMQ broker; one prefork worker node."""
 
     bulk_api = False  # no bulk publish in Celery: a group still publishes one message per task
+    second_queue = ("celery: -Q default,second, no priority order (Redis: one BRPOP over both, "
+                    "round robin; RabbitMQ: a consumer per queue); behind the prefetched jobs only")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -169,16 +180,20 @@ class CeleryAdapter(WorkerProcessAdapter):
         On RabbitMQ purging a queue that does not exist is a channel error:
         nothing to remove, so it is ignored.
         """
+        queues = tuple(self.queue_names())
         with self.app.connection_for_write() as conn:
-            with conn.channel() as channel:
-                try:
-                    channel.queue_purge(self.config.queue)
-                except conn.channel_errors:
-                    pass
-                if self.transport == "redis":
-                    self._purge_unacked(channel)
+            for queue in queues:
+                with conn.channel() as channel:  # a channel error closes its channel
+                    try:
+                        channel.queue_purge(queue)
+                    except conn.channel_errors:
+                        pass
+            if self.transport == "redis":
+                with conn.channel() as channel:
+                    self._purge_unacked(channel, queues)
 
-    def _purge_unacked(self, channel: Any) -> None:
+    @staticmethod
+    def _purge_unacked(channel: Any, queues: tuple[str, ...]) -> None:
         """Drop this queue's delivered-but-unacked messages from kombu's Redis hash.
 
         kombu keeps them in one hash for all queues and puts them back after
@@ -188,7 +203,7 @@ class CeleryAdapter(WorkerProcessAdapter):
         """
         client = channel.client
         for tag, entry in client.hscan_iter(channel.unacked_key):
-            if json.loads(entry)[2] == self.config.queue:
+            if json.loads(entry)[2] in queues:
                 client.pipeline().zrem(channel.unacked_index_key, tag).hdel(
                     channel.unacked_key, tag).execute()
 
@@ -199,7 +214,7 @@ class CeleryAdapter(WorkerProcessAdapter):
         node = f"{self.config.queue}-{self._starts}@%h"
         cmd = [console_script("celery"), "-A", "adapters.celery.app", "worker",
                "--pool", "prefork", f"--concurrency={self.config.slots}",
-               "-Q", self.config.queue, "-n", node, *WORKER_FLAGS]
+               "-Q", ",".join(self.queue_names()), "-n", node, *WORKER_FLAGS]
         self.workers.start(cmd, 1, ready=READY_LINE)
 
     def replace_dead(self) -> None:
@@ -214,8 +229,14 @@ class CeleryAdapter(WorkerProcessAdapter):
             self.start_workers()
 
     def enqueue(self, job: JobCall) -> None:
+        self._publish(job, self.config.queue)
+
+    def enqueue_second(self, job: JobCall) -> None:
+        self._publish(job, self.second_queue_name)
+
+    def _publish(self, job: JobCall, queue: str) -> None:
         self.task.apply_async(args=[job.job_id, job.sent_ns, job.spec, job.payload],
-                              queue=self.config.queue, producer=self.producer)
+                              queue=queue, producer=self.producer)
 
     def close(self) -> None:
         self.connection.close()

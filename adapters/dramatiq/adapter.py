@@ -16,6 +16,13 @@ adds what Dramatiq documents against lost messages: publisher confirms
 messages are already acked only after the job, and a dead worker's
 messages are re-queued once its heartbeat is older than heartbeat_timeout.
 Both profiles set max_retries=0 on the actor (see adapters.dramatiq.app).
+
+Second queue (depth cells): Dramatiq's queue belongs to the actor, so a
+second actor runs the same job on a second queue, and the CLI is given both
+(`--queues <queue> <second>`). Each worker process runs one consumer per queue,
+each with its own prefetch, into one work queue its threads take from in
+arrival order (actor priority equal): a job on the second queue waits behind
+what the process has already prefetched, not behind the backlog.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class DramatiqAdapter(WorkerProcessAdapter):
     # No bulk API: Dramatiq's group()/pipeline() still call broker.enqueue
     # once per message, so enqueue_batch stays the base class's loop.
     bulk_api = False
+    second_queue = ("dramatiq: a second actor on its own queue, --queues default second; a "
+                    "consumer per queue, behind the prefetched jobs only")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -57,12 +66,12 @@ class DramatiqAdapter(WorkerProcessAdapter):
         self.processes, self.threads = slot_map(config.slots, config.cpu_count)
         self.app = self._app_settings(config)
         redis_client = {"socket_timeout": 10, "socket_connect_timeout": 10}
-        self.broker, self.actor = build(self.app, **(redis_client if self.app.is_redis else {}))
+        self.broker, self.actor, self.second_actor = build(
+            self.app, **(redis_client if self.app.is_redis else {}))
         env = worker_env(config.records_dir, self.app.to_env())
         self.workers = WorkerGroup(config.backend, config.log_dir, env)
 
-    @staticmethod
-    def _app_settings(config: AdapterConfig) -> AppSettings:
+    def _app_settings(self, config: AdapterConfig) -> AppSettings:
         assert config.broker_url
         redis = config.broker_url.startswith(("redis://", "rediss://", "unix://"))
         heartbeat_s = config.options.get("heartbeat_timeout_s")
@@ -77,6 +86,7 @@ class DramatiqAdapter(WorkerProcessAdapter):
             if redis and heartbeat_s is not None else None,
             maintenance_chance=int(chance) if redis and chance is not None else None,
             results_url=results_url,
+            second_queue=self.second_queue_name if self.serves_second_queue else None,
         )
 
     # -- settings -------------------------------------------------------------
@@ -134,20 +144,26 @@ class DramatiqAdapter(WorkerProcessAdapter):
         RabbitMQ's purge fails on a queue that does not exist yet, so the
         queues are declared on the server first.
         """
-        if not self.app.is_redis:
-            self.broker.declare_queue(self.config.queue, ensure=True)
-        self.broker.flush(self.config.queue)
+        for queue in self.queue_names():
+            if not self.app.is_redis:
+                self.broker.declare_queue(queue, ensure=True)
+            self.broker.flush(queue)
 
     def start_workers(self) -> None:
         cmd = [console_script("dramatiq"), "adapters.dramatiq.app:setup_worker",
                "--processes", str(self.processes), "--threads", str(self.threads),
-               "--queues", self.config.queue]
+               "--queues", *self.queue_names()]
         # The CLI logs the ready line once per worker process; wait for all P.
         ready = f"(?s)(?:{READY_LINE}.*?){{{self.processes}}}"
         self.workers.start(cmd, 1, ready=ready, timeout_s=60.0)
 
     def enqueue(self, job: JobCall) -> None:
         self.actor.send_with_options(args=(job.job_id, job.sent_ns, job.spec, job.payload))
+
+    def enqueue_second(self, job: JobCall) -> None:
+        assert self.second_actor is not None, "a cell without the second_queue option"
+        self.second_actor.send_with_options(args=(job.job_id, job.sent_ns, job.spec,
+                                                  job.payload))
 
     def close(self) -> None:
         self.broker.close()

@@ -24,6 +24,7 @@ from dramatiq.results.backends import RedisBackend
 from adapters.job import bench_job
 
 ACTOR_NAME = "bench_job"
+SECOND_ACTOR_NAME = "bench_job_second"  # the same job, declared on the second queue
 ENV_PREFIX = "QB_DRAMATIQ_"
 
 
@@ -37,6 +38,7 @@ class AppSettings:
     heartbeat_timeout_ms: int | None = None
     maintenance_chance: int | None = None
     results_url: str | None = None
+    second_queue: str | None = None  # a second actor's queue, for depth cells
 
     @property
     def is_redis(self) -> bool:
@@ -63,7 +65,8 @@ class AppSettings:
                    confirm_delivery=raw["confirm_delivery"] == "1",
                    heartbeat_timeout_ms=number("heartbeat_timeout_ms"),
                    maintenance_chance=number("maintenance_chance"),
-                   results_url=raw["results_url"] or None)
+                   results_url=raw["results_url"] or None,
+                   second_queue=raw["second_queue"] or None)
 
 
 def make_broker(settings: AppSettings, **redis_client: Any) -> dramatiq.Broker:
@@ -100,8 +103,9 @@ def bench_job_no_result(job_id: int, sent_ns: int, spec: dict, payload: str = ""
     bench_job(job_id, sent_ns, spec, payload)
 
 
-def make_actor(broker: dramatiq.Broker, settings: AppSettings) -> dramatiq.Actor[Any, Any]:
-    """bench_job as an actor on this cell's queue.
+def make_actor(broker: dramatiq.Broker, settings: AppSettings, name: str, queue: str
+               ) -> dramatiq.Actor[Any, Any]:
+    """bench_job as actor `name` on `queue`.
 
     max_retries=0: the Retries middleware would otherwise re-run a failing
     job up to 20 times with backoff, so one failure would show up as many
@@ -113,18 +117,20 @@ def make_actor(broker: dramatiq.Broker, settings: AppSettings) -> dramatiq.Actor
         function = bench_job
     else:
         function = bench_job_no_result
-    return dramatiq.actor(function, actor_name=ACTOR_NAME, queue_name=settings.queue,
-                          broker=broker, **options)
+    return dramatiq.actor(function, actor_name=name, queue_name=queue, broker=broker, **options)
 
 
 def build(settings: AppSettings, **redis_client: Any
-          ) -> tuple[dramatiq.Broker, dramatiq.Actor[Any, Any]]:
-    """Broker and actor, identical in the producer and in every worker process."""
+          ) -> tuple[dramatiq.Broker, dramatiq.Actor[Any, Any], dramatiq.Actor[Any, Any] | None]:
+    """Broker, the cell's actor and the second queue's (None: not asked for), identical in
+    the producer and in every worker process."""
     broker = make_broker(settings, **redis_client)
-    return broker, make_actor(broker, settings)
+    second = (make_actor(broker, settings, SECOND_ACTOR_NAME, settings.second_queue)
+              if settings.second_queue else None)
+    return broker, make_actor(broker, settings, ACTOR_NAME, settings.queue), second
 
 
 def setup_worker() -> None:
     """Broker callable for the `dramatiq` CLI: runs in every worker process."""
-    broker, _ = build(AppSettings.from_env())
+    broker, _, _ = build(AppSettings.from_env())
     dramatiq.set_broker(broker)

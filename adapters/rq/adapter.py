@@ -14,6 +14,11 @@ leaving it failed (a job that raises is retried too). `tuned` runs
 SimpleWorker, which RQ's performance notes advise for jobs of a few
 milliseconds (an explicit rq_worker_class option still wins). Results are off
 by result_ttl=0.
+
+Second queue (depth cells): `rq worker <second> <queue>`, RQ's documented way
+to give queues priorities (`rq worker high default low`): a worker always
+takes from the first queue in that order that has a job, so a job on the
+second queue goes ahead of the whole backlog.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ PERFORMANCE_NOTES = ("RQ docs, Notes on Performance: SimpleWorker skips fork() a
 
 class RqAdapter(WorkerProcessAdapter):
     bulk_api = True  # Queue.enqueue_many: every job of a batch in one Redis pipeline
+    second_queue = ("rq: queue order second,default (rq worker lists the second queue first; "
+                    "a worker takes from the first queue in its list that has a job)")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -57,6 +64,7 @@ class RqAdapter(WorkerProcessAdapter):
                              f"{', '.join(WORKER_CLASSES)}")
         self.client = redis.Redis.from_url(config.broker_url, socket_timeout=30)
         self.queue = Queue(config.queue, connection=self.client)
+        self.second = Queue(self.second_queue_name, connection=self.client)
         # RQ job ids allow [A-Za-z0-9_-] only; ids start with the queue so purge finds them.
         self._id_prefix = re.sub(r"[^A-Za-z0-9_]", "_", config.queue) + "-"
         self._options: dict[str, Any] = {}
@@ -133,22 +141,31 @@ class RqAdapter(WorkerProcessAdapter):
     def purge(self) -> None:
         # RQ has no call that removes every key of one queue (Queue.delete drops only
         # queued jobs), but every key of this cell is named after its queue.
-        name = glob_escape(self.config.queue)
-        self.client.srem(Queue.redis_queues_keys, self.queue.key)
-        purge_keys(self.client, [], [f"rq:*:{name}", f"rq:*:{name}:*",
-                                     f"rq:*:{glob_escape(self._id_prefix)}*"])
+        # The second queue's keys too (its jobs' ids carry the same prefix).
+        names = self.queue_names()
+        prefix = Queue.redis_queue_namespace_prefix
+        self.client.srem(Queue.redis_queues_keys, *(prefix + name for name in names))
+        patterns = [f"rq:*:{glob_escape(name)}{tail}" for name in names for tail in ("", ":*")]
+        purge_keys(self.client, [], [*patterns, f"rq:*:{glob_escape(self._id_prefix)}*"])
 
     def start_workers(self) -> None:
+        # RQ serves queues in the order given: the second queue first (its priority)
         cmd = python_module("adapters.rq.worker", "worker", "--worker-class",
-                            WORKER_CLASSES[self.worker_class], self.config.queue)
+                            WORKER_CLASSES[self.worker_class], *reversed(self.queue_names()))
         self.workers.start(cmd, self.config.slots, ready=r"\*\*\* Listening on")
 
     def _args(self, job: JobCall) -> tuple[int, int, dict[str, Any], str]:
         return job.job_id, job.sent_ns, job.spec, job.payload
 
     def enqueue(self, job: JobCall) -> None:
-        self.queue.enqueue(bench_job, *self._args(job), job_id=self._id_prefix + str(job.job_id),
-                           **self._options)
+        self._enqueue_on(self.queue, job)
+
+    def enqueue_second(self, job: JobCall) -> None:
+        self._enqueue_on(self.second, job)
+
+    def _enqueue_on(self, queue: Queue, job: JobCall) -> None:
+        queue.enqueue(bench_job, *self._args(job), job_id=self._id_prefix + str(job.job_id),
+                      **self._options)
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
         self.queue.enqueue_many([

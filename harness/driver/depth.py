@@ -6,7 +6,10 @@
    bytes per job so far, or once `enqueue_limit_s` passed (`unsent` and
    `unsent_reason` say which cap stopped it);
 2. the memory is read again `settle_s` later;
-3. the workers start (gate open) and one probe job is sent behind the backlog;
+3. the workers start (gate open) and one probe job is sent behind the backlog,
+   then, where the adapter serves a second queue (the cell's `second_queue`
+   option), a second probe on that queue (`second_queue` says how it is served,
+   "" for none);
 4. the drain is counted over [ready + warmup_s, + window_s], cut short when
    every job has ended;
 5. the probe is waited for while the jobs ahead of it can drain by
@@ -102,7 +105,12 @@ def run_depth(run: CellRun, spec: DepthPhase, report: PhaseReport, sent_before: 
 
     run.start()
     run.producer.send(report.first_id + queued, 1, bulk=False)  # the probe, behind them all
-    total = sent_before + queued + 1
+    probes = 1
+    report.second_queue = run.adapter.second_queue if run.adapter.serves_second_queue else ""
+    if report.second_queue:
+        run.producer.send(report.first_id + queued + 1, 1, bulk=False, second_queue=True)
+        probes = 2
+    total = sent_before + queued + probes
     rate = _count_window(run, spec, report, total)
     deadline = run.ready_ns + int(spec.time_limit_s * 1e9)
     remaining = total - run.tally.refresh()
@@ -111,4 +119,4 @@ def run_depth(run: CellRun, spec: DepthPhase, report: PhaseReport, sent_before: 
         reached = due <= deadline and run.tally.wait_for(total, deadline)
         report.drain_cut_short = not reached
     report.done_ns = time.monotonic_ns()
-    return queued + 1
+    return queued + probes

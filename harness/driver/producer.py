@@ -77,19 +77,21 @@ class Producer:
             return self.payload[:-1] + self.payload[-1]
         return self.payload
 
-    def send(self, first_id: int, count: int, bulk: bool) -> None:
-        """Enqueue ids first_id .. first_id + count - 1 now."""
+    def send(self, first_id: int, count: int, bulk: bool, second_queue: bool = False) -> None:
+        """Enqueue ids first_id .. first_id + count - 1 now (one by one on the adapter's
+        second queue if `second_queue`)."""
         intended = time.monotonic_ns()
         jobs = [JobCall(first_id + i, intended, self.spec, self._payload()) for i in range(count)]
         rows: list[tuple[int, Event, int]] = []
-        if bulk:
+        if bulk and not second_queue:
             self.adapter.enqueue_batch(jobs)
             sent = time.monotonic_ns()
             for job in jobs:
                 rows += [(job.job_id, Event.INTENDED, intended), (job.job_id, Event.SENT, sent)]
         else:
+            enqueue = self.adapter.enqueue_second if second_queue else self.adapter.enqueue
             for job in jobs:
-                self.adapter.enqueue(job)
+                enqueue(job)
                 rows += [(job.job_id, Event.INTENDED, intended),
                          (job.job_id, Event.SENT, time.monotonic_ns())]
                 intended = time.monotonic_ns()

@@ -1,0 +1,77 @@
+"""The depth scenario's second-queue probe on real brokers and workers: one small depth
+cell per backend, planned by the scenario, run by a real driver, analysed as a run does.
+
+RQ lists the second queue first (a priority order), so its probe jumps the backlog;
+redis-raw has no second queue and says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import BACKENDS
+from core.protocol import CellSpec, DepthPhase, Workload
+from harness.brokers import Brokers
+from harness.driver_handle import LocalDriver
+from scenarios.base import RunOptions
+from scenarios.depth import DEPTH
+from scenarios.records import load_records
+from tests.conftest import broker_url, require_env
+
+QUEUED = 400  # a backlog RQ's forking workers need seconds to drain
+
+
+def run_depth_cell(brokers: Brokers, backend: str, tmp_path: Path) -> dict[str, Any]:
+    """The quick grid's first depth cell for `backend` with QUEUED jobs; its metrics."""
+    plan = DEPTH.plan(backend, RunOptions(quick=True))[0]
+    workload = Workload.from_dict(plan.workload)
+    phase = workload.phases[0]
+    assert isinstance(phase, DepthPhase)
+    workload = dataclasses.replace(workload, phases=(dataclasses.replace(
+        phase, jobs=QUEUED, warmup_s=0.2, window_s=1.0, time_limit_s=5.0),))
+    info = BACKENDS[backend]
+    require_env(info.family)
+    url = broker_url(brokers, info.broker)
+    cell_dir = tmp_path / backend / "0001-depth"  # job ids name their cell: 0001-*
+    cell_dir.mkdir(parents=True)
+    driver = LocalDriver(info.family, url, tmp_path / backend / "driver.log")
+    driver.start([cell_dir])
+    try:
+        driver.bind(cell_dir, CellSpec(
+            index=1, scenario="depth", backend=backend, slots=4, queue=f"qbtestsq{backend[:2]}",
+            workload=workload, options=dict(plan.options),
+            broker_ctl=brokers.control(info.broker) if info.broker else None))
+        driver.wait_exit(timeout_s=plan.timeout_s)
+    finally:
+        driver.stop()
+    report = driver.report(cell_dir)
+    assert report is not None and report.error is None, (report, driver.last_output())
+    return DEPTH.analyze(plan, load_records(cell_dir / "records"), report)
+
+
+def test_rq_serves_its_second_queue_first(brokers: Brokers, tmp_path: Path) -> None:
+    got = run_depth_cell(brokers, "rq", tmp_path)
+    assert got["queued"] == QUEUED
+    assert got["second_queue"].startswith("rq: queue order")
+    second, first = got["second_probe_latency_s"], got["probe_latency_s"]
+    assert second is not None and second < 0.5, got
+    # the backlog probe waits for the backlog; the second queue's does not
+    assert first is None or second < first / 5, got
+
+
+def test_a_backend_without_a_second_queue_says_none(brokers: Brokers, tmp_path: Path) -> None:
+    got = run_depth_cell(brokers, "redis-raw", tmp_path)
+    assert got["second_queue"] == "none" and got["second_probe_latency_s"] is None
+    assert got["probe_reached"] is True
+
+
+@pytest.mark.slow
+def test_celery_consumes_its_second_queue_beside_the_backlog(brokers: Brokers,
+                                                              tmp_path: Path) -> None:
+    got = run_depth_cell(brokers, "celery-redis", tmp_path)
+    assert got["second_queue"].startswith("celery: -Q")
+    assert got["second_probe_latency_s"] is not None, got
