@@ -137,7 +137,8 @@ class Memory(Scenario):
             return total / jobs if jobs and total is not None else None
 
         control = plan.options.get(CONTROL_OPTION) or {}
-        method = after.get("queue_method") or after["method"]
+        method = (after["queue_method"] if own_name == "queue_bytes" else
+                  "; ".join(filter(None, (after.get("queue_method"), after["method"]))))
         return {
             "bytes_per_job": per_job(own),
             "overhead_bytes_per_job": own / jobs - plan.params["payload_bytes"] if jobs else None,
