@@ -29,6 +29,9 @@ FAULTS = (*WORKER_FAULTS, "broker-kill")
 # The cell option that makes the workers serve a second queue too (the depth scenario's
 # cells set it; every other cell's workers consume their one queue, as before).
 SECOND_QUEUE_OPTION = "second_queue"
+# Where a library's way to let urgent work jump ahead is a job priority on the same queue
+# (higher runs first), the second probe is sent with this one; every other job keeps 0.
+SECOND_PRIORITY = 10
 
 
 class RequiredSettings(TypedDict):

@@ -11,6 +11,13 @@ job whose heartbeat is older than heartbeat_timeout (30 s) is picked again
 by another worker. The producer keeps one private event loop and asyncpg
 connection: `Queries.enqueue` per job, and its list form per batch (one
 statement). The schema is installed once per database, as `pgq install`.
+
+Second queue (depth cells): a job priority, the enqueue argument pgqueuer gives for
+urgent work. A worker's dequeue takes its entrypoints' `queued` rows by priority
+(highest first), then id, so the probe is enqueued on the same entrypoint with
+priority SECOND_PRIORITY (the backlog has 0) and the next dequeue with a free slot
+takes it, ahead of the backlog. (A second entrypoint would not do: its jobs are
+merged into the same priority-then-id order, behind the older backlog.)
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import asyncpg
 import pgqueuer
 from pgqueuer import AsyncpgDriver, Queries
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import SECOND_PRIORITY, AdapterConfig, JobCall, RequiredSettings
 from adapters.event_loop import PrivateLoop
 from adapters.pgqueuer.worker import READY_LINE, encode, on_failure, worker_environment
 from adapters.slots import slot_map
@@ -36,6 +43,8 @@ TABLES = "pgqueuer, pgqueuer_log, pgqueuer_statistics"
 class PgqueuerAdapter(WorkerProcessAdapter):
     bulk_api = True  # Queries.enqueue with lists: one statement per batch
     async_jobs = True
+    second_queue = (f"pgqueuer: priority {SECOND_PRIORITY} on the same entrypoint; a dequeue "
+                    "takes jobs by priority, then id")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -95,6 +104,9 @@ class PgqueuerAdapter(WorkerProcessAdapter):
                         "their heartbeat is older than heartbeat_timeout",
             "profile_changes": ("on_failure='hold': a failed job is kept for re-queueing"
                                 if self.config.profile == "reliable" else "none"),
+            "second_queue": (f"the probe enqueued with priority={SECOND_PRIORITY} (the backlog: "
+                             "0) on the same entrypoint" if self.serves_second_queue
+                             else "none"),
         }
 
     def purge(self) -> None:
@@ -106,8 +118,15 @@ class PgqueuerAdapter(WorkerProcessAdapter):
         self.workers.start(cmd, self.processes, ready=READY_LINE)
 
     def enqueue(self, job: JobCall) -> None:
+        self._enqueue_one(job, 0)
+
+    def enqueue_second(self, job: JobCall) -> None:
+        self._enqueue_one(job, SECOND_PRIORITY)
+
+    def _enqueue_one(self, job: JobCall, priority: int) -> None:
         self._loop.run(self.queries.enqueue(
-            self.config.queue, encode(job.job_id, job.sent_ns, job.spec, job.payload)))
+            self.config.queue, encode(job.job_id, job.sent_ns, job.spec, job.payload),
+            priority))
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
         self._loop.run(self.queries.enqueue(

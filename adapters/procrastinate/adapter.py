@@ -10,6 +10,13 @@ The producer keeps one private event loop for its App (an async psycopg
 pool): each enqueue is one `defer_async`, a batch one `batch_defer_async`
 (a multi-row insert, procrastinate's bulk API). The schema is applied once
 per database, as `procrastinate schema --apply` would.
+
+Second queue (depth cells): a job priority, procrastinate's documented way to run
+urgent jobs first. `--queues` is only a filter (a job of any listed queue, no order
+between them); the worker's fetch (procrastinate_fetch_job_v2) takes the `todo` job
+with the highest priority, then the lowest id. So the probe goes on the same queue
+with priority SECOND_PRIORITY (the backlog has the default 0) and is fetched by the
+next free slot, ahead of the whole backlog: nothing is prefetched.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import procrastinate
 import psycopg
 from procrastinate.schema import SchemaManager
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import SECOND_PRIORITY, AdapterConfig, JobCall, RequiredSettings
 from adapters.event_loop import PrivateLoop
 from adapters.procrastinate.app import (
     TASK_NAME,
@@ -47,6 +54,8 @@ def apply_schema(conn: psycopg.Connection) -> None:
 class ProcrastinateAdapter(WorkerProcessAdapter):
     bulk_api = True  # Task.batch_defer_async
     async_jobs = True
+    second_queue = (f"procrastinate: priority {SECOND_PRIORITY} on the same queue; the worker "
+                    "fetches by priority, then id")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -101,6 +110,8 @@ class ProcrastinateAdapter(WorkerProcessAdapter):
                         "with the stalled-job retry (reliable) it runs again (at least once)",
             "profile_changes": ("the docs' retry_stalled_jobs periodic task" if self.reliable
                                 else "none"),
+            "second_queue": (f"the probe deferred with priority={SECOND_PRIORITY} (the backlog: "
+                             "0) on the same queue" if self.serves_second_queue else "none"),
         }
 
     def purge(self) -> None:
@@ -117,6 +128,10 @@ class ProcrastinateAdapter(WorkerProcessAdapter):
 
     def enqueue(self, job: JobCall) -> None:
         self._loop.run(self.task.defer_async(**self._kwargs(job)))
+
+    def enqueue_second(self, job: JobCall) -> None:
+        deferrer = self.task.configure(priority=SECOND_PRIORITY)
+        self._loop.run(deferrer.defer_async(**self._kwargs(job)))
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
         self._loop.run(self.task.batch_defer_async(*(self._kwargs(job) for job in jobs)))

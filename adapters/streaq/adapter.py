@@ -19,6 +19,12 @@ The producer is a Worker too (streaq enqueues through one), held open
 runs, as arq's producer does (handing each call to a loop in another thread
 added milliseconds to an idle send); Worker.enqueue_many, one Redis
 pipeline, is the bulk API.
+
+Second queue (depth cells): streaq's priority queues, `Worker(priorities=["normal",
+"high"])` on both sides and `task.enqueue(...).start(priority="high")` for the probe.
+Each priority is a stream of its own; a worker reads them highest first whenever its
+prefetch has room, into one buffer its slots take from in arrival order, so the probe
+waits behind what each worker has already prefetched, not behind the backlog.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.event_loop import PrivateLoop
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.slots import slot_map
-from adapters.streaq.app import TASK_NAME, WorkerSettings, build
+from adapters.streaq.app import HIGH, TASK_NAME, WorkerSettings, build
 from adapters.workers import (
     READY_LINE,
     WorkerGroup,
@@ -51,6 +57,8 @@ MAX_TRIES = 3  # streaq task default
 class StreaqAdapter(WorkerProcessAdapter):
     async_jobs = True
     bulk_api = True  # Worker.enqueue_many: a batch in one Redis pipeline
+    second_queue = (f"streaq: priority {HIGH!r} (priorities normal, high), a stream read "
+                    "first; behind the prefetched jobs only")
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -59,7 +67,8 @@ class StreaqAdapter(WorkerProcessAdapter):
         self.processes, self.concurrency = slot_map(config.slots, config.cpu_count)
         idle = config.options.get("idle_timeout_s")
         self.app = WorkerSettings(config.broker_url, config.queue, self.concurrency,
-                                  config.results, None if idle is None else float(idle))
+                                  config.results, None if idle is None else float(idle),
+                                  high_priority=self.serves_second_queue)
         self.producer = build(self.app)
         self.task = self.producer.registry[TASK_NAME]
         self._loop = PrivateLoop()
@@ -113,6 +122,7 @@ class StreaqAdapter(WorkerProcessAdapter):
             "delivery": "at least once: a task whose worker died runs again once its message "
                         f"is idle longer than idle_timeout, up to {MAX_TRIES} tries",
             "profile_changes": "none: streaq's defaults already are its at-least-once mode",
+            "priorities": self.producer.priorities[::-1],  # streaq keeps them highest first
         }
 
     # -- queue and workers ---------------------------------------------------
@@ -141,8 +151,14 @@ class StreaqAdapter(WorkerProcessAdapter):
         return self.task.enqueue(job.job_id, job.sent_ns, job.spec, job.payload)
 
     def enqueue(self, job: JobCall) -> None:
+        self._send(self._call(job))
+
+    def enqueue_second(self, job: JobCall) -> None:
+        self._send(self._call(job).start(priority=HIGH))
+
+    def _send(self, task: Any) -> None:
         async def send() -> None:
-            await self._call(job)
+            await task
 
         self._loop.run(send())
 

@@ -24,6 +24,9 @@ from adapters.workers import announce_ready
 
 TASK_NAME = "bench_job"
 SETTINGS_ENV = "QB_STREAQ_SETTINGS"
+# Worker(priorities=...) lists them lowest first; "normal" is streaq's one default priority,
+# so the backlog's stream keeps its name when the depth cells add "high".
+NORMAL, HIGH = "normal", "high"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class WorkerSettings:
     concurrency: int
     results: bool = False  # off: ttl=0, nothing is stored when a task ends
     idle_timeout_s: float | None = None
+    high_priority: bool = False  # a second priority stream the workers read first
 
     def to_env(self) -> dict[str, str]:
         return {SETTINGS_ENV: json.dumps(asdict(self))}
@@ -52,6 +56,8 @@ def build(settings: WorkerSettings) -> Worker[Any]:
     extra: dict[str, Any] = {}
     if settings.idle_timeout_s is not None:
         extra["idle_timeout"] = settings.idle_timeout_s
+    if settings.high_priority:
+        extra["priorities"] = [NORMAL, HIGH]
     worker: Worker[Any] = Worker(redis_url=settings.url, queue_name=settings.queue,
                                  concurrency=settings.concurrency, lifespan=_ready, **extra)
     task_options: dict[str, Any] = {} if settings.results else {"ttl": 0}
