@@ -55,14 +55,14 @@ def run_depth_cell(brokers: Brokers, backend: str, tmp_path: Path) -> dict[str, 
 
 
 def assert_jumps_the_backlog(brokers: Brokers, backend: str, mechanism: str, tmp_path: Path,
-                             within_s: float = 0.5, factor: float = 5) -> None:
-    """The second probe (named by `mechanism`) starts within `within_s` and `factor` times
-    sooner than the backlog's probe."""
+                             factor: float = 5) -> None:
+    """The second probe (named by `mechanism`) starts `factor` times sooner than the
+    backlog's probe: relative, as both wait the same on a busy machine."""
     got = run_depth_cell(brokers, backend, tmp_path)
     assert got["queued"] == QUEUED
     assert got["second_queue"].startswith(mechanism), got
     second, first = got["second_probe_latency_s"], got["probe_latency_s"]
-    assert second is not None and second < within_s, got
+    assert second is not None, got
     # the backlog probe waits for the backlog; the second queue's does not
     assert first is None or second < first / factor, got
 
