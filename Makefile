@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup bench quick test test-fast lint clean
+.PHONY: setup bench quick test test-extended test-fast lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ quick: setup
 
 test: $(VENV)/.installed
 	$(BIN)/python -m harness setup --test-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not extended"
+
+test-extended: $(VENV)/.installed
+	$(BIN)/python -m harness setup --test-tools
+	$(BIN)/python -m pytest -m extended
 
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"

@@ -21,7 +21,14 @@ from tests.conftest import REPO, broker_url, require_env
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+# `make test` checks one backend of each broker kind and of each worker model (in-process,
+# forked consumers, a pool, a work horse); `make test-extended` checks the others too.
+IN_MAKE_TEST = ("asyncio", "redis-raw", "pg-raw", "celery-rabbitmq", "rq", "dramatiq-redis")
+
+
+@pytest.mark.parametrize("backend", [
+    name if name in IN_MAKE_TEST else pytest.param(name, marks=pytest.mark.extended)
+    for name in BACKENDS])
 def test_adapter_contract(backend, brokers, tmp_path):
     info = BACKENDS[backend]
     python = require_env(info.family)

@@ -71,7 +71,10 @@ def test_the_driver_side_imports_without_site_packages():
     assert done.stdout.strip() == str(sorted(KINDS))
 
 
-@pytest.mark.parametrize("name", sorted(KINDS))
+@pytest.mark.parametrize("name", [  # RabbitMQ's reading (a minute on a busy machine) is
+    # also covered by tests/test_memory.py
+    pytest.param(name, marks=pytest.mark.extended) if name == "amqp" else name
+    for name in sorted(KINDS)])
 def test_a_harness_owned_server_reports_its_memory(brokers, name):
     url = broker_url(brokers, name)
     assert url is not None and KINDS[name].probe(url) is None

@@ -56,6 +56,7 @@ def run_cell(cell: CellPlan, tmp_path: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.extended
 def test_asyncio_loses_the_jobs_of_its_killed_process(tmp_path):
     metrics = run_cell(crash_cell("asyncio", "default"), tmp_path)["metrics"]
     assert metrics["lost"] > 0
@@ -80,6 +81,7 @@ def test_redis_broker_kill_without_persistence_loses_queued_jobs(tmp_path):
 
 @pytest.mark.skipif(not (REPO / "adapters" / "celery" / "adapter.py").exists(),
                     reason="the celery adapter (adapters/celery/adapter.py) is not in the tree")
+@pytest.mark.extended
 def test_celery_rabbitmq_reliable_loses_nothing_on_job_process_kill(tmp_path):
     require_env("celery")
     result = run_cell(crash_cell("celery-rabbitmq", "reliable"), tmp_path)

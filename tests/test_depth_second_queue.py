@@ -71,6 +71,7 @@ def test_rq_serves_its_second_queue_first(brokers: Brokers, tmp_path: Path) -> N
     assert_jumps_the_backlog(brokers, "rq", "rq: queue order", tmp_path)
 
 
+@pytest.mark.extended  # the same mechanism as pgqueuer's test, another library
 def test_procrastinate_fetches_the_higher_priority_first(brokers: Brokers,
                                                         tmp_path: Path) -> None:
     assert_jumps_the_backlog(brokers, "procrastinate", "procrastinate: priority", tmp_path)
@@ -81,6 +82,7 @@ def test_pgqueuer_dequeues_the_higher_priority_first(brokers: Brokers, tmp_path:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_streaq_reads_the_high_priority_stream_first(brokers: Brokers, tmp_path: Path) -> None:
     # it waits behind what the worker process that read it had prefetched (its slots'
     # worth, at that one process's pace: 0.7 s seen on a busy machine), not the backlog
@@ -94,6 +96,7 @@ def test_a_backend_without_a_second_queue_says_none(brokers: Brokers, tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_celery_consumes_its_second_queue_beside_the_backlog(brokers: Brokers,
                                                               tmp_path: Path) -> None:
     got = run_depth_cell(brokers, "celery-redis", tmp_path)

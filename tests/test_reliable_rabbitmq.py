@@ -44,6 +44,7 @@ def queues(brokers: Brokers) -> dict[str, tuple[str, int, int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("backend", AMQP_BACKENDS)
 def test_reliable_cells_declare_durable_queues_and_persistent_messages(
         backend: str, brokers: Brokers, tmp_path: Path) -> None:
