@@ -70,6 +70,7 @@ def test_redis_raw_reliable_loses_nothing_on_job_process_kill(tmp_path):
     assert result["metrics"]["lost"] == 0, result["metrics"]["explanation"]
 
 
+@pytest.mark.extended
 def test_redis_broker_kill_without_persistence_loses_queued_jobs(tmp_path):
     require_env("redis")
     off = run_cell(crash_cell("redis-raw", "reliable", "broker-kill", "off"), tmp_path / "off")
@@ -91,6 +92,7 @@ def test_celery_rabbitmq_reliable_loses_nothing_on_job_process_kill(tmp_path):
 
 @pytest.mark.skipif(not (REPO / "adapters" / "celery" / "adapter.py").exists(),
                     reason="the celery adapter (adapters/celery/adapter.py) is not in the tree")
+@pytest.mark.extended
 def test_celery_default_node_kill_loses_the_running_jobs(tmp_path):
     require_env("celery")
     metrics = run_cell(crash_cell("celery-rabbitmq", "default", "node-kill"),
