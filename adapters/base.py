@@ -171,14 +171,23 @@ class Adapter(ABC):
         for job in jobs:
             self.enqueue(job)
 
+    def fill(self, jobs: Sequence[JobCall]) -> None:
+        """Enqueue `jobs` while nothing is measured (the cell's gate holds the workers
+        idle), as fast as the adapter can: enqueue_batch here. An async library with no
+        bulk API overrides it to send a batch concurrently (adapters.event_loop
+        .bounded_gather), as its users send many jobs; the measured enqueue rate never
+        comes from this path."""
+        self.enqueue_batch(jobs)
+
     def wait_enqueued(self) -> None:
         """Return once every job enqueued so far has reached the queue. An enqueue
         call that only hands the job on (to another thread's event loop) overrides
         this; for the others the call's return already means it."""
 
     @abstractmethod
-    def stop_workers(self) -> None:
-        """Stop every worker process; none may be left."""
+    def stop_workers(self, grace_s: float | None = None) -> None:
+        """Stop every worker process; none may be left. `grace_s` bounds the wait for
+        a graceful exit (None: the adapter's own)."""
 
     @abstractmethod
     def worker_pids(self) -> list[int]:

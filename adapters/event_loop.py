@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+IN_FLIGHT = 64  # concurrent sends of an adapter's fill (Adapter.fill)
+
+
+async def bounded_gather(coros: Iterable[Awaitable[T]], limit: int = IN_FLIGHT) -> list[T]:
+    """Await `coros` with at most `limit` in flight; their results in order."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(coro: Awaitable[T]) -> T:
+        async with slots:
+            return await coro
+
+    return await asyncio.gather(*(one(coro) for coro in coros))
 
 
 class PrivateLoop:

@@ -169,8 +169,8 @@ class WorkerProcessAdapter(Adapter):
     stop_grace_s: ClassVar[float] = 5.0  # SIGTERM to the main processes, SIGKILL after this
     workers: WorkerGroup
 
-    def stop_workers(self) -> None:
-        self.workers.stop(grace_s=self.stop_grace_s)
+    def stop_workers(self, grace_s: float | None = None) -> None:
+        self.workers.stop(grace_s=self.stop_grace_s if grace_s is None else grace_s)
 
     def worker_pids(self) -> list[int]:
         return self.workers.pids()

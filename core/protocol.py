@@ -264,6 +264,8 @@ class PhaseReport:
     window_sent: int | None = None
     window_producer_busy_s: float | None = None
     producer_busy_s: float | None = None
+    # sustained phases: seconds spent in each step, in order (where a cell's time goes)
+    steps_s: dict[str, float] | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None
     # depth: how the workers served the second queue its probe went to ("" when none)

@@ -2,9 +2,10 @@
 
     python tests/contract_probe.py BACKEND BROKER_URL WORKDIR
 
-Starts the backend's workers through its adapter, enqueues 200 noop jobs
-and one job that raises, waits for them, stops the workers, and prints a
-JSON report of what it saw (pids alive while running, pids left after).
+Starts the backend's workers through its adapter, enqueues 200 noop jobs (a
+batch, a fill and one by one) and one job that raises, waits for them, stops
+the workers, and prints a JSON report of what it saw (pids alive while
+running, pids left after).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def main() -> None:
     report["pids_running"] = running
     report["pids_alive_while_running"] = all(procs.alive(p) for p in running)
     spec = {"kind": "noop", "ms": 0}
-    adapter.enqueue_batch([JobCall(i, time.monotonic_ns(), spec, "x" * 16) for i in range(100)])
-    for i in range(100, JOBS):
+    adapter.enqueue_batch([JobCall(i, time.monotonic_ns(), spec, "x" * 16) for i in range(70)])
+    adapter.fill([JobCall(i, time.monotonic_ns(), spec, "x" * 16) for i in range(70, 140)])
+    adapter.wait_enqueued()
+    for i in range(140, JOBS):
         adapter.enqueue(JobCall(i, time.monotonic_ns(), spec, "x" * 16))
     adapter.enqueue(JobCall(FAILING_JOB, time.monotonic_ns(), {"kind": "fail", "ms": 0}, ""))
     offsets: dict[Path, int] = {}

@@ -23,17 +23,19 @@ Purging goes through a plain redis-py client, as for the other Redis backends.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import redis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import health_check_key_suffix
+from arq.jobs import Job
 from arq.version import VERSION
 from arq.worker import Worker
 
 from adapters.arq.worker import FUNCTION_NAME, worker_environment
 from adapters.base import AdapterConfig, JobCall, RequiredSettings, Tuning
-from adapters.event_loop import PrivateLoop
+from adapters.event_loop import PrivateLoop, bounded_gather
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
@@ -147,13 +149,18 @@ class ArqAdapter(WorkerProcessAdapter):
         cmd = [console_script("arq"), "adapters.arq.worker.WorkerSettings"]
         self.workers.start(cmd, self.processes, ready=r"Starting worker for \d+ functions")
 
+    def _send(self, job: JobCall) -> Coroutine[Any, Any, Job | None]:
+        return self._redis.enqueue_job(FUNCTION_NAME, job.job_id, job.sent_ns, job.spec,
+                                       job.payload, _job_id=self._job_key(job.job_id))
+
     def enqueue(self, job: JobCall) -> None:
         # No wait_for here: it would add a task per job to the measured enqueue cost.
-        queued = self._loop.run(self._redis.enqueue_job(
-            FUNCTION_NAME, job.job_id, job.sent_ns, job.spec, job.payload,
-            _job_id=self._job_key(job.job_id)))
-        if queued is None:
-            raise RuntimeError(f"arq did not enqueue job {job.job_id}: its id already exists")
+        _must_be_queued(job, self._loop.run(self._send(job)))
+
+    def fill(self, jobs: Sequence[JobCall]) -> None:
+        for job, queued in zip(jobs, self._loop.run(bounded_gather(map(self._send, jobs))),
+                               strict=True):
+            _must_be_queued(job, queued)
 
     def close(self) -> None:
         try:
@@ -161,3 +168,8 @@ class ArqAdapter(WorkerProcessAdapter):
             self._loop.run(self._redis.aclose(), REDIS_TIMEOUT_S)
         finally:
             self._loop.close()
+
+
+def _must_be_queued(job: JobCall, queued: Job | None) -> None:
+    if queued is None:
+        raise RuntimeError(f"arq did not enqueue job {job.job_id}: its id already exists")

@@ -123,7 +123,7 @@ class AsyncioAdapter(Adapter):
         if self._started and self._loop is not None:
             self._loop.wait_idle()
 
-    def stop_workers(self) -> None:
+    def stop_workers(self, grace_s: float | None = None) -> None:
         for pid in self._reap():
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)

@@ -18,6 +18,7 @@ handling"). A job's key names the queue, so purge finds every key of a cell.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -26,7 +27,7 @@ from saq import Queue
 from saq.job import Job
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.event_loop import PrivateLoop
+from adapters.event_loop import PrivateLoop, bounded_gather
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.saq.worker import FUNCTION_NAME, SWEEP_ABORT_S, worker_environment
 from adapters.slots import slot_map
@@ -118,12 +119,18 @@ class SaqAdapter(WorkerProcessAdapter):
         cmd = [console_script("saq"), "adapters.saq.worker.settings", "--workers", "1"]
         self.workers.start(cmd, self.processes, ready=READY_LINE)  # from saq's startup hook
 
-    def enqueue(self, job: JobCall) -> None:
-        queued = self._loop.run(self.queue.enqueue(
+    def _send(self, job: JobCall) -> Coroutine[Any, Any, Job | None]:
+        return self.queue.enqueue(
             FUNCTION_NAME, key=f"{self.config.queue}-{job.job_id}", **self._job_fields,
-            job_id=job.job_id, sent_ns=job.sent_ns, spec=job.spec, payload=job.payload))
-        if queued is None:
-            raise RuntimeError(f"saq did not enqueue job {job.job_id}: its key already exists")
+            job_id=job.job_id, sent_ns=job.sent_ns, spec=job.spec, payload=job.payload)
+
+    def enqueue(self, job: JobCall) -> None:
+        _must_be_queued(job, self._loop.run(self._send(job)))
+
+    def fill(self, jobs: Sequence[JobCall]) -> None:
+        for job, queued in zip(jobs, self._loop.run(bounded_gather(map(self._send, jobs))),
+                               strict=True):
+            _must_be_queued(job, queued)
 
     def close(self) -> None:
         try:
@@ -131,3 +138,8 @@ class SaqAdapter(WorkerProcessAdapter):
             self._loop.run(self.queue.disconnect(), REDIS_TIMEOUT_S)
         finally:
             self._loop.close()
+
+
+def _must_be_queued(job: JobCall, queued: Job | None) -> None:
+    if queued is None:
+        raise RuntimeError(f"saq did not enqueue job {job.job_id}: its key already exists")

@@ -27,6 +27,7 @@ so an AMQP connection keeps its heartbeats between enqueues.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -34,7 +35,7 @@ import redis
 from taskiq import AsyncTaskiqDecoratedTask
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.event_loop import PrivateLoop
+from adapters.event_loop import PrivateLoop, bounded_gather
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.slots import slot_map
 from adapters.taskiq.app import TASK_NAME, BrokerSettings, build
@@ -192,9 +193,14 @@ class TaskiqAdapter(WorkerProcessAdapter):
         ready = f"(?s)(?:{READY_LINE.replace('.', '[.]')}.*?){{{self.processes}}}"
         self.workers.start(cmd, 1, ready=ready)
 
+    def _send(self, job: JobCall) -> Coroutine[Any, Any, Any]:
+        return self.task.kiq(job.job_id, job.sent_ns, job.spec, job.payload)
+
     def enqueue(self, job: JobCall) -> None:
-        self._loop.submit(self.task.kiq(job.job_id, job.sent_ns, job.spec, job.payload),
-                          TIMEOUT_S)
+        self._loop.submit(self._send(job), TIMEOUT_S)
+
+    def fill(self, jobs: Sequence[JobCall]) -> None:
+        self._loop.submit(bounded_gather(map(self._send, jobs)), TIMEOUT_S)
 
     def close(self) -> None:
         try:

@@ -77,14 +77,16 @@ class Producer:
             return self.payload[:-1] + self.payload[-1]
         return self.payload
 
-    def send(self, first_id: int, count: int, bulk: bool, second_queue: bool = False) -> None:
+    def send(self, first_id: int, count: int, bulk: bool, second_queue: bool = False,
+             fill: bool = False) -> None:
         """Enqueue ids first_id .. first_id + count - 1 now (one by one on the adapter's
-        second queue if `second_queue`)."""
+        second queue if `second_queue`; through Adapter.fill, for a queue filled while
+        the workers are held, if `fill`)."""
         intended = time.monotonic_ns()
         jobs = [JobCall(first_id + i, intended, self.spec, self._payload()) for i in range(count)]
         rows: list[tuple[int, Event, int]] = []
-        if bulk and not second_queue:
-            self.adapter.enqueue_batch(jobs)
+        if (bulk or fill) and not second_queue:
+            (self.adapter.fill if fill else self.adapter.enqueue_batch)(jobs)
             sent = time.monotonic_ns()
             for job in jobs:
                 rows += [(job.job_id, Event.INTENDED, intended), (job.job_id, Event.SENT, sent)]

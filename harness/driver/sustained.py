@@ -9,7 +9,9 @@ while the cell's gate holds the workers idle (core.gate):
 
 1. a first batch goes in before the workers start (the cell's enqueue rate);
 2. warm-up: the workers run while the driver keeps a small backlog queued;
-3. gate shut, fill enough for a probe at `margin` times the warm-up rate;
+3. gate shut, fill enough for a probe at `margin` times the warm-up rate
+   (through Adapter.fill, the adapter's fastest path: nothing is measured while
+   the gate holds the workers);
 4. gate open, probe: `probe_s` of pure drain, which gives the calibrated rate;
 5. gate shut, fill `margin` times that rate over the whole window;
 6. gate open, and after `settle_s` the window: the driver only watches.
@@ -55,8 +57,9 @@ class Backlog:
     def queued(self) -> int:
         return self.sent - (self.run.tally.started() - self.started_before)
 
-    def fill_to(self, target: int) -> int:
-        """Send until `target` jobs are queued (at most `cap`); how many were sent."""
+    def fill_to(self, target: int, held: bool = False) -> int:
+        """Send until `target` jobs are queued (at most `cap`); how many were sent.
+        `held`: the gate holds the workers, so the adapter's fastest path may send."""
         missing = min(target, self.cap) - self.queued()
         if missing <= 0:
             return 0
@@ -64,7 +67,7 @@ class Backlog:
         for offset in range(0, missing, BATCH):
             count = min(BATCH, missing - offset)
             self.run.producer.send(self.report.first_id + self.sent, count,
-                                   self.run.producer.bulk_used)
+                                   self.run.producer.bulk_used, fill=held)
             self.sent += count
         self.busy_ns += time.monotonic_ns() - began
         return missing
@@ -75,11 +78,24 @@ def _rate(backlog: Backlog, since_ns: int, ended_before: int) -> float:
     return (backlog.ended() - ended_before) / seconds
 
 
+class Steps:
+    """Seconds spent in each step of the phase, for `PhaseReport.steps_s`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic_ns()
+
+    def mark(self, step: str) -> None:
+        now = time.monotonic_ns()
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + (now - self._last) / 1e9, 3)
+        self._last = now
+
+
 def _fill_paused(run: CellRun, backlog: Backlog, target: int) -> None:
     """Fill to `target` queued jobs while the gate holds the workers idle."""
     run.pause()
     try:
-        backlog.fill_to(target)
+        backlog.fill_to(target, held=True)
         run.adapter.wait_enqueued()
     finally:
         run.resume()
@@ -91,9 +107,13 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     per_job = max(1, run.workload.payload_bytes)
     cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4,
                                         spec.max_backlog_bytes // per_job)))
+    steps = Steps()
+    report.steps_s = steps.seconds
     backlog = Backlog(run, report, cap)
     backlog.preload(spec.min_backlog)
+    steps.mark("preload")
     run.start()
+    steps.mark("workers_start")
 
     warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
     while time.monotonic_ns() < warm_end:
@@ -101,7 +121,9 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
         backlog.fill_to(spec.min_backlog)
         time.sleep(FEED_POLL_S)
     warm_rate = _rate(backlog, run.ready_ns, 0)
+    steps.mark("warmup")
     _fill_paused(run, backlog, int(warm_rate * spec.probe_s * spec.margin) + spec.min_backlog)
+    steps.mark("fill")
 
     probe_start, ended_at_probe = time.monotonic_ns(), backlog.ended()
     probe_end = probe_start + int(spec.probe_s * 1e9)
@@ -110,14 +132,17 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
         time.sleep(WATCH_POLL_S / 4)
     rate = max(_rate(backlog, probe_start, ended_at_probe), warm_rate)
     report.calibrated_per_s = round(rate, 1)
+    steps.mark("probe")
     _fill_paused(run, backlog, int(rate * spec.window_s * spec.margin) + spec.min_backlog)
     report.fill_sent = backlog.sent
+    steps.mark("fill")
 
     window_start = time.monotonic_ns() + int(spec.settle_s * 1e9)
     window_end = window_start + int(spec.window_s * 1e9)
     busy_before, sent_before_window = backlog.busy_ns, backlog.sent
     while time.monotonic_ns() < window_start:
         time.sleep(WATCH_POLL_S / 10)
+    steps.mark("gate_settle")
     lowest: int | None = None
     while (now := time.monotonic_ns()) < window_end:
         interrupts.check()
@@ -127,6 +152,7 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
         if queued < LOW_WATER * still_to_come:
             backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog)
         time.sleep(WATCH_POLL_S)
+    steps.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_min_backlog = lowest
     report.window_sent = backlog.sent - sent_before_window
