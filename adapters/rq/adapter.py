@@ -7,10 +7,11 @@ so the fork-per-job cost can be measured apart.
 
 Profiles: `default` enqueues with RQ's defaults (no retry: a failed or
 abandoned job ends in the FailedJobRegistry). `reliable` adds Retry(max=3),
-which RQ's docs give as the way to retry failed jobs; in RQ 2.x that also
-re-queues a job whose work horse was killed (the worker's failure path) and
-one abandoned by a killed worker (StartedJobRegistry cleanup), instead of
-leaving it failed (a job that raises is retried too). `tuned` runs
+which RQ's docs give as the way to retry failed jobs; in RQ 2.x and 3.0 that
+also re-queues a job whose work horse was killed (the worker's failure path)
+and one abandoned by a killed worker (StartedJobRegistry cleanup, which in
+3.0 touches only jobs still marked started), instead of leaving it failed (a
+job that raises is retried too). `tuned` runs
 SimpleWorker, which RQ's performance notes advise for jobs of a few
 milliseconds (an explicit rq_worker_class option still wins). Results are off
 by result_ttl=0.
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+import rq.defaults
 from rq import Queue, Retry
 from rq.defaults import (
     DEFAULT_FAILURE_TTL,
@@ -42,6 +44,9 @@ from adapters.redis_keys import glob_escape, purge_keys
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 WORKER_CLASSES = {"Worker": "rq.Worker", "SimpleWorker": "rq.SimpleWorker"}
+# RQ 3.0 names every key with RQ_KEY_PREFIX (environment, default "rq"), read once at
+# import; before 3.0 the prefix was always "rq" (an rq@2.x variant runs this adapter too).
+KEY_PREFIX: str = getattr(rq.defaults, "RQ_KEY_PREFIX", "rq")
 RELIABLE_RETRIES = 3
 PERFORMANCE_NOTES = ("RQ docs, Notes on Performance: SimpleWorker skips fork() and is "
                      "about 6x faster for jobs of single-digit milliseconds "
@@ -117,6 +122,8 @@ class RqAdapter(WorkerProcessAdapter):
                 if result_ttl == 0 else
                 f"a job hash and a result entry per job for {result_ttl} s after success"),
             "job_id": "'<queue>-<n>' set by the adapter (RQ default: uuid4)",
+            "key_prefix": (f"{KEY_PREFIX} (RQ default)" if KEY_PREFIX == "rq"
+                           else f"{KEY_PREFIX} (RQ_KEY_PREFIX)"),
             "serializer": "pickle (RQ default)",
             "worker_log": "INFO, lines per job (RQ default)",
             "delivery": (f"at least once while retries are left: a killed job is re-run (up to "
@@ -127,7 +134,9 @@ class RqAdapter(WorkerProcessAdapter):
 
     @staticmethod
     def _killed_job(reliable: bool, fork: bool) -> str:
-        """What RQ does with the job of a SIGKILLed process (read from RQ 2.12, tested)."""
+        """What RQ does with the job of a SIGKILLed process: read from RQ 2.12 and 3.0 (the
+        same code paths in both), measured on 2.12 and, for a work-horse kill (default and
+        reliable), on 3.0 again."""
         outcome = ("re-queued while retries are left" if reliable
                    else "FailedJobRegistry, not re-run")
         if fork:
@@ -145,8 +154,9 @@ class RqAdapter(WorkerProcessAdapter):
         names = self.queue_names()
         prefix = Queue.redis_queue_namespace_prefix
         self.client.srem(Queue.redis_queues_keys, *(prefix + name for name in names))
-        patterns = [f"rq:*:{glob_escape(name)}{tail}" for name in names for tail in ("", ":*")]
-        purge_keys(self.client, [], [*patterns, f"rq:*:{glob_escape(self._id_prefix)}*"])
+        head = glob_escape(KEY_PREFIX)
+        patterns = [f"{head}:*:{glob_escape(name)}{tail}" for name in names for tail in ("", ":*")]
+        purge_keys(self.client, [], [*patterns, f"{head}:*:{glob_escape(self._id_prefix)}*"])
 
     def start_workers(self) -> None:
         # RQ serves queues in the order given: the second queue first (its priority)
