@@ -1,15 +1,23 @@
 """The open-loop schedule's cut-off (harness/driver/schedule.py) and how the latency
-scenario reports a producer that could not offer its rate; no broker needed."""
+scenario reports a producer that could not offer its rate (no broker needed); a large
+fill split over forked producers (a real Redis)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pandas as pd
+import pytest
 
 from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
+from harness.driver.producer import FILL_SHARE
 from harness.driver.schedule import CUTOFF_FACTOR, Schedule, follow
 from scenarios.base import CellPlan
 from scenarios.latency import LATENCY, offered_rate
+from tests.conftest import REPO, broker_url, require_env
 
 SECOND = 1_000_000_000
 
@@ -125,3 +133,18 @@ def test_a_cell_whose_producer_kept_up_is_not_producer_limited():
     assert metrics["producer_limited"] is False and metrics["unsent"] == 0
     assert metrics["saturated"] is False
     assert "explanation" not in metrics and metrics["latency_ms"]["p50"] is not None
+
+
+@pytest.mark.slow
+def test_a_large_fill_is_split_over_forked_producers_and_sends_each_job_once(brokers, tmp_path):
+    python = require_env("redis")
+    url = broker_url(brokers, "redis")
+    done = subprocess.run([str(python), str(REPO / "tests" / "fill_probe.py"), "redis-raw", url,
+                           str(tmp_path), str(3 * FILL_SHARE)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["queued"] == 3 * FILL_SHARE
+    assert report["sent_ids"] == list(range(3 * FILL_SHARE))
+    assert report["sent_rows"] == 3 * FILL_SHARE  # no job sent twice
+    assert len(report["pids"]) == 2  # one producer per CPU of the config: the driver and a fork

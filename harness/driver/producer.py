@@ -24,6 +24,7 @@ from core.recorder import Event, Recorder
 from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
+FILL_SHARE = 5_000  # jobs per forked fill producer at least: fewer do not pay for its start
 START_MARGIN_NS = 5_000_000  # between "every producer connected" and the schedule's start
 
 
@@ -78,20 +79,21 @@ class Producer:
         return self.payload
 
     def send(self, first_id: int, count: int, bulk: bool, second_queue: bool = False,
-             fill: bool = False) -> None:
+             fill: bool = False, adapter: Adapter | None = None) -> None:
         """Enqueue ids first_id .. first_id + count - 1 now (one by one on the adapter's
         second queue if `second_queue`; through Adapter.fill, for a queue filled while
-        the workers are held, if `fill`)."""
+        the workers are held, if `fill`), through `adapter` if given."""
+        adapter = adapter or self.adapter
         intended = time.monotonic_ns()
         jobs = [JobCall(first_id + i, intended, self.spec, self._payload()) for i in range(count)]
         rows: list[tuple[int, Event, int]] = []
         if (bulk or fill) and not second_queue:
-            (self.adapter.fill if fill else self.adapter.enqueue_batch)(jobs)
+            (adapter.fill if fill else adapter.enqueue_batch)(jobs)
             sent = time.monotonic_ns()
             for job in jobs:
                 rows += [(job.job_id, Event.INTENDED, intended), (job.job_id, Event.SENT, sent)]
         else:
-            enqueue = self.adapter.enqueue_second if second_queue else self.adapter.enqueue
+            enqueue = adapter.enqueue_second if second_queue else adapter.enqueue
             for job in jobs:
                 enqueue(job)
                 rows += [(job.job_id, Event.INTENDED, intended),
@@ -114,6 +116,41 @@ class Producer:
             sent += count
         report.load_end_ns = time.monotonic_ns()
         return sent
+
+    def fill(self, first_id: int, count: int, batch: int) -> None:
+        """Send ids first_id .. first_id + count - 1 through Adapter.fill, in calls of
+        `batch` jobs, while the workers are held at the gate. A large fill is split
+        over up to one producer per CPU (forked, each with its own adapter and broker
+        connection): the cores the held workers leave idle fill the queue sooner."""
+        producers = 1 if self.adapter.in_process else max(1, min(
+            self.config.cpu_count, count // FILL_SHARE))
+        share = -(-count // producers)
+        children = [self._fork_filler(first_id + rank * share,
+                                      min(share, count - rank * share), batch)
+                    for rank in range(1, producers)]
+        self._fill_range(self.adapter, first_id, min(share, count), batch)
+        failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
+        if failed:
+            raise RuntimeError(f"{failed} forked fill producer(s) failed")
+
+    def _fill_range(self, adapter: Adapter, first_id: int, count: int, batch: int) -> None:
+        for offset in range(0, count, batch):
+            self.send(first_id + offset, min(batch, count - offset), bulk=True, fill=True,
+                      adapter=adapter)
+        adapter.wait_enqueued()
+
+    def _fork_filler(self, first_id: int, count: int, batch: int) -> int:
+        pid = os.fork()
+        if pid == 0:  # a fill producer child: never returns into the driver
+            code = 0
+            try:
+                adapter = load_adapter(self.config.backend)(self.config)
+                self._fill_range(adapter, first_id, count, batch)
+                adapter.close()
+            except BaseException:  # noqa: BLE001 - the parent reports the failed fill
+                code = 1
+            os._exit(code)
+        return pid
 
     def send_open_loop(self, first_id: int, rate: float, duration_s: float,
                        report: PhaseReport, producers: int = 1,

@@ -32,15 +32,18 @@ from harness.driver.producer import BATCH
 FEED_POLL_S = 0.005  # while the driver feeds the queue
 WATCH_POLL_S = 0.1  # while it only watches: reading records costs the workers CPU too
 LOW_WATER = 0.25  # top up inside the window below this share of the work still to come
+MIN_PRELOAD = 8  # jobs of the measured first batch, whatever the payload
+SEND_BYTES = 4 * 1024 * 1024  # payload per send call, so a timed fill stops on time
 
 
 class Backlog:
     """Jobs sent and not yet started in one sustained phase, and the sending."""
 
-    def __init__(self, run: CellRun, report: PhaseReport, cap: int) -> None:
+    def __init__(self, run: CellRun, report: PhaseReport, cap: int, per_job: int) -> None:
         self.run = run
         self.report = report
         self.cap = cap
+        self.batch = max(1, min(BATCH, SEND_BYTES // per_job))
         self.sent = 0
         self.busy_ns = 0
         self.started_before = run.tally.started()
@@ -57,20 +60,31 @@ class Backlog:
     def queued(self) -> int:
         return self.sent - (self.run.tally.started() - self.started_before)
 
-    def fill_to(self, target: int, held: bool = False) -> int:
-        """Send until `target` jobs are queued (at most `cap`); how many were sent.
-        `held`: the gate holds the workers, so the adapter's fastest path may send."""
+    def fill_to(self, target: int, until_ns: int | None = None) -> int:
+        """Send until `target` jobs are queued (at most `cap`), or until `until_ns` has
+        passed; how many were sent."""
+        missing = min(target, self.cap) - self.queued()
+        began = time.monotonic_ns()
+        sent = 0
+        while sent < missing and (until_ns is None or time.monotonic_ns() < until_ns):
+            count = min(self.batch, missing - sent)
+            self.run.producer.send(self.report.first_id + self.sent, count,
+                                   self.run.producer.bulk_used)
+            self.sent += count
+            sent += count
+        self.busy_ns += time.monotonic_ns() - began
+        return sent
+
+    def fill_held(self, target: int) -> None:
+        """Fill to `target` queued jobs (at most `cap`) while the gate holds the workers:
+        the producer's fastest path (Producer.fill)."""
         missing = min(target, self.cap) - self.queued()
         if missing <= 0:
-            return 0
+            return
         began = time.monotonic_ns()
-        for offset in range(0, missing, BATCH):
-            count = min(BATCH, missing - offset)
-            self.run.producer.send(self.report.first_id + self.sent, count,
-                                   self.run.producer.bulk_used, fill=held)
-            self.sent += count
+        self.run.producer.fill(self.report.first_id + self.sent, missing, self.batch)
+        self.sent += missing
         self.busy_ns += time.monotonic_ns() - began
-        return missing
 
 
 def _rate(backlog: Backlog, since_ns: int, ended_before: int) -> float:
@@ -95,8 +109,7 @@ def _fill_paused(run: CellRun, backlog: Backlog, target: int) -> None:
     """Fill to `target` queued jobs while the gate holds the workers idle."""
     run.pause()
     try:
-        backlog.fill_to(target, held=True)
-        run.adapter.wait_enqueued()
+        backlog.fill_held(target)
     finally:
         run.resume()
 
@@ -105,12 +118,14 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
                   sent_before: int) -> int:
     """Warm up, calibrate, fill, then count W seconds with the producer idle."""
     per_job = max(1, run.workload.payload_bytes)
-    cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4,
-                                        spec.max_backlog_bytes // per_job)))
+    in_budget = spec.max_backlog_bytes // per_job
+    # The fills hold at least min_backlog / 4 jobs even past the byte budget, or a large
+    # payload's window would be fed by top-ups; the measured first batch keeps to it.
+    cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4, in_budget)))
     steps = Steps()
     report.steps_s = steps.seconds
-    backlog = Backlog(run, report, cap)
-    backlog.preload(spec.min_backlog)
+    backlog = Backlog(run, report, cap, per_job)
+    backlog.preload(min(spec.min_backlog, max(MIN_PRELOAD, in_budget)))
     steps.mark("preload")
     run.start()
     steps.mark("workers_start")
@@ -118,7 +133,7 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
     while time.monotonic_ns() < warm_end:
         interrupts.check()
-        backlog.fill_to(spec.min_backlog)
+        backlog.fill_to(spec.min_backlog, until_ns=warm_end)
         time.sleep(FEED_POLL_S)
     warm_rate = _rate(backlog, run.ready_ns, 0)
     steps.mark("warmup")
@@ -150,7 +165,8 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
         lowest = queued if lowest is None else min(lowest, queued)
         still_to_come = rate * (window_end - now) / 1e9
         if queued < LOW_WATER * still_to_come:
-            backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog)
+            backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog,
+                            until_ns=window_end)
         time.sleep(WATCH_POLL_S)
     steps.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
