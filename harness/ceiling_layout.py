@@ -3,15 +3,16 @@
 A ceiling is the most a Python client gets from its broker, and how many
 processes its `slots` consumer threads should spread over depends on the
 machine (cores, GIL contention, the broker's own CPU). So before the first
-cell, a run times the ceiling's noop drain at 1, 2, 4... processes (the
-divisors of `slots`, short steady-state windows) and runs every cell of that
-backend with the fastest count; the sweep is kept in run.json and in each
+cell, a run times the ceiling's noop drain at 2, 4, 8... processes (the
+divisors of `slots` from the CPU count up, short steady-state windows) and
+runs every cell of that backend with the fastest count; the sweep is kept in run.json and in each
 cell's settings. Backends opt in with `layout_sweep = true` in backend.toml.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +27,13 @@ CellRunner = Callable[[int, CellPlan], dict[str, Any]]  # (round, cell) -> the c
 SWEEP_WINDOW_S = 1.0
 
 
-def sweep_points(slots: int) -> list[int]:
-    """1, 2, 4... up to `slots`, the counts that divide it evenly."""
+def sweep_points(slots: int, cpu_count: int = 1) -> list[int]:
+    """1, 2, 4... up to `slots`, the counts that divide it evenly, from the CPU count
+    on: a consumer process uses one core at most, and fewer processes than cores
+    was the slowest layout in every sweep (results/reference/*/run.json)."""
     points, n = [], 1
     while n <= slots:
-        if slots % n == 0:
+        if slots % n == 0 and n >= min(cpu_count, slots):
             points.append(n)
         n *= 2
     if slots not in points:
@@ -48,7 +51,7 @@ def sweep(run_cell: CellRunner, backend: str, options: RunOptions) -> dict[int, 
     """Noop jobs/s of `backend` at each process count (None where a cell failed)."""
     short = dataclasses.replace(options, quick=True, window_s=SWEEP_WINDOW_S, durations_ms=(0,))
     rates: dict[int, float | None] = {}
-    for processes in sweep_points(options.slots):
+    for processes in sweep_points(options.slots, os.cpu_count() or 1):
         interrupts.check()  # a cell's failure handling may have swallowed the signal
         result = run_cell(1, noop_cell(backend, short, {"processes": processes}))
         rates[processes] = result["metrics"].get("jobs_per_s") if result["status"] == "ok" \

@@ -19,6 +19,13 @@ def test_sweep_points_divide_the_slots() -> None:
     assert sweep_points(1) == [1]
 
 
+def test_sweep_points_start_at_the_cpu_count() -> None:
+    assert sweep_points(8, cpu_count=2) == [2, 4, 8]
+    assert sweep_points(8, cpu_count=3) == [4, 8]
+    assert sweep_points(2, cpu_count=4) == [2]  # never more processes than slots
+    assert sweep_points(6, cpu_count=2) == [2, 6]
+
+
 def test_the_fastest_measured_count_wins_and_failures_do_not() -> None:
     assert fastest({1: 50.0, 2: 80.0, 4: None, 8: 79.0}) == 2
     assert fastest({1: None, 2: None}) is None
@@ -40,7 +47,8 @@ def test_every_cell_of_the_backend_runs_at_the_swept_count_unless_the_user_set_o
     assert with_layout(plan("amqp-raw"), layouts).options == {}
 
 
-def test_sweep_runs_one_short_noop_cell_per_count() -> None:
+def test_sweep_runs_one_short_noop_cell_per_count(monkeypatch) -> None:
+    monkeypatch.setattr("harness.ceiling_layout.os.cpu_count", lambda: 1)
     seen: list[CellPlan] = []
 
     def run_cell(round_no: int, cell: CellPlan) -> dict[str, Any]:

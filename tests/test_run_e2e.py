@@ -91,7 +91,7 @@ def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
 
 
 # redis-raw's layout sweep runs its own cells first (one per process count at 8 slots)
-FIRST_CELL_AFTER_SWEEP = f"{len(sweep_points(8)) + 1:04d}-"
+FIRST_CELL_AFTER_SWEEP = f"{len(sweep_points(8, os.cpu_count() or 1)) + 1:04d}-"
 
 
 def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
