@@ -121,6 +121,7 @@ class FillPhase(Phase):
     type: ClassVar[str] = "fill"
     jobs: int = 0
     settle_s: float = 0.5
+    samples: int = 3  # memory readings before and after; each figure is their median
 
 
 @dataclass(frozen=True)

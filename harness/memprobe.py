@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from core.brokers import kind_for_url
 
-SAMPLES = 3  # readings per figure; the figure is their median
 SAMPLE_GAP_S = 0.1
 FIGURES = ("bytes", "queue_bytes", "disk_bytes")  # the numbers a reading may hold
 
@@ -61,15 +60,15 @@ def measure_memory(cell: dict[str, Any], final: bool = False) -> dict[str, Any]:
     return _read(cell, restart=not final, stop=final)
 
 
-def sample_memory(cell: dict[str, Any], final: bool = False) -> dict[str, Any]:
-    """SAMPLES readings SAMPLE_GAP_S apart: each figure is their median (None if any
+def sample_memory(cell: dict[str, Any], samples: int, final: bool = False) -> dict[str, Any]:
+    """`samples` readings SAMPLE_GAP_S apart: each figure is their median (None if any
     reading lacks it), and "samples" keeps every reading of each figure."""
     readings = []
-    for index in range(SAMPLES):
+    for index in range(samples):
         if index:
             time.sleep(SAMPLE_GAP_S)
         readings.append(_read(cell, restart=not final and index == 0,
-                              stop=final and index == SAMPLES - 1))
+                              stop=final and index == samples - 1))
     merged = dict(readings[-1])
     merged["samples"] = {}
     for name in FIGURES:
@@ -77,5 +76,5 @@ def sample_memory(cell: dict[str, Any], final: bool = False) -> dict[str, Any]:
         known = [value for value in values if value is not None]
         if known:
             merged["samples"][name] = values
-            merged[name] = int(statistics.median(known)) if len(known) == SAMPLES else None
+            merged[name] = int(statistics.median(known)) if len(known) == samples else None
     return merged

@@ -1,7 +1,8 @@
 """Memory per queued job: enqueue N jobs with no worker running.
 
 Memory is read before and after, each reading the median of three samples
-(harness/memprobe.py). The figure is the queue's own memory: Redis MEMORY
+(one with --quick: a RabbitMQ reading boots a CLI VM, about a second;
+harness/memprobe.py). The figure is the queue's own memory: Redis MEMORY
 USAGE of the keys named after the queue, RabbitMQ's queue processes plus the
 message bytes they keep in RAM (bytes of persistent messages, which also go
 to disk, apart), PostgreSQL's table sizes, and for in-process asyncio (real
@@ -41,12 +42,13 @@ class Grid:
     sizes: tuple[int, ...]  # payload bytes per job
     most_jobs: int  # jobs per cell unless --memory-jobs says otherwise
     budget_mib: int  # payload queued per cell at most (jobs x payload)
+    samples: int  # readings before and after; each figure is their median
 
 
-GRIDS = Grids(quick=Grid((1024,), 2000, 64),
+GRIDS = Grids(quick=Grid((1024,), 2000, 64, 1),
               # two points: the per-job overhead and how it scales with size; the
               # budget lets 100,000 jobs of 16 KiB run (--memory-jobs 100000)
-              full=Grid((64, 16 * 1024), 5000, 2048))
+              full=Grid((64, 16 * 1024), 5000, 2048, 3))
 
 
 def _delta(before: dict[str, Any], after: dict[str, Any], name: str) -> int | None:
@@ -76,7 +78,8 @@ class Memory(Scenario):
         "broker_bytes_per_job": Metric("bytes", "lower", doc="broker_bytes / jobs queued"),
         "control.*": Metric("bytes", doc="the zero-job control cell's deltas in this round "
                             "(queue_bytes, broker_bytes), not subtracted; null: no control"),
-        "samples.*": Metric("bytes", doc="the three samples of each reading, before and after"),
+        "samples.*": Metric("bytes", doc="the samples of each reading (3; 1 with --quick), "
+                            "before and after"),
         "measured": Metric(doc='how, e.g. "redis MEMORY USAGE ..., median of 3 samples"'),
     }
 
@@ -85,7 +88,8 @@ class Memory(Scenario):
         return CellPlan(
             scenario=self.name, backend=backend, params=params,
             workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": payload_bytes,
-                      "phases": [{"type": "fill", "jobs": jobs}]},
+                      "phases": [{"type": "fill", "jobs": jobs,
+                                  "samples": self.grids.pick(options).samples}]},
             # one call per job with publisher confirms (taskiq-rabbitmq) went as slow as
             # 190 jobs/s on a busy 2-core machine: allow 100/s before calling it hung
             timeout_s=180 + jobs / MIN_ENQUEUE_PER_S, profile=options.profile,
@@ -142,6 +146,7 @@ class Memory(Scenario):
             return total / jobs if jobs and total is not None else None
 
         control = plan.options.get(CONTROL_OPTION) or {}
+        readings = plan.workload["phases"][0].get("samples", 3)
         method = (after["queue_method"] if own_name == "queue_bytes" else
                   "; ".join(filter(None, (after.get("queue_method"), after["method"]))))
         return {
@@ -154,7 +159,7 @@ class Memory(Scenario):
             "control": {name: control.get(name) for name in ("queue_bytes", "broker_bytes")},
             "samples": {"before": before.get("samples") or {},
                         "after": after.get("samples") or {}},
-            "measured": f"{method}; median of 3 samples before and after",
+            "measured": f"{method}; median of {readings} sample(s) before and after",
         }
 
     def headline(self, metrics: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from core.brokers.rabbitmq import RabbitMQ
 from core.brokers.redis import Redis, RedisSession
 from core.protocol import DriverReport, PhaseReport
 from harness.cli import build_parser
-from harness.memprobe import SAMPLES, sample_memory
+from harness.memprobe import sample_memory
 from scenarios.base import RunOptions
 from scenarios.memory import CONTROL_OPTION, MEMORY
 from tests.conftest import REPO, broker_url, require_env
@@ -82,20 +82,20 @@ def test_a_reading_is_the_median_of_three_samples(brokers) -> None:
     queue = "qbtestsamples"
     with RedisSession(url, 5.0) as session:
         session.pipeline([("RPUSH", queue, os.urandom(PAYLOAD)) for _ in range(10)])
-        reading = sample_memory({"broker_url": url, "queue": queue}, final=True)
+        reading = sample_memory({"broker_url": url, "queue": queue}, 3, final=True)
         session.call("DEL", queue)
     assert set(reading["samples"]) == {"bytes", "queue_bytes"}
     for name, values in reading["samples"].items():
-        assert len(values) == SAMPLES
-        assert reading[name] == sorted(values)[SAMPLES // 2]
+        assert len(values) == 3
+        assert reading[name] == sorted(values)[1]
     assert reading["queue_bytes"] > 10 * PAYLOAD
 
 
 def test_the_in_process_heap_is_sampled_three_times() -> None:
-    before = sample_memory({})
+    before = sample_memory({}, 3)
     held = [bytearray(PAYLOAD) for _ in range(JOBS)]
-    after = sample_memory({}, final=True)
-    assert len(before["samples"]["bytes"]) == len(after["samples"]["bytes"]) == SAMPLES
+    after = sample_memory({}, 3, final=True)
+    assert len(before["samples"]["bytes"]) == len(after["samples"]["bytes"]) == 3
     assert after["bytes"] - before["bytes"] >= JOBS * PAYLOAD
     del held
 
@@ -128,7 +128,9 @@ def test_the_control_runs_first_and_its_deltas_reach_the_other_cells() -> None:
     assert metrics["bytes_per_job"] == 2000  # the queue's keys, nothing subtracted
     assert metrics["broker_bytes_per_job"] == 3000
     assert metrics["control"] == {"queue_bytes": 40, "broker_bytes": 500}
-    assert "median of 3 samples" in metrics["measured"]
+    assert "median of 1 sample(s)" in metrics["measured"]  # quick: one reading each
+    assert [c.workload["phases"][0]["samples"]
+            for c in MEMORY.plan("redis-raw", RunOptions())] == [3, 3, 3]
     # another round's control is not this round's
     assert CONTROL_OPTION not in MEMORY.resolve(cell, finished, 2).options
 

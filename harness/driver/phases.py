@@ -87,7 +87,8 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
 
 def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: int) -> int:
     """Memory: jobs sit in the broker with no worker running; memory before and after
-    (each the median of three samples, harness/memprobe.py). A control cell sends 0 jobs.
+    (each the median of `spec.samples` readings, harness/memprobe.py). A control cell
+    sends 0 jobs.
 
     An in-process queue has no broker: its jobs are real pending tasks of the
     running event loop, held at the shut gate, each with its own payload, and
@@ -101,11 +102,11 @@ def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: in
         run.report.workers_stop_s = run.workers.stop()
     broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl,
               "queue": run.cell.queue}
-    report.memory_before = sample_memory(broker)
+    report.memory_before = sample_memory(broker, spec.samples)
     run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
     run.adapter.wait_enqueued()
     time.sleep(spec.settle_s)
-    report.memory_after = sample_memory(broker, final=True)
+    report.memory_after = sample_memory(broker, spec.samples, final=True)
     if in_process:
         run.report.workers_stop_s = run.workers.stop()
     report.done_ns = time.monotonic_ns()
