@@ -24,7 +24,7 @@ from core.recorder import Event, Recorder
 from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
-FILL_SHARE = 5_000  # jobs per forked fill producer at least: fewer do not pay for its start
+FILL_SHARE = 1_000  # jobs per forked fill producer at least: fewer do not pay for its start
 START_MARGIN_NS = 5_000_000  # between "every producer connected" and the schedule's start
 
 
