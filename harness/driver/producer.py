@@ -24,7 +24,10 @@ from core.recorder import Event, Recorder
 from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
-FILL_SHARE = 1_000  # jobs per forked fill producer at least: fewer do not pay for its start
+# What a forked fill producer sends at least (jobs, or payload bytes: serialising large
+# payloads is the cost there); less does not pay for its start.
+FILL_SHARE = 1_000
+FILL_SHARE_BYTES = 32 * 1024 * 1024
 START_MARGIN_NS = 5_000_000  # between "every producer connected" and the schedule's start
 
 
@@ -122,8 +125,9 @@ class Producer:
         `batch` jobs, while the workers are held at the gate. A large fill is split
         over up to one producer per CPU (forked, each with its own adapter and broker
         connection): the cores the held workers leave idle fill the queue sooner."""
-        producers = 1 if self.adapter.in_process else max(1, min(
-            self.config.cpu_count, count // FILL_SHARE))
+        shares = max(count // FILL_SHARE, count * len(self.payload) // FILL_SHARE_BYTES)
+        producers = 1 if self.adapter.in_process else max(1, min(self.config.cpu_count,
+                                                                 shares))
         share = -(-count // producers)
         children = [self._fork_filler(first_id + rank * share,
                                       min(share, count - rank * share), batch)
