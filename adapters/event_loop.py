@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
+
+from adapters.base import JobCall
 
 T = TypeVar("T")
 IN_FLIGHT = 64  # concurrent sends of an adapter's fill (Adapter.fill)
@@ -27,6 +29,19 @@ async def bounded_gather(coros: Iterable[Awaitable[T]], limit: int = IN_FLIGHT) 
             return await coro
 
     return await asyncio.gather(*(one(coro) for coro in coros))
+
+
+def send_keyed(loop: PrivateLoop, send: Callable[[JobCall], Awaitable[object | None]],
+               jobs: Sequence[JobCall], library: str) -> None:
+    """Run `send` for each job to completion on `loop` (concurrently for several), for
+    a library whose enqueue returns None when the job's id is already queued: that is
+    an error here. One job runs alone, so the measured enqueue carries no gather."""
+    results = ([loop.run(send(jobs[0]))] if len(jobs) == 1
+               else loop.run(bounded_gather(map(send, jobs))))
+    for job, queued in zip(jobs, results, strict=True):
+        if queued is None:
+            raise RuntimeError(f"{library} did not enqueue job {job.job_id}: "
+                               f"its id already exists")
 
 
 class PrivateLoop:

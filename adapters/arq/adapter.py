@@ -35,7 +35,7 @@ from arq.worker import Worker
 
 from adapters.arq.worker import FUNCTION_NAME, worker_environment
 from adapters.base import AdapterConfig, JobCall, RequiredSettings, Tuning
-from adapters.event_loop import PrivateLoop, bounded_gather
+from adapters.event_loop import PrivateLoop, send_keyed
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
@@ -155,12 +155,10 @@ class ArqAdapter(WorkerProcessAdapter):
 
     def enqueue(self, job: JobCall) -> None:
         # No wait_for here: it would add a task per job to the measured enqueue cost.
-        _must_be_queued(job, self._loop.run(self._send(job)))
+        send_keyed(self._loop, self._send, [job], "arq")
 
     def fill(self, jobs: Sequence[JobCall]) -> None:
-        for job, queued in zip(jobs, self._loop.run(bounded_gather(map(self._send, jobs))),
-                               strict=True):
-            _must_be_queued(job, queued)
+        send_keyed(self._loop, self._send, jobs, "arq")
 
     def close(self) -> None:
         try:
@@ -168,8 +166,3 @@ class ArqAdapter(WorkerProcessAdapter):
             self._loop.run(self._redis.aclose(), REDIS_TIMEOUT_S)
         finally:
             self._loop.close()
-
-
-def _must_be_queued(job: JobCall, queued: Job | None) -> None:
-    if queued is None:
-        raise RuntimeError(f"arq did not enqueue job {job.job_id}: its id already exists")

@@ -27,7 +27,7 @@ from saq import Queue
 from saq.job import Job
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.event_loop import PrivateLoop, bounded_gather
+from adapters.event_loop import PrivateLoop, send_keyed
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.saq.worker import FUNCTION_NAME, SWEEP_ABORT_S, worker_environment
 from adapters.slots import slot_map
@@ -125,12 +125,10 @@ class SaqAdapter(WorkerProcessAdapter):
             job_id=job.job_id, sent_ns=job.sent_ns, spec=job.spec, payload=job.payload)
 
     def enqueue(self, job: JobCall) -> None:
-        _must_be_queued(job, self._loop.run(self._send(job)))
+        send_keyed(self._loop, self._send, [job], "saq")
 
     def fill(self, jobs: Sequence[JobCall]) -> None:
-        for job, queued in zip(jobs, self._loop.run(bounded_gather(map(self._send, jobs))),
-                               strict=True):
-            _must_be_queued(job, queued)
+        send_keyed(self._loop, self._send, jobs, "saq")
 
     def close(self) -> None:
         try:
@@ -138,8 +136,3 @@ class SaqAdapter(WorkerProcessAdapter):
             self._loop.run(self.queue.disconnect(), REDIS_TIMEOUT_S)
         finally:
             self._loop.close()
-
-
-def _must_be_queued(job: JobCall, queued: Job | None) -> None:
-    if queued is None:
-        raise RuntimeError(f"saq did not enqueue job {job.job_id}: its key already exists")
