@@ -115,8 +115,8 @@ def test_twenty_percent_slower_is_a_regression(base_run: Path, tmp_path: Path) -
     assert len(bad) == 4
     assert all("p=" in r and "(<= 0.0" in r for r in bad)  # Holm: alpha / rows left
     assert all("-20.0%  -20.3%" in r for r in bad if "celery-redis" in r)  # basis, absolute
-    for name in ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0 jobs_per_s",
-                 "throughput/asyncio/duration_ms=10,slots=8,window_s=2.0 jobs_per_s"):
+    for name in ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2 jobs_per_s",
+                 "throughput/asyncio/duration_ms=10,slots=8,window_s=2 jobs_per_s"):
         assert name in err and name in out
     assert len(err.splitlines()) == 1 and err.startswith("REGRESSION in 4 row(s)")
 
@@ -139,6 +139,53 @@ def test_change_within_round_noise_is_not_called(tmp_path: Path) -> None:
     rows = gated_rows(out)
     assert rows and all("no significant change" in r and "-15.0%" in r for r in rows)
     assert all(float(r.split("p=")[1].split()[0]) > 0.05 for r in rows)
+
+
+def test_a_noisy_row_says_what_drop_it_could_not_see(tmp_path: Path) -> None:
+    """Rounds spread by a factor of 1.5 hide a 25% drop: the row says how large a drop it
+    could call and how many rounds would show 25%; tight rounds are not blind."""
+    noisy = {"asyncio": [20000, 30000, 24000]}
+    base = make_run(tmp_path / "b", per_round=noisy, backends=("asyncio",))
+    cur = make_run(tmp_path / "c", per_round=noisy, backends=("asyncio",))
+    code, out, _ = run(base, cur)
+    assert code == 0
+    blind = [line for line in out.splitlines() if line.startswith("blind spots:")]
+    assert len(blind) == 1 and "2 gated row(s)" in blind[0]
+    needed = [int(part.split("needs about ")[1].split()[0]) for part in blind[0].split(";")]
+    assert all(n > 3 for n in needed)
+    sees = [int(r.split(" -")[-1].split("%")[0]) for r in gated_rows(out)
+            if "duration_ms=0," in r for r in [r.split("no significant change")[0]]]
+    assert sees and all(s > 25 for s in sees)
+    code, out, _ = run(make_run(tmp_path / "q1"), make_run(tmp_path / "q2", noise=NOISE_B))
+    assert code == 0 and "blind spots" not in out
+
+
+def test_more_rounds_see_a_smaller_drop() -> None:
+    from harness.compare.judge import detectable_drop, rounds_needed
+    spread = [1.0, 1.3, 0.8]
+    three = detectable_drop(spread, spread, 0.05, 0.1)
+    six = detectable_drop(spread * 2, spread * 2, 0.05, 0.1)
+    assert three is not None and six is not None and six < three
+    assert three > 0.25
+    needed = rounds_needed(spread, spread, 0.05)
+    assert needed is not None and needed > 3
+    assert detectable_drop(spread * needed, spread * needed, 0.05, 0.1) <= 0.25 + 0.02
+    assert detectable_drop([5.0, 5.0], [5.0, 5.0], 0.05, 0.1) == 0.1  # no spread: threshold
+    assert detectable_drop([5.0], [5.0, 6.0], 0.05, 0.1) is None  # one round: no spread
+
+
+def test_whole_float_params_match_int_params(tmp_path: Path) -> None:
+    """`run --durations 0,10` writes 0.0 and 10.0, the default durations 0 and 10: the
+    same case for compare."""
+    base = make_run(tmp_path / "b")
+    cur = make_run(tmp_path / "c", noise=NOISE_B)
+    summary = json.loads((cur / "summary.json").read_text())
+    for each in summary["cells"]:
+        each["params"]["duration_ms"] = float(each["params"]["duration_ms"])
+    (cur / "summary.json").write_text(json.dumps(summary))
+    code, out, err = run(base, cur)
+    assert code == 0, out + err
+    assert "no regression in 4 gated row(s)" in out and "missing in current" not in out
 
 
 def test_single_round_is_threshold_only(tmp_path: Path) -> None:
@@ -182,8 +229,8 @@ def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: P
     assert "no regression" in out and not err
     code, out, err = run(base_run, slow_machine, "--absolute", "--allow-missing")
     assert code == 1
-    assert "throughput/celery-redis/duration_ms=10,slots=8,window_s=2.0 jobs_per_s" in err
-    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2.0 jobs_per_s" in err
+    assert "throughput/celery-redis/duration_ms=10,slots=8,window_s=2 jobs_per_s" in err
+    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2 jobs_per_s" in err
 
 
 def test_missing_ceiling_falls_back_to_absolute(base_run: Path, tmp_path: Path) -> None:
@@ -280,7 +327,7 @@ def test_github_format(base_run: Path, tmp_path: Path) -> None:
         assert isinstance(entry["value"], float) and isinstance(entry["range"], str)
         assert entry["range"].startswith("± ")
     names = {e["name"]: e for e in entries}
-    key = "throughput/celery-redis/duration_ms=10,slots=8,window_s=2.0 jobs_per_s"
+    key = "throughput/celery-redis/duration_ms=10,slots=8,window_s=2 jobs_per_s"
     assert names[key]["unit"] == "jobs/s" and names[key]["value"] == pytest.approx(1500)
     assert names[key + "/redis-raw"]["unit"] == "x redis-raw"
     assert names[key + "/redis-raw"]["value"] == pytest.approx(1 / 3)
@@ -295,7 +342,7 @@ def test_bencher_format(base_run: Path) -> None:
     code, out, _ = run(base_run, "--format", "bencher", "--metric", "jobs_per_s,latency_ms.*")
     assert code == 0
     data = json.loads(out)
-    bench = data["throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0"]
+    bench = data["throughput/celery-redis/duration_ms=0,slots=8,window_s=2"]
     assert set(bench) == {"jobs-per-s", "jobs-per-s-per-redis-raw", "latency-ms-p50",
                           "latency-ms-p99"}
     for measures in data.values():
@@ -351,7 +398,7 @@ def test_missing_backend_fails_and_is_named(base_run: Path, tmp_path: Path) -> N
     code, out, err = run(base_run, gone)
     assert code == 1
     assert "celery-redis" in err and "missing in current" in err and len(err.splitlines()) == 1
-    assert "throughput/celery-redis/duration_ms=0,slots=8,window_s=2.0: missing in current " \
+    assert "throughput/celery-redis/duration_ms=0,slots=8,window_s=2: missing in current " \
            "[FAILS the gate]" in out
     code, out, err = run(base_run, gone, "--allow-missing")
     assert code == 0 and not err
@@ -405,7 +452,7 @@ def test_new_case_is_listed_as_skipped(tmp_path: Path) -> None:
     small = make_run(tmp_path / "small", backends=("asyncio",))
     code, out, _ = run(small, make_run(tmp_path / "big"))
     assert code == 0
-    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2.0: new in current: nothing " \
+    assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2: new in current: nothing " \
            "to compare with [skipped]" in out
 
 

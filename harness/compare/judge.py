@@ -30,6 +30,8 @@ from harness.compare.table import (
 ALPHA = 0.05
 THRESHOLD = 0.10
 NO_CHANGE = "no significant change"
+DETECT = 0.25  # the drop compare says it could or could not see, per gated row
+MAX_ROUNDS = 50  # rounds per side it looks for when a row cannot see DETECT
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Row:
     p: float | None = None  # None: too few rounds for the test, threshold only
     p_limit: float = ALPHA  # what p had to reach (Holm: alpha / rows still in the family)
     verdict: str = NO_CHANGE
+    sees: float | None = None  # the smallest drop this row could call (see detectable_drop)
+    rounds_needed: int | None = None  # per side, to see DETECT at this noise (None: > MAX)
 
     @property
     def name(self) -> str:
@@ -72,6 +76,11 @@ class Comparison:
     def problems(self) -> list[Skip]:
         """Watched cases that failed, went missing or turned unstable in the current run."""
         return [s for s in self.skipped if s.fails]
+
+    @property
+    def blind(self) -> list[Row]:
+        """Gated rows whose noise hides a DETECT drop (they could not call one)."""
+        return [r for r in self.rows if r.gated and r.sees is not None and r.sees > DETECT]
 
     @property
     def failed(self) -> bool:
@@ -101,6 +110,49 @@ def p_value(base: Sequence[float], cur: Sequence[float], up: bool) -> float | No
                                     for x, v in zip(terms, (base, cur), strict=True))
     score = shift / math.sqrt(sum(terms))
     return float(t.sf(score if up else -score, freedom))
+
+
+def log_variances(base: Sequence[float], cur: Sequence[float]) -> tuple[float, float] | None:
+    """The sample variances of the logs of both sides; None below 2+2 positive rounds."""
+    if len(base) < 2 or len(cur) < 2 or min(*base, *cur) <= 0:
+        return None
+    return (statistics.variance([math.log(v) for v in base]),
+            statistics.variance([math.log(v) for v in cur]))
+
+
+def welch_reach(variances: tuple[float, float], sizes: tuple[int, int], limit: float) -> float:
+    """The shift of the log means at which a one-sided Welch test reaches p = `limit`,
+    for samples of these sizes and variances."""
+    from scipy.stats import t
+
+    terms = [v / n for v, n in zip(variances, sizes, strict=True)]
+    if sum(terms) == 0:
+        return 0.0
+    freedom = sum(terms) ** 2 / sum(x * x / (n - 1) for x, n in zip(terms, sizes, strict=True))
+    return float(t.isf(limit, freedom)) * math.sqrt(sum(terms))
+
+
+def detectable_drop(base: Sequence[float], cur: Sequence[float], limit: float,
+                    threshold: float) -> float | None:
+    """The smallest drop the test at `limit` could call with these rounds' own spread
+    (and at least the threshold): how blind the row is. None without a spread."""
+    variances = log_variances(base, cur)
+    if variances is None or limit <= 0:
+        return None
+    shift = welch_reach(variances, (len(base), len(cur)), limit)
+    return max(threshold, 1 - math.exp(-shift))
+
+
+def rounds_needed(base: Sequence[float], cur: Sequence[float], limit: float,
+                  drop: float = DETECT) -> int | None:
+    """Rounds per side at which a `drop` would reach `limit` at the noise of these rounds
+    (each side's variance as measured); None if more than MAX_ROUNDS."""
+    variances = log_variances(base, cur)
+    if variances is None or limit <= 0:
+        return None
+    wanted = -math.log(1 - drop)
+    return next((n for n in range(2, MAX_ROUNDS + 1)
+                 if welch_reach(variances, (n, n), limit) <= wanted), None)
 
 
 def judge(row: Row, threshold: float) -> None:
@@ -198,8 +250,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
         row.ratio = median_ratio(row.base, row.cur)
         row.p = p_value(row.base, row.cur, row.ratio > 1)
         row.p_limit = alpha
-    holm([r for r in rows if r.gated], alpha)
+    gated = [r for r in rows if r.gated]
+    holm(gated, alpha)
+    first_limit = alpha / max(1, sum(r.p is not None for r in gated))
     for row in rows:
         judge(row, threshold)
+        if row.gated:  # the most lenient limit Holm gives any one row
+            row.sees = detectable_drop(row.base, row.cur, first_limit, threshold)
+            row.rounds_needed = rounds_needed(row.base, row.cur, first_limit)
     rows.sort(key=lambda r: (not r.gated, r.verdict == NO_CHANGE))
     return Comparison(rows, skipped, allow_missing)

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.baselines import run_of
 from harness.compare.coverage import Skip
-from harness.compare.judge import Comparison, Row
+from harness.compare.judge import DETECT, MAX_ROUNDS, Comparison, Row
 from harness.compare.table import label
 
 
@@ -29,15 +29,20 @@ def test_cell(row: Row) -> str:
     return f"p={row.p:.3g} (<= {row.p_limit:.2g})" if row.p_limit else f"p={row.p:.3g} (Holm stop)"
 
 
+def sees_cell(row: Row) -> str:
+    return "" if row.sees is None else f"-{row.sees * 100:.0f}%"
+
+
 def cells_of(row: Row) -> list[str]:
     absolute = "" if row.basis == "absolute" else change(row.abs_ratio)
     return [label(row.key), row.metric, row.basis, fmt(statistics.median(row.base)),
             fmt(statistics.median(row.cur)), change(row.ratio), absolute,
-            f"{len(row.base)}/{len(row.cur)}", test_cell(row), row.verdict, row.note]
+            f"{len(row.base)}/{len(row.cur)}", test_cell(row), sees_cell(row), row.verdict,
+            row.note]
 
 
 HEADERS = ["case", "metric", "basis", "baseline", "current", "change", "absolute change",
-           "rounds", "test", "verdict", "note"]
+           "rounds", "test", "sees", "verdict", "note"]
 
 
 def describe(summary: dict[str, Any], source: str) -> str:
@@ -51,6 +56,20 @@ def method_line(threshold: float, alpha: float) -> str:
             f"one-sided Welch t-test on the logs of the rounds gives p <= {alpha:g}, "
             "Holm-corrected across the gated rows (needs 2+2 rounds; with fewer, "
             "threshold only)")
+
+
+def blind_line(comparison: Comparison) -> str | None:
+    """Which gated rows are too noisy to call a DETECT drop, and the rounds that would."""
+    blind = comparison.blind
+    if not blind:
+        return None
+    def need(row: Row) -> str:
+        n = row.rounds_needed
+        return f"{n} rounds a side" if n else f"more than {MAX_ROUNDS} rounds a side"
+    return (f"blind spots: {len(blind)} gated row(s) could not call a {DETECT * 100:.0f}% "
+            "drop at the noise of these rounds (column 'sees'): " + "; ".join(
+                f"{r.name} sees -{(r.sees or 0) * 100:.0f}%, needs about {need(r)}"
+                for r in blind))
 
 
 def skip_line(skip: Skip, allow_missing: bool) -> str:
@@ -98,6 +117,9 @@ def render_text(comparison: Comparison, head: list[str], report_only: bool) -> s
         out += [f"not judged ({len(skipped)} case(s)):", *(f"  {s}" for s in skipped), ""]
     if other:
         out += ["other shared metrics (shown, not gated):", text_table(other), ""]
+    blind = blind_line(comparison)
+    if blind:
+        out += [blind, ""]
     out.append(outcome_line(comparison, report_only))
     return "\n".join(out) + "\n"
 
@@ -118,6 +140,9 @@ def render_markdown(comparison: Comparison, head: list[str], report_only: bool) 
         out += [md_table(gated), ""]
     if skipped:
         out += [f"Not judged ({len(skipped)} case(s)):", "", *(f"- {s}" for s in skipped), ""]
+    blind = blind_line(comparison)
+    if blind:
+        out += [blind, ""]
     if other:
         out += [f"<details><summary>Other shared metrics ({len(other)} rows, not gated)"
                 "</summary>", "", md_table(other), "", "</details>", ""]

@@ -35,6 +35,13 @@ class CaseState:
         return self.statuses.count("ok")
 
 
+def canonical(params: dict[str, Any]) -> str:
+    """Params as a key: sorted JSON, a whole float written as an int, so `--durations 0`
+    (0.0) and the default durations (0) name the same case."""
+    return json.dumps({k: int(v) if isinstance(v, float) and v.is_integer() else v
+                       for k, v in params.items()}, sort_keys=True)
+
+
 def key_of(cell: Any, index: int, source: str) -> Key:
     if not isinstance(cell, dict):
         raise ResultsError(f"{source}: cell {index} is not an object")
@@ -42,8 +49,7 @@ def key_of(cell: Any, index: int, source: str) -> Key:
         if not isinstance(cell["params"], dict):
             raise TypeError("params is not an object")
         return (str(cell["scenario"]), str(cell["backend"]),
-                str(cell.get("profile") or "default"), json.dumps(cell["params"],
-                                                                  sort_keys=True))
+                str(cell.get("profile") or "default"), canonical(cell["params"]))
     except (KeyError, TypeError) as exc:
         raise ResultsError(f"{source}: cell {index} does not follow the schema "
                            f"(missing or bad {exc})") from None

@@ -8,7 +8,11 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
 2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd);
 3. per backend, the smallest drop that fires in every A/A pair when the current side's
    library figures are scaled down by it (real rounds, scaled: the ceilings stay);
-4. the injected runs against every A/A run: the measured drop and the verdicts.
+4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
+   as the maintainer workflow compares (the backend's own rows, Holm over them), and
+   grafted into the A/A run that follows the baseline (the slowed backend's cells in
+   place of its own there: Holm over every gated row, as a full-run gate sees it).
+collect.py (beside this script) makes the runs.
 """
 
 from __future__ import annotations
@@ -105,8 +109,19 @@ def main(folder: Path) -> None:
         backend = path.stem
         drop = noop_median(slowed, backend) / statistics.median(
             noop_median(s, backend) for s in aa) - 1
-        fired = sum(fires_for(base, slowed, backend, 0.0, False) for base in aa)
-        print(f"  {backend:20} {drop:+.0%}  called slower by {fired}/{len(aa)}")
+        alone = sum(fires_for(base, slowed, backend, 0.0, False) for base in aa)
+        full = [fires_for(base, grafted(aa[(i + 1) % len(aa)], slowed, backend), backend, 0.0,
+                          False) for i, base in enumerate(aa)]
+        print(f"  {backend:20} {drop:+.0%}  called slower by {alone}/{len(aa)} alone, "
+              f"{sum(full)}/{len(aa)} in a full run")
+
+
+def grafted(full: dict, slowed: dict, backend: str) -> dict:
+    """`full` with `backend`'s cells replaced by those of the slowed run."""
+    out = copy.deepcopy(full)
+    out["cells"] = [c for c in out["cells"] if c["backend"] != backend] + [
+        copy.deepcopy(c) for c in slowed["cells"] if c["backend"] == backend]
+    return out
 
 
 def noop_median(summary: dict, backend: str) -> float:
