@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 
 from core.envnames import BARE_ENV, INJECT_DELAY_ENV
 from core.gate import gate_is_open
 from core.jobcount import process_counter
-from core.recorder import Event, Recorder, process_recorder
+from core.recorder import Event, Recorder, cell_index, process_recorder
 
 KINDS = ("noop", "sleep", "cpu", "fail")
 GATE_POLL_S = 0.001
@@ -84,6 +85,25 @@ def bench_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
 def ceiling_job(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """bench_job for the raw ceilings: never the injected delay."""
     return _run(job_id, spec, 0.0)
+
+
+def ceiling_noops(messages: Sequence[dict]) -> bool:
+    """Run a raw ceiling's fetched batch at once if it holds only noop jobs of one cell:
+    wait for the gate once, then record every job's START and END in one write (a bare
+    cell counts them with one store). False, with nothing run, for any other batch."""
+    if not messages:
+        return True
+    first = messages[0]["id"]
+    if any(m["spec"].get("kind", "noop") != "noop" or cell_index(m["id"]) != cell_index(first)
+           for m in messages):
+        return False
+    while not gate_is_open(first):
+        time.sleep(GATE_POLL_S)
+    if BARE_ENV in os.environ:
+        process_counter(first).add(len(messages))
+    else:
+        process_recorder(first).record_noops([m["id"] for m in messages])
+    return True
 
 
 async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:

@@ -46,12 +46,12 @@ class JobCounter:
             self._pid = current_pid()
         return self._map
 
-    def add(self) -> None:
-        """One more finished job, now."""
+    def add(self, jobs: int = 1) -> None:
+        """`jobs` more finished jobs, now."""
         with self._lock:
             mapping = self._mapping()
             count, _ = COUNT.unpack_from(mapping)
-            COUNT.pack_into(mapping, 0, count + 1, time.monotonic_ns())
+            COUNT.pack_into(mapping, 0, count + jobs, time.monotonic_ns())
 
 
 _counters: dict[int, JobCounter] = {}

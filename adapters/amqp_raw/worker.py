@@ -36,7 +36,7 @@ from adapters.amqp_raw.adapter import (
     declare_queue,
 )
 from adapters.raw_consumers import run_consumers
-from adapters.raw_message import run_message
+from adapters.raw_message import run_batch
 
 IDLE_S = 0.002  # no delivery for this long: ack what ran
 NOT_FOUND = 404
@@ -55,7 +55,7 @@ def serve(channel: BlockingChannel, queue: str) -> None:
     for method, _properties, body in channel.consume(queue, inactivity_timeout=IDLE_S):
         if method is not None:
             started = time.monotonic()
-            run_message(body)
+            run_batch([body])
             last_tag, pending = method.delivery_tag, pending + 1
             oldest = oldest if pending > 1 else started
         if pending and (method is None or pending >= ACK_EVERY

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.raw_consumers import run_consumers
-from adapters.raw_message import run_message
+from adapters.raw_message import run_batch
 from core import procs
 
 READY_LINE = "pg-raw consumer ready"
@@ -114,11 +114,8 @@ class Consumer:
                 for _ in self.conn.notifies(timeout=WAIT_S, stop_after=1):
                     pass
                 continue
-            for job_id, body in batch:
-                started = time.monotonic()
-                run_message(body)
-                if self.reliable:
-                    self.ack(job_id, started)
+            run_batch([body for _, body in batch], self.ack if self.reliable else None,
+                      keys=[job_id for job_id, _ in batch])
             self.flush()
 
     def loop(self) -> None:

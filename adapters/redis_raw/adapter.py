@@ -2,8 +2,9 @@
 
 Producer LPUSHes a small JSON message per job (a pipeline for batches);
 `slots` consumer threads over a few processes (adapters/raw_consumers.py,
-adapters/redis_raw/worker.py, hiredis parser) fetch batches with one Lua
-call and run bench_job one job at a time each. In the `reliable` profile the
+adapters/redis_raw/worker.py, hiredis parser) fetch batches (a pipelined
+RPOP with a count, or one Lua call of LMOVEs when reliable) and run the jobs
+of a batch in order (adapters/raw_message.py). In the `reliable` profile the
 batch moves into a per-consumer list and each message is removed after its
 job (pipelined LREMs); a starting consumer re-queues what dead ones left
 behind (at-least-once).
@@ -55,8 +56,9 @@ class RedisRawAdapter(WorkerProcessAdapter):
 
     def extra_settings(self) -> dict[str, Any]:
         reliable = self.config.profile == "reliable"
-        how = "LMOVEs to a processing list" if reliable else "RPOP with a count"
-        return {"fetch": f"Lua: {how}, at most {BATCH} and a fair share of the queue; "
+        how = ("one Lua call of LMOVEs to a processing list" if reliable
+               else "RPOP with a count and LLEN, pipelined")
+        return {"fetch": f"{how}, at most {BATCH} and a fair share of the queue; "
                          f"a blocking pop when it is empty",
                 "fetch_batch": BATCH, "ack_flush_s": ACK_FLUSH_S if reliable else None,
                 "parser": "hiredis" if redis.utils.HIREDIS_AVAILABLE else "python",

@@ -5,7 +5,8 @@
 Reads the A/A runs (aa/*.json: history entries of repeated quick runs of one commit,
 compare reads them as summaries) and the injected runs (injected/*.json), and prints:
 1. every A/A pair (each run against the next, and all pairs): what the default gate says;
-2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd);
+2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd),
+   and what each row can see (compare's `sees` column and the rounds a 25% drop needs);
 3. per backend, the smallest drop that fires in every A/A pair when the current side's
    library figures are scaled down by it (real rounds, scaled: the ceilings stay);
 4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
@@ -82,6 +83,21 @@ def main(folder: Path) -> None:
                    and min(row.base) > 0]
             noise[absolute] = statistics.median(sds) if sds else math.nan
         print(f"  {label(key):62} absolute {noise[True]:.3f}  gated basis {noise[False]:.3f}")
+
+    print("== what each gated row can see (compare's 'sees' column): the smallest drop it "
+          "could call, median over the A/A pairs, and the rounds per side a 25% drop needs "
+          "at that noise (median), in a full run (Holm over every gated row)")
+    seen: dict[str, list] = {}
+    for i, j in pairs:
+        for row in compare(aa[i], aa[j], allow_missing=True).rows:
+            if row.gated and row.metric == "jobs_per_s" and row.sees is not None:
+                seen.setdefault(label(row.key), []).append(
+                    (row.sees, row.rounds_needed or 10 ** 6))
+    for name, values in sorted(seen.items()):
+        sees = statistics.median(v[0] for v in values)
+        need = statistics.median(v[1] for v in values)
+        print(f"  {name:62} sees -{sees:.0%}  25% needs "
+              f"{'> 50' if need >= 10 ** 6 else round(need)} rounds a side")
 
     print("== noop jobs/s of one backend scaled down in the current run of every A/A pair: "
           "the smallest drop that fires in every pair, and the share of pairs that fire "

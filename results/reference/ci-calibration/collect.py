@@ -4,7 +4,7 @@
         [--backend asyncio,redis-raw,...] [--work /tmp/ci-calibration]
 
 1. A/A: --aa runs of the workflow's command (`run --scenario throughput --quick
-   --durations 0,10 --rounds 3`) over --backend, one after the other, each kept as a
+   --durations 0,10 --rounds 3`, or --rounds) over --backend, one after the other, each kept as a
    history entry in OUT/aa/.
 2. Injected: for every library backend, a per-job CPU delay (`--inject-delay-us`) sized
    so that its noop jobs/s falls by --target (25%) against the median of the A/A runs.
@@ -30,7 +30,7 @@ from pathlib import Path
 from harness.baselines import read_summary
 from harness.compare.table import CEILINGS, ceiling_of
 
-WORKFLOW = ["--scenario", "throughput", "--quick", "--rounds", "3", "--durations", "0,10"]
+WORKFLOW = ["--scenario", "throughput", "--quick", "--durations", "0,10"]
 NINE = "asyncio,redis-raw,amqp-raw,celery-redis,celery-rabbitmq,dramatiq-redis," \
        "dramatiq-rabbitmq,arq,rq"
 
@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--backend", default=NINE)
     parser.add_argument("--target", type=float, default=0.25)
     parser.add_argument("--probes", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="of every A/A and injected run")
+    parser.add_argument("--delays", type=Path,
+                        help="a delays.json of an earlier collection: its delays, no probes")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ci-calibration"))
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -98,16 +101,20 @@ def main() -> None:
     aa = []
     for i in range(args.aa):
         run = args.work / f"aa-{i + 1}"
-        harness("run", *WORKFLOW, "--backend", args.backend, "--out", str(run))
+        harness("run", *WORKFLOW, "--rounds", str(args.rounds), "--backend", args.backend,
+                "--out", str(run))
         aa.append(read_summary(keep(run, aa_dir)))
     delays: dict[str, dict] = {}
     for backend in [b for b in args.backend.split(",") if b not in CEILINGS]:
         base = statistics.median(noop_rate(s, backend) for s in aa)
-        delay, tried = size_delay(backend, base, args.target, args.probes, args.work)
+        if args.delays:
+            delay, tried = json.loads(args.delays.read_text())[backend]["delay_us"], []
+        else:
+            delay, tried = size_delay(backend, base, args.target, args.probes, args.work)
         run = args.work / f"injected-{backend}"
         chosen = ",".join(b for b in (backend, ceiling_of(backend)) if b)
-        harness("run", *WORKFLOW, "--backend", chosen, "--inject-delay-us", str(delay),
-                "--out", str(run))
+        harness("run", *WORKFLOW, "--rounds", str(args.rounds), "--backend", chosen,
+                "--inject-delay-us", str(delay), "--out", str(run))
         injected_dir.mkdir(parents=True, exist_ok=True)
         kept = injected_dir / f"{backend}.json"
         shutil.copy(run / "summary.json", kept)

@@ -1,0 +1,72 @@
+"""How a raw ceiling runs one fetch (adapters/raw_message.run_batch), on known messages:
+a noop batch is recorded in one write with a START and an END per job, a bare cell
+counts it in one store, and any other batch runs job by job in order."""
+
+from __future__ import annotations
+
+import json
+
+from adapters.base import JobCall
+from adapters.raw_message import encode, run_batch
+from core.envnames import BARE_ENV, RECORDS_DIR_ENV
+from core.jobcount import COUNTS_DIR, read_counts
+from core.recorder import ID_SPAN, Event
+from scenarios.records import load_records
+
+
+def messages(cell: int, specs: list[dict]) -> list[bytes]:
+    return [encode(JobCall(job_id=cell * ID_SPAN + i, sent_ns=0, spec=spec, payload="x"))
+            for i, spec in enumerate(specs)]
+
+
+def cell_folder(tmp_path, monkeypatch, cell: int):
+    """A cell folder under a records root (each test its own cell index: the job module
+    caches a cell's folder by index)."""
+    folder = tmp_path / f"{cell:04d}-throughput-redis-raw"
+    folder.mkdir()
+    monkeypatch.setenv(RECORDS_DIR_ENV, str(tmp_path))
+    return folder
+
+
+def test_a_noop_batch_writes_start_and_end_of_every_job_in_one_write(tmp_path, monkeypatch):
+    folder = cell_folder(tmp_path, monkeypatch, 41)
+    acked = []
+    bodies = messages(41, [{"kind": "noop", "ms": 0}] * 5)
+    run_batch(bodies, lambda key, started: acked.append(key))
+    frame = load_records(folder / "records")
+    ids = [41 * ID_SPAN + i for i in range(5)]
+    assert list(frame["job_id"]) == [j for j in ids for _ in (0, 1)]
+    assert list(frame["event"]) == [Event.START, Event.END] * 5
+    assert (frame["t_ns"].diff().dropna() >= 0).all()
+    assert acked == bodies
+    assert len(list((folder / "records").glob("*.bin"))) == 1
+
+
+def test_a_bare_noop_batch_is_counted_not_recorded(tmp_path, monkeypatch):
+    folder = cell_folder(tmp_path, monkeypatch, 42)
+    monkeypatch.setenv(BARE_ENV, "1")
+    run_batch(messages(42, [{"kind": "noop"}] * 7))
+    run_batch(messages(42, [{"kind": "noop"}] * 3))
+    assert read_counts(folder / COUNTS_DIR)[0] == 10
+    assert not (folder / "records").exists()
+
+
+def test_a_mixed_batch_runs_job_by_job_in_order(tmp_path, monkeypatch):
+    folder = cell_folder(tmp_path, monkeypatch, 43)
+    acked = []
+    specs = [{"kind": "noop"}, {"kind": "sleep", "ms": 20}, {"kind": "fail"}]
+    run_batch(messages(43, specs), lambda key, started: acked.append((key, started)),
+              keys=["a", "b", "c"])
+    frame = load_records(folder / "records")
+    events = list(zip(frame["job_id"] - 43 * ID_SPAN, frame["event"], strict=True))
+    assert events == [(0, Event.START), (0, Event.END), (1, Event.START), (1, Event.END),
+                      (2, Event.START), (2, Event.ERROR)]
+    slept = frame["t_ns"].iloc[3] - frame["t_ns"].iloc[2]
+    assert slept >= 20_000_000
+    assert [key for key, _ in acked] == ["a", "b", "c"]
+    assert acked[2][1] - acked[1][1] >= 0.02  # each job acked with its own start
+
+
+def test_the_wire_format_is_one_json_object(tmp_path):
+    (body,) = messages(1, [{"kind": "noop"}])
+    assert json.loads(body) == {"id": ID_SPAN, "sent": 0, "spec": {"kind": "noop"}, "p": "x"}
