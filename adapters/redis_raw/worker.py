@@ -111,14 +111,18 @@ def consumer(client: redis.Redis, queue: str, reliable: bool, index: int
              ) -> Callable[[], None]:
     processing = processing_list(queue, f"{os.getpid()}.{index}")
     consumers = int(os.environ.get(CONSUMERS_ENV, "1"))
-    fetch = client.register_script(FETCH_SCRIPT)
-    args = [BATCH, consumers]
     acks = Acks(client, processing)
-    pops = Pops(client, queue, consumers)
+    if reliable:
+        moves = client.register_script(FETCH_SCRIPT)
+
+        def fetch() -> list[bytes]:
+            return moves(keys=[queue, processing], args=[BATCH, consumers])
+    else:
+        fetch = Pops(client, queue, consumers).next
 
     def loop() -> None:
         while True:
-            batch = fetch(keys=[queue, processing], args=args) if reliable else pops.next()
+            batch = fetch()
             if not batch:
                 if reliable:
                     raw = client.blmove(queue, processing, BLOCK_S, "RIGHT", "LEFT")
