@@ -1,4 +1,4 @@
-"""Record arithmetic shared by scenarios: enqueue rate, drain rate, counts."""
+"""Record arithmetic shared by scenarios: enqueue rate, drain rate, counts, idle probes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.protocol import PhaseReport
+from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
-from scenarios.base import CellFailed, Metric
+from scenarios.base import CellFailed, Grids, Metric, RunOptions
+from scenarios.stats import histogram_of, percentiles_ms
 
 WARMUP_FRACTION = 0.1
 MIN_JOBS = 20
@@ -39,6 +40,11 @@ STEADY_METRICS = {
                                        "started, window included"),
     "window_producer_busy_s": Metric("s", doc="of which inside the window"),
 }
+PROBE_METRICS = {
+    "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the idle probes, intended -> start"),
+    "latency_samples": Metric("jobs", doc="idle probes with a latency"),
+}
+IDLE_PROBES: Grids[int] = Grids(quick=5, full=10)  # single jobs after a window, one at a time
 JOB_COUNT_METRICS = {
     "completed": Metric("jobs", doc="distinct jobs that ended"),
     "errors": Metric("jobs", "lower", doc="distinct jobs that failed"),
@@ -108,4 +114,35 @@ def job_counts(records: pd.DataFrame) -> dict[str, int]:
         "completed": int(ends["job_id"].nunique()),
         "errors": int(events(records, Event.ERROR)["job_id"].nunique()),
         "duplicated": int((per_job_starts > 1).sum()),
+    }
+
+
+def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per job: first INTENDED, SENT, START, END time."""
+    columns = {}
+    for name, event in (("intended", Event.INTENDED), ("sent", Event.SENT),
+                        ("start", Event.START), ("end", Event.END)):
+        columns[name] = events(records, event).groupby("job_id")["t_ns"].min()
+    return pd.DataFrame(columns)
+
+
+def idle_probe_phase(options: RunOptions) -> dict[str, Any]:
+    """Single jobs sent one at a time once the window's backlog is purged: the latency
+    of an idle system, for jobs of the cell's payload."""
+    return {"type": "idle", "jobs": IDLE_PROBES.pick(options), "gap_ms": 20,
+            "time_limit_s": 30, "purge_first": True}
+
+
+def split_probes(records: pd.DataFrame, report: DriverReport
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(the records of the first phase, the PROBE_METRICS of an idle phase after it; none
+    when the cell has no second phase)."""
+    if len(report.phases) < 2:
+        return records, {}
+    probe_first = report.phases[1].first_id
+    probes = per_job_times(records[records["job_id"] >= probe_first])
+    latency = percentiles_ms(histogram_of((probes["start"] - probes["intended"]).dropna()))
+    return records[records["job_id"] < probe_first], {
+        "latency_ms": {"p50": latency["p50"], "p99": latency["p99"]},
+        "latency_samples": int(probes["start"].notna().sum()),
     }

@@ -52,7 +52,9 @@ from scenarios.presentation import ReportKit
 JOB_MS = 200
 JOBS_PER_SLOT = {"job-process-kill": 3, "node-kill": 3, "broker-kill": 4}  # broker: some queued
 TIMEOUT_S = 5.0
-LATE_GRACE_S = 5.0  # the late watch, at least; a longer re-delivery delay gets its own length
+# The late watch, at least. In a full run a longer re-delivery delay gets its own length
+# too; a quick run's window already holds that delay plus base_s, so it watches this long.
+LATE_GRACE_S = 5.0
 # After a broker restart, workers reconnect with a growing backoff (Celery's
 # consumer retries after 2, 4, 6... s): watch at least this long after the
 # broker is back, and this much longer when jobs are still missing.
@@ -105,6 +107,7 @@ class Grid:
     worker_kill_profiles: tuple[str, ...] | None  # None: the run's profile
     broker_kill: bool  # in the reliable profile, at every persistence setting
     base_s: float  # observation window, before any redelivery timeout
+    late_as_long_as_delay: bool  # the late watch lasts the redelivery delay when longer
 
 
 class CrashRecovery(Scenario):
@@ -114,7 +117,8 @@ class CrashRecovery(Scenario):
     order = 50
     measures_speed = False
     all_profiles = True  # plans default and reliable itself, whatever --profile says
-    grids = Grids(quick=Grid(False, None, False, 3.0), full=Grid(True, PROFILES, True, 6.0))
+    grids = Grids(quick=Grid(False, None, False, 3.0, False),
+                  full=Grid(True, PROFILES, True, 6.0, True))
     metrics = {
         "jobs": Metric("jobs", doc="jobs of the cell"),
         "completed": Metric("jobs", doc="jobs that ended (once + duplicated)"),
@@ -151,17 +155,16 @@ class CrashRecovery(Scenario):
         both profiles and broker-kill in the reliable one at every persistence setting."""
         grid = self.grids.pick(options)
         faults = worker_faults(backend) if grid.all_worker_faults else WORKER_FAULTS[:1]
-        cells = [self._cell(backend, options, profile, fault, None, grid.base_s)
+        cells = [self._cell(backend, options, profile, fault, None, grid)
                  for profile in grid.worker_kill_profiles or (options.profile,)
                  for fault in faults]
         if grid.broker_kill:
-            cells += [self._cell(backend, options, "reliable", "broker-kill", persistence,
-                                 grid.base_s)
+            cells += [self._cell(backend, options, "reliable", "broker-kill", persistence, grid)
                       for persistence in persistences(backend)]
         return cells
 
     def _cell(self, backend: str, options: RunOptions, profile: str, fault: str,
-              persistence: str | None, base_s: float) -> CellPlan:
+              persistence: str | None, grid: Grid) -> CellPlan:
         jobs = JOBS_PER_SLOT[fault] * options.slots
         extra = crash_options(backend)
         delay = redelivery_s(backend)
@@ -173,15 +176,17 @@ class CrashRecovery(Scenario):
                 extra[DURABILITY_SWITCH[backend]] = setting.durable
         phase = {"type": "crash", "fault": fault, "jobs": jobs, "kill_after_ends": options.slots,
                  "kill_in_flight": max(1, options.slots // 2), "kill_delay_s": JOB_MS / 4000,
-                 "window_s": base_s + delay, "min_observe_s": delay + 1.5,
-                 "late_grace_s": max(LATE_GRACE_S, delay), "time_limit_s": 60}
+                 "window_s": grid.base_s + delay, "min_observe_s": delay + 1.5,
+                 "late_grace_s": max(LATE_GRACE_S, delay if grid.late_as_long_as_delay else 0),
+                 "time_limit_s": 60}
         if fault == "broker-kill":
-            phase.update(window_s=base_s + delay + RECONNECT_S, observe_after_back_s=RECONNECT_S)
+            phase.update(window_s=grid.base_s + delay + RECONNECT_S,
+                         observe_after_back_s=RECONNECT_S)
         return CellPlan(
             scenario=self.name, backend=backend,
             params={"fault": fault, "mode": profile, "persistence": persistence, "jobs": jobs},
             workload={"spec": {"kind": "sleep", "ms": JOB_MS}, "phases": [phase]},
-            timeout_s=300 + 2 * (base_s + delay), profile=profile, options=extra,
+            timeout_s=300 + 2 * (grid.base_s + delay), profile=profile, options=extra,
             broker_kill=broker_kill,
         )
 

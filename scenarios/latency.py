@@ -21,13 +21,19 @@ from typing import Any
 import pandas as pd
 
 from core.protocol import DriverReport, PhaseReport
-from core.recorder import Event
 from scenarios import latency_views
 from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
-from scenarios.common import JOB_COUNT_METRICS, STEADY_METRICS, events, job_counts, steady_rate
+from scenarios.common import (
+    JOB_COUNT_METRICS,
+    STEADY_METRICS,
+    job_counts,
+    per_job_times,
+    split_probes,
+    steady_rate,
+)
 from scenarios.presentation import ReportKit
 from scenarios.stats import encode, histogram_of, percentiles_ms
-from scenarios.throughput import THROUGHPUT, steady_workload, window_of
+from scenarios.throughput import same_round_throughput, steady_workload, window_of
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,6 @@ def producers_for(rate: float) -> int:
 def saturation_backlog(rate: float) -> float:
     """Jobs sent but not started at the end of sending beyond which a rate is saturated."""
     return max(10.0, rate * BACKLOG_SECONDS)
-
-
-def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per job: first INTENDED, SENT, START, END time."""
-    columns = {}
-    for name, event in (("intended", Event.INTENDED), ("sent", Event.SENT),
-                        ("start", Event.START), ("end", Event.END)):
-        columns[name] = events(records, event).groupby("job_id")["t_ns"].min()
-    return pd.DataFrame(columns)
 
 
 def latency_metrics(jobs: pd.DataFrame) -> dict[str, Any]:
@@ -124,15 +121,14 @@ class Latency(Scenario):
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         grid = self.grids.pick(options)
-        spec = {"kind": "noop", "ms": 0}
         max_workload, max_limit = steady_workload(0, options)  # = throughput's noop cell
         cells = [
             self._cell(backend, options, {"rate": None, "rate_label": "max",
-                                          "window_s": window_of(options)}, spec,
-                       max_workload["phases"], max_limit),
-            self._cell(backend, options, {"rate": None, "rate_label": "idle"}, spec,
-                       [{"type": "idle", "jobs": grid.idle_jobs, "gap_ms": 20,
-                         "time_limit_s": 30}], 30),
+                                          "window_s": window_of(options)}, max_workload,
+                       max_limit),
+            self._cell(backend, options, {"rate": None, "rate_label": "idle"},
+                       noop_jobs([{"type": "idle", "jobs": grid.idle_jobs, "gap_ms": 20,
+                                   "time_limit_s": 30}]), 30),
         ]
         for rate in options.rates or grid.rates:
             cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s",
@@ -149,16 +145,15 @@ class Latency(Scenario):
             phase.update(producers=producers_for(rate), saturated_backlog=saturation_backlog(rate))
         cell = self._cell(backend, options, {"rate": rate, "rate_label": label,
                                              "duration_s": seconds},
-                          {"kind": "noop", "ms": 0}, [phase], seconds + 6)
+                          noop_jobs([phase]), seconds + 6)
         if fraction is not None:
             cell.options = {"rate_fraction": fraction}
         return cell
 
     def _cell(self, backend: str, options: RunOptions, params: dict[str, Any],
-              spec: dict[str, Any], phases: list[dict[str, Any]], limit: float) -> CellPlan:
-        return CellPlan(scenario=self.name, backend=backend, params=params,
-                        workload={"spec": spec, "phases": phases}, timeout_s=limit + 90,
-                        profile=options.profile)
+              workload: dict[str, Any], limit: float) -> CellPlan:
+        return CellPlan(scenario=self.name, backend=backend, params=params, workload=workload,
+                        timeout_s=limit + 90, profile=options.profile)
 
     def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
                 ) -> CellPlan:
@@ -168,14 +163,10 @@ class Latency(Scenario):
         in this round for this backend and profile, its result is reused.
         """
         if plan.params.get("rate_label") == "max":
-            window = plan.params["window_s"]
-            for cell in finished:
-                if (cell["scenario"] == THROUGHPUT.name and cell["backend"] == plan.backend
-                        and cell["round"] == round_no and cell["profile"] == plan.profile
-                        and cell["params"].get("duration_ms") == 0
-                        and cell["params"].get("window_s") == window
-                        and cell["status"] == "ok"):
-                    raise CellReused(cell)
+            source = same_round_throughput(finished, plan, round_no, duration_ms=0,
+                                           window_s=plan.params["window_s"])
+            if source is not None:
+                raise CellReused(source)
             return plan
         fraction = plan.options.get("rate_fraction")
         if fraction is None:
@@ -196,8 +187,9 @@ class Latency(Scenario):
                 ) -> dict[str, Any]:
         label = plan.params["rate_label"]
         if label == "max":
-            return {**steady_rate(records, report.phases[0], plan.params["window_s"]),
-                    **job_counts(records)}
+            window_records, _ = split_probes(records, report)
+            return {**steady_rate(window_records, report.phases[0], plan.params["window_s"]),
+                    **job_counts(window_records)}
         jobs = per_job_times(records)
         if jobs.empty or jobs["start"].notna().sum() == 0:
             raise CellFailed("no job started")
@@ -251,3 +243,7 @@ class Latency(Scenario):
 
 
 LATENCY = Latency()
+
+
+def noop_jobs(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"spec": {"kind": "noop", "ms": 0}, "phases": phases}

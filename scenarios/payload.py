@@ -3,7 +3,9 @@
 Each cell runs noop jobs carrying the payload in the throughput scenario's
 steady-state window (its preload gives the enqueue rate; the backlog it
 keeps is capped in bytes), then sends single jobs one at a time on the idle
-system for latency.
+system for latency. The throughput scenario's noop cell is exactly the cell
+of the smallest size (scenarios/throughput.py, noop_workload): when it ran
+in the same round, its result is reused.
 """
 
 from __future__ import annotations
@@ -14,32 +16,33 @@ from typing import Any
 import pandas as pd
 
 from core.protocol import DriverReport
-from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
+from scenarios.base import CellPlan, CellReused, Grids, RunOptions, Scenario
 from scenarios.common import (
     ENQUEUE_PER_S,
     JOB_COUNT_METRICS,
+    PROBE_METRICS,
     STEADY_METRICS,
     job_counts,
     preload_enqueue_per_s,
+    split_probes,
     steady_rate,
 )
-from scenarios.latency import per_job_times
 from scenarios.presentation import ReportKit
-from scenarios.stats import histogram_of, percentiles_ms
-from scenarios.throughput import sustained, window_of
+from scenarios.throughput import (
+    NOOP_PAYLOAD_BYTES,
+    noop_workload,
+    same_round_throughput,
+    window_of,
+)
 
 
 @dataclass(frozen=True)
 class Grid:
     sizes: tuple[int, ...]  # payload bytes per job
-    budget_mib: int  # payload a cell holds in the broker at most
-    most_jobs: int
-    probes: int  # single jobs on the idle system, for latency
-    limit_s: float  # of the batch
 
 
-GRIDS = Grids(quick=Grid((64, 1024 * 1024), 32, 1000, 5, 3.0),
-              full=Grid((64, 1024, 16 * 1024, 256 * 1024, 1024 * 1024), 128, 2000, 10, 5.0))
+GRIDS = Grids(quick=Grid((NOOP_PAYLOAD_BYTES, 1024 * 1024)),
+              full=Grid((NOOP_PAYLOAD_BYTES, 1024, 16 * 1024, 256 * 1024, 1024 * 1024)))
 
 
 class Payload(Scenario):
@@ -51,42 +54,44 @@ class Payload(Scenario):
     metrics = {
         **STEADY_METRICS,
         "enqueue_per_s": ENQUEUE_PER_S,
-        "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the probes, intended -> start"),
-        "latency_samples": Metric("jobs", doc="probes with a latency"),
+        **PROBE_METRICS,
         **JOB_COUNT_METRICS,
     }
 
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
-        grid = self.grids.pick(options)
         cells = []
-        for size in options.payload_sizes or grid.sizes:
-            steady, seconds = sustained(options)
-            steady["max_backlog_bytes"] = grid.budget_mib * 1024 * 1024
+        for size in options.payload_sizes or self.grids.pick(options).sizes:
+            workload, seconds = noop_workload(size, options)
             cells.append(CellPlan(
                 scenario=self.name, backend=backend,
                 params={"payload_bytes": size, "slots": options.slots,
                         "window_s": window_of(options)},
-                workload={"spec": {"kind": "noop", "ms": 0}, "payload_bytes": size, "phases": [
-                    steady,
-                    # the backlog is still queued: probe an idle system
-                    {"type": "idle", "jobs": grid.probes, "gap_ms": 20, "time_limit_s": 30,
-                     "purge_first": True},
-                ]},
-                timeout_s=seconds + 120, profile=options.profile,
+                workload=workload, timeout_s=seconds + 120, profile=options.profile,
             ))
         return cells
 
+    def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
+                ) -> CellPlan:
+        """The smallest size is the throughput scenario's noop cell: reuse it when it ran
+        in this round, keeping the metrics this scenario declares."""
+        if plan.params["payload_bytes"] != NOOP_PAYLOAD_BYTES:
+            return plan
+        source = same_round_throughput(finished, plan, round_no, duration_ms=0,
+                                       slots=plan.params["slots"],
+                                       window_s=plan.params["window_s"])
+        if source is None:
+            return plan
+        keep = {name.split(".")[0] for name in self.metrics}
+        raise CellReused(dict(source, metrics={k: v for k, v in source["metrics"].items()
+                                               if k in keep}))
+
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
-        probe_first = report.phases[1].first_id
-        batch = records[records["job_id"] < probe_first]
-        probes = per_job_times(records[records["job_id"] >= probe_first])
-        latency = percentiles_ms(histogram_of((probes["start"] - probes["intended"]).dropna()))
+        batch, probes = split_probes(records, report)
         return {
             **steady_rate(batch, report.phases[0], plan.params["window_s"]),
             "enqueue_per_s": preload_enqueue_per_s(report.phases[0]),
-            "latency_ms": {"p50": latency["p50"], "p99": latency["p99"]},
-            "latency_samples": int(probes["start"].notna().sum()),
+            **probes,
             **job_counts(batch),
         }
 

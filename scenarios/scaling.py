@@ -23,7 +23,7 @@ from adapters import BACKENDS
 from core.protocol import DriverReport
 from scenarios.base import CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
 from scenarios.presentation import ReportKit
-from scenarios.throughput import THROUGHPUT, steady_workload, window_of
+from scenarios.throughput import THROUGHPUT, same_round_throughput, steady_workload, window_of
 
 MIN_GAIN = 0.10  # a step up in slots "adds throughput" when jobs/s rise at least this much
 CEILINGS = frozenset(b.ceiling for b in BACKENDS.values() if b.ceiling)
@@ -72,15 +72,12 @@ class Scaling(Scenario):
                 ) -> CellPlan:
         """The point at the run's slot count is the throughput cell of this round, when
         that ran: its result is reused."""
-        for cell in finished:
-            if (cell["scenario"] == THROUGHPUT.name and cell["backend"] == plan.backend
-                    and cell["round"] == round_no and cell["profile"] == plan.profile
-                    and cell["status"] == "ok" and cell["params"] == {
-                        k: plan.params[k] for k in ("duration_ms", "slots", "window_s")}):
-                source = dict(cell, metrics={**cell["metrics"],
-                                             **extra_metrics(plan.params["slots"],
-                                                             cell["metrics"]["jobs_per_s"])})
-                raise CellReused(source)
+        cell = same_round_throughput(finished, plan, round_no, **{
+            k: plan.params[k] for k in ("duration_ms", "slots", "window_s")})
+        if cell is not None:
+            raise CellReused(dict(cell, metrics={
+                **cell["metrics"], **extra_metrics(plan.params["slots"],
+                                                   cell["metrics"]["jobs_per_s"])}))
         return plan
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport

@@ -6,6 +6,8 @@ target that follows the measured rate) through a warm-up and a counted
 window of W seconds (2 s quick, 8 s full, --window), the same for every
 backend, fast or slow. Completions per second of the window give the
 figure and its stability. efficiency = jobs_per_s / (slots / duration).
+Noop jobs carry the payload scenario's smallest payload and are followed by
+idle probes, so that scenario reuses the noop cell instead of running it again.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from scenarios.base import CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.common import (
     ENQUEUE_PER_S,
     JOB_COUNT_METRICS,
+    PROBE_METRICS,
     STEADY_METRICS,
+    idle_probe_phase,
     job_counts,
     preload_enqueue_per_s,
+    split_probes,
     steady_rate,
 )
 from scenarios.presentation import ReportKit
@@ -35,10 +40,14 @@ class Grid:
     durations_ms: tuple[float, ...]
     warmup_s: float  # not counted
     window_s: float  # counted: W
+    budget_mib: int  # payload a cell's backlog holds in the broker at most
 
 
-GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0),  # the noop ceiling and one real job size
-              full=Grid((0, 1, 10, 100), 1.0, 8.0))
+GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0, 64),  # the noop ceiling and one real job size
+              full=Grid((0, 1, 10, 100), 1.0, 8.0, 128))
+# What a noop job carries: the payload scenario's smallest size, so its cell at that size
+# is this scenario's noop cell (reused, see scenarios/payload.py).
+NOOP_PAYLOAD_BYTES = 64
 
 
 def window_of(options: RunOptions) -> float:
@@ -46,25 +55,49 @@ def window_of(options: RunOptions) -> float:
     return options.window_s or GRIDS.pick(options).window_s
 
 
-def sustained(options: RunOptions, payload_bytes: int = 0) -> tuple[dict[str, Any], float]:
-    """(phase, seconds it lasts) of a steady-state window; payload cells use it too."""
+def sustained(options: RunOptions) -> tuple[dict[str, Any], float]:
+    """(phase, seconds it lasts) of a steady-state window; payload and depth cells use it."""
     grid = GRIDS.pick(options)
     window = window_of(options)
     phase = {"type": "sustained", "warmup_s": grid.warmup_s, "window_s": window,
-             "time_limit_s": grid.warmup_s + window}
+             "time_limit_s": grid.warmup_s + window,
+             "max_backlog_bytes": grid.budget_mib * 1024 * 1024}
     return phase, grid.warmup_s + window
+
+
+def noop_workload(payload_bytes: int, options: RunOptions) -> tuple[dict[str, Any], float]:
+    """(workload, seconds) of a noop window carrying `payload_bytes` per job, then idle
+    probes of the same jobs: the noop throughput cell and every payload cell."""
+    phase, seconds = sustained(options)
+    return {"spec": {"kind": "noop", "ms": 0}, "payload_bytes": payload_bytes,
+            "phases": [phase, idle_probe_phase(options)]}, seconds
+
+
+def same_round_throughput(finished: list[dict[str, Any]], plan: CellPlan, round_no: int,
+                          **params: Any) -> dict[str, Any] | None:
+    """The ok throughput cell of `plan`'s backend and profile in this round whose params
+    include `params`, if one has ended: a later cell that would measure the same reuses it."""
+    return next((cell for cell in finished
+                 if cell["scenario"] == THROUGHPUT_NAME and cell["backend"] == plan.backend
+                 and cell["round"] == round_no and cell["profile"] == plan.profile
+                 and cell["status"] == "ok"
+                 and all(cell["params"].get(k) == v for k, v in params.items())), None)
 
 
 def steady_workload(duration_ms: float, options: RunOptions) -> tuple[dict[str, Any], float]:
     """(workload, seconds) of a throughput cell. The latency scenario's `max` cell is
-    this workload with noop jobs, which lets it reuse the throughput cell."""
-    spec = {"kind": "noop", "ms": 0} if duration_ms == 0 else {"kind": "sleep", "ms": duration_ms}
+    the noop one, which lets it reuse the throughput cell."""
+    if duration_ms == 0:
+        return noop_workload(NOOP_PAYLOAD_BYTES, options)
     phase, seconds = sustained(options)
-    return {"spec": spec, "phases": [phase]}, seconds
+    return {"spec": {"kind": "sleep", "ms": duration_ms}, "phases": [phase]}, seconds
+
+
+THROUGHPUT_NAME = "throughput"
 
 
 class Throughput(Scenario):
-    name = "throughput"
+    name = THROUGHPUT_NAME
     title = "Throughput"
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
     order = 10
@@ -74,6 +107,7 @@ class Throughput(Scenario):
         "enqueue_per_s": ENQUEUE_PER_S,
         "efficiency": Metric("", "higher", doc="jobs_per_s / (slots / duration); null for 0 ms"),
         "ideal_jobs_per_s": Metric("jobs/s", doc="slots / duration"),
+        **PROBE_METRICS,  # noop cells only
         **JOB_COUNT_METRICS,
     }
 
@@ -92,6 +126,7 @@ class Throughput(Scenario):
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:
         phase = report.phases[0]
+        records, probes = split_probes(records, report)
         rate = steady_rate(records, phase, plan.params["window_s"])
         duration_ms = plan.params["duration_ms"]
         ideal = plan.params["slots"] / (duration_ms / 1000) if duration_ms else None
@@ -100,6 +135,7 @@ class Throughput(Scenario):
             "enqueue_per_s": preload_enqueue_per_s(phase),
             "efficiency": rate["jobs_per_s"] / ideal if ideal else None,
             "ideal_jobs_per_s": ideal,
+            **probes,
             **job_counts(records),
         }
 

@@ -134,7 +134,8 @@ def drivers_of_cell(sid: int, text: str) -> list[int]:
 
 def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path):
     """Throughput, latency (two forked producers at 3000/s) and payload share one driver
-    and its workers; latency's max cell is the throughput noop cell, not a second run."""
+    and its workers; latency's max cell and payload's 64 B cell are the throughput noop
+    cell, not a second run."""
     out = tmp_path / "run"
     done = harness_cli("run", "--scenario", "throughput,latency,payload", "--backend",
                        "amqp-raw", "--quick", "--durations", "0", "--rates", "3000",
@@ -156,8 +157,10 @@ def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path
     # the forked producers left the queue alone: the payload cells after them drained
     payload = [c for c in cells if c["scenario"] == "payload"]
     assert payload and all(c["metrics"]["completed"] > 0 for c in payload)
+    # the 64 B cell is the noop cell; the 1 MiB one ran
+    assert [c.get("reused_from") for c in payload] == [noop["cell_dir"], None]
     # the latency probes run on an emptied queue, so every probe is measured
     assert all(c["metrics"]["latency_samples"] == 5 for c in payload)
-    for c in payload:
+    for c in (noop, payload[1]):
         meta = json.loads((out / c["cell_dir"] / "driver.json").read_text())
         assert meta["phases"][1]["backlog_purged"]
