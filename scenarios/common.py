@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -146,3 +147,11 @@ def split_probes(records: pd.DataFrame, report: DriverReport
         "latency_ms": {"p50": latency["p50"], "p99": latency["p99"]},
         "latency_samples": int(probes["start"].notna().sum()),
     }
+
+
+def declared_only(metrics: dict[str, Any], declarations: Mapping[str, Metric]
+                  ) -> dict[str, Any]:
+    """The entries of `metrics` that `declarations` name (`latency_ms.*` names
+    `latency_ms`): what a cell reusing another cell's result may take from it."""
+    keep = {name.split(".")[0] for name in declarations}
+    return {name: value for name, value in metrics.items() if name in keep}

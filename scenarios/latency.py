@@ -26,6 +26,7 @@ from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunO
 from scenarios.common import (
     JOB_COUNT_METRICS,
     STEADY_METRICS,
+    declared_only,
     job_counts,
     per_job_times,
     split_probes,
@@ -165,8 +166,9 @@ class Latency(Scenario):
         if plan.params.get("rate_label") == "max":
             source = same_round_throughput(finished, plan, round_no, duration_ms=0,
                                            window_s=plan.params["window_s"])
-            if source is not None:
-                raise CellReused(source)
+            if source is not None:  # its window figures, not the idle probes' latency
+                raise CellReused(dict(source, metrics=declared_only(
+                    source["metrics"], {**STEADY_METRICS, **JOB_COUNT_METRICS})))
             return plan
         fraction = plan.options.get("rate_fraction")
         if fraction is None:

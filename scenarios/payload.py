@@ -22,6 +22,7 @@ from scenarios.common import (
     JOB_COUNT_METRICS,
     PROBE_METRICS,
     STEADY_METRICS,
+    declared_only,
     job_counts,
     preload_enqueue_per_s,
     split_probes,
@@ -81,9 +82,7 @@ class Payload(Scenario):
                                        window_s=plan.params["window_s"])
         if source is None:
             return plan
-        keep = {name.split(".")[0] for name in self.metrics}
-        raise CellReused(dict(source, metrics={k: v for k, v in source["metrics"].items()
-                                               if k in keep}))
+        raise CellReused(dict(source, metrics=declared_only(source["metrics"], self.metrics)))
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:

@@ -69,3 +69,13 @@ def test_the_idle_probes_are_neither_counted_nor_in_the_window() -> None:
     payload = PAYLOAD.analyze(next(iter(PAYLOAD.plan("rq", QUICK))), frame, driver)
     assert {k: payload[k] for k in ("completed", "latency_samples")} == {
         "completed": 100, "latency_samples": 5}
+
+
+def test_latency_max_reuses_the_noop_window_without_the_probes_latency() -> None:
+    """The idle probes' latency is not the latency at the maximum rate."""
+    top = next(c for c in LATENCY.plan("rq", QUICK) if c.params["rate_label"] == "max")
+    with pytest.raises(CellReused) as reused:
+        LATENCY.resolve(top, [finished_noop()], 1)
+    metrics = reused.value.source["metrics"]
+    assert metrics["jobs_per_s"] == 500.0
+    assert "latency_ms" not in metrics and "latency_samples" not in metrics

@@ -1,6 +1,6 @@
 """redis-raw: the ceiling a Python client gets from Redis.
 
-Producer LPUSHes a small JSON message per job (a pipeline for batches);
+Producer LPUSHes a small JSON message per job (one LPUSH of many for a batch);
 `slots` consumer threads over a few processes (adapters/raw_consumers.py,
 adapters/redis_raw/worker.py, hiredis parser) fetch batches (a pipelined
 RPOP with a count, or one Lua call of LMOVEs when reliable) and run the jobs
@@ -32,7 +32,7 @@ from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, w
 
 
 class RedisRawAdapter(WorkerProcessAdapter):
-    bulk_api = True  # a pipeline of LPUSHes
+    bulk_api = True  # one LPUSH of many messages
 
     def __init__(self, config: AdapterConfig) -> None:
         super().__init__(config)
@@ -52,7 +52,7 @@ class RedisRawAdapter(WorkerProcessAdapter):
                 "prefetch": BATCH * self.config.slots,
                 "acks": "LREM from the processing list after the job, pipelined" if reliable
                 else "none: RPOP removes the message on fetch",
-                "results": False, "enqueue": "LPUSH per job; a pipeline of LPUSHes per batch"}
+                "results": False, "enqueue": "LPUSH per job; one LPUSH of a batch's messages"}
 
     def extra_settings(self) -> dict[str, Any]:
         reliable = self.config.profile == "reliable"
@@ -76,10 +76,8 @@ class RedisRawAdapter(WorkerProcessAdapter):
         self.client.lpush(self.config.queue, encode(job))
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for job in jobs:
-            pipe.lpush(self.config.queue, encode(job))
-        pipe.execute()
+        """One LPUSH of every message, in order: the first job is popped first."""
+        self.client.lpush(self.config.queue, *(encode(job) for job in jobs))
 
     def close(self) -> None:
         self.client.close()
