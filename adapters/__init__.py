@@ -23,6 +23,7 @@ and a [[backend]] entry may override any of them (tables merge key by key).
     loss_on_node_kill = "..."        # the same two for node-kill, where the cause differs
     rerun_on_node_kill = "..."
     redelivery_extra_s = 10.0        # the library adds this to the timeout before it re-runs
+    timeout_profiles = ["reliable"]  # where the timeouts lead to a re-run (default: all)
     node_is_job_process = "..."      # why node-kill = job-process-kill (no pool): run once
     [[backend]]
     name = "celery-redis"            # the name on the command line
@@ -71,6 +72,9 @@ class CrashInfo:
     rerun_on_node_kill: str | None = None
     redelivery_extra_s: float = 0.0
     node_is_job_process: str | None = None
+    # The profiles in which the timeouts lead to a re-delivery (None: every profile). In
+    # the others nothing re-runs a dead worker's job, and its cells wait no timeout.
+    timeout_profiles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,7 @@ CRASH_KEYS: dict[str, tuple[type, str]] = {
     "loss_on_worker_kill": (str, "a string"), "rerun_on_worker_kill": (str, "a string"),
     "loss_on_node_kill": (str, "a string"), "rerun_on_node_kill": (str, "a string"),
     "redelivery_extra_s": (float, "a number of seconds"), "node_is_job_process": (str, "a string"),
+    "timeout_profiles": (list, "a list of profile names"),
 }
 
 
@@ -172,7 +177,9 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
                         loss_on_node_kill=crash.get("loss_on_node_kill"),
                         rerun_on_node_kill=crash.get("rerun_on_node_kill"),
                         redelivery_extra_s=float(crash.get("redelivery_extra_s", 0.0)),
-                        node_is_job_process=crash.get("node_is_job_process")),
+                        node_is_job_process=crash.get("node_is_job_process"),
+                        timeout_profiles=(tuple(crash["timeout_profiles"])
+                                          if "timeout_profiles" in crash else None)),
         source=path,
     )
 

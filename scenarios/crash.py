@@ -73,11 +73,13 @@ def crash_options(backend: str) -> dict[str, Any]:
     return {**{name: TIMEOUT_S for name in crash.timeout_options}, **crash.options}
 
 
-def redelivery_s(backend: str) -> float:
-    """Seconds after which `backend` re-delivers a dead worker's jobs when its cells shorten
-    the timeouts (0: at once, by the broker, or never)."""
+def redelivery_s(backend: str, profile: str) -> float:
+    """Seconds after which `backend` re-delivers a dead worker's jobs in `profile` when its
+    cells shorten the timeouts (0: at once, by the broker, or never)."""
     crash = BACKENDS[backend].crash
-    return TIMEOUT_S + crash.redelivery_extra_s if crash.timeout_options else 0.0
+    if not crash.timeout_options or profile not in (crash.timeout_profiles or (profile,)):
+        return 0.0
+    return TIMEOUT_S + crash.redelivery_extra_s
 
 
 def worker_faults(backend: str) -> tuple[str, ...]:
@@ -167,7 +169,7 @@ class CrashRecovery(Scenario):
               persistence: str | None, grid: Grid) -> CellPlan:
         jobs = JOBS_PER_SLOT[fault] * options.slots
         extra = crash_options(backend)
-        delay = redelivery_s(backend)
+        delay = redelivery_s(backend, profile)
         broker_kill = None
         if fault == "broker-kill":
             setting = persistence_of(backend, persistence or "")
@@ -203,7 +205,7 @@ class CrashRecovery(Scenario):
         late_end = phase.late_until_ns or phase.observed_until_ns
         outcome["window_s"] = round((phase.observed_until_ns - phase.kill_ns) / 1e9, 2)
         outcome["late_watch_s"] = round((late_end - phase.observed_until_ns) / 1e9, 2)
-        outcome["redelivery_s"] = redelivery_s(plan.backend)
+        outcome["redelivery_s"] = redelivery_s(plan.backend, plan.profile)
         outcome["killed_processes"] = len(phase.killed_pids or [])
         outcome["capacity"] = {"before": phase.capacity_before,
                                "after_kill": phase.capacity_after_kill,
