@@ -10,8 +10,9 @@ from core.results import ResultsError
 from harness.baselines import BASELINES, read_summary, resolve
 from harness.compare.export import export_series, render_bencher, render_github
 from harness.compare.fingerprint import check
-from harness.compare.judge import ALPHA, THRESHOLD, Comparison, compare
+from harness.compare.judge import ALPHA, THRESHOLD, Comparison, basis_rounds, compare
 from harness.compare.metrics import default_metrics
+from harness.compare.noise import NoiseModel, freedom_summary, learn, read_runs
 from harness.compare.render import describe, method_line, outcome_line, render_markdown, render_text
 
 FORMATS = ("text", "markdown", "github", "bencher")
@@ -59,6 +60,11 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text",
                         help="text (default), markdown, github (github-action-benchmark "
                              "customBiggerIsBetter JSON), bencher (Bencher Metric Format JSON)")
+    parser.add_argument("--noise", type=Path, metavar="DIR",
+                        help="learn each row's round noise from the runs in DIR (history "
+                             "entries or run directories of the same kind of machine, e.g. "
+                             "main's history) and test against it instead of Welch's test on "
+                             "the two runs' rounds alone: more power from the same 3 rounds")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write there instead of stdout")
     parser.add_argument("--baselines-dir", type=Path, default=BASELINES, metavar="DIR",
                         help="where baseline names are looked up (default: results/baselines)")
@@ -78,12 +84,21 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = Comparison([])
     head = [f"baseline: {describe(summaries[0], names[0])}",
             f"current:  {describe(summaries[-1], names[-1])}"]
+    noise: NoiseModel | None = None
     if len(summaries) == 2:
         head += check(summaries[0], summaries[1], args.force)
+        if args.noise:
+            runs = read_runs(args.noise)
+            noise = learn(runs, lambda s: basis_rounds(s, args.metric, args.absolute))
         comparison = compare(summaries[0], summaries[1], metrics=args.metric,
                              threshold=args.threshold, absolute=args.absolute,
-                             allow_missing=args.allow_missing, names=(names[0], names[1]))
-    head += [f"method:   {method_line(args.threshold, ALPHA)}",
+                             allow_missing=args.allow_missing, names=(names[0], names[1]),
+                             noise=noise)
+        if noise is not None:
+            gated = [(r.key, r.metric) for r in comparison.rows if r.gated]
+            head.append(f"noise:    learned from {len(runs)} runs in {args.noise}: "
+                        f"{freedom_summary(noise, gated)}")
+    head += [f"method:   {method_line(args.threshold, ALPHA, noise is not None)}",
              "basis:    absolute figures" if args.absolute else
              "basis:    jobs/s of a library over its broker's raw ceiling, round by round "
              "(/redis-raw, /amqp-raw) where both runs have it, else absolute"]

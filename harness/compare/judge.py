@@ -1,7 +1,8 @@
 """Judging: one row per (case, metric) both runs have. A change is called when the
-medians differ by the threshold and a one-sided Welch t-test on the logs of the
-rounds is significant, with Holm's correction across the gated rows (see the package
-docstring and docs/ci.md)."""
+medians differ by the threshold and a one-sided t-test on the logs of the rounds is
+significant, with Holm's correction across the gated rows: Welch's on the two runs'
+rounds alone, or, with a noise model learned from earlier runs (noise.py), one whose
+variance pools theirs (see the package docstring and docs/ci.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from core.results import ResultsError
 from harness.compare.coverage import Skip, coverage, round_note
 from harness.compare.metrics import default_metrics, direction_of, selected
+from harness.compare.noise import Noise, NoiseModel, positive_logs
 from harness.compare.table import (
     CEILINGS,
     NORMALISABLE,
@@ -92,23 +94,36 @@ def median_ratio(base: Sequence[float], cur: Sequence[float]) -> float:
     return mc / mb if mb else (1.0 if mc == mb else math.inf)
 
 
-def p_value(base: Sequence[float], cur: Sequence[float], up: bool) -> float | None:
-    """One-sided Welch t-test that the current rounds moved `up` (or down); on logs when
-    every value is positive (a throughput change is a ratio). None below 2+2 rounds."""
+def p_value(base: Sequence[float], cur: Sequence[float], up: bool,
+            noise: Noise | None = None) -> float | None:
+    """One-sided t-test that the current rounds moved `up` (or down); on logs when every
+    value is positive (a throughput change is a ratio). Welch's on these rounds, or with
+    `noise` its learned variance pooled with theirs. None below 2+2 rounds (Welch) or 1+1."""
+    logs = (positive_logs(base), positive_logs(cur))
+    if noise is not None and logs[0] and logs[1]:
+        pooled = noise.with_rounds(*logs)
+        sizes = (len(base), len(cur))
+        return _t_tail(statistics.fmean(logs[1]) - statistics.fmean(logs[0]),
+                       pooled.standard_error(sizes), pooled.freedom_for(sizes), up)
     if len(base) < 2 or len(cur) < 2:
         return None
-    if min(*base, *cur) > 0:
+    if logs[0] and logs[1]:
         # rounded: a ratio of two equal floats is 1 within 1e-16, not a spread to test
-        base, cur = [round(math.log(v), 12) for v in base], [round(math.log(v), 12) for v in cur]
+        base, cur = [round(v, 12) for v in logs[0]], [round(v, 12) for v in logs[1]]
     shift = statistics.mean(cur) - statistics.mean(base)
     terms = [statistics.variance(v) / len(v) for v in (base, cur)]
-    if sum(terms) == 0:
+    freedom = (sum(terms) ** 2 / sum(x * x / (len(v) - 1)
+                                     for x, v in zip(terms, (base, cur), strict=True))
+               if sum(terms) else 1.0)
+    return _t_tail(shift, math.sqrt(sum(terms)), freedom, up)
+
+
+def _t_tail(shift: float, error: float, freedom: float, up: bool) -> float:
+    if error == 0:
         return 0.0 if (shift > 0) == up and shift != 0 else 1.0
     from scipy.stats import t  # here: scipy takes 1.5 s to import
 
-    freedom = sum(terms) ** 2 / sum(x * x / (len(v) - 1)
-                                    for x, v in zip(terms, (base, cur), strict=True))
-    score = shift / math.sqrt(sum(terms))
+    score = shift / error
     return float(t.sf(score if up else -score, freedom))
 
 
@@ -132,27 +147,50 @@ def welch_reach(variances: tuple[float, float], sizes: tuple[int, int], limit: f
     return float(t.isf(limit, freedom)) * math.sqrt(sum(terms))
 
 
-def detectable_drop(base: Sequence[float], cur: Sequence[float], limit: float,
-                    threshold: float) -> float | None:
-    """The smallest drop the test at `limit` could call with these rounds' own spread
-    (and at least the threshold): how blind the row is. None without a spread."""
-    variances = log_variances(base, cur)
-    if variances is None or limit <= 0:
+def pooled_reach(noise: Noise, sizes: tuple[int, int], limit: float) -> float:
+    """The same shift for the test with a learned noise (its variance and freedom)."""
+    from scipy.stats import t
+
+    return float(t.isf(limit, noise.freedom_for(sizes))) * noise.standard_error(sizes)
+
+
+def _reach(base: Sequence[float], cur: Sequence[float], limit: float, noise: Noise | None,
+           sizes: tuple[int, int]) -> float | None:
+    """The log shift the row's test reaches `limit` at with `sizes` rounds a side (the
+    learned noise grows by the extra rounds' freedom); None without a spread."""
+    logs = (positive_logs(base), positive_logs(cur))
+    if limit <= 0 or not (logs[0] and logs[1]):
         return None
-    shift = welch_reach(variances, (len(base), len(cur)), limit)
-    return max(threshold, 1 - math.exp(-shift))
+    if noise is not None:
+        pooled = noise.with_rounds(*logs)
+        grown = Noise(pooled.squares, pooled.freedom + sum(sizes) - len(base) - len(cur),
+                      pooled.runs, pooled.between)
+        return pooled_reach(grown, sizes, limit)
+    variances = log_variances(base, cur)
+    return None if variances is None else welch_reach(variances, sizes, limit)
+
+
+def detectable_drop(base: Sequence[float], cur: Sequence[float], limit: float,
+                    threshold: float, noise: Noise | None = None) -> float | None:
+    """The smallest drop the test at `limit` could call with these rounds' own spread
+    (or the learned one), and at least the threshold: how blind the row is. None
+    without a spread."""
+    shift = _reach(base, cur, limit, noise, (len(base), len(cur)))
+    return None if shift is None else max(threshold, 1 - math.exp(-shift))
 
 
 def rounds_needed(base: Sequence[float], cur: Sequence[float], limit: float,
-                  drop: float = DETECT) -> int | None:
+                  drop: float = DETECT, noise: Noise | None = None) -> int | None:
     """Rounds per side at which a `drop` would reach `limit` at the noise of these rounds
-    (each side's variance as measured); None if more than MAX_ROUNDS."""
-    variances = log_variances(base, cur)
-    if variances is None or limit <= 0:
-        return None
+    (each side's variance as measured, or the learned one); None if more than MAX_ROUNDS."""
     wanted = -math.log(1 - drop)
-    return next((n for n in range(2, MAX_ROUNDS + 1)
-                 if welch_reach(variances, (n, n), limit) <= wanted), None)
+    for n in range(2, MAX_ROUNDS + 1):
+        shift = _reach(base, cur, limit, noise, (n, n))
+        if shift is None:
+            return None
+        if shift <= wanted:
+            return n
+    return None
 
 
 def judge(row: Row, threshold: float) -> None:
@@ -229,9 +267,11 @@ def judged_rows(bt: Table, ct: Table, keys: Sequence[Key], states: dict[Key, Cas
 def compare(baseline: dict[str, Any], current: dict[str, Any], *,
             metrics: Sequence[str] | None = None, threshold: float = THRESHOLD,
             alpha: float = ALPHA, absolute: bool = False, allow_missing: bool = False,
-            names: tuple[str, str] = ("baseline", "current")) -> Comparison:
+            names: tuple[str, str] = ("baseline", "current"),
+            noise: NoiseModel | None = None) -> Comparison:
     """Judge every (case, metric) both runs have ok; `metrics` gate (globs; default: the
-    declared ones). Cases the baseline watched and the current run lost are problems."""
+    declared ones). Cases the baseline watched and the current run lost are problems.
+    `noise` (noise.learn over earlier runs) replaces Welch's test where it has the row."""
     metrics = default_metrics() if metrics is None else metrics
     bt, ct = per_round(baseline, names[0]), per_round(current, names[1])
     bstates, cstates = case_states(baseline, names[0]), case_states(current, names[1])
@@ -246,9 +286,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
         shared = sorted({r.metric for r in rows})
         raise ResultsError(f"no metric matching {','.join(metrics)} in both runs; shared: "
                            f"{', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''}")
+    learned = {(r.key, r.metric): (noise or {}).get((r.key, r.metric)) for r in rows}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
-        row.p = p_value(row.base, row.cur, row.ratio > 1)
+        row.p = p_value(row.base, row.cur, row.ratio > 1, learned[row.key, row.metric])
         row.p_limit = alpha
     gated = [r for r in rows if r.gated]
     holm(gated, alpha)
@@ -256,7 +297,19 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     for row in rows:
         judge(row, threshold)
         if row.gated:  # the most lenient limit Holm gives any one row
-            row.sees = detectable_drop(row.base, row.cur, first_limit, threshold)
-            row.rounds_needed = rounds_needed(row.base, row.cur, first_limit)
+            prior = learned[row.key, row.metric]
+            row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior)
+            row.rounds_needed = rounds_needed(row.base, row.cur, first_limit, noise=prior)
     rows.sort(key=lambda r: (not r.gated, r.verdict == NO_CHANGE))
     return Comparison(rows, skipped, allow_missing)
+
+
+def basis_rounds(summary: dict[str, Any], metrics: Sequence[str] | None = None,
+                 absolute: bool = False) -> dict[tuple[Key, str], list[float]]:
+    """Every gated row's rounds in one run, on the basis compare judges it: what a noise
+    model learns from (noise.learn)."""
+    metrics = default_metrics() if metrics is None else metrics
+    table, states = per_round(summary, "noise"), case_states(summary, "noise")
+    return {(r.key, r.metric): r.base
+            for r in judged_rows(table, table, sorted(table), states, metrics, absolute)
+            if r.gated}

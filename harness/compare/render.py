@@ -51,11 +51,13 @@ def describe(summary: dict[str, Any], source: str) -> str:
     return f"{source} (git {git}, {run.get('host', '?')}, {run.get('started', '?')})"
 
 
-def method_line(threshold: float, alpha: float) -> str:
+def method_line(threshold: float, alpha: float, learned: bool = False) -> str:
+    test = ("one-sided t-test on the logs of the rounds, its variance pooled with the "
+            "learned noise (rows it has; Welch's for the others)" if learned else
+            "one-sided Welch t-test on the logs of the rounds")
     return (f"a change is called when the medians differ by >= {threshold * 100:g}% and a "
-            f"one-sided Welch t-test on the logs of the rounds gives p <= {alpha:g}, "
-            "Holm-corrected across the gated rows (needs 2+2 rounds; with fewer, "
-            "threshold only)")
+            f"{test} gives p <= {alpha:g}, Holm-corrected across the gated rows (needs 2+2 "
+            "rounds; with fewer, threshold only)")
 
 
 def blind_line(comparison: Comparison) -> str | None:

@@ -12,7 +12,9 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
 4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
    as the maintainer workflow compares (the backend's own rows, Holm over them), and
    grafted into the A/A run that follows the baseline (the slowed backend's cells in
-   place of its own there: Holm over every gated row, as a full-run gate sees it).
+   place of its own there: Holm over every gated row, as a full-run gate sees it);
+5. 1, 2 and 4 again with `compare --noise`: each comparison learns the round noise from
+   the A/A runs it does not compare (leave out), as a gate learns it from main's history.
 collect.py (beside this script) makes the runs.
 """
 
@@ -26,14 +28,16 @@ import sys
 from pathlib import Path
 
 from harness.baselines import read_summary
-from harness.compare.judge import compare
+from harness.compare.judge import basis_rounds, compare
+from harness.compare.noise import NoiseModel, learn
 from harness.compare.table import CEILINGS, label
 
 DROPS = [d / 100 for d in range(10, 100, 10)]
 
 
-def verdicts(base: dict, cur: dict) -> tuple[list[str], list[str]]:
-    comparison = compare(base, cur, allow_missing=True)
+def verdicts(base: dict, cur: dict, noise: NoiseModel | None = None
+             ) -> tuple[list[str], list[str]]:
+    comparison = compare(base, cur, allow_missing=True, noise=noise)
     fired = [f"{r.name} {r.verdict} {(r.ratio - 1) * 100:+.1f}%" for r in comparison.rows
              if r.gated and r.verdict != "no significant change"]
     return fired, [f"{s.name}: {s.reason}" for s in comparison.problems]
@@ -47,9 +51,10 @@ def scaled(summary: dict, backend: str, factor: float) -> dict:
     return out
 
 
-def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool) -> bool:
+def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
+              noise: NoiseModel | None = None) -> bool:
     rows = compare(base, scaled(cur, backend, 1 - drop), allow_missing=True,
-                   absolute=absolute).rows
+                   absolute=absolute, noise=noise).rows
     return any(r.gated and r.key[1] == backend and r.key[3].startswith('{"duration_ms": 0')
                and r.verdict == "slower" for r in rows)
 
@@ -130,6 +135,42 @@ def main(folder: Path) -> None:
                           False) for i, base in enumerate(aa)]
         print(f"  {backend:20} {drop:+.0%}  called slower by {alone}/{len(aa)} alone, "
               f"{sum(full)}/{len(aa)} in a full run")
+    with_noise(folder, aa, pairs)
+
+
+def learned_without(aa: list[dict], *left_out: int) -> NoiseModel:
+    """The noise model of the A/A runs other than `left_out` (compare --noise)."""
+    return learn([s for n, s in enumerate(aa) if n not in left_out], basis_rounds)
+
+
+def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]]) -> None:
+    print("== with a noise model (compare --noise), learned from the A/A runs a comparison "
+          "does not use")
+    alarms = 0
+    seen: dict[str, list[float]] = {}
+    for i, j in pairs:
+        noise = learned_without(aa, i, j)
+        fired, _ = verdicts(aa[i], aa[j], noise)
+        alarms += bool(fired)
+        print(f"  a{i + 1} vs a{j + 1}: {len(fired)} row(s) fired"
+              + "".join(f"\n    {line}" for line in fired))
+        for row in compare(aa[i], aa[j], allow_missing=True, noise=noise).rows:
+            if row.gated and row.metric == "jobs_per_s" and row.sees is not None:
+                seen.setdefault(label(row.key), []).append(row.sees)
+    print(f"  pairs with a called change: {alarms}/{len(pairs)}")
+    print("  what each gated row sees (median over the pairs, Holm over every gated row):")
+    for name, values in sorted(seen.items()):
+        print(f"    {name:62} sees -{statistics.median(values):.0%}")
+    print("  injected slowdowns: called slower alone / in a full run, against each A/A run")
+    for path in sorted(p for p in (folder / "injected").glob("*.json") if p.stem != "delays"):
+        slowed, backend = read_summary(path), path.stem
+        alone = sum(fires_for(base, slowed, backend, 0.0, False, learned_without(aa, i))
+                    for i, base in enumerate(aa))
+        host = [(i + 1) % len(aa) for i in range(len(aa))]
+        full = sum(fires_for(base, grafted(aa[host[i]], slowed, backend), backend, 0.0, False,
+                             learned_without(aa, i, host[i]))
+                   for i, base in enumerate(aa))
+        print(f"    {backend:20} {alone}/{len(aa)} alone, {full}/{len(aa)} in a full run")
 
 
 def grafted(full: dict, slowed: dict, backend: str) -> dict:
