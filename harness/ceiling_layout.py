@@ -42,9 +42,11 @@ def sweep_points(slots: int, cpu_count: int = 1) -> list[int]:
 
 
 def noop_cell(backend: str, options: RunOptions, extra: dict[str, Any]) -> CellPlan:
-    """The backend's noop throughput cell, with `extra` adapter options."""
+    """The backend's noop throughput window (without the idle probes after it), with
+    `extra` adapter options."""
     cell = next(c for c in THROUGHPUT.plan(backend, options) if c.params["duration_ms"] == 0)
-    return dataclasses.replace(cell, options={**cell.options, **extra})
+    window_only = {**cell.workload, "phases": cell.workload["phases"][:1]}
+    return dataclasses.replace(cell, workload=window_only, options={**cell.options, **extra})
 
 
 def sweep(run_cell: CellRunner, backend: str, options: RunOptions) -> dict[int, float | None]:

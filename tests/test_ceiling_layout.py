@@ -61,3 +61,4 @@ def test_sweep_runs_one_short_noop_cell_per_count(monkeypatch) -> None:
     rates = sweep(run_cell, "redis-raw", RunOptions(slots=8))
     assert rates == {1: 1000.0, 2: 500.0, 4: None, 8: 125.0}
     assert all(c.params["duration_ms"] == 0 and c.params["window_s"] == 1.0 for c in seen)
+    assert all([p["type"] for p in c.workload["phases"]] == ["sustained"] for c in seen)

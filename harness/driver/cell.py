@@ -10,7 +10,7 @@ from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
 from core.recorder import ID_SPAN, Recorder
 from harness.driver.producer import Producer
 from harness.driver.tally import JobTally
-from harness.driver.workers import WorkerSet
+from harness.driver.workers import CLOSE_GRACE_S, WorkerSet
 
 QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
 
@@ -81,7 +81,7 @@ class CellRun:
         """
         began = time.monotonic()
         if self.report.fault:  # a fault may leave workers half-dead: never reuse them
-            self.report.workers_stop_s = self.workers.stop()
+            self.report.workers_stop_s = self.workers.stop(CLOSE_GRACE_S)
         if self.workers.running:
             try:
                 self.adapter.purge()

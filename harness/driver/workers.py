@@ -12,8 +12,9 @@ from adapters.base import Adapter, AdapterConfig
 from core.envnames import BARE_ENV, GATE_ENV
 from core.protocol import CellSpec
 
-# At the group's end its queue is purged and removed next and every result is written:
-# a graceful stop has nothing left to save (taskiq's took its whole 5 s grace).
+# At the group's end its queue is purged and removed next and every result is written,
+# and after a fault cell's late watch nothing its workers do is counted any more: a
+# graceful stop has nothing left to save (taskiq's took its whole 5 s grace).
 CLOSE_GRACE_S = 1.0
 
 
