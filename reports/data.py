@@ -82,6 +82,8 @@ def _cell_rows(cells: list[dict[str, Any]]) -> pd.DataFrame:
             "status": cell["status"], "reason": cell.get("reason") or "",
             "settings": cell.get("settings") or {}, "raw": metrics,
             "cell_dir": cell.get("cell_dir") or "",
+            "wall_s": cell.get("wall_s") if isinstance(cell.get("wall_s"), int | float)
+            else None,
             "key": group_key(cell["scenario"], cell["backend"], cell.get("profile"),
                              cell["params"]),
         }

@@ -626,3 +626,18 @@ def test_an_unstable_window_is_said_in_the_table(tmp_path: Path) -> None:
     rows = dict(THROUGHPUT.tables(Kit(data, THROUGHPUT))[0].rows)
     assert rows["rq"][0].text.endswith("(unstable)") and "CV up to 31%" in rows["rq"][0].detail
     assert "(unstable)" not in rows["arq"][0].text and "per-second CV 2%" in rows["arq"][0].detail
+
+
+def test_run_time_says_where_the_time_went(tmp_path: Path) -> None:
+    """Seconds per backend and scenario from the cells' wall_s; the rest of the run apart."""
+    cells = throughput_cells("redis-raw", 1) + crash_cells("redis-raw", 1)
+    for index, c in enumerate(cells):
+        c["wall_s"] = 2.5 if c["scenario"] == "throughput" else 10.0 + index
+    run_dir = write_run(tmp_path / "run", cells, run_info(len(cells)))
+    page = (render(run_dir)).read_text()
+    section = text_of(page.split("<h3>Run time</h3>")[1].split("<h3>Brokers</h3>")[0])
+    throughput = 2.5 * sum(c["scenario"] == "throughput" for c in cells)
+    crash = sum(c["wall_s"] for c in cells if c["scenario"] == "crash-recovery")
+    assert f"redis-raw {throughput:.1f} {crash:.1f} {throughput + crash:.1f}" in section
+    assert f"{throughput + crash:,.0f} s of them in cells" in section
+    assert "3,355 s from start to finish" in section  # 03:04:05 -> 04:00:00
