@@ -159,6 +159,11 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
     if not all(isinstance(text, str) for text in merged["profiles"].values()):
         raise BackendFileError(f"{where}: [profiles] values must be strings")
     crash = _checked(merged["crash"], CRASH_KEYS, f"{where}: [crash]")
+    unknown = set(crash.get("timeout_profiles", ())) - set(PROFILES)
+    if unknown:
+        raise BackendFileError(f"{where}: [crash] timeout_profiles names no profile "
+                               f"{', '.join(sorted(map(str, unknown)))} "
+                               f"(profiles: {', '.join(PROFILES)})")
     module, _, cls = merged["adapter"].partition(":")
     if not module or not cls:
         raise BackendFileError(f"{where}: adapter must be \"module:Class\", "

@@ -20,7 +20,7 @@ from adapters import BACKENDS
 from core import interrupts
 from scenarios import SCENARIOS
 from scenarios.base import CellPlan, RunOptions
-from scenarios.throughput import THROUGHPUT
+from scenarios.throughput import THROUGHPUT, steady_workload
 
 CellRunner = Callable[[int, CellPlan], dict[str, Any]]  # (round, cell) -> the cell's result
 
@@ -45,7 +45,7 @@ def noop_cell(backend: str, options: RunOptions, extra: dict[str, Any]) -> CellP
     """The backend's noop throughput window (without the idle probes after it), with
     `extra` adapter options."""
     cell = next(c for c in THROUGHPUT.plan(backend, options) if c.params["duration_ms"] == 0)
-    window_only = {**cell.workload, "phases": cell.workload["phases"][:1]}
+    window_only, _ = steady_workload(0, options, probes=False)
     return dataclasses.replace(cell, workload=window_only, options={**cell.options, **extra})
 
 

@@ -16,7 +16,8 @@ broker-kill: 4 x slots jobs, so some are still queued; the coordinator kill
 Either way the driver then acts as a supervisor for a bounded window
 (harness/driver/crash.py: it starts exactly what died, and records the slots
 before the kill, after it and at the end), watches jobs still missing
-LATE_GRACE_S longer, and every job is classified from the records
+LATE_GRACE_S longer (a full run: as long as the re-delivery delay when that is
+longer), and every job is classified from the records
 (scenarios/crash_classify.py): lost, late, once, duplicated.
 
 A full run has every backend take both worker faults in both profiles and a
@@ -29,7 +30,8 @@ cell's settings), so the re-delivery falls inside the window: Celery on
 Redis visibility_timeout, Dramatiq on Redis heartbeat_timeout, arq's
 job_timeout (its in-progress key lives 10 s longer, which arq fixes), saq's
 job timeout, the stream backends' idle timeout, the PostgreSQL backends'
-heartbeat or stalled-job timeout.
+heartbeat or stalled-job timeout. In a profile where nothing re-delivers a dead
+worker's jobs (backend.toml `timeout_profiles`), the cell waits no timeout.
 """
 
 from __future__ import annotations

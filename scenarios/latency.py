@@ -34,7 +34,12 @@ from scenarios.common import (
 )
 from scenarios.presentation import ReportKit
 from scenarios.stats import encode, histogram_of, percentiles_ms
-from scenarios.throughput import same_round_throughput, steady_workload, window_of
+from scenarios.throughput import (
+    NOOP_PAYLOAD_BYTES,
+    same_round_throughput,
+    steady_workload,
+    window_of,
+)
 
 
 @dataclass(frozen=True)
@@ -248,4 +253,6 @@ LATENCY = Latency()
 
 
 def noop_jobs(phases: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"spec": {"kind": "noop", "ms": 0}, "phases": phases}
+    """Noop jobs with the payload of the `max` cell (the throughput noop cell)."""
+    return {"spec": {"kind": "noop", "ms": 0}, "payload_bytes": NOOP_PAYLOAD_BYTES,
+            "phases": phases}

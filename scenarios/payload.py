@@ -67,7 +67,7 @@ class Payload(Scenario):
                 scenario=self.name, backend=backend,
                 params={"payload_bytes": size, "slots": options.slots,
                         "window_s": window_of(options)},
-                workload=workload, timeout_s=seconds + 120, profile=options.profile,
+                workload=workload, timeout_s=seconds + 90, profile=options.profile,
             ))
         return cells
 

@@ -58,7 +58,7 @@ class Scaling(Scenario):
         cells = []
         for slots in options.slots_sweep or self.grids.pick(options).slots:
             for duration in self.grids.pick(options).durations_ms:
-                workload, seconds = steady_workload(duration, options)
+                workload, seconds = steady_workload(duration, options, probes=False)
                 cells.append(CellPlan(
                     scenario=self.name, backend=backend,
                     params={"duration_ms": duration, "slots": slots,

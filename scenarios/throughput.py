@@ -65,12 +65,18 @@ def sustained(options: RunOptions) -> tuple[dict[str, Any], float]:
     return phase, grid.warmup_s + window
 
 
-def noop_workload(payload_bytes: int, options: RunOptions) -> tuple[dict[str, Any], float]:
-    """(workload, seconds) of a noop window carrying `payload_bytes` per job, then idle
-    probes of the same jobs: the noop throughput cell and every payload cell."""
+def noop_workload(payload_bytes: int, options: RunOptions, probes: bool = True
+                  ) -> tuple[dict[str, Any], float]:
+    """(workload, seconds at most) of a noop window carrying `payload_bytes` per job, then
+    (with `probes`) idle probes of the same jobs: the noop throughput cell and every
+    payload cell."""
     phase, seconds = sustained(options)
+    phases = [phase]
+    if probes:
+        phases.append(idle_probe_phase(options))
+        seconds += phases[-1]["time_limit_s"]
     return {"spec": {"kind": "noop", "ms": 0}, "payload_bytes": payload_bytes,
-            "phases": [phase, idle_probe_phase(options)]}, seconds
+            "phases": phases}, seconds
 
 
 def same_round_throughput(finished: list[dict[str, Any]], plan: CellPlan, round_no: int,
@@ -84,11 +90,13 @@ def same_round_throughput(finished: list[dict[str, Any]], plan: CellPlan, round_
                  and all(cell["params"].get(k) == v for k, v in params.items())), None)
 
 
-def steady_workload(duration_ms: float, options: RunOptions) -> tuple[dict[str, Any], float]:
-    """(workload, seconds) of a throughput cell. The latency scenario's `max` cell is
-    the noop one, which lets it reuse the throughput cell."""
+def steady_workload(duration_ms: float, options: RunOptions, probes: bool = True
+                    ) -> tuple[dict[str, Any], float]:
+    """(workload, seconds at most) of a throughput cell. The latency scenario's `max` cell
+    is the noop one, which lets it reuse the throughput cell; `probes=False` leaves out
+    the idle probes where only the window counts (scaling, the layout sweep)."""
     if duration_ms == 0:
-        return noop_workload(NOOP_PAYLOAD_BYTES, options)
+        return noop_workload(NOOP_PAYLOAD_BYTES, options, probes)
     phase, seconds = sustained(options)
     return {"spec": {"kind": "sleep", "ms": duration_ms}, "phases": [phase]}, seconds
 

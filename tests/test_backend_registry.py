@@ -89,6 +89,10 @@ def test_a_new_folder_is_found_without_editing_any_other_file(tmp_path, monkeypa
     (NEW_BACKEND.replace('reliable = "what its docs recommend against loss"\n', ""),
      "[profiles] must describe exactly default, reliable, tuned"),
     (NEW_BACKEND.replace("timeout_options", "timeouts"), "[crash]: unknown key 'timeouts'"),
+    (NEW_BACKEND.replace('timeout_options = ["lease_s"]',
+                         'timeout_options = ["lease_s"]\n'
+                         'timeout_profiles = ["relaible"]'),
+     "timeout_profiles names no profile relaible"),
     (NEW_BACKEND.replace("order = 100", "order = 10"), "has the order 10 of 'asyncio'"),
     (NEW_BACKEND.replace('"redis-raw"', '"amqp-raw"'), "ceiling of 'newlib' must be"),
     (NEW_BACKEND + 'colour = "red"\n', 'colour must be a colour "#rrggbb"'),

@@ -564,6 +564,29 @@ def test_learned_noise_calls_a_drop_the_rounds_alone_cannot(tmp_path: Path) -> N
 def test_noise_needs_a_folder_of_runs(base_run: Path, tmp_path: Path) -> None:
     code, _, err = run(base_run, base_run, "--noise", tmp_path / "nothing")
     assert code == 2 and "not a directory of runs" in err
-    (tmp_path / "empty").mkdir()
-    code, _, err = run(base_run, base_run, "--noise", tmp_path / "empty")
-    assert code == 2 and "0 run(s) found, at least 2" in err
+    (tmp_path / "two").mkdir()
+    for name in ("a", "b"):
+        make_run(tmp_path / "two" / name)
+    code, _, err = run(base_run, base_run, "--noise", tmp_path / "two")
+    assert code == 2 and "2 run(s) found, at least 3" in err
+
+
+def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:
+    """rounds_needed with a learned noise: the rounds it projects add freedom, never
+    shrink the variance; with drift between runs no number of rounds is enough."""
+    import math
+
+    from harness.compare.judge import detectable_drop, rounds_needed
+    from harness.compare.noise import Noise
+
+    spread = [1.0, 1.3, 0.8]
+    logs = [math.log(v) for v in spread]
+    mean = sum(logs) / 3
+    squares = sum((v - mean) ** 2 for v in logs)
+    noise = Noise(squares * 4, 8, 4, 0.0)  # four runs as spread as these rounds
+    needed = rounds_needed(spread, spread, 0.05, noise=noise)
+    assert needed is not None and needed > 3
+    many = spread * needed
+    assert detectable_drop(many, many, 0.05, 0.1, noise) <= 0.25 + 0.02
+    drifting = Noise(squares * 4, 8, 4, 0.05)
+    assert rounds_needed(spread, spread, 0.05, noise=drifting) is None

@@ -95,7 +95,7 @@ def run_compare(args: argparse.Namespace) -> int:
                              allow_missing=args.allow_missing, names=(names[0], names[1]),
                              noise=noise)
         if noise is not None:
-            gated = [(r.key, r.metric) for r in comparison.rows if r.gated]
+            gated = [(r.key, r.metric, r.basis) for r in comparison.rows if r.gated]
             head.append(f"noise:    learned from {len(runs)} runs in {args.noise}: "
                         f"{freedom_summary(noise, gated)}")
     head += [f"method:   {method_line(args.threshold, ALPHA, noise is not None)}",

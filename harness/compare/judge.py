@@ -15,7 +15,7 @@ from typing import Any
 from core.results import ResultsError
 from harness.compare.coverage import Skip, coverage, round_note
 from harness.compare.metrics import default_metrics, direction_of, selected
-from harness.compare.noise import Noise, NoiseModel, positive_logs
+from harness.compare.noise import Noise, NoiseModel, RowKey, positive_logs
 from harness.compare.table import (
     CEILINGS,
     NORMALISABLE,
@@ -161,10 +161,10 @@ def _reach(base: Sequence[float], cur: Sequence[float], limit: float, noise: Noi
     logs = (positive_logs(base), positive_logs(cur))
     if limit <= 0 or not (logs[0] and logs[1]):
         return None
-    if noise is not None:
+    if noise is not None:  # more rounds add freedom; the variance stays what it is
         pooled = noise.with_rounds(*logs)
-        grown = Noise(pooled.squares, pooled.freedom + sum(sizes) - len(base) - len(cur),
-                      pooled.runs, pooled.between)
+        freedom = pooled.freedom + sum(sizes) - len(base) - len(cur)
+        grown = Noise(pooled.within * freedom, freedom, pooled.runs, pooled.between)
         return pooled_reach(grown, sizes, limit)
     variances = log_variances(base, cur)
     return None if variances is None else welch_reach(variances, sizes, limit)
@@ -286,10 +286,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
         shared = sorted({r.metric for r in rows})
         raise ResultsError(f"no metric matching {','.join(metrics)} in both runs; shared: "
                            f"{', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''}")
-    learned = {(r.key, r.metric): (noise or {}).get((r.key, r.metric)) for r in rows}
+    learned = {id(r): (noise or {}).get((r.key, r.metric, r.basis)) for r in rows}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
-        row.p = p_value(row.base, row.cur, row.ratio > 1, learned[row.key, row.metric])
+        row.p = p_value(row.base, row.cur, row.ratio > 1, learned[id(row)])
         row.p_limit = alpha
     gated = [r for r in rows if r.gated]
     holm(gated, alpha)
@@ -297,7 +297,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     for row in rows:
         judge(row, threshold)
         if row.gated:  # the most lenient limit Holm gives any one row
-            prior = learned[row.key, row.metric]
+            prior = learned[id(row)]
             row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior)
             row.rounds_needed = rounds_needed(row.base, row.cur, first_limit, noise=prior)
     rows.sort(key=lambda r: (not r.gated, r.verdict == NO_CHANGE))
@@ -305,11 +305,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
 
 
 def basis_rounds(summary: dict[str, Any], metrics: Sequence[str] | None = None,
-                 absolute: bool = False) -> dict[tuple[Key, str], list[float]]:
-    """Every gated row's rounds in one run, on the basis compare judges it: what a noise
-    model learns from (noise.learn)."""
+                 absolute: bool = False) -> dict[RowKey, list[float]]:
+    """Every gated row's rounds in one run, keyed with the basis compare judges them on
+    (a row judged on another basis learns nothing from them): what noise.learn reads."""
     metrics = default_metrics() if metrics is None else metrics
     table, states = per_round(summary, "noise"), case_states(summary, "noise")
-    return {(r.key, r.metric): r.base
+    return {(r.key, r.metric, r.basis): r.base
             for r in judged_rows(table, table, sorted(table), states, metrics, absolute)
             if r.gated}

@@ -66,7 +66,9 @@ class Noise:
         return total * total / spread if spread > 0 else float(self.freedom)
 
 
-NoiseModel = dict[tuple[Key, str], Noise]
+RowKey = tuple[Key, str, str]  # case, metric, basis ("absolute" or "/<ceiling>")
+NoiseModel = dict[RowKey, Noise]
+MIN_RUNS = 3  # the drift between runs needs the means of three
 
 
 def positive_logs(values: Iterable[float]) -> list[float] | None:
@@ -76,8 +78,8 @@ def positive_logs(values: Iterable[float]) -> list[float] | None:
 
 def learn(runs: Sequence[dict[str, Any]], basis_values: Any) -> NoiseModel:
     """Each row's noise over `runs` (summaries). `basis_values(summary)` gives
-    {(key, metric): rounds} on the basis the gate judges (judge.basis_rounds)."""
-    per_row: dict[tuple[Key, str], list[list[float]]] = {}
+    {(key, metric, basis): rounds} on the basis the gate judges (judge.basis_rounds)."""
+    per_row: dict[RowKey, list[list[float]]] = {}
     for summary in runs:
         for row, rounds in basis_values(summary).items():
             logs = positive_logs(rounds)
@@ -87,7 +89,7 @@ def learn(runs: Sequence[dict[str, Any]], basis_values: Any) -> NoiseModel:
     for row, samples in per_row.items():
         pooled = Noise(0.0, 0, len(samples), 0.0).with_rounds(*samples)
         between = 0.0
-        if len(samples) > 2:  # two means give no usable spread of their own
+        if len(samples) >= MIN_RUNS:
             means = [statistics.fmean(s) for s in samples]
             size = statistics.fmean(len(s) for s in samples)
             between = max(0.0, statistics.variance(means) - pooled.within / size)
@@ -103,13 +105,13 @@ def read_runs(folder: Path) -> list[dict[str, Any]]:
                                                    if (p / "summary.json").is_file())
     unique = {path.resolve(): path for path in found}  # a `latest` link is no second run
     runs = [read_summary(path) for path in unique.values()]
-    if len(runs) < 2:
-        raise ResultsError(f"--noise {folder}: {len(runs)} run(s) found, at least 2 needed "
-                           "(history entries or run directories)")
+    if len(runs) < MIN_RUNS:
+        raise ResultsError(f"--noise {folder}: {len(runs)} run(s) found, at least {MIN_RUNS} "
+                           "needed (history entries or run directories)")
     return runs
 
 
-def freedom_summary(model: NoiseModel, rows: Iterable[tuple[Key, str]]) -> str:
+def freedom_summary(model: NoiseModel, rows: Iterable[RowKey]) -> str:
     used = [model[r] for r in rows if r in model]
     if not used:
         return "no gated row has rounds there"

@@ -57,7 +57,8 @@ def method_line(threshold: float, alpha: float, learned: bool = False) -> str:
             "one-sided Welch t-test on the logs of the rounds")
     return (f"a change is called when the medians differ by >= {threshold * 100:g}% and a "
             f"{test} gives p <= {alpha:g}, Holm-corrected across the gated rows (needs 2+2 "
-            "rounds; with fewer, threshold only)")
+            f"rounds{', 1+1 with the learned noise' if learned else ''}; with fewer, "
+            "threshold only)")
 
 
 def blind_line(comparison: Comparison) -> str | None:
@@ -67,11 +68,11 @@ def blind_line(comparison: Comparison) -> str | None:
         return None
     def need(row: Row) -> str:
         n = row.rounds_needed
-        return f"{n} rounds a side" if n else f"more than {MAX_ROUNDS} rounds a side"
+        return f"about {n} rounds a side" if n else f"more than {MAX_ROUNDS} rounds a side"
     return (f"blind spots: {len(blind)} gated row(s) could not call a {DETECT * 100:.0f}% "
-            "drop at the noise of these rounds (column 'sees'): " + "; ".join(
-                f"{r.name} sees -{(r.sees or 0) * 100:.0f}%, needs about {need(r)}"
-                for r in blind))
+            "drop at the noise of these rounds, or the learned noise with --noise (column "
+            "'sees'): " + "; ".join(f"{r.name} sees -{(r.sees or 0) * 100:.0f}%, needs "
+                                    f"{need(r)}" for r in blind))
 
 
 def skip_line(skip: Skip, allow_missing: bool) -> str:
