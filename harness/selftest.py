@@ -38,7 +38,7 @@ from harness.observer import (
 from harness.runner import RunConfig, Runner
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import events
-from scenarios.throughput import THROUGHPUT
+from scenarios.throughput import NOOP_PAYLOAD_BYTES, THROUGHPUT
 
 REQUIRED_HEADROOM = 2.0
 PROBE_RATE = 500_000.0  # far above any backend: the producer sends flat out
@@ -68,7 +68,8 @@ class ProducerProbe(Probe):
         seconds = 1.5
         return [CellPlan(scenario=self.name, backend=backend,
                          params={"producers": producers},
-                         workload={"spec": {"kind": "noop", "ms": 0}, "phases": [
+                         workload={"spec": {"kind": "noop", "ms": 0},
+                                   "payload_bytes": NOOP_PAYLOAD_BYTES, "phases": [
                              {"type": "open", "rate": PROBE_RATE, "duration_s": seconds,
                               "producers": producers, "time_limit_s": 0,
                               "max_jobs": 60_000, "without_workers": True}]},
