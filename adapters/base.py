@@ -179,6 +179,14 @@ class Adapter(ABC):
         comes from this path."""
         self.enqueue_batch(jobs)
 
+    def backlog_filled(self) -> None:
+        """Called once a fill has put a cell's backlog in place while the workers are held
+        (Producer.fill). A store that plans its queries from statistics refreshes them
+        here, as its own background maintenance would within a minute: PostgreSQL's
+        autovacuum ANALYZE. Without it, thousands of rows sent into a just-truncated
+        table were fetched with the plan for an empty one (procrastinate's first cell
+        of a group ran at half the rate of the next)."""
+
     def wait_enqueued(self) -> None:
         """Return once every job enqueued so far has reached the queue. An enqueue
         call that only hands the job on (to another thread's event loop) overrides
@@ -236,3 +244,7 @@ class Adapter(ABC):
 
     def close(self) -> None:
         """Release producer-side connections."""
+
+
+# What the PostgreSQL backends record of backlog_filled.
+STATISTICS_AFTER_FILL = "ANALYZE of the queue tables after each fill the workers were held for"

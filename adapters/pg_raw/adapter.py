@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import STATISTICS_AFTER_FILL, AdapterConfig, JobCall, RequiredSettings
 from adapters.pg_raw.worker import (
     ACK_FLUSH_S,
     BATCH,
@@ -98,6 +98,7 @@ class PgRawAdapter(WorkerProcessAdapter):
                 "fetch_batch": BATCH, "idle_wait_s": WAIT_S,
                 "ack_flush_s": ACK_FLUSH_S if reliable else None,
                 "transactions": "autocommit: one per claim, per INSERT and per ack batch",
+                "statistics": STATISTICS_AFTER_FILL,
                 "body_storage": "EXTERNAL (TOAST without compression)",
                 "server_durability": "PostgreSQL defaults: fsync on, synchronous_commit on",
                 "driver": f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__})",
@@ -105,6 +106,9 @@ class PgRawAdapter(WorkerProcessAdapter):
 
     def purge(self) -> None:
         self.conn.execute(statement("TRUNCATE {table}", self.config.queue))
+
+    def backlog_filled(self) -> None:
+        self.conn.execute(statement("ANALYZE {table}", self.config.queue))
 
     def start_workers(self) -> None:
         self.workers.start(python_module("adapters.pg_raw.worker"), self.processes,

@@ -29,7 +29,13 @@ import asyncpg
 import pgqueuer
 from pgqueuer import AsyncpgDriver, Queries
 
-from adapters.base import SECOND_PRIORITY, AdapterConfig, JobCall, RequiredSettings
+from adapters.base import (
+    SECOND_PRIORITY,
+    STATISTICS_AFTER_FILL,
+    AdapterConfig,
+    JobCall,
+    RequiredSettings,
+)
 from adapters.event_loop import PrivateLoop
 from adapters.pgqueuer.worker import READY_LINE, encode, on_failure, worker_environment
 from adapters.slots import slot_map
@@ -95,6 +101,7 @@ class PgqueuerAdapter(WorkerProcessAdapter):
                                "its 0.1 s timer)" if self.batch_size < BATCH_SIZE
                                else "pgqueuer default",
             "dequeue_timeout_s": 30.0,
+            "statistics": STATISTICS_AFTER_FILL,
             "heartbeat_timeout_s": self.heartbeat_s,
             "heartbeat_from": ("options.heartbeat_timeout_s" if self.heartbeat_s
                                != HEARTBEAT_TIMEOUT_S else "pgqueuer default"),
@@ -111,6 +118,9 @@ class PgqueuerAdapter(WorkerProcessAdapter):
 
     def purge(self) -> None:
         self._loop.run(self._conn.execute(f"TRUNCATE {TABLES}"), TIMEOUT_S)
+
+    def backlog_filled(self) -> None:
+        self._loop.run(self._conn.execute(f"ANALYZE {TABLES}"), TIMEOUT_S)
 
     def start_workers(self) -> None:
         cmd = python_module("adapters.pgqueuer.worker", "--heartbeat-timeout",

@@ -28,7 +28,13 @@ import procrastinate
 import psycopg
 from procrastinate.schema import SchemaManager
 
-from adapters.base import SECOND_PRIORITY, AdapterConfig, JobCall, RequiredSettings
+from adapters.base import (
+    SECOND_PRIORITY,
+    STATISTICS_AFTER_FILL,
+    AdapterConfig,
+    JobCall,
+    RequiredSettings,
+)
 from adapters.event_loop import PrivateLoop
 from adapters.procrastinate.app import (
     TASK_NAME,
@@ -98,6 +104,7 @@ class ProcrastinateAdapter(WorkerProcessAdapter):
             "connector": f"PsycopgConnector (psycopg {psycopg.__version__})",
             "listen_notify": True, "fetch_job_polling_interval_s": 5.0,
             "delete_jobs": "never (finished rows stay until the purge)",
+            "statistics": STATISTICS_AFTER_FILL,
             "retry": "none (the task default)",
             "update_heartbeat_interval_s": timing["update_heartbeat_interval_s"],
             "stalled_worker_timeout_s": timing["stalled_worker_timeout_s"],
@@ -116,6 +123,9 @@ class ProcrastinateAdapter(WorkerProcessAdapter):
 
     def purge(self) -> None:
         self.conn.execute(f"TRUNCATE {PROCRASTINATE_TABLES} CASCADE")
+
+    def backlog_filled(self) -> None:
+        self.conn.execute(f"ANALYZE {PROCRASTINATE_TABLES}")
 
     def start_workers(self) -> None:
         cmd = [console_script("procrastinate"), "--app=adapters.procrastinate.app.app",

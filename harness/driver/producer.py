@@ -136,6 +136,7 @@ class Producer:
         failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
         if failed:
             raise RuntimeError(f"{failed} forked fill producer(s) failed")
+        self.adapter.backlog_filled()
 
     def _fill_range(self, adapter: Adapter, first_id: int, count: int, batch: int) -> None:
         for offset in range(0, count, batch):
