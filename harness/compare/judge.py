@@ -286,10 +286,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
         shared = sorted({r.metric for r in rows})
         raise ResultsError(f"no metric matching {','.join(metrics)} in both runs; shared: "
                            f"{', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''}")
-    learned = {id(r): (noise or {}).get((r.key, r.metric, r.basis)) for r in rows}
+    model = noise or {}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
-        row.p = p_value(row.base, row.cur, row.ratio > 1, learned[id(row)])
+        row.p = p_value(row.base, row.cur, row.ratio > 1,
+                        model.get((row.key, row.metric, row.basis)))
         row.p_limit = alpha
     gated = [r for r in rows if r.gated]
     holm(gated, alpha)
@@ -297,7 +298,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     for row in rows:
         judge(row, threshold)
         if row.gated:  # the most lenient limit Holm gives any one row
-            prior = learned[id(row)]
+            prior = model.get((row.key, row.metric, row.basis))
             row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior)
             row.rounds_needed = rounds_needed(row.base, row.cur, first_limit, noise=prior)
     rows.sort(key=lambda r: (not r.gated, r.verdict == NO_CHANGE))
