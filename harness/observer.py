@@ -6,8 +6,12 @@ per-process count of finished jobs, core.jobcount). Both rates come from
 the driver's own clock: jobs / (the moment the driver saw the last job end
 - the moment the gate opened). Pairs run back to back, in ABBA order over
 repeats, so machine drift cancels; effect = 1 - instrumented / bare, the
-median over repeats. A first instrumented cell sizes the batch to about
-`drain_s` seconds of work and warms the broker; it is not counted.
+median over repeats. Instrumented calibration cells, not counted, warm the
+broker and size the batch to about `drain_s` seconds of work: the first
+sends CALIBRATION_JOBS, and one that drained in under CALIBRATION_S is
+repeated with a batch sized from its rate (a fast ceiling drains the first
+batch in a few milliseconds, mostly start-up, whose rate would size every
+later drain far too short).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from scenarios.base import CellFailed, CellPlan
 LIBRARY_LIMIT = 0.05  # the goal for a library backend
 CEILING_LIMIT = 0.10  # and for a raw ceiling, whose jobs are the cheapest
 CALIBRATION_JOBS = 2000
-MIN_JOBS, MAX_JOBS = 500, 60_000
+CALIBRATION_S = 0.5
+MIN_JOBS, MAX_JOBS = 500, 1_000_000
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,21 @@ class ObserverMeasurement:
                              f"{result['reason']}")
         return float(result["metrics"]["jobs_per_s"])
 
+    def _batch_size(self, backend: str) -> int:
+        """Jobs in about `drain_s` seconds of this backend's instrumented drain."""
+        calibration = CALIBRATION_JOBS
+        while True:
+            rate = self._rate(backend, calibration, bare=False)
+            if calibration / rate >= CALIBRATION_S or calibration >= MAX_JOBS:
+                break
+            calibration = min(MAX_JOBS, int(rate * CALIBRATION_S * 2))
+        return int(min(MAX_JOBS, max(MIN_JOBS, rate * self.settings.drain_s)))
+
     def measure(self, backend: str) -> dict[str, Any]:
         """One backend's figures: rates, effect and the goal it is held to."""
         limit = CEILING_LIMIT if is_ceiling(backend) else LIBRARY_LIMIT
         try:
-            warm = self._rate(backend, CALIBRATION_JOBS, bare=False)
-            jobs = int(min(MAX_JOBS, max(MIN_JOBS, warm * self.settings.drain_s)))
+            jobs = self._batch_size(backend)
             instrumented, bare = [], []
             for repeat in range(self.settings.repeats):
                 order = (False, True) if repeat % 2 == 0 else (True, False)  # ABBA

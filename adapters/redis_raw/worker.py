@@ -91,18 +91,28 @@ class Acks:
 
 class Pops:
     """The default profile's fetch: RPOP with a count and LLEN in one round trip, the
-    count a fair share of the length the previous fetch left (1 at first)."""
+    count a fair share of the length the previous fetch left (1 at first).
+
+    Both commands are packed and sent on a connection of the fetch's own: redis-py's
+    pipeline object cost about a fifth of a noop drain's rate here (a bare 8-process
+    loop: 249k msg/s through a pipeline, 314k packed, 302k for RPOP alone; medians of
+    5). The client's retry policy reconnects as the client itself would."""
 
     def __init__(self, client: redis.Redis, queue: str, consumers: int) -> None:
-        self.pipe = client.pipeline(transaction=False)
+        self.connection = client.connection_pool.get_connection()
         self.queue = queue
         self.consumers = consumers
         self.share = 1
 
+    def _round_trip(self) -> tuple[list[bytes] | None, int]:
+        connection = self.connection
+        connection.send_packed_command(connection.pack_commands(
+            [("RPOP", self.queue, self.share), ("LLEN", self.queue)]))
+        return connection.read_response(), connection.read_response()
+
     def next(self) -> list[bytes]:
-        self.pipe.rpop(self.queue, self.share)
-        self.pipe.llen(self.queue)
-        batch, left = self.pipe.execute()
+        batch, left = self.connection.retry.call_with_retry(
+            self._round_trip, lambda _error: self.connection.disconnect())
         self.share = max(1, min(BATCH, math.ceil(left / self.consumers)))
         return batch or []
 
