@@ -34,6 +34,8 @@ and a [[backend]] entry may override any of them (tables merge key by key).
     colour = "#d62728"               # fixed chart colour; a spare one when absent
     layout_sweep = true              # a run first times 1, 2, 4... consumer processes
                                      # (options["processes"]) and keeps the fastest
+    poll_s = 0.5                     # a busy worker takes new jobs only on this timer
+                                     # (the observer effect's segments span two)
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class BackendInfo:
     profiles: Mapping[str, str] = field(default_factory=dict)
     colour: str | None = None
     layout_sweep: bool = False  # see harness/ceiling_layout.py
+    poll_s: float | None = None  # see harness/observer.py
     crash: CrashInfo = CrashInfo()
     source: Path | None = None  # the backend.toml that declares it
 
@@ -106,7 +109,7 @@ KEYS: dict[str, tuple[type, str]] = {
     "broker": (str, "a string"), "ceiling": (str, "a string"),
     "colour": (str, 'a colour "#rrggbb"'), "key_packages": (list, "a list of strings"),
     "profiles": (dict, "a table"), "crash": (dict, "a table"),
-    "layout_sweep": (bool, "true or false"),
+    "layout_sweep": (bool, "true or false"), "poll_s": (float, "a number of seconds"),
 }
 REQUIRED = ("name", "order", "description", "family", "adapter", "profiles")
 CRASH_KEYS: dict[str, tuple[type, str]] = {
@@ -174,7 +177,7 @@ def _entry(shared: dict[str, Any], own: dict[str, Any], path: Path, package: str
         description=merged["description"], ceiling=merged.get("ceiling"),
         order=merged["order"], key_packages=tuple(merged.get("key_packages", ())),
         profiles=dict(merged["profiles"]), colour=merged.get("colour"),
-        layout_sweep=merged.get("layout_sweep", False),
+        layout_sweep=merged.get("layout_sweep", False), poll_s=merged.get("poll_s"),
         crash=CrashInfo(timeout_options=tuple(crash.get("timeout_options", ())),
                         options=dict(crash.get("options", {})),
                         loss_on_worker_kill=crash.get("loss_on_worker_kill"),

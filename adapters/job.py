@@ -2,9 +2,9 @@
 
 `bench_job(job_id, sent_ns, spec, payload)` records START, does the work the
 spec asks for, then records END (or ERROR and re-raises). Arguments are
-JSON-friendly so every framework's default serializer carries them. In a
-bare cell (QB_BARE set) a job records nothing and only adds one to its
-process's finished count (core.jobcount), the self-test's baseline.
+JSON-friendly so every framework's default serializer carries them. While
+the cell's gate says bare (core.gate), a job records nothing and only adds
+one to its process's finished count (core.jobcount), the self-test's baseline.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 import time
 from collections.abc import Sequence
 
-from core.envnames import BARE_ENV, INJECT_DELAY_ENV
-from core.gate import gate_is_open
+from core.envnames import INJECT_DELAY_ENV
+from core.gate import pass_gate
 from core.jobcount import process_counter
 from core.recorder import Event, Recorder, cell_index, process_recorder
 
@@ -45,15 +45,16 @@ def _end(job_id: int, recorder: Recorder | None, event: Event) -> None:
         recorder.record(job_id, event)
 
 
-def _begin(job_id: int, spec: dict, injected_ms: float) -> tuple[Recorder | None, float]:
+def _begin(job_id: int, spec: dict, injected_ms: float, bare: bool
+           ) -> tuple[Recorder | None, float]:
     """The body both job flavours share, up to the sleep.
 
     Records START, fails or burns the CPU as the spec says, and returns the
-    recorder (None in a bare cell) and the seconds left to sleep, which the
+    recorder (None for a bare job) and the seconds left to sleep, which the
     caller spends its own way (time.sleep or await asyncio.sleep). A cpu job
     blocks an event loop, as it would in real asyncio code.
     """
-    recorder = None if BARE_ENV in os.environ else process_recorder(job_id)
+    recorder = None if bare else process_recorder(job_id)
     if recorder is not None:
         recorder.record(job_id, Event.START)
     kind, ms = spec.get("kind", "noop"), float(spec.get("ms", 0.0))
@@ -68,9 +69,9 @@ def _begin(job_id: int, spec: dict, injected_ms: float) -> tuple[Recorder | None
 
 
 def _run(job_id: int, spec: dict, injected_ms: float) -> int:
-    while not gate_is_open(job_id):
+    while (bare := pass_gate(job_id)) is None:
         time.sleep(GATE_POLL_S)
-    recorder, sleep_s = _begin(job_id, spec, injected_ms)
+    recorder, sleep_s = _begin(job_id, spec, injected_ms, bare)
     if sleep_s:
         time.sleep(sleep_s)
     _end(job_id, recorder, Event.END)
@@ -97,9 +98,9 @@ def ceiling_noops(messages: Sequence[dict]) -> bool:
     if any(m["spec"].get("kind", "noop") != "noop" or cell_index(m["id"]) != cell_index(first)
            for m in messages):
         return False
-    while not gate_is_open(first):
+    while (bare := pass_gate(first)) is None:
         time.sleep(GATE_POLL_S)
-    if BARE_ENV in os.environ:
+    if bare:
         process_counter(first).add(len(messages))
     else:
         process_recorder(first).record_noops([m["id"] for m in messages])
@@ -108,9 +109,9 @@ def ceiling_noops(messages: Sequence[dict]) -> bool:
 
 async def bench_job_async(job_id: int, sent_ns: int, spec: dict, payload: str = "") -> int:
     """Coroutine job body, for asyncio-based workers (arq, the asyncio baseline)."""
-    while not gate_is_open(job_id):
+    while (bare := pass_gate(job_id)) is None:
         await asyncio.sleep(GATE_POLL_S)
-    recorder, sleep_s = _begin(job_id, spec, INJECTED_MS)
+    recorder, sleep_s = _begin(job_id, spec, INJECTED_MS, bare)
     if sleep_s:
         await asyncio.sleep(sleep_s)
     _end(job_id, recorder, Event.END)

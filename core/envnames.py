@@ -8,9 +8,6 @@ BROKER_URL_ENV = "QB_CELL_BROKER_URL"
 RECORDS_DIR_ENV = "QB_RECORDS_DIR"
 # Set (to anything) by the driver: jobs wait at their cell's start gate.
 GATE_ENV = "QB_GATE"
-# Set (to anything) by the driver for a bare cell: jobs write no records, only a
-# per-process count of finished jobs (the self-test's observer-effect baseline).
-BARE_ENV = "QB_BARE"
 # Test knob (run --inject-delay-us): microseconds of CPU every library job burns
 # (adapters/job.py), a known slowdown the regression gate must catch.
 INJECT_DELAY_ENV = "QB_INJECT_DELAY_US"

@@ -1,6 +1,6 @@
 """Bare mode's only trace: a per-process count of finished jobs.
 
-A bare cell (QB_BARE set) measures a backend without per-job records: each
+A bare job (its cell's gate says bare, core/gate.py) leaves no per-job records: each
 worker process keeps `count, t_ns of the latest` (16 bytes) in a file
 memory-mapped from <cell>/counts/<file_pid()>.cnt, so counting a job is a
 store into shared memory, never a system call, and the driver reads the

@@ -68,6 +68,9 @@ class BatchPhase(Phase):
     jobs: int = 0
     preload: bool = False
     enqueue_limit_s: float | None = None
+    # the self-test's observer effect: the record mode alternates in ABBA segments of
+    # this many seconds while the batch drains (harness/driver/alternate.py)
+    alternate_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,8 @@ class PhaseReport:
     window_sent: int | None = None
     window_producer_busy_s: float | None = None
     producer_busy_s: float | None = None
+    # alternating batches: [start_ns, end_ns, bare (0/1), jobs counted bare] per segment
+    segments: list[list[int]] | None = None
     # sustained phases: seconds spent in each step, in order (where a cell's time goes)
     steps_s: dict[str, float] | None = None
     memory_before: dict[str, Any] | None = None

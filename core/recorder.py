@@ -62,6 +62,9 @@ class Event(enum.IntEnum):
     ERROR = 5  # the job raised
 
 
+START, END = int(Event.START), int(Event.END)  # plain ints: packed per job
+
+
 class Recorder:
     """Writes records for the current process into <dir>/<file_pid()>.bin.
 
@@ -89,15 +92,15 @@ class Recorder:
         os.write(self._descriptor(), RECORD.pack(job_id, event, attempt, self._pid, t_ns))
 
     def record_noops(self, job_ids: Sequence[int]) -> None:
-        """START and END of each of these noop jobs, stamped as it is packed, in one
-        write (the raw ceilings run a fetched batch so: two system calls per job would
-        be most of a ceiling consumer's time)."""
-        fd, pid, now, pack = self._descriptor(), self._pid, time.monotonic_ns, RECORD_PAIR.pack
-        data = bytearray()
-        for job_id in job_ids:
-            t_ns = now()
-            data += pack(job_id, Event.START, 0, pid, t_ns, job_id, Event.END, 0, pid, t_ns)
-        os.write(fd, data)
+        """START and END of each of these noop jobs, all stamped now, in one write (the
+        raw ceilings run a fetched batch so: two system calls per job would be most of a
+        ceiling consumer's time, and a clock read and a pack per job 0.56 us of the
+        0.23 us/job one stamp and a joined list cost)."""
+        fd = self._descriptor()
+        pid, t_ns, pack = self._pid, time.monotonic_ns(), RECORD_PAIR.pack
+        os.write(fd, b"".join(
+            [pack(job_id, START, 0, pid, t_ns, job_id, END, 0, pid, t_ns)
+             for job_id in job_ids]))
 
     def record_many(self, rows: list[tuple[int, Event, int]]) -> None:
         """Write (job_id, event, t_ns) rows in one call; used by producers."""

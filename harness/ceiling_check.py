@@ -34,7 +34,8 @@ PAIRS = 2
 class DrainCell(Protocol):
     """The self-test's preloaded-batch drain cell (harness.observer.ObserverProbe.cell)."""
 
-    def __call__(self, backend: str, jobs: int, bare: bool, processes: int | None = None
+    def __call__(self, backend: str, jobs: int, bare: bool = False,
+                 processes: int | None = None, alternate_s: float | None = None
                  ) -> CellPlan: ...
 
 

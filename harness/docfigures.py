@@ -124,16 +124,19 @@ def crash_table(fault: str) -> Callable[[Path], str]:
 def selftest_table(source: Path) -> str:
     """Observer effect per backend and each ceiling against its bare loop."""
     report = json.loads((source / "selftest.json").read_text())
-    lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | goal |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | groups (range) "
+             "| goal |", "| --- | --- | --- | --- | --- | --- |"]
     for backend, row in sorted(report["observer"]["backends"].items(),
                                key=lambda item: _rank(item[0])):
         if row["status"] != "ok":
-            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | |")
+            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | | |")
             continue
+        low, high = row.get("effect_range") or (None, None)
+        groups = (f"{row['groups']} ({low:+.1%} to {high:+.1%})" if low is not None
+                  else "drains timed one after the other")
         lines.append(f"| {backend} | {_num(spread(row['instrumented_per_s'])['median'])} | "
                      f"{_num(spread(row['bare_per_s'])['median'])} | {row['effect']:+.1%} | "
-                     f"<= {row['limit']:.0%}{'' if row['passed'] else ' (not met)'} |")
+                     f"{groups} | <= {row['limit']:.0%}{'' if row['passed'] else ' (not met)'} |")
     lines += ["", "| ceiling | processes (sweep) | ceiling, bare mode | bare client loop | "
               "ratio | goal |", "| --- | --- | --- | --- | --- | --- |"]
     for row in report.get("ceilings", {}).values():

@@ -170,7 +170,8 @@ def observer(run_dir: Path) -> dict[str, Any] | None:
     rows = [{"backend": b, "effect": f"{r['effect']:+.1%}" if r["status"] == "ok" else None,
              "limit": f"{r['limit']:.0%}", "passed": r.get("passed"),
              "reason": r.get("reason")} for b, r in saved["backends"].items()]
-    return {"date": saved["date"], "repeats": saved["repeats"], "rows": rows}
+    return {"date": saved["date"], "repeats": saved["repeats"], "rows": rows,
+            "alternating": "segments" in saved}
 
 
 def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: list[Chart],

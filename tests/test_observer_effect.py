@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from adapters import job
-from core import jobcount, recorder
-from core.envnames import BARE_ENV, RECORDS_DIR_ENV
+from core import gate, jobcount, recorder
+from core.envnames import GATE_ENV, RECORDS_DIR_ENV
 from core.jobcount import COUNTS_DIR, JobCounter, read_counts
 from core.recorder import Recorder
+from harness.driver.alternate import ABBA
 from harness.driver.tally import JobTally
+from harness.observer import group_effects
 from reports import render
 from scenarios.records import load_records
 from tests.test_report import run_info, text_of, throughput_cells, write_run
@@ -26,15 +28,16 @@ def cell_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "0003-throughput-x"
     (folder / "records").mkdir(parents=True)
     monkeypatch.setenv(RECORDS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(GATE_ENV, "1")
     for module, cache in ((recorder, "_cell_dirs"), (recorder, "_recorders"),
-                          (jobcount, "_counters")):
+                          (jobcount, "_counters"), (gate, "_gates")):
         monkeypatch.setattr(module, cache, {})  # each test's own cell folder
+    gate.set_gate(folder, True)
     return folder
 
 
-def test_bare_jobs_write_no_records_and_are_counted(cell_dir: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(BARE_ENV, "1")
+def test_bare_jobs_write_no_records_and_are_counted(cell_dir: Path) -> None:
+    gate.set_bare(cell_dir, True)
     for n in range(5):
         job.bench_job(3 * recorder.ID_SPAN + n, 0, {"kind": "noop"})
     with pytest.raises(job.InjectedFailure):
@@ -45,13 +48,26 @@ def test_bare_jobs_write_no_records_and_are_counted(cell_dir: Path,
     assert JobTally(cell_dir / "records").refresh() == 6
 
 
-def test_instrumented_jobs_keep_their_records(cell_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(BARE_ENV, raising=False)
+def test_instrumented_jobs_keep_their_records(cell_dir: Path) -> None:
     job.bench_job(3 * recorder.ID_SPAN + 1, 0, {"kind": "noop"})
     assert not (cell_dir / COUNTS_DIR).exists()
     assert len(load_records(cell_dir / "records")) == 2
     assert JobTally(cell_dir / "records").refresh() == 1
+
+
+def test_the_record_mode_switches_between_jobs_of_running_workers(cell_dir: Path) -> None:
+    """The driver flips the mode while a batch drains: each job follows the mode it
+    finds at the gate, and the tally counts both kinds."""
+    base = 3 * recorder.ID_SPAN
+    job.bench_job(base + 1, 0, {"kind": "noop"})
+    gate.set_bare(cell_dir, True)
+    for n in range(2, 5):
+        job.bench_job(base + n, 0, {"kind": "noop"})
+    gate.set_bare(cell_dir, False)
+    job.bench_job(base + 5, 0, {"kind": "noop"})
+    assert sorted(set(load_records(cell_dir / "records")["job_id"])) == [base + 1, base + 5]
+    assert read_counts(cell_dir / COUNTS_DIR)[0] == 3
+    assert JobTally(cell_dir / "records").refresh() == 5
 
 
 def _in_child(work: Any) -> int:
@@ -87,11 +103,52 @@ def test_shared_files_collect_every_child(tmp_path: Path,
     assert read_counts(tmp_path / COUNTS_DIR)[0] == 3
 
 
+def segments_at(rates: list[tuple[float, float]], segment_ns: int = 200_000_000
+                ) -> tuple[list[list[int]], list[int]]:
+    """Driver segments in ABBA order and the END times of instrumented jobs, for known
+    per-segment rates (instrumented, bare) in jobs/s, spread evenly over each segment."""
+    segments, ends = [], []
+    for index, (instrumented, bare) in enumerate(rates):
+        start, is_bare = index * segment_ns, ABBA[index % 4]
+        jobs = round((bare if is_bare else instrumented) * segment_ns / 1e9)
+        if not is_bare:
+            ends += [start + (k * segment_ns) // max(jobs, 1) for k in range(jobs)]
+        segments.append([start, start + segment_ns, int(is_bare), jobs if is_bare else 0])
+    return segments, ends
+
+
+def test_groups_give_the_effect_of_known_rates_and_skip_start_and_tail() -> None:
+    # 6 groups: the first (start-up, slow) and the last (the drain's tail) are left out
+    rates = [(100.0, 100.0)] * 4 + [(900.0, 1000.0)] * 16 + [(10.0, 10.0)] * 4
+    segments, ends = segments_at(rates)
+    groups = group_effects(segments, ends)
+    assert len(groups) == 4
+    for group in groups:
+        assert group["instrumented_per_s"] == pytest.approx(900.0)
+        assert group["bare_per_s"] == pytest.approx(1000.0)
+        assert group["effect"] == pytest.approx(0.10)
+
+
+def test_a_linear_drift_cancels_within_an_abba_group() -> None:
+    """The machine slows by 2% per segment; both modes cost the same: no effect."""
+    rates = [(1000.0 * (1 - 0.02 * i),) * 2 for i in range(16)]
+    segments, ends = segments_at(rates)
+    for group in group_effects(segments, ends):
+        assert abs(group["effect"]) < 0.002
+    drifting_pairs = [1 - rates[i][0] / rates[i + 1][1] for i in range(0, 16, 2)]
+    assert min(abs(p) for p in drifting_pairs) > 0.015  # what back-to-back pairs would call
+
+
+def test_too_short_a_drain_has_no_group() -> None:
+    segments, ends = segments_at([(500.0, 600.0)] * 7)
+    assert group_effects(segments, ends) == []
+
+
 def test_report_shows_the_observer_effect(tmp_path: Path) -> None:
     cells = throughput_cells("redis-raw", 1) + throughput_cells("rq", 1)
     run_dir = write_run(tmp_path / "run", cells, run_info(len(cells)))
     (run_dir / "observer.json").write_text(
-        '{"date": "2026-12-01T11:00:00+00:00", "repeats": 3, "drain_s": 2.0, "backends": {'
+        '{"date": "2026-12-01T11:00:00+00:00", "repeats": 3, "segments": 20, "backends": {'
         '"rq": {"status": "ok", "effect": 0.031, "limit": 0.05, "passed": true},'
         '"redis-raw": {"status": "ok", "effect": 0.12, "limit": 0.1, "passed": false}}}')
     text = text_of((render(run_dir)).read_text())
@@ -102,8 +159,9 @@ def test_report_shows_the_observer_effect(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_harness_costs_a_library_backend_little(tmp_path: Path) -> None:
-    """Instrumented vs bare drains of one library backend, ABBA over 3 repeats: the
-    harness's recording stays within a loose bound (the goal, 5%, is the self-test's)."""
+    """One drain of a library backend whose record mode alternates: the harness's
+    recording stays within a loose bound (the goal, 5%, is the self-test's), and both
+    kinds of segment counted jobs."""
     from harness.observer import ObserverMeasurement, ObserverSettings
     from harness.runner import RunConfig, Runner
     from scenarios.base import RunOptions
@@ -112,9 +170,11 @@ def test_the_harness_costs_a_library_backend_little(tmp_path: Path) -> None:
     runner = Runner(RunConfig(scenarios=[], backends=["dramatiq-redis"], rounds=1,
                               out=tmp_path / "observer", options=RunOptions(quick=True)))
     try:
-        row = ObserverMeasurement(runner, ObserverSettings(repeats=3, drain_s=1.5)).measure(
+        row = ObserverMeasurement(runner, ObserverSettings(repeats=1, segments=20)).measure(
             "dramatiq-redis")
     finally:
         runner.brokers.stop_all()
     assert row["status"] == "ok", row
+    assert row["groups"] >= 2, row
+    assert min(row["bare_per_s"]) > 0 and min(row["instrumented_per_s"]) > 0, row
     assert row["effect"] <= LOOSE_BOUND, row

@@ -8,7 +8,8 @@ import json
 
 from adapters.base import JobCall
 from adapters.raw_message import encode, run_batch
-from core.envnames import BARE_ENV, RECORDS_DIR_ENV
+from core import gate
+from core.envnames import GATE_ENV, RECORDS_DIR_ENV
 from core.jobcount import COUNTS_DIR, read_counts
 from core.recorder import ID_SPAN, Event
 from scenarios.records import load_records
@@ -44,7 +45,9 @@ def test_a_noop_batch_writes_start_and_end_of_every_job_in_one_write(tmp_path, m
 
 def test_a_bare_noop_batch_is_counted_not_recorded(tmp_path, monkeypatch):
     folder = cell_folder(tmp_path, monkeypatch, 42)
-    monkeypatch.setenv(BARE_ENV, "1")
+    monkeypatch.setenv(GATE_ENV, "1")
+    gate.set_gate(folder, True)
+    gate.set_bare(folder, True)
     run_batch(messages(42, [{"kind": "noop"}] * 7))
     run_batch(messages(42, [{"kind": "noop"}] * 3))
     assert read_counts(folder / COUNTS_DIR)[0] == 10

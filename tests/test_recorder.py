@@ -72,9 +72,13 @@ def test_the_gate_shuts_again_for_a_process_that_mapped_it_open(tmp_path, monkey
     monkeypatch.setenv(RECORDS_DIR_ENV, str(tmp_path))
     monkeypatch.setenv(GATE_ENV, "1")
     job = 3 * ID_SPAN + 1
-    assert not gate.gate_is_open(job)  # no gate file yet: the driver has not opened the cell
+
+    def is_open() -> bool:
+        return gate.pass_gate(job) is not None
+
+    assert not is_open()  # no gate file yet: the driver has not opened the cell
     gate.set_gate(cell_dir, True)
-    assert gate.gate_is_open(job)
+    assert gate.pass_gate(job) is False  # open, and jobs record (not bare)
     to_child, from_parent = os.pipe()
     to_parent, from_child = os.pipe()
     pid = os.fork()
@@ -82,11 +86,11 @@ def test_the_gate_shuts_again_for_a_process_that_mapped_it_open(tmp_path, monkey
         states = []
         for _ in range(2):
             os.read(to_child, 1)
-            states.append(gate.gate_is_open(job))
+            states.append(is_open())
             os.write(from_child, b"k")
         os._exit(0 if states == [False, True] else 1)
     gate.set_gate(cell_dir, False)
-    assert not gate.gate_is_open(job)
+    assert not is_open()
     os.write(from_parent, b"s")
     os.read(to_parent, 1)
     gate.set_gate(cell_dir, True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.gate import set_gate
+from core.gate import set_bare, set_gate
 from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
 from core.recorder import ID_SPAN, Recorder
 from harness.driver.producer import Producer
@@ -44,6 +44,7 @@ class CellRun:
         self.report.workers_reused = started_in is None
         self.report.worker_pids = self.adapter.worker_pids()
         self.report.ready_ns = time.monotonic_ns()
+        set_bare(self.cell_dir, bool(self.cell.options.get("bare")))  # the self-test's baseline
         set_gate(self.cell_dir, True)
         self.adapter.begin()
 
@@ -53,6 +54,10 @@ class CellRun:
 
     def resume(self) -> None:
         set_gate(self.cell_dir, True)
+
+    def record_bare(self, bare: bool) -> None:
+        """Jobs that pass the gate from now on count themselves only (True) or record."""
+        set_bare(self.cell_dir, bare)
 
     @property
     def ready_ns(self) -> int:

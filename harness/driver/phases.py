@@ -20,6 +20,7 @@ from core.protocol import (
     PhaseReport,
     SustainedPhase,
 )
+from harness.driver.alternate import wait_alternating
 from harness.driver.cell import CellRun
 from harness.driver.crash import run_crash
 from harness.driver.depth import run_depth
@@ -47,7 +48,10 @@ def run_batch(run: CellRun, spec: BatchPhase, report: PhaseReport, sent_before: 
                                       spec.enqueue_limit_s)
     assert report.load_start_ns is not None
     deadline = max(run.ready_ns, report.load_start_ns) + int(spec.time_limit_s * 1e9)
-    _wait(run, report, sent_before + total, deadline)
+    if spec.alternate_s:
+        wait_alternating(run, report, sent_before + total, deadline, spec.alternate_s)
+    else:
+        _wait(run, report, sent_before + total, deadline)
     return total
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig
-from core.envnames import BARE_ENV, GATE_ENV
+from core.envnames import GATE_ENV
 from core.protocol import CellSpec
 
 # At the group's end its queue is purged and removed next and every result is written,
@@ -23,10 +23,6 @@ class WorkerSet:
 
     def __init__(self, first: CellSpec, cells_root: Path, log_dir: Path) -> None:
         os.environ[GATE_ENV] = "1"  # workers inherit it: their jobs wait at their cell's gate
-        if first.options.get("bare"):  # the self-test's baseline: jobs only count themselves
-            os.environ[BARE_ENV] = "1"
-        else:
-            os.environ.pop(BARE_ENV, None)
         self.config = AdapterConfig(
             backend=first.backend, broker_url=first.broker_url, slots=first.slots,
             profile=first.profile, results=first.results, queue=first.queue,
