@@ -45,14 +45,17 @@ CALIBRATION_JOBS = 2000
 CALIBRATION_S = 0.5
 MAX_JOBS = 1_000_000
 SEGMENT_S = 0.2
-MIN_SEGMENT_JOBS = 50
+MIN_SEGMENT_JOBS = 100
 GROUP = 4  # segments per ABBA group
+# the batch holds this many times the segments' work at the calibrated rate: a drain
+# that runs faster than its calibration still has its groups (pgqueuer had 5 of 15)
+BATCH_MARGIN = 1.5
 
 
 @dataclass(frozen=True)
 class ObserverSettings:
     repeats: int = 3  # alternating drains per backend
-    segments: int = 20  # per drain, at the calibrated rate (5 ABBA groups, 3 counted)
+    segments: int = 20  # per drain at least (5 ABBA groups, 3 counted)
 
 
 QUICK = ObserverSettings(repeats=1, segments=16)
@@ -179,7 +182,7 @@ class ObserverMeasurement:
         try:
             rate = self._calibrated_rate(backend)
             segment = segment_s(rate, BACKENDS[backend].poll_s)
-            jobs = int(min(MAX_JOBS, rate * segment * self.settings.segments))
+            jobs = int(min(MAX_JOBS, rate * segment * self.settings.segments * BATCH_MARGIN))
             groups = []
             for _ in range(self.settings.repeats):
                 metrics = self._cell(self.probe.cell(backend, jobs, alternate_s=segment))
