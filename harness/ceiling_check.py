@@ -7,7 +7,7 @@ Per broker, on the self-test's harness-owned brokers:
   observer effect, reported apart), and
 - a bare loop of the same client with the same consumer count and no
   harness code (harness/ceiling_bare.py, in the backend's interpreter) on
-  the same number of jobs, alternated with it: A B A B, medians.
+  the same number of jobs, alternated with it: A B B A, medians.
 Goal: ceiling / bare >= 0.9, i.e. the consumer design leaves little on the table.
 """
 
@@ -29,6 +29,9 @@ GOAL = 0.9
 BARE_SECONDS = 2.0  # of work at the ceiling's rate
 MIN_BARE_JOBS = 20_000
 PAIRS = 2
+# the order of each pair: A B, then B A, so a machine that drifts during the check
+# slows both sides alike
+ABBA = (("ceiling", "bare"), ("bare", "ceiling"))
 
 
 class DrainCell(Protocol):
@@ -71,12 +74,16 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 "reason": f"no bare {broker} loop in harness/ceiling_bare.py yet"}
     jobs = max(MIN_BARE_JOBS, int((rates[best] or 0) * BARE_SECONDS))
     ceiling, bare = [], []
-    for _ in range(PAIRS):
-        result = run_cell(1, drain_cell(backend, jobs, bare=True, processes=best))
-        if result["status"] != "ok":
-            return {**row, "status": "failed", "reason": result.get("reason") or "no figure"}
-        ceiling.append(float(result["metrics"]["jobs_per_s"]))
-        bare.append(bare_rate(broker, backend, url, slots, jobs))
+    for pair in range(PAIRS):
+        for side in ABBA[pair % 2]:
+            if side == "bare":
+                bare.append(bare_rate(broker, backend, url, slots, jobs))
+                continue
+            result = run_cell(1, drain_cell(backend, jobs, bare=True, processes=best))
+            if result["status"] != "ok":
+                return {**row, "status": "failed",
+                        "reason": result.get("reason") or "no figure"}
+            ceiling.append(float(result["metrics"]["jobs_per_s"]))
     ratio = statistics.median(ceiling) / statistics.median(bare)
     return {**row, "status": "ok", "jobs": jobs, "ceiling_bare_mode_per_s": ceiling,
             "bare_loop_per_s": bare, "ratio": round(ratio, 3), "passed": ratio >= GOAL}
