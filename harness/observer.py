@@ -79,9 +79,7 @@ def group_effects(segments: list[list[int]], end_times_ns: list[int]) -> list[di
     jobs = [counted + bisect_left(ends, end) - bisect_left(ends, start)
             for start, end, _bare, counted in segments]
     groups = []
-    for first in range(GROUP, len(segments) - GROUP + 1, GROUP):
-        if first + GROUP >= len(segments):
-            break  # holds the last segment
+    for first in range(GROUP, len(segments) - GROUP, GROUP):  # ends before the last segment
         mode_jobs = {0: 0, 1: 0}
         mode_ns = {0: 0, 1: 0}
         for index in range(first, first + GROUP):
