@@ -252,6 +252,17 @@ def with_reference(profiles: tuple[str, ...]) -> tuple[str, ...]:
     return profiles
 
 
+def fresh_out(out: Path) -> Path:
+    """`out` if a run may write there: absent or an empty folder. Workers find a cell's
+    folder by its number alone, so cells of an earlier run in the same folder would
+    take the records of this run's cells with the same numbers."""
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ResultsError(f"--out {out} is not empty; give a new folder (or remove this one)")
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunConfig, Runner, default_run_dir
 
@@ -270,9 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
-    out = (args.out or default_run_dir()).resolve()
-    if out.exists() and not out.is_dir():
-        raise ResultsError(f"--out {out} exists and is not a directory")
+    out = fresh_out((args.out or default_run_dir()).resolve())
     variants.prepare(backends)
     config = RunConfig(scenarios=args.scenario, backends=backends, rounds=rounds, out=out,
                        options=options, urls=broker_urls(args))
@@ -327,7 +336,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
     if args.attach and not (args.attach / "summary.json").exists():
         raise UsageError(f"--attach {args.attach}: not a run folder (no summary.json)")
-    out = (args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
+    out = fresh_out(args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
     settings = QUICK if args.quick else ObserverSettings()
     report = selftest.run(args.backend, out.resolve(), broker_urls(args), settings)
     (out / "selftest.json").write_text(json.dumps(report, indent=1))

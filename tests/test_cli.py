@@ -44,6 +44,17 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert message in lines[0]
 
 
+@pytest.mark.parametrize("command", ["run", "selftest"])
+def test_an_out_folder_that_holds_files_is_refused(command, tmp_path, capsys):
+    """Workers find a cell's folder by its number: an earlier run's cells in the same
+    folder took this run's records (its cells failed with no job ended)."""
+    (tmp_path / "cells" / "0001-throughput-redis-raw").mkdir(parents=True)
+    code = main([command, "--backend", "redis-raw", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip().splitlines() == [err.strip()] and "is not empty" in err
+
+
 @pytest.mark.parametrize("argv", [["run", "--backend", "nope"], ["compare", "/no/a", "/no/b"],
                                   ["run", "--redis-url", "notaurl"]])
 def test_bad_input_as_a_user_sees_it(argv):
