@@ -30,6 +30,7 @@ from harness.brokers import BrokerError, Brokers
 from harness.ceiling_layout import fastest, needs_sweep, sweep, with_layout
 from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
+from harness.speed import SpeedMeter
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
 from scenarios.records import load_records
@@ -92,6 +93,7 @@ class Runner:
         self.driver: DriverHandle | None = None
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
         self.cell_index = 0
+        self.meter: SpeedMeter | None = None  # runs for the whole of run(), see _run
 
     def plan(self) -> list[tuple[int, CellPlan]]:
         """Round-major, then backend-major: one backend's cells of a round run back to
@@ -117,7 +119,9 @@ class Runner:
         progress = Progress(len(plan))
         interrupted = None
         layouts: dict[str, dict[str, Any]] = {}
+        self.meter = SpeedMeter(self.config.out / "speed")
         try:
+            self.meter.start()
             layouts = self.sweep_layouts([cell for _, cell in plan])
             plan = [(round_no, with_layout(cell, layouts)) for round_no, cell in plan]
             for round_no, group in self.groups(plan):
@@ -133,6 +137,7 @@ class Runner:
             interrupted = str(exc)
         finally:
             self._stop_driver()
+            self.meter.stop()
             brokers = self.brokers.describe()  # masked URLs, while the servers are known
             self.brokers.stop_all()
             procs.stop_started()
@@ -141,7 +146,7 @@ class Runner:
                 finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 complete=interrupted is None, interrupted=interrupted,
                 planned_cells=len(plan), broker_versions=self.brokers.versions,
-                brokers=brokers, ceiling_layouts=layouts,
+                brokers=brokers, ceiling_layouts=layouts, speed_probe=self.meter.settings(),
             )
             progress.close()
         return {"run_dir": str(self.config.out), "interrupted": interrupted,
@@ -365,6 +370,8 @@ class Runner:
         try:
             records = load_records(cell_dir / "records")
             result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, report)
+            if self.meter is not None:
+                self.meter.annotate(result["metrics"], report)
         except CellFailed as exc:
             result.update(status="failed", reason=str(exc))
         return result

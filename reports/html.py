@@ -22,6 +22,7 @@ from reports.data import RunData
 from reports.observer import load_observer
 from reports.profiles import comparisons
 from reports.runtime import run_time
+from reports.speed import machine_speed
 from reports.style import backend_rank, colour
 from reports.verdict import TIE_RULE, Table
 from scenarios import in_report_order
@@ -196,7 +197,7 @@ def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: 
         "libraries": libraries(data), "brokers": brokers(data.run), "problems": problems(data),
         "config": [(k, plain(v)) for k, v in (data.run.get("config") or {}).items()],
         "cells": cell_list(data), "observer": observer(data.run_dir),
-        "run_time": run_time(data),
+        "run_time": run_time(data), "speed": machine_speed(data),
         "colours": {b: colour(b) for b in sorted(set(data.cells.get("backend", [])),
                                                  key=backend_rank)},
         "descriptions": {b: i.description for b, i in BACKENDS.items()},

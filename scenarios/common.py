@@ -40,6 +40,12 @@ STEADY_METRICS = {
     "producer_busy_s": Metric("s", doc="time the driver spent enqueueing after the workers "
                                        "started, window included"),
     "window_producer_busy_s": Metric("s", doc="of which inside the window"),
+    # added by the runner's speed meter (harness/speed), when it ran
+    "probe_us": Metric("us", doc="CPU time of the speed probe's fixed loop over the window, "
+                                 "mean of all CPUs (lower: the machine ran faster)"),
+    "jobs_per_loop": Metric("jobs", "higher", doc="jobs_per_s x probe_us: jobs completed in "
+                                                  "the time one probe loop took; compare a "
+                                                  "backend only with itself"),
 }
 PROBE_METRICS = {
     "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the idle probes, intended -> start"),

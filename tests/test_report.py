@@ -641,3 +641,26 @@ def test_run_time_says_where_the_time_went(tmp_path: Path) -> None:
     assert f"redis-raw {throughput:.1f} {crash:.1f} {throughput + crash:.1f}" in section
     assert f"{throughput + crash:,.0f} s of them in cells" in section
     assert "3,355 s from start to finish" in section  # 03:04:05 -> 04:00:00
+
+
+def test_machine_speed_shows_the_spread_the_machine_caused(tmp_path: Path) -> None:
+    """Rounds that differ only by the machine's speed: jobs/s spread 50%, jobs_per_loop 0%;
+    a backend whose cells have no speed figure is not in the table."""
+    cells = []
+    for rnd, (rate, probe_us) in enumerate([(1000.0, 400.0), (1500.0, 800 / 3), (1200.0, 1000 / 3)],
+                                           start=1):
+        cells += throughput_cells("redis-raw", rnd) + throughput_cells("arq", rnd)
+        noop = next(c for c in cells if c["backend"] == "redis-raw" and c["round"] == rnd
+                    and c["params"]["duration_ms"] == 0)
+        noop["metrics"].update(jobs_per_s=rate, probe_us=probe_us,
+                               jobs_per_loop=rate * probe_us / 1e6)
+    page = render(write_run(tmp_path / "run", cells, run_info(len(cells)))).read_text()
+    section = text_of(page.split("<h3>Machine speed</h3>")[1].split("<h3>Brokers</h3>")[0])
+    assert "throughput redis-raw duration_ms=0 jobs=3000 3 267-400 42% 0%" in section
+    assert "arq" not in section
+
+
+def test_no_machine_speed_section_without_the_meter(tmp_path: Path) -> None:
+    cells = throughput_cells("redis-raw", 1) + throughput_cells("redis-raw", 2)
+    page = render(write_run(tmp_path / "run", cells, run_info(len(cells)))).read_text()
+    assert "<h3>Machine speed</h3>" not in page

@@ -1,0 +1,53 @@
+"""The report's machine-speed section: how much of each steady-state figure's spread
+over rounds is the machine's (the speed meter, harness/speed) and how much is left
+once the machine's speed is taken out (jobs_per_loop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from reports.data import RunData
+from reports.style import backend_rank
+
+
+def spread(values: pd.Series) -> float | None:
+    """(max - min) / median of the positive values; None below two of them."""
+    values = values.dropna()
+    values = values[values > 0]
+    return float((values.max() - values.min()) / values.median()) if len(values) >= 2 else None
+
+
+def _point(row: pd.Series, params: list[str]) -> str:
+    shown = [f"{p.removeprefix('params.')}={row[p]}" for p in params
+             if p not in ("params.slots", "params.window_s") and pd.notna(row[p])]
+    return " ".join(shown)
+
+
+def machine_speed(data: RunData) -> dict[str, Any] | None:
+    """One row per (scenario, backend, point) with two or more ok rounds that the meter
+    timed: the probe loop's range, and the round spread of jobs/s and of jobs_per_loop.
+    None when no cell has a speed figure (a run from before the meter, or one round)."""
+    cells = data.cells
+    if "jobs_per_loop" not in cells:
+        return None
+    timed = cells[(cells["status"] == "ok") & cells["jobs_per_loop"].notna()]
+    params = [c for c in timed.columns if c.startswith("params.")]
+    rows = []
+    for _, group in timed.groupby("key", sort=False):
+        raw, steady = spread(group["jobs_per_s"]), spread(group["jobs_per_loop"])
+        if raw is None or steady is None:
+            continue
+        first = group.iloc[0]
+        rows.append({"scenario": first["scenario"], "backend": first["backend"],
+                     "point": _point(first, params), "rounds": len(group),
+                     "probe_min": float(group["probe_us"].min()),
+                     "probe_max": float(group["probe_us"].max()),
+                     "raw": raw, "steady": steady})
+    if not rows:
+        return None
+    rows.sort(key=lambda r: (r["scenario"], backend_rank(r["backend"]), r["point"]))
+    probe = timed["probe_us"]
+    return {"rows": rows, "probe_min": float(probe.min()), "probe_max": float(probe.max()),
+            "settings": data.run.get("speed_probe") or {}}

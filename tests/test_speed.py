@@ -1,0 +1,81 @@
+"""The machine-speed meter (harness/speed): real probe processes, and the window figures
+on known samples."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import procs
+from core.protocol import DriverReport, PhaseReport
+from harness.speed import MIN_SAMPLES, SAMPLE_DTYPE, SpeedMeter, load
+from harness.speed.probe import INTERVAL_S
+
+
+def write_samples(path: Path, samples: list[tuple[int, int]]) -> None:
+    path.write_bytes(np.array(samples, dtype=SAMPLE_DTYPE).tobytes())
+
+
+def windowed(start: int, end: int) -> DriverReport:
+    return DriverReport(phases=[PhaseReport(type="sustained", first_id=0,
+                                            window_start_ns=start, window_end_ns=end)])
+
+
+def test_probes_sample_every_cpu_and_stop(tmp_path: Path) -> None:
+    meter = SpeedMeter(tmp_path / "speed")
+    meter.start()
+    pids = [p.pid for p in meter._started]
+    try:
+        time.sleep(20 * INTERVAL_S)
+    finally:
+        meter.stop()
+    assert not any(procs.alive(pid) for pid in pids)
+    for cpu in meter.cpus:
+        samples = load(meter.file(cpu))
+        assert len(samples) >= 5, cpu
+        assert (np.diff(samples["t_ns"]) > 0).all()
+        assert (samples["cost_ns"] > 0).all()
+        # the cost is CPU time of a loop far shorter than the interval between samples
+        assert np.median(samples["cost_ns"]) < INTERVAL_S * 1e9
+
+
+def test_window_cost_joins_cpus_and_ignores_samples_outside(tmp_path: Path) -> None:
+    meter = SpeedMeter(tmp_path)
+    meter.cpus = [0, 1]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(100, 110)] + [(500, 9_000_000)])
+    write_samples(meter.file(1), [(t, 600_000) for t in range(100, 110)] + [(50, 9_000_000)])
+    assert meter.window_cost_us(100, 200) == pytest.approx(500.0)
+    metrics = {"jobs_per_s": 1000.0}
+    meter.annotate(metrics, windowed(100, 200))
+    assert metrics["probe_us"] == pytest.approx(500.0)
+    assert metrics["jobs_per_loop"] == pytest.approx(0.5)  # 1000 jobs/s x 500 us
+
+
+def test_a_slower_machine_gives_the_same_jobs_per_loop(tmp_path: Path) -> None:
+    """A window in which every core ran 1.5x slower, and the backend with it."""
+    meter = SpeedMeter(tmp_path)
+    meter.cpus = [0]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(0, 20)]
+                  + [(t, 600_000) for t in range(20, 40)])
+    fast, slow = {"jobs_per_s": 1500.0}, {"jobs_per_s": 1000.0}
+    meter.annotate(fast, windowed(0, 20))
+    meter.annotate(slow, windowed(20, 40))
+    assert fast["jobs_per_loop"] == pytest.approx(slow["jobs_per_loop"])
+
+
+def test_no_figure_without_a_window_or_enough_samples(tmp_path: Path) -> None:
+    meter = SpeedMeter(tmp_path)
+    meter.cpus = [0]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(MIN_SAMPLES - 1)])
+    few = {"jobs_per_s": 10.0}
+    meter.annotate(few, windowed(0, 1000))
+    assert few == {"jobs_per_s": 10.0}
+    no_window = {"jobs_per_s": 10.0}
+    meter.annotate(no_window, DriverReport(phases=[PhaseReport(type="fill", first_id=0)]))
+    assert no_window == {"jobs_per_s": 10.0}
+    failed_rate = {"window_s": 2.0}
+    meter.annotate(failed_rate, windowed(0, 1000))
+    assert failed_rate == {"window_s": 2.0}
