@@ -44,9 +44,11 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
              noise: tuple[float, ...] = NOISE, per_round: dict[str, list[float]] | None = None,
              backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0,
              config: dict | None = None, failed: tuple[str, ...] = (),
-             unstable: tuple[str, ...] = (), info: dict | None = None) -> Path:
+             unstable: tuple[str, ...] = (), info: dict | None = None,
+             probe_us: tuple[float, ...] | None = None) -> Path:
     """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values);
-    `failed` backends' cells fail, `unstable` ones are flagged unstable."""
+    `failed` backends' cells fail, `unstable` ones are flagged unstable; with `probe_us`
+    (per round) every cell has the speed meter's figures."""
     writer = RunWriter(path, {"id": path.name, "host": "testhost", "git_revision": "abc123",
                               "started": "2025-01-01T00:00:00Z", "complete": True,
                               "cpu_count": 2, "python": "3.11.7",
@@ -65,8 +67,13 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
                     value = per_round[backend][rnd - 1]
                 else:
                     value = BASE[backend] * (factors or {}).get(backend, 1.0) * noise[rnd - 1]
-                writer.add(cell(backend, duration, rnd, value * (1 if duration == 0 else 0.5),
-                                p99=p99 * noise[rnd - 1], unstable=backend in unstable))
+                added = cell(backend, duration, rnd, value * (1 if duration == 0 else 0.5),
+                             p99=p99 * noise[rnd - 1], unstable=backend in unstable)
+                if probe_us:
+                    metrics = added["metrics"]
+                    metrics["probe_us"] = probe_us[rnd - 1]
+                    metrics["jobs_per_loop"] = metrics["jobs_per_s"] * probe_us[rnd - 1] / 1e6
+                writer.add(added)
     return path
 
 
@@ -231,6 +238,46 @@ def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: P
     assert code == 1
     assert "throughput/celery-redis/duration_ms=10,slots=8,window_s=2 jobs_per_s" in err
     assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2 jobs_per_s" in err
+
+
+SPEED = (400.0, 400.0, 400.0)
+
+
+def test_machine_speed_is_taken_out(tmp_path: Path) -> None:
+    """A machine 1.4x slower in every round of the current run: jobs/s fall by 29%,
+    jobs_per_loop stays; the gate judges the latter, --absolute the former."""
+    base = make_run(tmp_path / "base", probe_us=SPEED)
+    slower = {b: 1 / 1.4 for b in BASE}
+    slow_box = make_run(tmp_path / "slowbox", slower, noise=NOISE_B,
+                        probe_us=tuple(v * 1.4 for v in SPEED))
+    code, out, err = run(base, slow_box)
+    assert code == 0, out
+    rows = gated_rows(out)
+    # the basis moved with the rounds' noise only; the absolute figures fell by 29%
+    assert rows and all(" per loop " in r and "-0.4%   -28.9%" in r for r in rows)
+    assert not any(r.split()[1] in ("jobs_per_loop", "probe_us")  # a basis, not a row
+                   for r in out.splitlines() if r.startswith("throughput/"))
+    code, _, err = run(base, slow_box, "--absolute")
+    assert code == 1 and "REGRESSION" in err
+
+
+def test_a_drop_at_the_same_machine_speed_is_called(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", probe_us=SPEED)
+    slow = make_run(tmp_path / "slow", {"celery-redis": 0.75}, noise=NOISE_B, probe_us=SPEED)
+    code, out, err = run(base, slow)
+    assert code == 1
+    bad = [r for r in gated_rows(out) if "slower" in r]
+    assert len(bad) == 2 and all("celery-redis" in r and " per loop " in r for r in bad)
+
+
+def test_per_loop_needs_the_meter_in_both_runs(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", probe_us=SPEED)
+    old = make_run(tmp_path / "old")
+    code, out, _ = run(old, base)
+    assert code == 0
+    rows = gated_rows(out)
+    assert any("celery-redis" in r and "/redis-raw" in r for r in rows)
+    assert not any(" per loop " in r for r in rows)
 
 
 def test_missing_ceiling_falls_back_to_absolute(base_run: Path, tmp_path: Path) -> None:

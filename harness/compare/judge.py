@@ -18,7 +18,9 @@ from harness.compare.metrics import default_metrics, direction_of, selected
 from harness.compare.noise import Noise, NoiseModel, RowKey, positive_logs
 from harness.compare.table import (
     CEILINGS,
+    MACHINE_METRICS,
     NORMALISABLE,
+    PER_LOOP,
     CaseState,
     Key,
     Table,
@@ -26,6 +28,7 @@ from harness.compare.table import (
     ceiling_of,
     label,
     normalised,
+    per_loop,
     per_round,
 )
 
@@ -40,7 +43,7 @@ MAX_ROUNDS = 50  # rounds per side it looks for when a row cannot see DETECT
 class Row:
     key: Key
     metric: str
-    basis: str  # "absolute" or "/<ceiling>"
+    basis: str  # "absolute", "per loop" (harness/speed) or "/<ceiling>"
     base: list[float]
     cur: list[float]
     gated: bool
@@ -226,8 +229,13 @@ def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[st
     basis, note = "absolute", ""
     is_ceiling = key[1] in CEILINGS
     ceiling = ceiling_of(key[1])
+    steady = (per_loop(bt, key, metric), per_loop(ct, key, metric))
     if metric in NORMALISABLE and not absolute:
-        if ceiling:
+        if steady[0] and steady[1]:  # the machine's speed taken out: every backend alike
+            base, cur, basis = steady[0], steady[1], PER_LOOP
+            if is_ceiling:
+                note = "ceiling (yardstick): gates only with --absolute"
+        elif ceiling:
             nb, nc = normalised(bt, key, metric), normalised(ct, key, metric)
             if nb and nc:
                 base, cur, basis = nb[0], nc[0], f"/{ceiling}"
@@ -257,7 +265,7 @@ def judged_rows(bt: Table, ct: Table, keys: Sequence[Key], states: dict[Key, Cas
                 metrics: Sequence[str], absolute: bool) -> list[Row]:
     rows = []
     for key in keys:
-        for metric in sorted(bt[key].keys() & ct[key].keys()):
+        for metric in sorted(bt[key].keys() & ct[key].keys() - set(MACHINE_METRICS)):
             row = build_row(bt, ct, key, metric, metrics, absolute)
             add_note(row, round_note(states[key]))
             rows.append(row)

@@ -66,7 +66,7 @@ class Noise:
         return total * total / spread if spread > 0 else float(self.freedom)
 
 
-RowKey = tuple[Key, str, str]  # case, metric, basis ("absolute" or "/<ceiling>")
+RowKey = tuple[Key, str, str]  # case, metric, basis ("absolute", "per loop", "/<ceiling>")
 NoiseModel = dict[RowKey, Noise]
 MIN_RUNS = 3  # the drift between runs needs the means of three
 

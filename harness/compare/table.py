@@ -1,5 +1,6 @@
-"""summary.json -> per-round values of every numeric metric of every ok cell, and a
-library's rates over its broker's raw ceiling measured in the same run."""
+"""summary.json -> per-round values of every numeric metric of every ok cell; a rate at
+the machine's speed of its window (the speed meter), or a library's rates over its
+broker's raw ceiling measured in the same run."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from core.results import ResultsError
 # Rates a broker ceiling also has: these are divided by the ceiling's figure.
 NORMALISABLE = ("jobs_per_s", "enqueue_per_s")
 CEILINGS = {info.ceiling for info in BACKENDS.values() if info.ceiling}
+# A rate and its figure with the machine's speed taken out (harness/speed).
+AT_MACHINE_SPEED = {"jobs_per_s": "jobs_per_loop"}
+PER_LOOP = "per loop"  # the basis name of those rows
+MACHINE_METRICS = ("jobs_per_loop", "probe_us")  # a basis or the machine's: no row of their own
 
 Key = tuple[str, str, str, str]  # scenario, backend, profile, params (sorted JSON)
 Table = dict[Key, dict[str, dict[int, float]]]  # key -> metric -> round -> value
@@ -127,3 +132,15 @@ def normalised(table: Table, key: Key, metric: str) -> tuple[list[float], bool] 
         return [lib[r] / ref[r] for r in sorted(lib)], True
     middle = statistics.median(ref.values())
     return ([v / middle for v in lib.values()], False) if middle > 0 else None
+
+
+def per_loop(table: Table, key: Key, metric: str) -> list[float] | None:
+    """`metric`'s rounds with the machine's speed taken out (jobs_per_loop for jobs_per_s),
+    in round order; None unless every round of it has that figure."""
+    steady = AT_MACHINE_SPEED.get(metric)
+    values = table.get(key, {})
+    if steady is None or metric not in values or steady not in values:
+        return None
+    if set(values[steady]) != set(values[metric]):
+        return None
+    return [values[steady][r] for r in values[metric]]

@@ -44,10 +44,13 @@ def verdicts(base: dict, cur: dict, noise: NoiseModel | None = None
 
 
 def scaled(summary: dict, backend: str, factor: float) -> dict:
+    """`backend` made slower by `factor` at the same machine speed (both of its rates)."""
     out = copy.deepcopy(summary)
     for cell in out["cells"]:
         if cell["backend"] == backend and cell["status"] == "ok":
-            cell["metrics"]["jobs_per_s"] *= factor
+            for name in ("jobs_per_s", "jobs_per_loop"):
+                if name in cell["metrics"]:
+                    cell["metrics"][name] *= factor
     return out
 
 
@@ -75,7 +78,7 @@ def main(folder: Path) -> None:
           f"{problems}/{len(pairs)}")
 
     print("== round noise: sd of log jobs/s over the rounds of one run (median over runs), "
-          "absolute and on the gated basis")
+          "absolute and on the gated basis (per loop where the runs have the speed meter)")
     for key, metric in [(r.key, r.metric) for r in
                                compare(aa[0], aa[0], absolute=True).rows
                                if r.metric == "jobs_per_s"]:
@@ -130,10 +133,13 @@ def main(folder: Path) -> None:
         backend = path.stem
         drop = noop_median(slowed, backend) / statistics.median(
             noop_median(s, backend) for s in aa) - 1
+        steady = [noop_median(s, backend, "jobs_per_loop") for s in (slowed, *aa)]
+        steady_drop = (f" (per loop {steady[0] / statistics.median(steady[1:]) - 1:+.0%})"
+                       if None not in steady else "")
         alone = sum(fires_for(base, slowed, backend, 0.0, False) for base in aa)
         full = [fires_for(base, grafted(aa[(i + 1) % len(aa)], slowed, backend), backend, 0.0,
                           False) for i, base in enumerate(aa)]
-        print(f"  {backend:20} {drop:+.0%}  called slower by {alone}/{len(aa)} alone, "
+        print(f"  {backend:20} {drop:+.0%}{steady_drop}  called slower by {alone}/{len(aa)} alone, "
               f"{sum(full)}/{len(aa)} in a full run")
     with_noise(folder, aa, pairs)
 
@@ -181,10 +187,12 @@ def grafted(full: dict, slowed: dict, backend: str) -> dict:
     return out
 
 
-def noop_median(summary: dict, backend: str) -> float:
-    return statistics.median(c["metrics"]["jobs_per_s"] for c in summary["cells"]
-                             if c["backend"] == backend and c["status"] == "ok"
-                             and c["params"]["duration_ms"] == 0)
+def noop_median(summary: dict, backend: str, metric: str = "jobs_per_s") -> float | None:
+    """Median of the backend's noop `metric` over its ok rounds; None if one lacks it."""
+    values = [c["metrics"].get(metric) for c in summary["cells"]
+              if c["backend"] == backend and c["status"] == "ok"
+              and c["params"]["duration_ms"] == 0]
+    return None if None in values or not values else statistics.median(values)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,12 @@ def harness(*args: str) -> None:
 
 
 def noop_rate(summary: dict, backend: str) -> float:
-    """Median over the ok rounds of the backend's noop jobs/s."""
-    return statistics.median(c["metrics"]["jobs_per_s"] for c in summary["cells"]
-                             if c["backend"] == backend and c["status"] == "ok"
-                             and c["params"]["duration_ms"] == 0)
+    """Median over the ok rounds of the backend's noop rate: jobs_per_loop (the machine's
+    speed taken out, as the gate judges it) where every round has it, else jobs/s."""
+    cells = [c["metrics"] for c in summary["cells"] if c["backend"] == backend
+             and c["status"] == "ok" and c["params"]["duration_ms"] == 0]
+    metric = "jobs_per_loop" if all("jobs_per_loop" in m for m in cells) else "jobs_per_s"
+    return statistics.median(m[metric] for m in cells)
 
 
 def keep(run: Path, folder: Path) -> Path:
