@@ -83,6 +83,30 @@ def throughput_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def machine_speed_table(source: Path) -> str:
+    """Per backend, noop throughput's rounds: the probe loop's cost in each window, and
+    the round spread of jobs/s against that of jobs_per_loop (the machine's speed out)."""
+    cells = [c for c in _cells(source) if c["scenario"] == "throughput"
+             and c["params"]["duration_ms"] == 0 and c["status"] == "ok"
+             and c["metrics"].get("jobs_per_loop") is not None]
+    lines = ["| backend | probe loop per round (us) | jobs/s spread | jobs_per_loop spread |",
+             "| --- | --- | --- | --- |"]
+    for backend in sorted({c["backend"] for c in cells}, key=_rank):
+        mine = sorted((c for c in cells if c["backend"] == backend), key=lambda c: c["round"])
+        if len(mine) < 2:
+            continue
+        probes = " / ".join(_num(c["metrics"]["probe_us"]) for c in mine)
+        raw = spread([c["metrics"]["jobs_per_s"] for c in mine])
+        steady = spread([c["metrics"]["jobs_per_loop"] for c in mine])
+        lines.append(f"| {backend} | {probes} | {_spread_pct(raw)} | {_spread_pct(steady)} |")
+    return "\n".join(lines)
+
+
+def _spread_pct(values: dict[str, Any]) -> str:
+    """(max - min) / median as a percentage."""
+    return f"{(values['max'] - values['min']) / values['median']:.0%}"
+
+
 def crash_table(fault: str) -> Callable[[Path], str]:
     """lost / late / ran twice / last job done after the kill, per backend (and
     persistence), with the slots before and after (worker faults)."""
@@ -222,6 +246,7 @@ def _size(size: int) -> str:
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "throughput": throughput_table,
+    "machine-speed": machine_speed_table,
     "crash-job-process-kill": crash_table("job-process-kill"),
     "crash-node-kill": crash_table("node-kill"),
     "crash-broker-kill": crash_table("broker-kill"),

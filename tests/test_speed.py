@@ -11,8 +11,8 @@ import pytest
 
 from core import procs
 from core.protocol import DriverReport, PhaseReport
+from core.speedprobe import INTERVAL_S
 from harness.speed import MIN_SAMPLES, SAMPLE_DTYPE, SpeedMeter, load
-from harness.speed.probe import INTERVAL_S
 
 
 def write_samples(path: Path, samples: list[tuple[int, int]]) -> None:
@@ -33,6 +33,7 @@ def test_probes_sample_every_cpu_and_stop(tmp_path: Path) -> None:
     finally:
         meter.stop()
     assert not any(procs.alive(pid) for pid in pids)
+    assert all(meter.file(cpu).with_suffix(".log").read_text() == "" for cpu in meter.cpus)
     for cpu in meter.cpus:
         samples = load(meter.file(cpu))
         assert len(samples) >= 5, cpu

@@ -4,7 +4,7 @@
 CPU time (not wall time), so the loop waiting for the CPU behind the benchmark's
 own processes is not counted: what is left is how fast the core ran the loop.
 
-    python -m harness.speed.probe FILE CPU
+    python -m core.speedprobe FILE CPU
 """
 
 from __future__ import annotations

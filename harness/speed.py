@@ -7,7 +7,7 @@ window catches a different mix of the two every time, which moves a backend's
 figure by up to 40% from round to round with nothing changed.
 
 The meter runs a tiny fixed loop on every CPU for the whole run
-(probe.py, about 1% of each core) and times it in CPU time. A cell's
+(core/speedprobe.py, about 1% of each core) and times it in CPU time. A cell's
 `probe_us` is the loop's mean cost over its window, and `jobs_per_loop` is
 jobs_per_s x probe_us: jobs completed in the time one loop took then, a
 figure that the machine's speed changes cancel out of. Compare a backend's
@@ -27,7 +27,8 @@ import numpy as np
 
 from core import procs
 from core.protocol import DriverReport
-from harness.speed.probe import INTERVAL_S, LOOP_ITERATIONS, SAMPLE
+from core.speedprobe import INTERVAL_S, LOOP_ITERATIONS, SAMPLE
+from harness.envs import REPO_ROOT
 
 SAMPLE_DTYPE = np.dtype([("t_ns", "<i8"), ("cost_ns", "<i8")])
 assert SAMPLE_DTYPE.itemsize == SAMPLE.size
@@ -46,8 +47,8 @@ class SpeedMeter:
         self.directory.mkdir(parents=True, exist_ok=True)
         for cpu in self.cpus:
             self._started.append(procs.spawn(
-                [sys.executable, "-m", "harness.speed.probe", str(self.file(cpu)), str(cpu)],
-                log_path=self.directory / f"cpu{cpu}.log"))
+                [sys.executable, "-m", "core.speedprobe", str(self.file(cpu)), str(cpu)],
+                log_path=self.directory / f"cpu{cpu}.log", cwd=REPO_ROOT))
 
     def stop(self) -> None:
         procs.stop_trees(self._started, grace_s=2.0)
