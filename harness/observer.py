@@ -134,7 +134,8 @@ class ObserverProbe(Probe):
         if meta.timed_out or done_ns is None or meta.ready_ns is None:
             raise CellFailed(f"the batch did not drain ({meta.ended} of {meta.expected} ended)")
         metrics: dict[str, Any] = {
-            "jobs_per_s": meta.expected / max((done_ns - meta.ready_ns) / 1e9, 1e-6)}
+            "jobs_per_s": meta.expected / max((done_ns - meta.ready_ns) / 1e9, 1e-6),
+            "drain_ns": [meta.ready_ns, done_ns]}  # matched to the speed meter's samples
         if phase is not None and phase.segments:
             ends = records.loc[records["event"] == Event.END, "t_ns"] if len(records) else []
             metrics["groups"] = group_effects(phase.segments, [int(t) for t in ends])

@@ -36,6 +36,7 @@ from harness.observer import (
     render_observer,
 )
 from harness.runner import RunConfig, Runner
+from harness.speed import SpeedMeter
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import events
 from scenarios.throughput import NOOP_PAYLOAD_BYTES, THROUGHPUT
@@ -129,17 +130,20 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
     config = RunConfig(scenarios=[], backends=backends, rounds=1, out=out, options=options,
                        urls=urls)
     runner = Runner(config)
+    meter = SpeedMeter(out / "speed")  # the ceiling check's drains, per probe loop
     report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us()}
     try:
         fastest = [b for b in backends if BACKENDS[b].ceiling is None]
         report["backends"] = producer_headroom(runner, fastest, options)
         measurement = ObserverMeasurement(runner, observer)
         observed = {b: measurement.measure(b) for b in broker_backed(backends)}
+        meter.start()
         report["ceilings"] = {
             broker: check_ceiling(runner.run_cell, measurement.probe.cell, broker,
-                                  runner.brokers.url(broker))
+                                  runner.brokers.url(broker), meter=meter)
             for broker, ceiling in ceilings_by_broker().items() if ceiling in backends}
     finally:
+        meter.stop()
         runner.brokers.stop_all()
         runner.writer.finish(complete=True)
     report.update(headroom_verdict(report["backends"]))
@@ -195,9 +199,11 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
         verdict = "PASS" if row["passed"] else "FAIL"
         ceiling = statistics.median(row["ceiling_bare_mode_per_s"])
         bare = statistics.median(row["bare_loop_per_s"])
+        steady = (f", {row['ratio_per_loop']:.2f}x per probe loop"
+                  if row.get("ratio_per_loop") is not None else "")
         lines.append(f"{verdict}: {row['backend']} (bare mode, {row['processes']} processes) "
                      f"drains {ceiling:,.0f} jobs/s, {row['ratio']:.2f}x a bare {broker} client "
                      f"loop with {row['consumers']} consumer processes ({bare:,.0f}/s; "
-                     f"{row['jobs']} jobs; goal >= {row['goal']:.1f}x); sweep by processes "
-                     f"(instrumented): {sweep}")
+                     f"{row['jobs']} jobs{steady}; goal >= {row['goal']:.1f}x); sweep by "
+                     f"processes (instrumented): {sweep}")
     return lines

@@ -12,7 +12,7 @@ import pytest
 from adapters import BACKENDS
 from core import pgwire
 from core.brokers.postgres import Postgres
-from harness.ceiling_check import bare_rate
+from harness.ceiling_check import bare_drain
 from harness.cli import main
 from harness.envs import python_of
 
@@ -76,7 +76,8 @@ def test_kill9_and_restart_keep_committed_rows(server):
                     reason="no pg environment: python -m harness setup")
 def test_the_bare_loop_drains_every_row(server):
     """harness/ceiling_bare.py's postgres loop, which the self-test holds pg-raw against."""
-    assert bare_rate("postgres", "pg-raw", server.url, consumers=2, jobs=2000) > 0
+    drained = bare_drain("postgres", "pg-raw", server.url, consumers=2, jobs=2000)
+    assert drained["jobs_per_s"] > 0 and drained["end_ns"] > drained["start_ns"]
     assert query(server.url, 'SELECT count(*) FROM "qb-bare"') == [("0",)]
     query(server.url, 'DROP TABLE "qb-bare"')
 
