@@ -637,3 +637,14 @@ def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:
     assert detectable_drop(many, many, 0.05, 0.1, noise) <= 0.25 + 0.02
     drifting = Noise(squares * 4, 8, 4, 0.05)
     assert rounds_needed(spread, spread, 0.05, noise=drifting) is None
+
+
+def test_exports_carry_the_rate_per_probe_loop(tmp_path: Path) -> None:
+    metered = make_run(tmp_path / "metered", probe_us=SPEED)
+    code, out, _ = run(metered, metered, "--format", "github")
+    assert code == 0
+    names = {e["name"]: e for e in json.loads(out)}
+    key = "throughput/celery-redis/duration_ms=10,slots=8,window_s=2 jobs_per_loop"
+    assert names[key]["unit"] == "jobs" and names[key]["value"] == pytest.approx(1500 * 400e-6)
+    code, out, _ = run(metered, metered, "--format", "github", "--absolute")
+    assert not any(e["name"].endswith("jobs_per_loop") for e in json.loads(out))

@@ -11,14 +11,22 @@ from typing import Any
 
 from core.results import ResultsError
 from harness.compare.metrics import direction_of, selected, unit_of
-from harness.compare.table import ceiling_of, label, normalised, per_round
+from harness.compare.table import (
+    AT_MACHINE_SPEED,
+    ceiling_of,
+    label,
+    normalised,
+    per_loop,
+    per_round,
+)
 
 Series = tuple[str, str, str, list[float]]  # case label, measure, unit, per-round values
 
 
 def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bool,
                   source: str) -> list[Series]:
-    """(case, measure, unit, per-round values) of one run; normalised rates are extra rows."""
+    """(case, measure, unit, per-round values) of one run; a rate per probe loop and a
+    rate over its ceiling are extra rows."""
     table = per_round(summary, source)
     out = []
     for key in sorted(table):
@@ -26,6 +34,10 @@ def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bo
             if not selected(metric, patterns):
                 continue
             out.append((label(key), metric, unit_of(metric), list(table[key][metric].values())))
+            steady = None if absolute else per_loop(table, key, metric)
+            if steady:
+                name = AT_MACHINE_SPEED[metric]
+                out.append((label(key), name, unit_of(name), steady))
             norm = None if absolute else normalised(table, key, metric)
             if norm:
                 ceiling = ceiling_of(key[1])
