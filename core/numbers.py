@@ -17,6 +17,15 @@ def spread(values: Sequence[float]) -> dict[str, float | int | None]:
             "n": len(clean)}
 
 
+def relative_spread(values: Sequence[float]) -> float | None:
+    """(max - min) / median of the positive values: how far rounds disagree; None below
+    two of them."""
+    clean = [v for v in values if v is not None and not math.isnan(v) and v > 0]
+    if len(clean) < 2:
+        return None
+    return (max(clean) - min(clean)) / statistics.median(clean)
+
+
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """{'latency_ms': {'p50': 1}} -> {'latency_ms.p50': 1}; numbers only."""
     out: dict[str, float] = {}

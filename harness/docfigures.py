@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
-from core.numbers import spread
+from core.numbers import relative_spread, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -96,15 +96,32 @@ def machine_speed_table(source: Path) -> str:
         if len(mine) < 2:
             continue
         probes = " / ".join(_num(c["metrics"]["probe_us"]) for c in mine)
-        raw = spread([c["metrics"]["jobs_per_s"] for c in mine])
-        steady = spread([c["metrics"]["jobs_per_loop"] for c in mine])
-        lines.append(f"| {backend} | {probes} | {_spread_pct(raw)} | {_spread_pct(steady)} |")
-    return "\n".join(lines)
+        raw = relative_spread([c["metrics"]["jobs_per_s"] for c in mine])
+        steady = relative_spread([c["metrics"]["jobs_per_loop"] for c in mine])
+        lines.append(f"| {backend} | {probes} | {raw:.0%} | {steady:.0%} |")
+    return "\n".join(lines + ["", speed_fit(cells)])
 
 
-def _spread_pct(values: dict[str, Any]) -> str:
-    """(max - min) / median as a percentage."""
-    return f"{(values['max'] - values['min']) / values['median']:.0%}"
+def speed_fit(cells: list[dict[str, Any]]) -> str:
+    """How far jobs/s follows the probe over these cells, each backend's own mean taken
+    out of both logs: the least-squares slope (jobs_per_loop assumes -1), the
+    correlation, and the share of jobs/s's variance left in jobs_per_loop."""
+    import numpy as np
+
+    rate, probe, steady = [], [], []
+    for backend in {c["backend"] for c in cells}:
+        mine = [c["metrics"] for c in cells if c["backend"] == backend]
+        for values, name in ((rate, "jobs_per_s"), (probe, "probe_us"),
+                             (steady, "jobs_per_loop")):
+            logs = np.log([m[name] for m in mine])
+            values.extend(logs - logs.mean())
+    x, y = np.array(probe), np.array(rate)
+    slope = float((x * y).sum() / (x * x).sum())
+    left = float(np.square(steady).sum() / np.square(y).sum())
+    return (f"Over these {len(cells)} windows, each backend's own mean taken out: log jobs/s "
+            f"moves with log probe_us at a slope of {slope:.1f} (correlation "
+            f"{np.corrcoef(x, y)[0, 1]:.2f}; `jobs_per_loop` assumes -1), and "
+            f"`jobs_per_loop` keeps {left:.0%} of the round-to-round variance of log jobs/s.")
 
 
 def crash_table(fault: str) -> Callable[[Path], str]:

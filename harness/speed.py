@@ -1,25 +1,23 @@
 """The machine-speed meter: how fast this machine's CPUs ran while a window was counted.
 
-On a shared VM a core's speed is not a constant. On the 2-core machines this
-project is measured on, a fixed Python loop takes about 7 ms in one state and
-10-11 ms in another, each lasting seconds, on each core independently. An 8 s
-window catches a different mix of the two every time, which moves a backend's
-figure by up to 40% from round to round with nothing changed.
+On a shared VM a core's speed is not a constant: it changes from one second to
+the next, on each core apart, and a window catches a different mix each round
+(docs/methodology.md, "Machine speed").
 
 The meter runs a tiny fixed loop on every CPU for the whole run
-(core/speedprobe.py, about 1% of each core) and times it in CPU time. A cell's
-`probe_us` is the loop's mean cost over its window, and `jobs_per_loop` is
-jobs_per_s x probe_us: jobs completed in the time one loop took then, a
-figure that the machine's speed changes cancel out of. Compare a backend's
-`jobs_per_loop` with its own in other rounds and runs, not with another
+(core/speedprobe.py, about 1% of each core) and times it in CPU time. A steady-state
+cell's `probe_us` is the loop's mean cost over its window (the mean of each CPU's
+mean), and `jobs_per_loop` is jobs_per_s x probe_us: jobs completed in the time one
+loop took then, a figure the machine's speed changes move much less. Compare a
+backend's `jobs_per_loop` with its own in other rounds and runs, not with another
 backend's (a backend that loads both cores slows the loop itself).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from harness.envs import REPO_ROOT
 
 SAMPLE_DTYPE = np.dtype([("t_ns", "<i8"), ("cost_ns", "<i8")])
 assert SAMPLE_DTYPE.itemsize == SAMPLE.size
-MIN_SAMPLES = 10  # a window with fewer gets no speed figure
+MIN_SAMPLES = 5  # per CPU: a window where one CPU has fewer gets no speed figure
 
 
 class SpeedMeter:
@@ -41,7 +39,8 @@ class SpeedMeter:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.cpus = sorted(os.sched_getaffinity(0))
-        self._started: list[Any] = []
+        self._started: list[subprocess.Popen[bytes]] = []
+        self.stopped_early: list[int] = []  # CPUs whose probe had died when stop() came
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -51,6 +50,8 @@ class SpeedMeter:
                 log_path=self.directory / f"cpu{cpu}.log", cwd=REPO_ROOT))
 
     def stop(self) -> None:
+        self.stopped_early = [cpu for cpu, proc in zip(self.cpus, self._started, strict=False)
+                              if proc.poll() is not None]
         procs.stop_trees(self._started, grace_s=2.0)
         self._started.clear()
 
@@ -60,25 +61,40 @@ class SpeedMeter:
     def settings(self) -> dict[str, Any]:
         """What run.json records about the meter."""
         return {"loop_iterations": LOOP_ITERATIONS, "interval_s": INTERVAL_S,
-                "cpus": self.cpus}
+                "cpus": self.cpus, "stopped_early": self.stopped_early}
 
     def window_cost_us(self, start_ns: int, end_ns: int) -> float | None:
-        """The loop's mean CPU cost (us) over [start_ns, end_ns), all CPUs together."""
-        costs = [load(self.file(cpu)) for cpu in self.cpus]
-        inside = [s["cost_ns"][(s["t_ns"] >= start_ns) & (s["t_ns"] < end_ns)] for s in costs]
-        return mean_us(inside)
+        """The loop's mean CPU cost (us) over [start_ns, end_ns): the mean of each CPU's
+        mean, so a CPU sampled more often weighs no more; None when a CPU has fewer than
+        MIN_SAMPLES there (its probe died, or the window is too short)."""
+        means = []
+        for cpu in self.cpus:
+            samples = load(self.file(cpu))
+            inside = samples["cost_ns"][(samples["t_ns"] >= start_ns)
+                                        & (samples["t_ns"] < end_ns)]
+            if len(inside) < MIN_SAMPLES:
+                return None
+            means.append(float(inside.mean()) / 1e3)
+        return sum(means) / len(means) if means else None
 
     def annotate(self, metrics: dict[str, Any], report: DriverReport) -> None:
-        """Add probe_us and jobs_per_loop to a cell's metrics that have a counted
-        window (a steady-state jobs_per_s); others are left as they are."""
+        """Add probe_us and jobs_per_loop to a steady-state cell's metrics (those with a
+        per-second series over the driver's counted window); others are left as they are."""
         window = next(((p.window_start_ns, p.window_end_ns) for p in report.phases
                        if p.window_start_ns is not None and p.window_end_ns is not None), None)
-        if window is None or not isinstance(metrics.get("jobs_per_s"), int | float):
+        if (window is None or "per_second" not in metrics
+                or not isinstance(metrics.get("jobs_per_s"), int | float)):
             return
         cost = self.window_cost_us(*window)
         if cost is not None:
             metrics["probe_us"] = round(cost, 2)
-            metrics["jobs_per_loop"] = metrics["jobs_per_s"] * cost / 1e6
+            metrics["jobs_per_loop"] = per_loop(metrics["jobs_per_s"], cost)
+
+
+def per_loop(jobs_per_s: float, probe_us: float) -> float:
+    """Jobs completed in the time one probe loop took: the rate with the machine's speed
+    taken out."""
+    return jobs_per_s * probe_us / 1e6
 
 
 def load(path: Path) -> np.ndarray:
@@ -88,9 +104,3 @@ def load(path: Path) -> np.ndarray:
     except FileNotFoundError:
         return np.zeros(0, dtype=SAMPLE_DTYPE)
     return np.frombuffer(raw[:len(raw) - len(raw) % SAMPLE_DTYPE.itemsize], dtype=SAMPLE_DTYPE)
-
-
-def mean_us(costs: Sequence[np.ndarray]) -> float | None:
-    """Mean of every CPU's samples in ns, as us; None with fewer than MIN_SAMPLES."""
-    joined = np.concatenate(list(costs)) if costs else np.zeros(0)
-    return float(joined.mean()) / 1e3 if len(joined) >= MIN_SAMPLES else None

@@ -8,15 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.numbers import relative_spread
 from reports.data import RunData
 from reports.style import backend_rank
-
-
-def spread(values: pd.Series) -> float | None:
-    """(max - min) / median of the positive values; None below two of them."""
-    values = values.dropna()
-    values = values[values > 0]
-    return float((values.max() - values.min()) / values.median()) if len(values) >= 2 else None
 
 
 def _point(row: pd.Series, params: list[str]) -> str:
@@ -36,7 +30,8 @@ def machine_speed(data: RunData) -> dict[str, Any] | None:
     params = [c for c in timed.columns if c.startswith("params.")]
     rows = []
     for _, group in timed.groupby("key", sort=False):
-        raw, steady = spread(group["jobs_per_s"]), spread(group["jobs_per_loop"])
+        raw = relative_spread(group["jobs_per_s"].dropna().tolist())
+        steady = relative_spread(group["jobs_per_loop"].dropna().tolist())
         if raw is None or steady is None:
             continue
         first = group.iloc[0]

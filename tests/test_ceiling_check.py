@@ -1,5 +1,6 @@
-"""The self-test's ceiling check on known drains: the verdict rests on the ratio per
-probe loop when the speed meter timed every drain, else on the plain ratio."""
+"""The self-test's ceiling check on known drains: the ratio per probe loop is shown
+beside the plain ratio when the speed meter timed every drain; the verdict stays on
+the plain one (the two sides load the cores differently)."""
 
 from __future__ import annotations
 
@@ -53,16 +54,15 @@ def check(run_cell: CellRunner, meter: SpeedMeter | None) -> dict[str, Any]:
                                        meter=meter)
 
 
-def test_a_slower_machine_during_the_ceiling_drains_is_taken_out(run_cell: CellRunner,
-                                                                 tmp_path: Path) -> None:
+def test_each_drain_is_also_shown_per_probe_loop(run_cell: CellRunner, tmp_path: Path) -> None:
     row = check(run_cell, meter_with_samples(tmp_path))
     assert row["ratio"] == pytest.approx(0.8)
     assert row["ratio_per_loop"] == pytest.approx(1.0)
     assert row["ceiling_probe_us"] == [500.0] * 2 and row["bare_probe_us"] == [400.0] * 2
-    assert row["passed"] is True
+    assert row["passed"] is False  # judged on the plain ratio
 
 
-def test_without_the_meter_the_plain_ratio_decides(run_cell: CellRunner) -> None:
+def test_without_the_meter_there_is_no_ratio_per_loop(run_cell: CellRunner) -> None:
     row = check(run_cell, None)
-    assert row["ratio_per_loop"] is None
+    assert row["ratio_per_loop"] is None and row["ceiling_probe_us"] == [None] * 2
     assert row["ratio"] == pytest.approx(0.8) and row["passed"] is False

@@ -45,13 +45,15 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
              backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0,
              config: dict | None = None, failed: tuple[str, ...] = (),
              unstable: tuple[str, ...] = (), info: dict | None = None,
-             probe_us: tuple[float, ...] | None = None) -> Path:
+             probe_us: tuple[float, ...] | None = None, python: str = "3.11.7") -> Path:
     """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values);
     `failed` backends' cells fail, `unstable` ones are flagged unstable; with `probe_us`
     (per round) every cell has the speed meter's figures."""
     writer = RunWriter(path, {"id": path.name, "host": "testhost", "git_revision": "abc123",
                               "started": "2025-01-01T00:00:00Z", "complete": True,
-                              "cpu_count": 2, "python": "3.11.7",
+                              "cpu_count": 2, "python": python,
+                              **({"speed_probe": {"loop_iterations": 10_000,
+                                                  "interval_s": 0.05}} if probe_us else {}),
                               "config": {"slots": 8, "profiles": ["default"], "quick": True,
                                          "window_s": None, **(config or {})},
                               "broker_versions": {"redis": "7.0.15"},
@@ -639,6 +641,17 @@ def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:
     assert rounds_needed(spread, spread, 0.05, noise=drifting) is None
 
 
+def test_per_loop_needs_the_same_probe_in_both_runs(tmp_path: Path) -> None:
+    """Another Python runs the probe loop at another speed: rates per loop of the two
+    runs are not on one scale, so the rows fall back to the ceiling basis and say why."""
+    base = make_run(tmp_path / "base", probe_us=SPEED)
+    other = make_run(tmp_path / "other", probe_us=SPEED, python="3.12.1")
+    code, out, _ = run(base, other)
+    assert code == 0
+    rows = [r for r in gated_rows(out) if "celery-redis" in r]
+    assert rows and all("/redis-raw" in r and "speed probes differ" in r for r in rows)
+
+
 def test_exports_carry_the_rate_per_probe_loop(tmp_path: Path) -> None:
     metered = make_run(tmp_path / "metered", probe_us=SPEED)
     code, out, _ = run(metered, metered, "--format", "github")
@@ -648,3 +661,7 @@ def test_exports_carry_the_rate_per_probe_loop(tmp_path: Path) -> None:
     assert names[key]["unit"] == "jobs" and names[key]["value"] == pytest.approx(1500 * 400e-6)
     code, out, _ = run(metered, metered, "--format", "github", "--absolute")
     assert not any(e["name"].endswith("jobs_per_loop") for e in json.loads(out))
+    code, out, _ = run(metered, "--format", "bencher")
+    assert code == 0
+    bench = json.loads(out)["throughput/celery-redis/duration_ms=10,slots=8,window_s=2"]
+    assert bench["jobs-per-loop"]["value"] == pytest.approx(1500 * 400e-6)

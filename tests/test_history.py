@@ -103,3 +103,17 @@ def test_history_page_in_chromium(history: Path, tmp_path: Path) -> None:
                      (out / "index.html").as_uri()], tmp_path, "shot")
     assert shot.exists() and shot.stat().st_size > 50_000, done.stderr[-2000:]
     assert not console_errors(done.stderr), console_errors(done.stderr)
+
+
+def test_an_entry_keeps_what_the_per_loop_basis_needs(tmp_path: Path) -> None:
+    """A run with the speed meter: its entry keeps jobs_per_loop and the probe settings,
+    so compare (and --noise) judge entries per probe loop as they would the runs."""
+    from tests.test_compare import SPEED
+
+    run_dir = make_run(tmp_path / "metered", probe_us=SPEED)
+    assert main(["history", "add", str(run_dir), "--dir", str(tmp_path / "h")]) == 0
+    (entry,) = (tmp_path / "h").glob("*.json")
+    data = json.loads(entry.read_text())
+    assert data["run"]["speed_probe"]["loop_iterations"] == 10_000
+    noop = [c for c in data["cells"] if c["params"]["duration_ms"] == 0]
+    assert noop and all("jobs_per_loop" in c["metrics"] for c in noop)

@@ -19,6 +19,11 @@ def write_samples(path: Path, samples: list[tuple[int, int]]) -> None:
     path.write_bytes(np.array(samples, dtype=SAMPLE_DTYPE).tobytes())
 
 
+def steady(jobs_per_s: float) -> dict[str, object]:
+    """A steady-state cell's metrics, as the meter finds them."""
+    return {"jobs_per_s": jobs_per_s, "per_second": [jobs_per_s]}
+
+
 def windowed(start: int, end: int) -> DriverReport:
     return DriverReport(phases=[PhaseReport(type="sustained", first_id=0,
                                             window_start_ns=start, window_end_ns=end)])
@@ -49,7 +54,7 @@ def test_window_cost_joins_cpus_and_ignores_samples_outside(tmp_path: Path) -> N
     write_samples(meter.file(0), [(t, 400_000) for t in range(100, 110)] + [(500, 9_000_000)])
     write_samples(meter.file(1), [(t, 600_000) for t in range(100, 110)] + [(50, 9_000_000)])
     assert meter.window_cost_us(100, 200) == pytest.approx(500.0)
-    metrics = {"jobs_per_s": 1000.0}
+    metrics = steady(1000.0)
     meter.annotate(metrics, windowed(100, 200))
     assert metrics["probe_us"] == pytest.approx(500.0)
     assert metrics["jobs_per_loop"] == pytest.approx(0.5)  # 1000 jobs/s x 500 us
@@ -61,22 +66,39 @@ def test_a_slower_machine_gives_the_same_jobs_per_loop(tmp_path: Path) -> None:
     meter.cpus = [0]
     write_samples(meter.file(0), [(t, 400_000) for t in range(0, 20)]
                   + [(t, 600_000) for t in range(20, 40)])
-    fast, slow = {"jobs_per_s": 1500.0}, {"jobs_per_s": 1000.0}
+    fast, slow = steady(1500.0), steady(1000.0)
     meter.annotate(fast, windowed(0, 20))
     meter.annotate(slow, windowed(20, 40))
     assert fast["jobs_per_loop"] == pytest.approx(slow["jobs_per_loop"])
 
 
-def test_no_figure_without_a_window_or_enough_samples(tmp_path: Path) -> None:
+def test_no_figure_without_a_window_or_enough_samples_on_every_cpu(tmp_path: Path) -> None:
     meter = SpeedMeter(tmp_path)
+    meter.cpus = [0, 1]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(100)])
+    write_samples(meter.file(1), [(t, 400_000) for t in range(MIN_SAMPLES - 1)])
+    one_cpu_short = steady(10.0)  # a probe that died: its core's speed is unknown
+    meter.annotate(one_cpu_short, windowed(0, 100))
+    assert one_cpu_short == steady(10.0)
     meter.cpus = [0]
-    write_samples(meter.file(0), [(t, 400_000) for t in range(MIN_SAMPLES - 1)])
-    few = {"jobs_per_s": 10.0}
-    meter.annotate(few, windowed(0, 1000))
-    assert few == {"jobs_per_s": 10.0}
-    no_window = {"jobs_per_s": 10.0}
+    no_window = steady(10.0)
     meter.annotate(no_window, DriverReport(phases=[PhaseReport(type="fill", first_id=0)]))
-    assert no_window == {"jobs_per_s": 10.0}
-    failed_rate = {"window_s": 2.0}
-    meter.annotate(failed_rate, windowed(0, 1000))
-    assert failed_rate == {"window_s": 2.0}
+    assert no_window == steady(10.0)
+    not_steady = {"jobs_per_s": 10.0}  # a depth cell: a drain rate, no per-second series
+    meter.annotate(not_steady, windowed(0, 100))
+    assert not_steady == {"jobs_per_s": 10.0}
+    failed_rate = {"window_s": 2.0, "per_second": []}
+    meter.annotate(failed_rate, windowed(0, 100))
+    assert "probe_us" not in failed_rate
+
+
+def test_a_probe_that_died_is_recorded(tmp_path: Path) -> None:
+    meter = SpeedMeter(tmp_path / "speed")
+    meter.start()
+    try:
+        victim = meter._started[0]
+        victim.kill()
+        victim.wait()
+    finally:
+        meter.stop()
+    assert meter.settings()["stopped_early"] == [meter.cpus[0]]

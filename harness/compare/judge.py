@@ -30,6 +30,7 @@ from harness.compare.table import (
     normalised,
     per_loop,
     per_round,
+    probe_of,
 )
 
 ALPHA = 0.05
@@ -223,13 +224,17 @@ def holm(rows: Sequence[Row], alpha: float) -> None:
 
 
 def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[str],
-              absolute: bool) -> Row:
+              absolute: bool, same_probe: bool = True) -> Row:
+    """One row; `same_probe`: the two runs' speed meters measured alike (probe_of), so
+    their rates per probe loop may be compared."""
     base, cur = list(bt[key][metric].values()), list(ct[key][metric].values())
     abs_ratio = median_ratio(base, cur)
     basis, note = "absolute", ""
     is_ceiling = key[1] in CEILINGS
     ceiling = ceiling_of(key[1])
     steady = (per_loop(bt, key, metric), per_loop(ct, key, metric))
+    if steady[0] and steady[1] and not same_probe:
+        steady, note = (None, None), "speed probes differ (loop or Python): not per loop"
     if metric in NORMALISABLE and not absolute:
         if steady[0] and steady[1]:  # the machine's speed taken out: every backend alike
             base, cur, basis = steady[0], steady[1], PER_LOOP
@@ -244,7 +249,7 @@ def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[st
             else:
                 missing = " and ".join(s for s, n in (("baseline", nb), ("current", nc))
                                        if not n)
-                note = f"no {ceiling} {metric} in {missing}"
+                note = "; ".join(n for n in (note, f"no {ceiling} {metric} in {missing}") if n)
         elif is_ceiling:
             note = "ceiling (yardstick): gates only with --absolute"
     chosen = selected(metric, patterns)
@@ -262,11 +267,11 @@ def add_note(row: Row, note: str) -> None:
 
 
 def judged_rows(bt: Table, ct: Table, keys: Sequence[Key], states: dict[Key, CaseState],
-                metrics: Sequence[str], absolute: bool) -> list[Row]:
+                metrics: Sequence[str], absolute: bool, same_probe: bool = True) -> list[Row]:
     rows = []
     for key in keys:
         for metric in sorted(bt[key].keys() & ct[key].keys() - set(MACHINE_METRICS)):
-            row = build_row(bt, ct, key, metric, metrics, absolute)
+            row = build_row(bt, ct, key, metric, metrics, absolute, same_probe)
             add_note(row, round_note(states[key]))
             rows.append(row)
     return rows
@@ -286,7 +291,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     skipped = coverage(bstates, cstates, bt, metrics)
     unjudged = {s.key for s in skipped}
     keys = sorted((bt.keys() & ct.keys()) - unjudged)
-    rows = judged_rows(bt, ct, keys, cstates, metrics, absolute)
+    rows = judged_rows(bt, ct, keys, cstates, metrics, absolute,
+                       same_probe=probe_of(baseline) == probe_of(current))
     if not rows and not (bstates.keys() & cstates.keys()):
         raise ResultsError(f"{names[0]} and {names[1]} have no (scenario, backend, "
                            "profile, params) in common")

@@ -144,3 +144,14 @@ def per_loop(table: Table, key: Key, metric: str) -> list[float] | None:
     if set(values[steady]) != set(values[metric]):
         return None
     return [values[steady][r] for r in values[metric]]
+
+
+def probe_of(summary: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """What a jobs_per_loop figure is measured with: the probe's loop and interval and
+    the Python that ran it (a faster interpreter runs the loop faster); None for a run
+    without the meter."""
+    run = summary.get("run") if isinstance(summary.get("run"), dict) else {}
+    probe = run.get("speed_probe")
+    if not isinstance(probe, dict):
+        return None
+    return probe.get("loop_iterations"), probe.get("interval_s"), run.get("python")
