@@ -43,7 +43,14 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
         if cell["params"]["duration_ms"] == 100:
             ideal = cell["params"]["slots"] / 0.1
             assert ideal / 2 <= metrics["jobs_per_s"] <= ideal * 1.05
+        # the speed meter timed every window (harness/speed.py)
+        assert metrics["probe_us"] > 0
+        assert metrics["jobs_per_loop"] == pytest.approx(
+            metrics["jobs_per_s"] * metrics["probe_us"] / 1e6, rel=1e-3)
     run = json.loads((out / "run.json").read_text())
+    assert run["speed_probe"]["stopped_early"] == []
+    assert all((out / "speed" / f"cpu{cpu}.samples").stat().st_size > 0
+               for cpu in run["speed_probe"]["cpus"])
     assert run["complete"] is True and run["broker_versions"]["redis"]
     assert run["brokers"]["redis"].startswith("redis://127.0.0.1:")
     assert (out.parent / "latest").resolve() == out.resolve()
