@@ -78,16 +78,20 @@ class SpeedMeter:
         return sum(means) / len(means) if means else None
 
     def annotate(self, metrics: dict[str, Any], report: DriverReport) -> None:
-        """Add probe_us and jobs_per_loop to a steady-state cell's metrics (those with a
-        per-second series over the driver's counted window); others are left as they are."""
+        """Add probe_us to a steady-state cell's metrics (those with a per-second series
+        over the driver's counted window), and jobs_per_loop where its jobs do not sleep:
+        a sleeping job's rate is set by the clock (`ideal_jobs_per_s`), not by how fast
+        the CPU runs, so scaling it by the probe would only add the probe's noise."""
         window = next(((p.window_start_ns, p.window_end_ns) for p in report.phases
                        if p.window_start_ns is not None and p.window_end_ns is not None), None)
         if (window is None or "per_second" not in metrics
                 or not isinstance(metrics.get("jobs_per_s"), int | float)):
             return
         cost = self.window_cost_us(*window)
-        if cost is not None:
-            metrics["probe_us"] = round(cost, 2)
+        if cost is None:
+            return
+        metrics["probe_us"] = round(cost, 2)
+        if metrics.get("ideal_jobs_per_s") is None:
             metrics["jobs_per_loop"] = per_loop(metrics["jobs_per_s"], cost)
 
 

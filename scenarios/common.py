@@ -44,8 +44,9 @@ STEADY_METRICS = {
     "probe_us": Metric("us", doc="CPU time of the speed probe's fixed loop over the window, "
                                  "mean of all CPUs (lower: the machine ran faster)"),
     "jobs_per_loop": Metric("jobs", "higher", doc="jobs_per_s x probe_us: jobs completed in "
-                                                  "the time one probe loop took; compare a "
-                                                  "backend only with itself"),
+                                                  "the time one probe loop took, for jobs that "
+                                                  "do not sleep; compare a backend only with "
+                                                  "itself"),
 }
 PROBE_METRICS = {
     "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the idle probes, intended -> start"),

@@ -102,3 +102,13 @@ def test_a_probe_that_died_is_recorded(tmp_path: Path) -> None:
     finally:
         meter.stop()
     assert meter.settings()["stopped_early"] == [meter.cpus[0]]
+
+
+def test_sleeping_jobs_get_the_probe_but_no_rate_per_loop(tmp_path: Path) -> None:
+    """10 ms jobs: their rate is slots / 10 ms whatever the CPU's speed."""
+    meter = SpeedMeter(tmp_path)
+    meter.cpus = [0]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(20)])
+    metrics = {**steady(790.0), "ideal_jobs_per_s": 800.0}
+    meter.annotate(metrics, windowed(0, 20))
+    assert metrics["probe_us"] == pytest.approx(400.0) and "jobs_per_loop" not in metrics
