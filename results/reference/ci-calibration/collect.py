@@ -39,12 +39,14 @@ def harness(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "harness", *args], check=True)
 
 
-def noop_rate(summary: dict, backend: str) -> float:
-    """Median over the ok rounds of the backend's noop rate: jobs_per_loop (the machine's
-    speed taken out, as the gate judges it) where every round has it, else jobs/s."""
+def noop_rate(summary: dict, backend: str, metric: str | None = None) -> float:
+    """Median over the ok rounds of the backend's noop `metric`; by default jobs_per_loop
+    (the machine's speed taken out, as the gate judges it) where every round has it,
+    else jobs/s."""
     cells = [c["metrics"] for c in summary["cells"] if c["backend"] == backend
              and c["status"] == "ok" and c["params"]["duration_ms"] == 0]
-    metric = "jobs_per_loop" if all("jobs_per_loop" in m for m in cells) else "jobs_per_s"
+    if metric is None:
+        metric = "jobs_per_loop" if all("jobs_per_loop" in m for m in cells) else "jobs_per_s"
     return statistics.median(m[metric] for m in cells)
 
 
@@ -67,9 +69,11 @@ def next_delay(delay_us: float, base: float, slowed: float, target: float) -> fl
     return max(1.0, delay_us * wanted_extra / extra)
 
 
-def size_delay(backend: str, base: float, target: float, probes: int,
+def size_delay(backend: str, base: float, base_per_s: float, target: float, probes: int,
                work: Path) -> tuple[int, list[dict]]:
-    delay = max(1.0, 1e6 * (1 / (base * (1 - target)) - 1 / base))  # as if one core
+    """The delay toward `target`, from probes compared with `base` (noop_rate's measure);
+    the first guess takes the time a job gains as if on one core, from jobs/s."""
+    delay = max(1.0, 1e6 * (1 / (base_per_s * (1 - target)) - 1 / base_per_s))
     tried: list[dict] = []
     for i in range(probes):
         out = work / f"probe-{backend}-{i}"
@@ -112,7 +116,9 @@ def main() -> None:
         if args.delays:
             delay, tried = json.loads(args.delays.read_text())[backend]["delay_us"], []
         else:
-            delay, tried = size_delay(backend, base, args.target, args.probes, args.work)
+            base_per_s = statistics.median(noop_rate(s, backend, "jobs_per_s") for s in aa)
+            delay, tried = size_delay(backend, base, base_per_s, args.target, args.probes,
+                                      args.work)
         run = args.work / f"injected-{backend}"
         # the ceiling first, as in the A/A runs: a ceiling measured right after a slowed
         # library ran about 13% lower (results/reference/ci-calibration-10-rounds)
