@@ -14,9 +14,12 @@ from reports.style import backend_rank
 
 
 def _point(row: pd.Series, params: list[str]) -> str:
-    shown = [f"{p.removeprefix('params.')}={row[p]}" for p in params
-             if p not in ("params.slots", "params.window_s") and pd.notna(row[p])]
-    return " ".join(shown)
+    """The cell's own parameters (not the run's slots and window), whole floats as ints."""
+    def shown(value: Any) -> str:
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    return " ".join(f"{p.removeprefix('params.')}={shown(row[p])}" for p in params
+                    if p not in ("params.slots", "params.window_s") and pd.notna(row[p]))
 
 
 def machine_speed(data: RunData) -> dict[str, Any] | None:
