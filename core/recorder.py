@@ -4,6 +4,15 @@ Stdlib only: this module runs inside every backend's environment (workers,
 drivers). Each record is a fixed 24-byte struct written with a single
 os.write on an O_APPEND descriptor, so a record is either fully on disk or
 absent, even when the writer is SIGKILLed right after the call returns.
+
+One record kind stands for many jobs: a NOOP_RUN record says that the jobs
+job_id .. job_id + n - 1 each started and ended at its t_ns, where n is the
+record's second byte (the `attempt` field of other records, 1..MAX_RUN). The
+raw ceilings run a fetched batch of noop jobs at one instant, and one record
+per contiguous run of ids instead of two per job keeps what the harness
+writes and reads small next to the jobs it times (the observer effect).
+Every reader expands it: `count_events` here, `expand_run` for per-record
+readers, scenarios/records.py for the analysis.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from pathlib import Path
 from core.envnames import RECORDS_DIR_ENV
 
 RECORD = struct.Struct("<qBBxxiq")  # job_id, event, attempt, pad, pid, t_ns
-RECORD_PAIR = struct.Struct("<" + RECORD.format[1:] * 2)  # two records in one pack
 
 # os.getpid() is a system call; it is cached here and refreshed in a forked child.
 _pid = os.getpid()
@@ -60,9 +68,36 @@ class Event(enum.IntEnum):
     START = 3  # a worker began executing the job
     END = 4  # the job finished without error
     ERROR = 5  # the job raised
+    NOOP_RUN = 6  # a run of noop jobs that started and ended at once (module docstring)
 
 
 START, END = int(Event.START), int(Event.END)  # plain ints: packed per job
+NOOP_RUN = int(Event.NOOP_RUN)
+MAX_RUN = 255  # jobs per NOOP_RUN record: its length is one byte
+
+
+def contiguous_runs(job_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(first id, length) of each run of consecutive ids, in order, at most MAX_RUN long."""
+    runs: list[tuple[int, int]] = []
+    first = previous = None
+    for job_id in job_ids:
+        if previous is not None and job_id == previous + 1 and job_id - first < MAX_RUN:
+            previous = job_id
+            continue
+        if first is not None:
+            runs.append((first, previous - first + 1))
+        first = previous = job_id
+    if first is not None:
+        runs.append((first, previous - first + 1))
+    return runs
+
+
+def expand_run(job_id: int, event: int, length: int) -> list[tuple[int, int]]:
+    """(job id, event) pairs one record stands for: itself, or a NOOP_RUN's STARTs and
+    ENDs (per job, START first)."""
+    if event != NOOP_RUN:
+        return [(job_id, event)]
+    return [(job, kind) for job in range(job_id, job_id + length) for kind in (START, END)]
 
 
 class Recorder:
@@ -92,15 +127,14 @@ class Recorder:
         os.write(self._descriptor(), RECORD.pack(job_id, event, attempt, self._pid, t_ns))
 
     def record_noops(self, job_ids: Sequence[int]) -> None:
-        """START and END of each of these noop jobs, all stamped now, in one write (the
-        raw ceilings run a fetched batch so: two system calls per job would be most of a
-        ceiling consumer's time, and a clock read and a pack per job 0.56 us of the
-        0.23 us/job one stamp and a joined list cost)."""
-        fd = self._descriptor()
-        pid, t_ns, pack = self._pid, time.monotonic_ns(), RECORD_PAIR.pack
-        os.write(fd, b"".join(
-            [pack(job_id, START, 0, pid, t_ns, job_id, END, 0, pid, t_ns)
-             for job_id in job_ids]))
+        """START and END of each of these noop jobs, all stamped now, in one write: one
+        NOOP_RUN record per run of consecutive ids (a raw ceiling's fetched batch is
+        usually one run), where two records per job cost a ceiling consumer 48 bytes of
+        write and of the driver's reading per job."""
+        pid, t_ns, pack = self._pid, time.monotonic_ns(), RECORD.pack
+        os.write(self._descriptor(), b"".join(
+            [pack(first, NOOP_RUN, length, pid, t_ns)
+             for first, length in contiguous_runs(job_ids)]))
 
     def record_many(self, rows: list[tuple[int, Event, int]]) -> None:
         """Write (job_id, event, t_ns) rows in one call; used by producers."""
@@ -147,8 +181,18 @@ def process_recorder(job_id: int) -> Recorder:
 EVENT_OFFSET = struct.calcsize("<q")  # a record's event byte follows its job_id
 
 
+def _run_jobs(data: bytes, column: bytes) -> int:
+    """Jobs in the NOOP_RUN records of `data` (whole records; `column` its event bytes)."""
+    jobs, index = 0, column.find(NOOP_RUN)
+    while index >= 0:
+        jobs += data[index * RECORD.size + EVENT_OFFSET + 1]
+        index = column.find(NOOP_RUN, index + 1)
+    return jobs
+
+
 def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[int]) -> int:
-    """Count new records with an event in `events` since the last call.
+    """Count new records with an event in `events` since the last call (a NOOP_RUN
+    record counts as the STARTs and ENDs of its jobs).
 
     `offsets` remembers how far each file was read; a trailing partial
     record (a writer killed mid-write cannot produce one, but a reader may
@@ -167,5 +211,6 @@ def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[in
         whole = len(data) - len(data) % RECORD.size
         column = data[EVENT_OFFSET:whole:RECORD.size]
         found += sum(column.count(event) for event in events)
+        found += _run_jobs(data, column) * len(events & {START, END})
         offsets[path] = start + whole
     return found

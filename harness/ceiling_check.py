@@ -7,14 +7,17 @@ Per broker, on the self-test's harness-owned brokers:
   observer effect, reported apart), and
 - a bare loop of the same client with the same consumer count and no
   harness code (harness/ceiling_bare.py, in the backend's interpreter) on
-  the same number of jobs, alternated with it: A B B A, medians.
+  the same number of jobs, in PAIRS back-to-back pairs (A B, B A, A B).
 Goal: ceiling / bare >= 0.9, i.e. the consumer design leaves little on the table.
 A drain lasts about 2 s, and on a shared VM a core's speed can change between two
-drains (harness/speed.py). With the speed meter running, each drain's rate is also
-shown per probe loop (jobs/s x the loop's mean cost over the drain), for
-information: the verdict stays on the plain ratio, because the ceiling (P
-processes of threads, the driver) and the bare loop (one process per consumer)
-load the cores differently, and the probe slows with that load.
+drains (harness/speed.py): two drains of the same side differed by half in one
+self-test here. So each pair gives the ratio of its two adjacent drains, which
+share a stretch of machine speed, and the verdict is on the median of those
+ratios. With the speed meter running, each drain's rate is also shown per probe
+loop (jobs/s x the loop's mean cost over the drain), for information: the
+verdict stays on the plain ratio, because the ceiling (P processes of threads,
+the driver) and the bare loop (one process per consumer) load the cores
+differently, and the probe slows with that load.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from scenarios.base import CellPlan, RunOptions
 GOAL = 0.9
 BARE_SECONDS = 2.0  # of work at the ceiling's rate
 MIN_BARE_JOBS = 20_000
-PAIRS = 2
+PAIRS = 3
 # the order of each pair: A B, then B A, so a machine that drifts during the check
 # slows both sides alike
 ABBA = (("ceiling", "bare"), ("bare", "ceiling"))
@@ -75,6 +78,11 @@ def rates_per_loop(rates: list[float], costs_us: list[float | None]) -> list[flo
     return [per_loop(rate, cost) for rate, cost in zip(rates, timed, strict=True)]
 
 
+def pairwise(ceiling: list[float], bare: list[float]) -> list[float]:
+    """Ceiling / bare of each pair of adjacent drains."""
+    return [c / b for c, b in zip(ceiling, bare, strict=True)]
+
+
 def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url: str,
                   slots: int = 8, meter: SpeedMeter | None = None) -> dict[str, Any]:
     """One broker's ceiling against its bare loop, with the sweep behind the layout;
@@ -107,14 +115,15 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 bounds = tuple(drained["drain_ns"])
             drained_per_s[side].append(float(drained["jobs_per_s"]))
             costs[side].append(meter.window_cost_us(*bounds) if meter else None)
-    ratio = (statistics.median(drained_per_s["ceiling"])
-             / statistics.median(drained_per_s["bare"]))
+    pair_ratios = pairwise(drained_per_s["ceiling"], drained_per_s["bare"])
+    ratio = statistics.median(pair_ratios)
     steady = [rates_per_loop(drained_per_s[side], costs[side]) for side in ("ceiling", "bare")]
-    ratio_per_loop = (statistics.median(steady[0]) / statistics.median(steady[1])
+    ratio_per_loop = (statistics.median(pairwise(steady[0], steady[1]))
                       if steady[0] and steady[1] else None)
     return {**row, "status": "ok", "jobs": jobs,
             "ceiling_bare_mode_per_s": drained_per_s["ceiling"],
-            "bare_loop_per_s": drained_per_s["bare"], "ratio": round(ratio, 3),
+            "bare_loop_per_s": drained_per_s["bare"],
+            "pair_ratios": [round(r, 3) for r in pair_ratios], "ratio": round(ratio, 3),
             "ceiling_probe_us": costs["ceiling"], "bare_probe_us": costs["bare"],
             "ratio_per_loop": None if ratio_per_loop is None else round(ratio_per_loop, 3),
             "passed": ratio >= GOAL}

@@ -1,4 +1,5 @@
-"""Load raw records (written by core.recorder) into a pandas DataFrame."""
+"""Load raw records (written by core.recorder) into a pandas DataFrame, a NOOP_RUN
+record expanded into the STARTs and ENDs of its jobs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.recorder import RECORD, Event
+from core.recorder import END, NOOP_RUN, RECORD, START, Event
 
 RECORD_DTYPE = np.dtype(
     [("job_id", "<i8"), ("event", "u1"), ("attempt", "u1"), ("pad", "V2"), ("pid", "<i4"),
@@ -18,11 +19,32 @@ assert RECORD_DTYPE.itemsize == RECORD.size
 COLUMNS = ["job_id", "event", "attempt", "pid", "t_ns"]
 
 
+def expand_runs(records: np.ndarray) -> np.ndarray:
+    """`records` with each NOOP_RUN record replaced by a START and an END per job of its
+    run (core/recorder.py), stamped with its time and pid, in the order record() would
+    have written them (START, END, START, END...)."""
+    is_run = records["event"] == NOOP_RUN
+    if not is_run.any():
+        return records
+    runs = records[is_run]
+    lengths = runs["attempt"].astype(np.int64)
+    firsts = np.repeat(runs["job_id"], lengths)
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    jobs = np.empty(2 * len(firsts), dtype=RECORD_DTYPE)
+    for half, event in ((jobs[0::2], START), (jobs[1::2], END)):
+        half["job_id"] = firsts + offsets
+        half["event"] = event
+        half["attempt"] = 0
+        half["pid"] = np.repeat(runs["pid"], lengths)
+        half["t_ns"] = np.repeat(runs["t_ns"], lengths)
+    return np.concatenate([records[~is_run], jobs])
+
+
 def load_file(path: Path) -> np.ndarray:
     """Read one records file; a truncated tail (partial record) is dropped."""
     raw = path.read_bytes()
     whole = len(raw) - len(raw) % RECORD_DTYPE.itemsize
-    return np.frombuffer(raw[:whole], dtype=RECORD_DTYPE)
+    return expand_runs(np.frombuffer(raw[:whole], dtype=RECORD_DTYPE))
 
 
 def load_records(directory: Path) -> pd.DataFrame:

@@ -32,8 +32,8 @@ CellRunner = Callable[[int, Any], dict[str, Any]]
 def run_cell(monkeypatch: pytest.MonkeyPatch) -> CellRunner:
     """Ceiling drains in the slow stretch at 800 jobs/s, bare loops in the fast one at
     1,000/s: the same work per probe loop."""
-    windows = iter([(1_000, 1_200), (1_200, 1_400), (1_400, 1_600), (1_600, 1_800)])
-    bare_windows = iter([(0, 200), (200, 400), (400, 600), (600, 800)])
+    windows = iter([(1_000 + 100 * n, 1_100 + 100 * n) for n in range(ceiling_check.PAIRS)])
+    bare_windows = iter([(100 * n, 100 + 100 * n) for n in range(ceiling_check.PAIRS)])
     monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
     monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
 
@@ -58,11 +58,32 @@ def test_each_drain_is_also_shown_per_probe_loop(run_cell: CellRunner, tmp_path:
     row = check(run_cell, meter_with_samples(tmp_path))
     assert row["ratio"] == pytest.approx(0.8)
     assert row["ratio_per_loop"] == pytest.approx(1.0)
-    assert row["ceiling_probe_us"] == [500.0] * 2 and row["bare_probe_us"] == [400.0] * 2
+    assert row["ceiling_probe_us"] == [500.0] * ceiling_check.PAIRS
+    assert row["bare_probe_us"] == [400.0] * ceiling_check.PAIRS
     assert row["passed"] is False  # judged on the plain ratio
 
 
 def test_without_the_meter_there_is_no_ratio_per_loop(run_cell: CellRunner) -> None:
     row = check(run_cell, None)
-    assert row["ratio_per_loop"] is None and row["ceiling_probe_us"] == [None] * 2
+    assert row["ratio_per_loop"] is None
+    assert row["ceiling_probe_us"] == [None] * ceiling_check.PAIRS
     assert row["ratio"] == pytest.approx(0.8) and row["passed"] is False
+
+
+def test_the_verdict_is_the_median_of_adjacent_pair_ratios(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """Each pair's two drains share a stretch of machine speed; the ratio of the sides'
+    medians would mix drains of different stretches (here 950 / 800)."""
+    speeds = iter([1.0, 1.0, 0.5, 0.6, 1.0, 0.8])  # drain by drain, pairs A B, B A, A B
+    monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
+    monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
+    monkeypatch.setattr(ceiling_check, "bare_drain", lambda *_a: {
+        "jobs_per_s": 1000.0 * next(speeds), "start_ns": 0, "end_ns": 1})
+    row = ceiling_check.check_ceiling(
+        lambda *_a: {"status": "ok", "metrics": {"jobs_per_s": 950.0 * next(speeds),
+                                                  "drain_ns": [0, 1]}},
+        lambda *_a, **_k: None, "redis", "redis://x")
+    assert row["ceiling_bare_mode_per_s"] == [950.0, 570.0, 950.0]
+    assert row["bare_loop_per_s"] == [1000.0, 500.0, 800.0]
+    assert row["pair_ratios"] == [0.95, 1.14, 1.188]
+    assert row["ratio"] == pytest.approx(1.14) and row["passed"] is True

@@ -1,6 +1,7 @@
 """How a raw ceiling runs one fetch (adapters/raw_message.run_batch), on known messages:
-a noop batch is recorded in one write with a START and an END per job, a bare cell
-counts it in one store, and any other batch runs job by job in order."""
+a noop batch is recorded in one write, a record per run of ids that loads as a START
+and an END per job; a bare cell counts it in one store; any other batch runs job by
+job in order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from adapters.raw_message import encode, run_batch
 from core import gate
 from core.envnames import GATE_ENV, RECORDS_DIR_ENV
 from core.jobcount import COUNTS_DIR, read_counts
-from core.recorder import ID_SPAN, Event
+from core.recorder import ID_SPAN, RECORD, Event
 from scenarios.records import load_records
 
 
@@ -40,7 +41,8 @@ def test_a_noop_batch_writes_start_and_end_of_every_job_in_one_write(tmp_path, m
     assert list(frame["event"]) == [Event.START, Event.END] * 5
     assert (frame["t_ns"].diff().dropna() >= 0).all()
     assert acked == bodies
-    assert len(list((folder / "records").glob("*.bin"))) == 1
+    files = list((folder / "records").glob("*.bin"))
+    assert len(files) == 1 and files[0].stat().st_size == RECORD.size  # one run of ids
 
 
 def test_a_bare_noop_batch_is_counted_not_recorded(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from core.recorder import RECORD, Event, Recorder, count_events
+from core.recorder import MAX_RUN, RECORD, Event, Recorder, contiguous_runs, count_events
 from scenarios.records import load_records
 
 
@@ -59,6 +59,35 @@ def test_count_events_is_incremental(tmp_path):
     recorder.record(2, Event.END)
     assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
     assert count_events(tmp_path, offsets, frozenset({Event.END})) == 0
+
+
+def test_a_batch_of_noops_is_one_record_per_run_of_ids(tmp_path):
+    """record_noops writes a record per run of consecutive ids, and every reader sees
+    the START and END of each job: the analysis, the driver's count, the crash tracker."""
+    from harness.driver.crash import JobTracker
+    ids = [*range(10, 20), 25, 26, 40, *range(1000, 1000 + MAX_RUN + 5)]
+    assert contiguous_runs(ids) == [(10, 10), (25, 2), (40, 1), (1000, MAX_RUN),
+                                    (1000 + MAX_RUN, 5)]
+    recorder = Recorder(tmp_path)
+    recorder.record(5, Event.START, t_ns=1)
+    recorder.record_noops(ids)
+    assert (tmp_path / f"{os.getpid()}.bin").stat().st_size == 6 * RECORD.size
+    frame = load_records(tmp_path)
+    for event in (Event.START, Event.END):
+        rows = frame[frame.event == event]
+        expected = ids if event == Event.END else [5, *ids]
+        assert sorted(rows.job_id) == sorted(expected)
+    ends = frame[frame.event == Event.END]
+    assert ends.t_ns.nunique() == 1 and set(ends.pid) == {os.getpid()}
+    assert set(frame.attempt) == {0}
+    offsets: dict = {}
+    assert count_events(tmp_path, offsets, frozenset({Event.END, Event.ERROR})) == len(ids)
+    assert count_events(tmp_path, {}, frozenset({Event.START})) == len(ids) + 1
+    recorder.record_noops([7])
+    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
+    tracker = JobTracker(tmp_path)
+    tracker.update()
+    assert tracker.ended == {*ids, 7} and tracker.running == 1  # job 5 never ended
 
 
 def test_the_gate_shuts_again_for_a_process_that_mapped_it_open(tmp_path, monkeypatch):

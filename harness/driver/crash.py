@@ -40,7 +40,7 @@ from typing import Any
 
 from adapters.base import WORKER_FAULTS, Adapter
 from core.protocol import CrashPhase, PhaseReport
-from core.recorder import RECORD, Event
+from core.recorder import RECORD, Event, expand_run
 from harness.driver.cell import CellRun
 from harness.faults import FAULT_DONE, FAULT_REQUEST
 
@@ -65,11 +65,12 @@ class JobTracker:
                 handle.seek(start)
                 data = handle.read()
             whole = len(data) - len(data) % RECORD.size  # a partial tail waits for next time
-            for job, event, _a, pid, t_ns in RECORD.iter_unpack(data[:whole]):
-                if event == Event.START:
-                    self.started[job] = (pid, t_ns)
-                elif event == Event.END:
-                    self.ended.add(job)
+            for first, kind, length, pid, t_ns in RECORD.iter_unpack(data[:whole]):
+                for job, event in expand_run(first, kind, length):
+                    if event == Event.START:
+                        self.started[job] = (pid, t_ns)
+                    elif event == Event.END:
+                        self.ended.add(job)
             self.offsets[path] = start + whole
 
     @property
