@@ -155,3 +155,26 @@ def test_a_kind_module_is_found_by_scanning(tmp_path: Path):
                           cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sorted([*KINDS, "fakeq"]))
+
+
+def epmd_pids() -> set[int]:
+    from core.procs import alive
+    found = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in found.split() if alive(int(pid))}
+
+
+def test_a_rabbitmq_node_that_exits_at_start_leaves_no_epmd_behind(tmp_path: Path) -> None:
+    """A node that cannot start (here its data dir is root's alone, which the rabbitmq
+    user cannot enter) fails with its log, and its private epmd daemon, which detaches
+    from the node's process tree, is stopped too."""
+    from core.brokers.base import BrokerError
+    from core.brokers.rabbitmq import RabbitMQ
+    from harness.brokers import Brokers
+    if RabbitMQ.find_binary() is None:
+        pytest.skip(RabbitMQ.missing_binary())
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    before = epmd_pids()
+    with pytest.raises(BrokerError, match="exited with code"):
+        Brokers(closed, {}).url("amqp")
+    assert epmd_pids() - before == set()

@@ -173,7 +173,9 @@ class BrokerKind(ABC):
         deadline = time.monotonic() + timeout_s
         while (reason := self.probe(self.url, timeout_s=1.0)) is not None:
             if self.proc.poll() is not None:
-                raise BrokerError(f"{self.binary} exited with code {self.proc.returncode}"
+                code = self.proc.returncode
+                self.stop()  # what it left behind (RabbitMQ's epmd daemon)
+                raise BrokerError(f"{self.binary} exited with code {code}"
                                   f":\n{procs.tail(self.data_dir / 'server.log', 10)}")
             if time.monotonic() > deadline:
                 self.stop()
