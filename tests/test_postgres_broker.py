@@ -106,3 +106,19 @@ def test_a_bad_pg_url_is_a_one_line_error(capsys):
 def test_an_unreachable_pg_url_says_so():
     problem = Postgres.probe("postgresql://bob:s3cret@127.0.0.1:1/db", timeout_s=1.0)
     assert problem and problem.startswith("cannot reach postgres") and "s3cret" not in problem
+
+
+@pytest.mark.skipif(not python_of(BACKENDS["pg-raw"].family).exists(),
+                    reason="no pg environment: python -m harness setup")
+def test_pg_raw_claims_a_fair_share_only_after_a_short_claim(server):
+    """A short queue is shared out (16 rows, 8 consumers: 2 each); while claims come back
+    full the share (two more index look-ups) is not computed, so the claim after a full
+    one takes up to the whole batch; a short claim brings the share back."""
+    import json
+    import subprocess
+    done = subprocess.run([str(python_of(BACKENDS["pg-raw"].family)),
+                           "-m", "tests.pg_claim_probe", server.url],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [2, 64, 10, 2]

@@ -93,8 +93,9 @@ class PgRawAdapter(WorkerProcessAdapter):
         reliable = self.config.profile == "reliable"
         how = "UPDATE ... SET owner = pid" if reliable else "DELETE ... RETURNING"
         return {"fetch": f"{how} WHERE id = ANY(ARRAY(SELECT ... ORDER BY id LIMIT n FOR "
-                         f"UPDATE SKIP LOCKED)), n at most {BATCH} and a fair share of the "
-                         f"queue; LISTEN/NOTIFY (statement trigger) when it is empty",
+                         f"UPDATE SKIP LOCKED)), n = {BATCH} after a full claim, else at most "
+                         f"{BATCH} and a fair share of the queue; LISTEN/NOTIFY (statement "
+                         f"trigger) when it is empty",
                 "fetch_batch": BATCH, "idle_wait_s": WAIT_S,
                 "ack_flush_s": ACK_FLUSH_S if reliable else None,
                 "transactions": "autocommit: one per claim, per INSERT and per ack batch",
