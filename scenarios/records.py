@@ -21,8 +21,8 @@ COLUMNS = ["job_id", "event", "attempt", "pid", "t_ns"]
 
 def expand_runs(records: np.ndarray) -> np.ndarray:
     """`records` with each NOOP_RUN record replaced by a START and an END per job of its
-    run (core/recorder.py), stamped with its time and pid, in the order record() would
-    have written them (START, END, START, END...)."""
+    run (core/recorder.py), stamped with its time and pid: per job a START, then its
+    END (load_records sorts by time, stably)."""
     is_run = records["event"] == NOOP_RUN
     if not is_run.any():
         return records

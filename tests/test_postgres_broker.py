@@ -110,10 +110,11 @@ def test_an_unreachable_pg_url_says_so():
 
 @pytest.mark.skipif(not python_of(BACKENDS["pg-raw"].family).exists(),
                     reason="no pg environment: python -m harness setup")
-def test_pg_raw_claims_a_fair_share_only_after_a_short_claim(server):
-    """A short queue is shared out (16 rows, 8 consumers: 2 each); while claims come back
-    full the share (two more index look-ups) is not computed, so the claim after a full
-    one takes up to the whole batch; a short claim brings the share back."""
+def test_pg_raw_skips_its_fair_share_only_right_after_a_full_claim(server):
+    """A short queue is shared out (16 rows, 8 consumers: 2 each). Right after a full
+    claim the share (two more index look-ups) is not computed, so the next claim takes up
+    to the whole batch (10 rows); a short claim, or a full one FRESH_S ago (a batch of
+    long jobs ran since), brings the share back (10 rows: 2)."""
     import json
     import subprocess
     done = subprocess.run([str(python_of(BACKENDS["pg-raw"].family)),
@@ -121,4 +122,4 @@ def test_pg_raw_claims_a_fair_share_only_after_a_short_claim(server):
                           capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [2, 64, 10, 2]
+    assert json.loads(done.stdout) == [2, 64, 10, 2, 64, 2]

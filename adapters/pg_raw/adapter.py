@@ -22,6 +22,7 @@ from adapters.pg_raw.worker import (
     ACK_FLUSH_S,
     BATCH,
     CONSUMERS_ENV,
+    FRESH_S,
     READY_LINE,
     WAIT_S,
     statement,
@@ -93,9 +94,9 @@ class PgRawAdapter(WorkerProcessAdapter):
         reliable = self.config.profile == "reliable"
         how = "UPDATE ... SET owner = pid" if reliable else "DELETE ... RETURNING"
         return {"fetch": f"{how} WHERE id = ANY(ARRAY(SELECT ... ORDER BY id LIMIT n FOR "
-                         f"UPDATE SKIP LOCKED)), n = {BATCH} after a full claim, else at most "
-                         f"{BATCH} and a fair share of the queue; LISTEN/NOTIFY (statement "
-                         f"trigger) when it is empty",
+                         f"UPDATE SKIP LOCKED)), n = {BATCH} within {FRESH_S} s of a full claim, "
+                         f"else at most {BATCH} and a fair share of the queue; LISTEN/NOTIFY "
+                         f"(statement trigger) when it is empty",
                 "fetch_batch": BATCH, "idle_wait_s": WAIT_S,
                 "ack_flush_s": ACK_FLUSH_S if reliable else None,
                 "transactions": "autocommit: one per claim, per INSERT and per ack batch",

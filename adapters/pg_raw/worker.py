@@ -2,17 +2,17 @@
 
 Each consumer thread has its own autocommit connection and claims a batch
 with one statement: the oldest rows nobody holds, `FOR UPDATE SKIP LOCKED`,
-at most BATCH and, after a claim that came back short or empty, no more than
-its fair share of the queue (the id span of the unclaimed rows / consumers),
-so a short queue of long jobs still spreads over every consumer. While the
-claims come back full the queue is long and the share is BATCH anyway, so
-they skip computing it: its two index look-ups per claim were a large part
-of a preloaded drain's cost. The default profile deletes the batch as it
-claims it; the reliable one marks it with the consumer's pid and deletes
-each row after its job (the DELETEs batched, as redis-raw pipelines its
-LREMs). An empty queue waits for the insert trigger's NOTIFY. A restarted
-server is reconnected to; rows a dead process held are released by the
-next consumer that starts.
+at most BATCH and no more than its fair share of the queue (the id span of
+the unclaimed rows / consumers), so a short queue of long jobs still spreads
+over every consumer. Right after a claim that came back full (within
+FRESH_S) the queue is still long and the share is BATCH anyway, so a fast
+drain skips computing it: its two index look-ups per claim were a large part
+of a preloaded noop drain's cost. A claim after longer jobs computes it.
+The default profile deletes the batch as it claims it; the reliable one
+marks it with the consumer's pid and deletes each row after its job (the
+DELETEs batched, as redis-raw pipelines its LREMs). An empty queue waits
+for the insert trigger's NOTIFY. A restarted server is reconnected to; rows
+a dead process held are released by the next consumer that starts.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ WAIT_S = 1.0  # an idle consumer claims again after this long even without a NOT
 ACK_FLUSH_S = 0.005
 RECONNECT_S = 30.0  # how long a consumer waits for a killed server to come back
 CONSUMERS_ENV = "QB_CONSUMERS"
+FRESH_S = 0.05  # a full claim this recent says the queue is still long
 
 # The unclaimed rows' id span over the consumers, at most BATCH (LEAST ignores a NULL).
 _SHARE = ("(SELECT LEAST(%(batch)s, ceil((max(id) - min(id) + 1) / %(consumers)s::numeric))"
@@ -77,7 +78,7 @@ class Consumer:
         self.url, self.queue, self.reliable = url, queue, reliable
         self.claim_shared = statement(claim(reliable, _SHARE), queue)
         self.claim_full = statement(claim(reliable, "%(batch)s"), queue)
-        self.last_full = False  # the last claim came back with BATCH rows
+        self.full_at: float | None = None  # when the last claim came back with BATCH rows
         self.ack_sql = statement(ACK, queue)
         self.args = {"batch": BATCH, "consumers": consumers, "pid": os.getpid()}
         self.pending: list[int] = []
@@ -121,11 +122,12 @@ class Consumer:
                 self._reconnect()
 
     def claim_batch(self) -> list[tuple[int, bytes]]:
-        """(id, body) of the rows this claim took: BATCH after a full claim, else at most
-        the fair share."""
-        claim_sql = self.claim_full if self.last_full else self.claim_shared
-        batch = self.conn.execute(claim_sql, self.args, binary=True).fetchall()
-        self.last_full = len(batch) == BATCH
+        """(id, body) of the rows this claim took: up to BATCH within FRESH_S of a full
+        claim, else at most the fair share."""
+        fresh = self.full_at is not None and time.monotonic() - self.full_at < FRESH_S
+        batch = self.conn.execute(self.claim_full if fresh else self.claim_shared, self.args,
+                                  binary=True).fetchall()
+        self.full_at = time.monotonic() if len(batch) == BATCH else None
         return batch
 
     def serve(self) -> None:
