@@ -62,3 +62,6 @@ def test_sweep_runs_one_short_noop_cell_per_count(monkeypatch) -> None:
     assert rates == {1: 1000.0, 2: 500.0, 4: None, 8: 125.0}
     assert all(c.params["duration_ms"] == 0 and c.params["window_s"] == 1.0 for c in seen)
     assert all([p["type"] for p in c.workload["phases"]] == ["sustained"] for c in seen)
+    seen.clear()
+    sweep(run_cell, "redis-raw", RunOptions(slots=8, quick=True))
+    assert [c.params["window_s"] for c in seen] == [0.5] * 4  # a quick run's shorter points
