@@ -175,3 +175,4 @@ def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path
     for c in (noop, payload[1]):
         meta = json.loads((out / c["cell_dir"] / "driver.json").read_text())
         assert meta["phases"][1]["backlog_purged"]
+        assert meta["phases"][1]["timed_out"] is False  # the purged jobs are not awaited

@@ -76,16 +76,21 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
     run.start()
     if spec.purge_first:
         run.clear_backlog(report)
+    # Wait for the probes' own ends: jobs an earlier phase left queued were purged and
+    # never end, so counting from sent_before would call every such phase timed out.
+    ended_before = run.tally.refresh()
     deadline_ns = time.monotonic_ns() + int(spec.time_limit_s * 1e9)
     report.load_start_ns = time.monotonic_ns()
+    sent = 0
     for index in range(spec.jobs):
         time.sleep(spec.gap_ms / 1000)
         run.producer.send(report.first_id + index, 1, bulk=False)
+        sent += 1
         run.tally.wait_for(run.tally.done + 1, deadline_ns)
         if time.monotonic_ns() >= deadline_ns:
             break
     report.load_end_ns = time.monotonic_ns()
-    _wait(run, report, sent_before + spec.jobs, time.monotonic_ns())
+    _wait(run, report, ended_before + sent, time.monotonic_ns())
     return spec.jobs
 
 
