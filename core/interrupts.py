@@ -52,6 +52,23 @@ def deferred() -> Iterator[None]:
 
 
 @contextmanager
+def shielded() -> Iterator[None]:
+    """Hold signals back during clean-up that must finish (stopping the brokers and
+    workers a run started): a second Ctrl-C there would leave them running. A signal
+    that arrives stays pending (`pending()`, `check()`), it is not raised at the end."""
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+
+
+def pending() -> str | None:
+    """The name of a signal received and not yet raised, if any."""
+    return _State.pending
+
+
+@contextmanager
 def handled() -> Iterator[None]:
     """Turn SIGINT/SIGTERM into Interrupted inside the block; restore the old handlers after."""
     previous: dict[int, Callable[..., object] | int | None] = {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILE_SETS, PROFILES
+from core import interrupts
 from core.brokers import KINDS, broker_kind
 from core.brokers.base import BrokerKind
 from core.envnames import INJECT_DELAY_ENV
@@ -338,7 +339,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         raise UsageError(f"--attach {args.attach}: not a run folder (no summary.json)")
     out = fresh_out(args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
     settings = QUICK if args.quick else ObserverSettings()
-    report = selftest.run(args.backend, out.resolve(), broker_urls(args), settings)
+    try:
+        with interrupts.handled():  # Ctrl-C and SIGTERM stop it, brokers and all
+            report = selftest.run(args.backend, out.resolve(), broker_urls(args), settings)
+    except interrupts.Interrupted as exc:
+        sys.stderr.write(f"{PROG}: selftest interrupted ({exc}); nothing was judged\n")
+        return 130
     (out / "selftest.json").write_text(json.dumps(report, indent=1))
     for folder in (out, args.attach):
         if folder:

@@ -136,19 +136,22 @@ class Runner:
         except interrupts.Interrupted as exc:
             interrupted = str(exc)
         finally:
-            self._stop_driver()
-            self.meter.stop()
-            brokers = self.brokers.describe()  # masked URLs, while the servers are known
-            self.brokers.stop_all()
-            procs.stop_started()
-            shutil.rmtree(self.broker_dir, ignore_errors=True)
-            self.writer.finish(
-                finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                complete=interrupted is None, interrupted=interrupted,
-                planned_cells=len(plan), broker_versions=self.brokers.versions,
-                brokers=brokers, ceiling_layouts=layouts, speed_probe=self.meter.settings(),
-            )
-            progress.close()
+            with interrupts.shielded():  # a second Ctrl-C must not cut the clean-up short
+                self._stop_driver()
+                self.meter.stop()
+                brokers = self.brokers.describe()  # masked URLs, while the servers are known
+                self.brokers.stop_all()
+                procs.stop_started()
+                shutil.rmtree(self.broker_dir, ignore_errors=True)
+                interrupted = interrupted or interrupts.pending()
+                self.writer.finish(
+                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    complete=interrupted is None, interrupted=interrupted,
+                    planned_cells=len(plan), broker_versions=self.brokers.versions,
+                    brokers=brokers, ceiling_layouts=layouts,
+                    speed_probe=self.meter.settings(),
+                )
+                progress.close()
         return {"run_dir": str(self.config.out), "interrupted": interrupted,
                 "cells": self.writer.cells}
 

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
+from core import interrupts, procs
 from core.protocol import DriverReport
 from core.recorder import Event, Recorder
 from harness.ceiling_check import ceilings_by_broker, check_ceiling
@@ -143,9 +144,11 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
                                   runner.brokers.url(broker), meter=meter)
             for broker, ceiling in ceilings_by_broker().items() if ceiling in backends}
     finally:
-        meter.stop()
-        runner.brokers.stop_all()
-        runner.writer.finish(complete=True)
+        with interrupts.shielded():  # a second Ctrl-C must not leave a broker running
+            meter.stop()
+            runner.brokers.stop_all()
+            procs.stop_started()
+            runner.writer.finish(complete=interrupts.pending() is None)
     report.update(headroom_verdict(report["backends"]))
     report["observer"] = observer_file(observed, observer)
     report["observer_effect"] = {b: r.get("effect") for b, r in observed.items()}

@@ -76,6 +76,14 @@ def live_in_session(sid: int) -> list[str]:
     return found
 
 
+def epmd_pids() -> set[int]:
+    """Live epmd daemons: a RabbitMQ node's detaches from every session, so a test that
+    checks what a run left behind compares these before and after."""
+    from core.procs import alive
+    found = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in found.split() if alive(int(pid))}
+
+
 def start_harness(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     """`python -m harness ARGS` in a session of its own, to find every process it starts."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}

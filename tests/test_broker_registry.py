@@ -17,7 +17,7 @@ from core.brokers import KINDS, kind_for_url
 from core.brokers.base import BrokerKind, Persistence
 from harness import system
 from harness.cli import broker_urls, build_parser, main
-from tests.conftest import REPO, broker_url
+from tests.conftest import REPO, broker_url, epmd_pids
 
 DECLARATIONS = {"name": str, "title": str, "schemes": tuple, "default_port": int,
                 "example_url": str, "binary": str, "apt_package": str, "compose_service": str,
@@ -155,12 +155,6 @@ def test_a_kind_module_is_found_by_scanning(tmp_path: Path):
                           cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(sorted([*KINDS, "fakeq"]))
-
-
-def epmd_pids() -> set[int]:
-    from core.procs import alive
-    found = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True, text=True).stdout
-    return {int(pid) for pid in found.split() if alive(int(pid))}
 
 
 def test_a_rabbitmq_node_that_exits_at_start_leaves_no_epmd_behind(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from core.results import load_summary
 from harness.ceiling_layout import sweep_points
-from tests.conftest import harness_cli, live_in_session, session_of, start_harness
+from tests.conftest import epmd_pids, harness_cli, live_in_session, session_of, start_harness
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,31 @@ def test_interrupt_stops_everything_and_keeps_finished_cells(tmp_path, sig, afte
     run = json.loads((out / "run.json").read_text())
     assert run["complete"] is False
     assert all(c["status"] in ("ok", "failed", "skipped") for c in summary["cells"])
+
+
+@pytest.mark.parametrize("command", [
+    ("run", "--scenario", "throughput", "--backend", "redis-raw,amqp-raw", "--quick"),
+    ("selftest", "--backend", "redis-raw,amqp-raw", "--quick"),
+])
+def test_a_second_signal_during_the_clean_up_still_stops_everything(tmp_path, command):
+    """An impatient second Ctrl-C (or a SIGTERM after it) lands while the brokers stop:
+    the clean-up finishes anyway, with one line and no traceback. (It used to abort the
+    run's clean-up and leave RabbitMQ's epmd behind, and the self-test ignored Ctrl-C.)"""
+    out = tmp_path / "run"
+    epmd_before = epmd_pids()
+    proc = start_harness(*command, "--out", str(out))
+    deadline = time.monotonic() + 60
+    while not (out / "run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(12.0)  # RabbitMQ is up by then
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert wait_gone(proc.pid) == [], "processes left behind"
+    assert epmd_pids() - epmd_before == set(), "RabbitMQ's epmd left behind"
 
 
 def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
