@@ -268,6 +268,38 @@ def memory_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def run_time_table(source: Path) -> str:
+    """Where a run's time went: seconds in cells per backend and scenario (their
+    `wall_s`), and start to summary from run.json (the report's rendering comes after)."""
+    from datetime import datetime
+
+    run = json.loads((source / "run.json").read_text())
+    cells = _cells(source)
+    scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
+    seconds: dict[tuple[str, str], float] = {}
+    for cell in cells:
+        key = (cell["backend"], cell["scenario"])
+        seconds[key] = seconds.get(key, 0.0) + float(cell.get("wall_s") or 0.0)
+    lines = ["| backend | " + " | ".join(scenarios) + " | all |",
+             "| --- |" + " --- |" * (len(scenarios) + 1)]
+    backends = sorted({c["backend"] for c in cells}, key=_rank)
+    for backend in backends:
+        row = [seconds.get((backend, s), 0.0) for s in scenarios]
+        lines.append(f"| {backend} | " + " | ".join(_num(v) for v in row)
+                     + f" | {_num(sum(row))} |")
+    totals = [sum(seconds.get((b, s), 0.0) for b in backends) for s in scenarios]
+    lines.append("| all | " + " | ".join(_num(v) for v in totals) + f" | {_num(sum(totals))} |")
+    began, ended = (datetime.fromisoformat(run[k].replace("Z", "+00:00"))
+                    for k in ("started", "finished"))
+    total = (ended - began).total_seconds()
+    lines.append(f"\nSeconds in cells (`wall_s`), {len(cells)} cells. From start to summary "
+                 f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
+                 " s outside cells (layout sweeps, broker starts, analysis between cells); "
+                 f"`run {'--quick ' if run['config']['quick'] else ''}--scenario all` at "
+                 f"{run['git_revision'][:7]}.")
+    return "\n".join(lines)
+
+
 def _size(size: int) -> str:
     return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
 
@@ -280,6 +312,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "crash-broker-kill": crash_table("broker-kill"),
     "crash-summary": crash_summary,
     "memory": memory_table,
+    "run-time": run_time_table,
     "selftest": selftest_table,
 }
 

@@ -40,3 +40,19 @@ def test_an_unknown_block_or_a_missing_source_is_one_clear_error(tmp_path: Path)
     with pytest.raises(FiguresError, match="no results folder"):
         regenerate(f"<!-- figures: throughput from {tmp_path}/absent -->\n"
                    "<!-- end of figures: throughput -->", "doc.md")
+
+
+def test_the_run_time_block_sums_each_cells_wall_time_and_the_time_outside(
+        tmp_path: Path) -> None:
+    cells = [{"scenario": s, "backend": b, "wall_s": w}
+             for s, b, w in (("throughput", "rq", 10.0), ("throughput", "rq", 5.5),
+                             ("memory", "rq", 2.0), ("throughput", "asyncio", 3.0))]
+    source = write_summary(tmp_path / "run", cells)
+    (source / "run.json").write_text(json.dumps({
+        "started": "2026-12-02T10:00:00Z", "finished": "2026-12-02T10:01:05Z",
+        "config": {"quick": True}, "git_revision": "abcdef123"}))
+    body = regenerate(f"<!-- figures: run-time from {source} -->\n"
+                      "<!-- end of figures: run-time -->", "doc.md")
+    assert "| asyncio | 3 | 0 | 3 |" in body and "| rq | 16 | 2 | 18 |" in body
+    assert "| all | 18 | 2 | 20 |" in body
+    assert "1 min 5 s, of which 44 s outside cells" in body and "--quick" in body
