@@ -4,6 +4,10 @@ Tie rule (stated on the page): the best median wins; another backend ties
 with it when their [min, max] ranges across rounds overlap (either side has
 2+ ok rounds), or, with a single round each, when the medians differ by less
 than 5%. A difference inside the noise is not called.
+
+The raw-broker ceilings are yardsticks, not choices: their rows are shown
+and never ranked, so the star goes to a backend a reader could pick (the
+fastest noop figure of a run is usually redis-raw's).
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from typing import Any
 
 import pandas as pd
 
+from adapters import BACKENDS
 from reports.data import RunData, value
 from reports.style import fmt_bytes, fmt_num
 
 TIE_PCT = 5.0
+# the backends other backends name as their broker's ceiling (backend.toml `ceiling`)
+YARDSTICKS = frozenset(info.ceiling for info in BACKENDS.values() if info.ceiling)
+YARDSTICK_NOTE = "ceiling, not ranked"
 TIE_RULE = (f"best = highest (or lowest, where lower is better) median over rounds. "
             f"Another backend ties with the best when their [min, max] ranges across rounds "
             f"overlap, or, when both ran a single round, when the two differ by less than "
@@ -31,7 +39,7 @@ class Entry:
 
     text: str
     status: str = "ok"
-    mark: str = ""  # "best" | "best-tie" | "tie" | "good" | "bad" | ""
+    mark: str = ""  # "best" | "best-tie" | "tie" | "good" | "bad" | "yardstick" | ""
     detail: str = ""  # range across rounds, shown as a tooltip and in small print
     median: float | None = None
     low: float | None = None
@@ -154,11 +162,19 @@ def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],
         return table
     series = list(dict.fromkeys(frame[series_col]))
     grid = {}
+    yardsticks = set()
     for name in series:
         mine = frame[frame[series_col] == name]
         grid[name] = [entry_of(column.select(mine), column, mine) for column in columns]
+        if "backend" in mine and set(mine["backend"]) <= YARDSTICKS:
+            yardsticks.add(name)
     for index, column in enumerate(columns):
-        entries = [grid[s][index] for s in series]
+        for name in yardsticks:
+            entry = grid[name][index]
+            if entry.status == "ok" and not column.zero_is_goal:
+                entry.mark = "yardstick"
+                entry.detail = f"{entry.detail}; {YARDSTICK_NOTE}"
+        entries = [grid[s][index] for s in series if s not in yardsticks or column.zero_is_goal]
         if column.zero_is_goal:
             for entry in entries:
                 if entry.status == "ok" and entry.median is not None:

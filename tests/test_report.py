@@ -404,17 +404,33 @@ def test_real_throughput_shape_without_other_scenarios(tmp_path: Path) -> None:
     assert 'id="incomplete"' not in page
 
 
-def test_ties_within_noise(tmp_path: Path) -> None:
-    cells = []
-    for backend, rate in (("asyncio", 1000.0), ("redis-raw", 1030.0), ("rq", 700.0)):
-        cells.append(cell("throughput", backend, {"duration_ms": 1, "slots": SLOTS, "jobs": 10},
-                          1, {"jobs_per_s": rate}))
+def throughput_marks(tmp_path: Path, rates: dict[str, float]) -> dict[str, Any]:
+    """The throughput verdict table's entry per backend, one round at these rates."""
+    cells = [cell("throughput", backend, {"duration_ms": 1, "slots": SLOTS, "jobs": 10}, 1,
+                  {"jobs_per_s": rate}) for backend, rate in rates.items()]
     data_dir = write_run(tmp_path / "ties", cells, run_info(len(cells)))
     from reports.sections import Kit
     from scenarios.throughput import THROUGHPUT
     table = THROUGHPUT.tables(Kit(load(data_dir), THROUGHPUT))[0]
-    marks = {name: entries[0].mark for name, entries in table.rows}
-    assert marks == {"redis-raw": "best-tie", "asyncio": "tie", "rq": ""}
+    return {name: entries[0] for name, entries in table.rows}
+
+
+def test_ties_within_noise(tmp_path: Path) -> None:
+    entries = throughput_marks(tmp_path, {"asyncio": 1000.0, "celery-redis": 1030.0,
+                                          "rq": 700.0})
+    marks = {name: entry.mark for name, entry in entries.items()}
+    assert marks == {"celery-redis": "best-tie", "asyncio": "tie", "rq": ""}
+
+
+def test_a_ceiling_is_a_yardstick_never_the_best(tmp_path: Path) -> None:
+    """redis-raw drains fastest, but a reader cannot pick it: the star goes to the
+    fastest backend they can, and the ceiling's figure says what it is."""
+    entries = throughput_marks(tmp_path, {"redis-raw": 9000.0, "asyncio": 1000.0,
+                                          "celery-redis": 600.0})
+    marks = {name: entry.mark for name, entry in entries.items()}
+    assert marks == {"redis-raw": "yardstick", "asyncio": "best", "celery-redis": ""}
+    assert "ceiling, not ranked" in entries["redis-raw"].detail
+    assert entries["redis-raw"].css == "num yardstick" and entries["redis-raw"].symbol == ""
 
 
 def test_custom_claim_format(full_run: Path) -> None:

@@ -236,7 +236,7 @@ def test_toy_scenario_is_gated_by_compare(toy: Toy, tmp_path: Path,
 
 
 def test_toy_scenario_has_report_sections(toy: Toy, tmp_path: Path) -> None:
-    run = toy_run(tmp_path / "run", {"asyncio": (100.0,), "redis-raw": (300.0,)})
+    run = toy_run(tmp_path / "run", {"asyncio": (100.0,), "rq": (300.0,)})
     page = render(run).read_text()
     assert '<h3 id="verdict-toy">Toy widgets</h3>' in page
     assert '<h3 id="charts-toy">Toy widgets</h3>' in page
