@@ -37,7 +37,7 @@ def cell(backend: str, duration: int, rnd: int, jobs_per_s: float, *,
             "window_s": 1.2 if unstable else 2.0, "unstable": unstable, "completed": 2400,
             "errors": 0, "duplicated": 0,
             "timed_out": False, "latency_ms": {"p50": p99 / 4, "p99": p99}},
-        "cell_dir": f"cells/{rnd:04d}-throughput-{backend}",
+        "cell_dir": f"cells/{rnd:04d}-throughput-{backend}-{duration}ms",
     }
 
 
@@ -669,3 +669,30 @@ def test_exports_carry_the_rate_per_probe_loop(tmp_path: Path) -> None:
     assert code == 0
     bench = json.loads(out)["throughput/celery-redis/duration_ms=10,slots=8,window_s=2"]
     assert bench["jobs-per-loop"]["value"] == pytest.approx(1500 * 400e-6)
+
+
+def with_reused_payload_cells(run_dir: Path) -> Path:
+    """Add, as a run does, a payload 64 B case per backend and round that is the
+    throughput noop cell itself (`reused_from`)."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text())
+    for source in [c for c in summary["cells"] if c["params"]["duration_ms"] == 0]:
+        summary["cells"].append({**source, "scenario": "payload",
+                                 "params": {"payload_bytes": 64, "slots": 8, "window_s": 2.0},
+                                 "reused_from": source["cell_dir"], "cell_dir": None})
+    path.write_text(json.dumps(summary))
+    return run_dir
+
+
+def test_a_reused_cell_is_judged_once_under_its_own_case(tmp_path: Path) -> None:
+    base = with_reused_payload_cells(make_run(tmp_path / "base"))
+    slow = with_reused_payload_cells(make_run(tmp_path / "slow", {"celery-redis": 0.6}))
+    code, out, _err = run(base, slow)
+    assert code == 1
+    rows = gated_rows(out)
+    assert not any(r.startswith("payload/") for r in rows)
+    assert sorted(r.split()[0] for r in rows if "slower" in r) == [  # each called once
+        "throughput/celery-redis/duration_ms=0,slots=8,window_s=2",
+        "throughput/celery-redis/duration_ms=10,slots=8,window_s=2"]
+    assert ("payload/celery-redis/payload_bytes=64,slots=8,window_s=2: the same cell as "
+            "throughput/celery-redis/duration_ms=0,slots=8,window_s=2, judged there") in out

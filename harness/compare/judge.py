@@ -277,6 +277,21 @@ def judged_rows(bt: Table, ct: Table, keys: Sequence[Key], states: dict[Key, Cas
     return rows
 
 
+def copies_judged_elsewhere(keys: Sequence[Key], states: dict[Key, CaseState]
+                            ) -> dict[Key, Key]:
+    """Cases whose every ok current round is another judged case's cell, reused (the
+    latency `max` and payload 64 B cells are the throughput noop cell): key -> that
+    case. Judging one measurement under several names would count it several times in
+    Holm's correction and in the verdicts."""
+    judged = set(keys)
+    copies = {}
+    for key in keys:
+        state = states[key]
+        if state.source is not None and state.source in judged and state.reused == state.ok:
+            copies[key] = state.source
+    return copies
+
+
 def compare(baseline: dict[str, Any], current: dict[str, Any], *,
             metrics: Sequence[str] | None = None, threshold: float = THRESHOLD,
             alpha: float = ALPHA, absolute: bool = False, allow_missing: bool = False,
@@ -291,6 +306,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     skipped = coverage(bstates, cstates, bt, metrics)
     unjudged = {s.key for s in skipped}
     keys = sorted((bt.keys() & ct.keys()) - unjudged)
+    copies = copies_judged_elsewhere(keys, cstates)
+    skipped += [Skip(key, f"the same cell as {label(source)}, judged there", False)
+                for key, source in copies.items()]
+    keys = [key for key in keys if key not in copies]
     rows = judged_rows(bt, ct, keys, cstates, metrics, absolute,
                        same_probe=probe_of(baseline) == probe_of(current))
     if not rows and not (bstates.keys() & cstates.keys()):

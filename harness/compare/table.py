@@ -34,6 +34,8 @@ class CaseState:
     reasons: list[str] = field(default_factory=list)
     unstable: int = 0  # ok rounds flagged unstable (a short window, or a CV above 10%)
     short: int = 0  # ok rounds whose counted window was shorter than asked
+    reused: int = 0  # ok rounds that are another case's cell, reused (`reused_from`)
+    source: Key | None = None  # that other case
 
     @property
     def ok(self) -> int:
@@ -63,8 +65,15 @@ def key_of(cell: Any, index: int, source: str) -> Key:
 def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
     """Every case of a run, ok or not, with its rounds' outcomes."""
     states: dict[Key, CaseState] = {}
+    by_dir = {cell["cell_dir"]: key_of(cell, index, source)
+              for index, cell in enumerate(summary["cells"])
+              if isinstance(cell, dict) and cell.get("cell_dir")}
     for index, cell in enumerate(summary["cells"]):
         state = states.setdefault(key_of(cell, index, source), CaseState())
+        reused_from = cell.get("reused_from")
+        if cell.get("status") == "ok" and reused_from and reused_from in by_dir:
+            state.reused += 1
+            state.source = by_dir[reused_from]
         status = str(cell.get("status"))
         state.statuses.append(status)
         if status != "ok" and cell.get("reason"):
