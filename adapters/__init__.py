@@ -263,6 +263,11 @@ except BackendFileError as exc:  # one line for whoever imports the registry (CL
     raise SystemExit(f"queuebench: {exc}") from None
 
 
+# The raw-broker ceilings: the backends others name as their broker's ceiling
+# (backend.toml `ceiling`). Yardsticks, not choices: never ranked, gated only on demand.
+CEILINGS = frozenset(info.ceiling for info in BACKENDS.values() if info.ceiling)
+
+
 def backend_names() -> list[str]:
     return list(BACKENDS)
 

@@ -41,17 +41,6 @@ def check() -> None:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Hold a signal back until the block is done, then raise it."""
-    _State.deferring += 1
-    try:
-        yield
-    finally:
-        _State.deferring -= 1
-    check()
-
-
-@contextmanager
 def shielded() -> Iterator[None]:
     """Hold signals back during clean-up that must finish (stopping the brokers and
     workers a run started): a second Ctrl-C there would leave them running. A signal
@@ -61,6 +50,14 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _State.deferring -= 1
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a signal back until the block is done, then raise it."""
+    with shielded():
+        yield
+    check()
 
 
 def pending() -> str | None:

@@ -82,12 +82,9 @@ class Brokers:
         server = broker(data_dir=self.base_dir / slot,
                         options=dict(broker.persistence[persistence].server_options))
         try:
-            server.start()
+            server.start()  # stops what it started when it fails or is interrupted
         except BrokerError as exc:
             self.unavailable[slot] = str(exc)
-            raise
-        except BaseException:  # interrupted while it starts: stop it, then go on out
-            server.stop()
             raise
         self.owned[slot] = server
         self.versions[slot] = server.version

@@ -28,7 +28,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Protocol
 
-from adapters import BACKENDS
+from adapters import BACKENDS, CEILINGS
 from harness.ceiling_bare import LOOPS
 from harness.ceiling_layout import CellRunner, fastest, sweep
 from harness.envs import python_of
@@ -54,8 +54,7 @@ class DrainCell(Protocol):
 
 def ceilings_by_broker() -> dict[str, str]:
     """broker kind -> the layout-sweep backend on it that others name as their ceiling."""
-    named = {info.ceiling for info in BACKENDS.values() if info.ceiling}
-    return {BACKENDS[name].broker or "": name for name in sorted(named)
+    return {BACKENDS[name].broker or "": name for name in sorted(CEILINGS)
             if BACKENDS[name].layout_sweep}
 
 

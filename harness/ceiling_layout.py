@@ -24,9 +24,10 @@ from scenarios.throughput import THROUGHPUT, steady_workload
 
 CellRunner = Callable[[int, CellPlan], dict[str, Any]]  # (round, cell) -> the cell's result
 
-# The counted window of each sweep point. A quick run halves it: its 5-minute budget
-# (issue 12) has no room for six 8 s cells before the first real one, and the points
-# differ by less than a 1 s window's noise on this VM anyway (docs/methodology.md).
+# The counted window of each sweep point. A quick run halves it for its 5-minute budget
+# (issue 12), and its choice is the noisier for it: on this 2-core VM the points of one
+# sweep spread from under 1% to 36% and the fastest changed from run to run (the committed
+# run.json files, `ceiling_layouts`). A full run keeps 1 s.
 SWEEP_WINDOW_S = {"quick": 0.5, "full": 1.0}
 
 

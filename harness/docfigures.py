@@ -295,8 +295,8 @@ def run_time_table(source: Path) -> str:
     lines.append(f"\nSeconds in cells (`wall_s`), {len(cells)} cells. From start to summary "
                  f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
                  " s outside cells (layout sweeps, broker starts, analysis between cells); "
-                 f"`run {'--quick ' if run['config']['quick'] else ''}--scenario all` at "
-                 f"{run['git_revision'][:7]}.")
+                 f"`run {'--quick ' if run['config']['quick'] else ''}--scenario "
+                 f"{','.join(run['config']['scenarios'])}` at {run['git_revision'][:7]}.")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import interrupts
 from core.brokers import broker_kind
 from core.brokers.base import BrokerError, BrokerKind
 from harness.brokers import Brokers
@@ -77,8 +78,9 @@ class FaultBroker:
 
     def close(self) -> None:
         if self.dedicated:
-            self.server.stop()
-            shutil.rmtree(self.server.data_dir, ignore_errors=True)
+            with interrupts.shielded():  # a second Ctrl-C must not leave it running
+                self.server.stop()
+                shutil.rmtree(self.server.data_dir, ignore_errors=True)
 
 
 def prepare(brokers: Brokers, kind: str, options: dict[str, str], data_dir: Path

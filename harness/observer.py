@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters import BACKENDS
+from adapters import BACKENDS, CEILINGS
 from core.protocol import DriverReport
 from core.recorder import Event
 from harness.runner import Runner
@@ -143,7 +143,7 @@ class ObserverProbe(Probe):
 
 
 def is_ceiling(backend: str) -> bool:
-    return any(info.ceiling == backend for info in BACKENDS.values())
+    return backend in CEILINGS
 
 
 def broker_backed(backends: list[str]) -> list[str]:

@@ -118,6 +118,7 @@ class Runner:
         plan = self.plan()
         progress = Progress(len(plan))
         interrupted = None
+        ran_all = False  # every planned cell ran (a signal during the clean-up comes after)
         layouts: dict[str, dict[str, Any]] = {}
         self.meter = SpeedMeter(self.config.out / "speed")
         try:
@@ -133,20 +134,16 @@ class Runner:
                     progress.done(_label(round_no, result["scenario"], result["backend"],
                                          result["params"]), result["status"],
                                   self._headline(result))
+            ran_all = True
         except interrupts.Interrupted as exc:
             interrupted = str(exc)
         finally:
-            with interrupts.shielded():  # a second Ctrl-C must not cut the clean-up short
-                self._stop_driver()
-                self.meter.stop()
-                brokers = self.brokers.describe()  # masked URLs, while the servers are known
-                self.brokers.stop_all()
-                procs.stop_started()
-                shutil.rmtree(self.broker_dir, ignore_errors=True)
-                interrupted = interrupted or interrupts.pending()
+            brokers = self.release()
+            interrupted = interrupted or interrupts.pending()  # one during the clean-up
+            with interrupts.shielded():
                 self.writer.finish(
                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    complete=interrupted is None, interrupted=interrupted,
+                    complete=ran_all, interrupted=interrupted,
                     planned_cells=len(plan), broker_versions=self.brokers.versions,
                     brokers=brokers, ceiling_layouts=layouts,
                     speed_probe=self.meter.settings(),
@@ -154,6 +151,21 @@ class Runner:
                 progress.close()
         return {"run_dir": str(self.config.out), "interrupted": interrupted,
                 "cells": self.writer.cells}
+
+    def release(self) -> dict[str, Any]:
+        """Stop everything this runner started (its driver, the brokers, any process
+        left) and remove the brokers' data, holding signals back until it is done: a
+        second Ctrl-C must not cut the clean-up short. Returns the brokers it ran, their
+        URLs masked (for run.json)."""
+        with interrupts.shielded():
+            self._stop_driver()
+            if self.meter is not None:
+                self.meter.stop()
+            brokers = self.brokers.describe()  # while the servers are known
+            self.brokers.stop_all()
+            procs.stop_started()
+            shutil.rmtree(self.broker_dir, ignore_errors=True)
+        return brokers
 
     def sweep_layouts(self, cells: list[CellPlan]) -> dict[str, dict[str, Any]]:
         """backend -> {"sweep": processes -> noop jobs/s, "processes": the fastest} for

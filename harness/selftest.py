@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS
-from core import interrupts, procs
+from core import interrupts
 from core.protocol import DriverReport
 from core.recorder import Event, Recorder
 from harness.ceiling_check import ceilings_by_broker, check_ceiling
@@ -146,9 +146,9 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
     finally:
         with interrupts.shielded():  # a second Ctrl-C must not leave a broker running
             meter.stop()
-            runner.brokers.stop_all()
-            procs.stop_started()
+            runner.release()
             runner.writer.finish(complete=interrupts.pending() is None)
+        interrupts.check()  # a signal that came during the clean-up still stops it
     report.update(headroom_verdict(report["backends"]))
     report["observer"] = observer_file(observed, observer)
     report["observer_effect"] = {b: r.get("effect") for b, r in observed.items()}

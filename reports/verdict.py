@@ -18,13 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from adapters import BACKENDS
+from adapters import CEILINGS
 from reports.data import RunData, value
 from reports.style import fmt_bytes, fmt_num
 
 TIE_PCT = 5.0
-# the backends other backends name as their broker's ceiling (backend.toml `ceiling`)
-YARDSTICKS = frozenset(info.ceiling for info in BACKENDS.values() if info.ceiling)
 YARDSTICK_NOTE = "ceiling, not ranked"
 TIE_RULE = (f"best = highest (or lowest, where lower is better) median over rounds. "
             f"Another backend ties with the best when their [min, max] ranges across rounds "
@@ -166,7 +164,7 @@ def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],
     for name in series:
         mine = frame[frame[series_col] == name]
         grid[name] = [entry_of(column.select(mine), column, mine) for column in columns]
-        if "backend" in mine and set(mine["backend"]) <= YARDSTICKS:
+        if "backend" in mine and set(mine["backend"]) <= CEILINGS:
             yardsticks.add(name)
     for index, column in enumerate(columns):
         for name in yardsticks:

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adapters import BACKENDS
+from adapters import CEILINGS
 from core.protocol import DriverReport
 from scenarios.base import CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
 from scenarios.presentation import ReportKit
 from scenarios.throughput import THROUGHPUT, same_round_throughput, steady_workload, window_of
 
 MIN_GAIN = 0.10  # a step up in slots "adds throughput" when jobs/s rise at least this much
-CEILINGS = frozenset(b.ceiling for b in BACKENDS.values() if b.ceiling)
 
 
 @dataclass(frozen=True)

@@ -172,3 +172,42 @@ def test_a_rabbitmq_node_that_exits_at_start_leaves_no_epmd_behind(tmp_path: Pat
     with pytest.raises(BrokerError, match="exited with code"):
         Brokers(closed, {}).url("amqp")
     assert epmd_pids() - before == set()
+
+
+@pytest.mark.slow
+def test_a_rabbitmq_start_cut_short_by_two_signals_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C while RabbitMQ starts, then SIGTERM while it is being stopped: the stop
+    finishes anyway, epmd included (it used to be cut short and leave epmd running)."""
+    import os
+    import signal
+    import tempfile
+    import time
+
+    from core.brokers.rabbitmq import RabbitMQ
+    from tests.conftest import live_in_session
+    if RabbitMQ.find_binary() is None:
+        pytest.skip(RabbitMQ.missing_binary())
+    base = Path(tempfile.mkdtemp(prefix="qb-interrupted-start-"))
+    base.chmod(0o755)  # the rabbitmq user enters it
+    code = ("import sys; from pathlib import Path; from core import interrupts; "
+            "from harness.brokers import Brokers\n"
+            "try:\n    with interrupts.handled():\n"
+            f"        Brokers(Path({str(base)!r}), {{}}).url('amqp')\n"
+            "except interrupts.Interrupted:\n    sys.exit(130)\n")
+    before = epmd_pids()
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 20
+        while epmd_pids() == before and time.monotonic() < deadline:  # the node is booting
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+        time.sleep(0.5)
+        assert live_in_session(proc.pid) == []
+        assert epmd_pids() - before == set()
+    finally:
+        proc.kill()
+        shutil.rmtree(base, ignore_errors=True)

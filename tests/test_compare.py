@@ -696,3 +696,19 @@ def test_a_reused_cell_is_judged_once_under_its_own_case(tmp_path: Path) -> None
         "throughput/celery-redis/duration_ms=10,slots=8,window_s=2"]
     assert ("payload/celery-redis/payload_bytes=64,slots=8,window_s=2: the same cell as "
             "throughput/celery-redis/duration_ms=0,slots=8,window_s=2, judged there") in out
+
+
+def test_a_case_measured_on_its_own_in_one_run_is_still_judged(tmp_path: Path) -> None:
+    """The baseline ran payload 64 B as a cell of its own (an older harness), the current
+    run reuses the noop cell: the two are different measurements, so the row is judged."""
+    base = make_run(tmp_path / "base")
+    summary = json.loads((base / "summary.json").read_text())
+    for source in [c for c in summary["cells"] if c["params"]["duration_ms"] == 0]:
+        summary["cells"].append({**source, "scenario": "payload", "cell_dir": None,
+                                 "params": {"payload_bytes": 64, "slots": 8, "window_s": 2.0}})
+    (base / "summary.json").write_text(json.dumps(summary))
+    current = with_reused_payload_cells(make_run(tmp_path / "cur"))
+    code, out, _err = run(base, current)
+    assert code == 0
+    assert any(r.startswith("payload/celery-redis/") for r in gated_rows(out))
+    assert "the same cell as" not in out

@@ -50,9 +50,11 @@ def test_the_run_time_block_sums_each_cells_wall_time_and_the_time_outside(
     source = write_summary(tmp_path / "run", cells)
     (source / "run.json").write_text(json.dumps({
         "started": "2026-12-02T10:00:00Z", "finished": "2026-12-02T10:01:05Z",
-        "config": {"quick": True}, "git_revision": "abcdef123"}))
+        "config": {"quick": True, "scenarios": ["throughput", "memory"]},
+        "git_revision": "abcdef123"}))
     body = regenerate(f"<!-- figures: run-time from {source} -->\n"
                       "<!-- end of figures: run-time -->", "doc.md")
     assert "| asyncio | 3 | 0 | 3 |" in body and "| rq | 16 | 2 | 18 |" in body
     assert "| all | 18 | 2 | 20 |" in body
-    assert "1 min 5 s, of which 44 s outside cells" in body and "--quick" in body
+    assert "1 min 5 s, of which 44 s outside cells" in body
+    assert "`run --quick --scenario throughput,memory` at abcdef1" in body

@@ -56,3 +56,12 @@ def test_a_failed_fill_still_turns_the_collector_back_on(tmp_path: Path) -> None
     with pytest.raises(RuntimeError, match="broker gone"):
         producer(tmp_path, InProcessQueue(fail=True)).fill(0, 10, 5)
     assert gc.isenabled()
+
+
+def test_a_collector_the_caller_turned_off_stays_off(tmp_path: Path) -> None:
+    gc.disable()
+    try:
+        producer(tmp_path, InProcessQueue()).fill(0, 10, 5)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -171,18 +171,21 @@ class BrokerKind(ABC):
         self.proc = procs.spawn(cmd, env=env, log_path=self.data_dir / "server.log",
                                 cwd=self.data_dir, user=self.run_as())
         deadline = time.monotonic() + timeout_s
-        while (reason := self.probe(self.url, timeout_s=1.0)) is not None:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.stop()  # what it left behind (RabbitMQ's epmd daemon)
-                raise BrokerError(f"{self.binary} exited with code {code}"
-                                  f":\n{procs.tail(self.data_dir / 'server.log', 10)}")
-            if time.monotonic() > deadline:
+        try:
+            while (reason := self.probe(self.url, timeout_s=1.0)) is not None:
+                if self.proc.poll() is not None:
+                    raise BrokerError(f"{self.binary} exited with code {self.proc.returncode}"
+                                      f":\n{procs.tail(self.data_dir / 'server.log', 10)}")
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"{self.binary} not answering after {timeout_s:.0f}s: "
+                                      f"{reason}")
+                time.sleep(0.05)
+                interrupts.check()
+            self.version = self.read_version()
+        except BaseException:  # failed, or interrupted: stop what it started, all of it
+            with interrupts.shielded():  # (RabbitMQ's epmd daemon too), signals or not
                 self.stop()
-                raise BrokerError(f"{self.binary} not answering after {timeout_s:.0f}s: {reason}")
-            time.sleep(0.05)
-            interrupts.check()
-        self.version = self.read_version()
+            raise
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters import CEILINGS
 from core.results import ResultsError
 from harness.compare.coverage import Skip, coverage, round_note
 from harness.compare.metrics import default_metrics, direction_of, selected
 from harness.compare.noise import Noise, NoiseModel, RowKey, positive_logs
 from harness.compare.table import (
-    CEILINGS,
     MACHINE_METRICS,
     NORMALISABLE,
     PER_LOOP,
@@ -277,19 +277,21 @@ def judged_rows(bt: Table, ct: Table, keys: Sequence[Key], states: dict[Key, Cas
     return rows
 
 
-def copies_judged_elsewhere(keys: Sequence[Key], states: dict[Key, CaseState]
-                            ) -> dict[Key, Key]:
-    """Cases whose every ok current round is another judged case's cell, reused (the
-    latency `max` and payload 64 B cells are the throughput noop cell): key -> that
-    case. Judging one measurement under several names would count it several times in
-    Holm's correction and in the verdicts."""
+def copies_judged_elsewhere(keys: Sequence[Key], base: dict[Key, CaseState],
+                            cur: dict[Key, CaseState]) -> dict[Key, Key]:
+    """Cases that are, in every ok round of both runs, the cell of another judged case,
+    reused (the latency `max` and payload 64 B cells are the throughput noop cell):
+    key -> that case. Judging one measurement under several names would count it
+    several times in Holm's correction and in the verdicts. A case either run measured
+    on its own is judged as usual."""
     judged = set(keys)
-    copies = {}
-    for key in keys:
-        state = states[key]
-        if state.source is not None and state.source in judged and state.reused == state.ok:
-            copies[key] = state.source
-    return copies
+
+    def copy_of(state: CaseState) -> Key | None:
+        return state.source if state.ok and state.reused == state.ok else None
+
+    return {key: source for key in keys
+            if (source := copy_of(cur[key])) is not None and source in judged
+            and copy_of(base[key]) == source}
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], *,
@@ -306,7 +308,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     skipped = coverage(bstates, cstates, bt, metrics)
     unjudged = {s.key for s in skipped}
     keys = sorted((bt.keys() & ct.keys()) - unjudged)
-    copies = copies_judged_elsewhere(keys, cstates)
+    copies = copies_judged_elsewhere(keys, bstates, cstates)
     skipped += [Skip(key, f"the same cell as {label(source)}, judged there", False)
                 for key, source in copies.items()]
     keys = [key for key in keys if key not in copies]

@@ -16,7 +16,6 @@ from core.results import ResultsError
 
 # Rates a broker ceiling also has: these are divided by the ceiling's figure.
 NORMALISABLE = ("jobs_per_s", "enqueue_per_s")
-CEILINGS = {info.ceiling for info in BACKENDS.values() if info.ceiling}
 # A rate and its figure with the machine's speed taken out (harness/speed).
 AT_MACHINE_SPEED = {"jobs_per_s": "jobs_per_loop"}
 PER_LOOP = "per loop"  # the basis name of those rows

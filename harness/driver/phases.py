@@ -76,8 +76,11 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
     run.start()
     if spec.purge_first:
         run.clear_backlog(report)
-    # Wait for the probes' own ends: jobs an earlier phase left queued were purged and
-    # never end, so counting from sent_before would call every such phase timed out.
+    # Wait for the probes' ends: jobs an earlier phase left queued were purged and never
+    # end, so counting from sent_before would call every such phase timed out. The tally
+    # counts any end, so a job of the window still running after clear_backlog's settle
+    # would count as a probe's; the analysis counts the probes themselves from their ids
+    # (latency_samples), and nothing reads this phase's timed_out.
     ended_before = run.tally.refresh()
     deadline_ns = time.monotonic_ns() + int(spec.time_limit_s * 1e9)
     report.load_start_ns = time.monotonic_ns()
@@ -91,7 +94,7 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
             break
     report.load_end_ns = time.monotonic_ns()
     _wait(run, report, ended_before + sent, time.monotonic_ns())
-    return spec.jobs
+    return sent
 
 
 def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: int) -> int:

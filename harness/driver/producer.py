@@ -137,6 +137,7 @@ class Producer:
         producers = 1 if self.adapter.in_process else max(1, min(self.config.cpu_count,
                                                                  shares))
         share = -(-count // producers)
+        collecting = gc.isenabled()
         gc.disable()
         try:
             children = [self._fork_filler(first_id + rank * share,
@@ -149,7 +150,8 @@ class Producer:
             self.adapter.backlog_filled()
             gc.collect()
         finally:
-            gc.enable()
+            if collecting:
+                gc.enable()
 
     def _fill_range(self, adapter: Adapter, first_id: int, count: int, batch: int) -> None:
         for offset in range(0, count, batch):
