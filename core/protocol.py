@@ -264,6 +264,7 @@ class PhaseReport:
     window_min_backlog: int | None = None
     preloaded: int | None = None
     calibrated_per_s: float | None = None
+    calibrated_by: str | None = None  # "warm-up" or "probe" (harness/driver/sustained.py)
     fill_sent: int | None = None
     window_sent: int | None = None
     window_producer_busy_s: float | None = None

@@ -34,7 +34,10 @@ STEADY_METRICS = {
     "unstable": Metric(doc="bool: window shorter than asked, or stability_cv above 10%"),
     "producer_bound": Metric(doc="bool: the backlog ran dry inside the window, so the "
                                  "producer, not the backend, may have set the rate"),
-    "calibrated_per_s": Metric("jobs/s", doc="drain rate of the probe that sized the preload"),
+    "calibrated_per_s": Metric("jobs/s", doc="the rate that sized the preload: the warm-up's "
+                                             "second half, or a probe drain"),
+    "calibrated_by": Metric(doc="'warm-up' (the driver kept the queue fed all through it) or "
+                                "'probe' (a drain with the driver idle)"),
     "window_sent": Metric("jobs", doc="jobs the driver had to send inside the window "
                                       "(0 when the preload lasted)"),
     "producer_busy_s": Metric("s", doc="time the driver spent enqueueing after the workers "
@@ -99,6 +102,7 @@ def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> d
         "unstable": bool(window_s < wanted_s - 1e-3 or cv is None or cv > MAX_STABLE_CV),
         "producer_bound": (phase.window_min_backlog or 0) <= 0,
         "calibrated_per_s": phase.calibrated_per_s,
+        "calibrated_by": phase.calibrated_by,
         "window_sent": phase.window_sent,
         "producer_busy_s": phase.producer_busy_s,
         "window_producer_busy_s": phase.window_producer_busy_s,

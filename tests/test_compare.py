@@ -12,7 +12,7 @@ import pytest
 
 from core.results import RunWriter
 from harness.cli import main
-from harness.compare.judge import Row, holm
+from harness.compare.judge import Row, benjamini_hochberg
 from harness.compare.render import HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_twenty_percent_slower_is_a_regression(base_run: Path, tmp_path: Path) -
     assert code == 1
     bad = [r for r in gated_rows(out) if "slower" in r]
     assert len(bad) == 4
-    assert all("p=" in r and "(<= 0.0" in r for r in bad)  # Holm: alpha / rows left
+    assert all("p=" in r and "(<= 0.0" in r for r in bad)  # alpha x k* / rows
     assert all("-20.0%  -20.3%" in r for r in bad if "celery-redis" in r)  # basis, absolute
     for name in ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2 jobs_per_s",
                  "throughput/asyncio/duration_ms=10,slots=8,window_s=2 jobs_per_s"):
@@ -209,26 +209,51 @@ def test_single_round_is_threshold_only(tmp_path: Path) -> None:
     assert code == 0 and all("threshold only" in r for r in gated_rows(out))
 
 
-def test_holm_steps_down_and_stops() -> None:
+def limits(ps: list[float]) -> list[float]:
     rows = [Row(("t", "b", "default", str(i)), "jobs_per_s", "absolute", [1.0], [1.0], True,
-                p=p) for i, p in enumerate([0.04, 0.001, 0.01, 0.3])]
-    holm(rows, 0.05)
-    limits = {r.p: r.p_limit for r in rows}
-    assert limits[0.001] == pytest.approx(0.05 / 4) and limits[0.01] == pytest.approx(0.05 / 3)
-    assert limits[0.04] == pytest.approx(0.05 / 2)  # 0.04 > 0.025: stops here
-    assert limits[0.3] == 0.0
+                p=p) for i, p in enumerate(ps)]
+    benjamini_hochberg(rows, 0.05)
+    return [r.p_limit for r in rows]
 
 
-def test_many_borderline_rows_do_not_all_fire(tmp_path: Path) -> None:
-    """Each row alone would pass p <= 0.05; across the family Holm asks for more."""
-    base = make_run(tmp_path / "b", per_round={"asyncio": [20000, 21000, 19000]},
+def test_benjamini_hochberg_steps_up() -> None:
+    # ranks 1-4: 0.001 <= 0.0125, 0.01 <= 0.025, 0.04 > 0.0375, 0.3 > 0.05: k* = 2
+    assert limits([0.04, 0.001, 0.01, 0.3]) == pytest.approx([0.025] * 4)
+    # every p at 0.04 reaches 4 x 0.05 / 4: all four are significant
+    assert limits([0.04] * 4) == pytest.approx([0.05] * 4)
+    # none reaches its rank's limit: the first limit, alpha / m, is what one row must reach
+    assert limits([0.02, 0.3, 0.5, 0.9]) == pytest.approx([0.0125] * 4)
+
+
+BORDERLINE = {"base": [20000, 21000, 19000], "cur": [17000, 19000, 16000]}  # p = 0.042
+
+
+def test_a_borderline_row_among_unchanged_ones_does_not_fire(tmp_path: Path) -> None:
+    """asyncio's rows alone would pass p <= 0.05; beside celery-redis's unchanged rows the
+    correction asks them for more."""
+    backends = ("asyncio", "celery-redis")
+    base = make_run(tmp_path / "b", per_round={"asyncio": BORDERLINE["base"]},
+                    backends=backends)
+    cur = make_run(tmp_path / "c", per_round={"asyncio": BORDERLINE["cur"]},
+                   backends=backends)
+    code, out, _ = run(base, cur)
+    rows = gated_rows(out)
+    assert code == 0 and len(rows) == 4 and all("no significant change" in r for r in rows)
+    assert all("(<= 0.013)" in r for r in rows)  # alpha / 4, shown to 2 digits
+
+
+def test_the_same_drop_in_every_row_fires(tmp_path: Path) -> None:
+    """The same borderline drop in every gated row: each is called (Holm would have asked
+    the first for alpha / 2 and called none)."""
+    base = make_run(tmp_path / "b", per_round={"asyncio": BORDERLINE["base"]},
                     backends=("asyncio",))
-    cur = make_run(tmp_path / "c", per_round={"asyncio": [17000, 19500, 16000]},
+    cur = make_run(tmp_path / "c", per_round={"asyncio": BORDERLINE["cur"]},
                    backends=("asyncio",))
     code, out, _ = run(base, cur)
     rows = gated_rows(out)
-    assert code == 0 and len(rows) == 2 and all("no significant change" in r for r in rows)
-    assert all("(<= 0.025)" in r or "(Holm stop)" in r for r in rows)
+    assert code == 1 and len(rows) == 2 and all("slower" in r for r in rows)
+    assert all("(<= 0.05)" in r for r in rows)
+    assert all(0.025 < float(r.split("p=")[1].split()[0]) <= 0.05 for r in rows)
 
 
 def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: Path) -> None:
@@ -595,13 +620,13 @@ def test_noise_model_pools_within_run_spread_and_finds_drift() -> None:
 
 def test_learned_noise_calls_a_drop_the_rounds_alone_cannot(tmp_path: Path) -> None:
     """Two rounds a side give Welch about two degrees of freedom; the same rounds tested
-    against the noise of ten earlier runs call a 21% drop."""
+    against the noise of ten earlier runs call an 18% drop (Welch: p = 0.057)."""
     history = tmp_path / "history"
     history.mkdir()
     for n in range(10):
         make_run(history / f"r{n}", rounds=2, noise=(1.0, 1.12), backends=("asyncio",))
     base = make_run(tmp_path / "b", rounds=2, noise=(1.0, 1.12), backends=("asyncio",))
-    cur = make_run(tmp_path / "c", {"asyncio": 0.8}, rounds=2, noise=(1.1, 0.98),
+    cur = make_run(tmp_path / "c", {"asyncio": 0.82}, rounds=2, noise=(1.1, 0.98),
                    backends=("asyncio",))
     code, out, _ = run(base, cur)
     assert code == 0 and not any("slower" in r for r in gated_rows(out))

@@ -51,6 +51,15 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
                 metrics["jobs_per_s"] * metrics["probe_us"] / 1e6, rel=1e-3)
         else:
             assert "jobs_per_loop" not in metrics
+        # a probe where the warm-up cannot give the workers' own rate (redis-raw drains
+        # faster than one driver feeds it), none where it can (100 ms jobs: 80/s)
+        steps = json.loads((out / cell["cell_dir"] / "driver.json").read_text()
+                           )["phases"][0]["steps_s"]
+        assert ("probe" in steps) == (metrics["calibrated_by"] == "probe")
+        if cell["params"]["duration_ms"] == 100:
+            assert metrics["calibrated_by"] == "warm-up"
+        if cell["backend"] == "redis-raw" and cell["params"]["duration_ms"] == 0:
+            assert metrics["calibrated_by"] == "probe"
     run = json.loads((out / "run.json").read_text())
     assert run["speed_probe"]["stopped_early"] == []
     assert all((out / "speed" / f"cpu{cpu}.samples").stat().st_size > 0

@@ -1,6 +1,6 @@
 """Judging: one row per (case, metric) both runs have. A change is called when the
 medians differ by the threshold and a one-sided t-test on the logs of the rounds is
-significant, with Holm's correction across the gated rows: Welch's on the two runs'
+significant, with Benjamini-Hochberg's correction across the gated rows: Welch's on the two runs'
 rounds alone, or, with a noise model learned from earlier runs (noise.py), one whose
 variance pools theirs (see the package docstring and docs/ci.md)."""
 
@@ -52,7 +52,7 @@ class Row:
     ratio: float = 1.0  # median current / median baseline, on the basis
     abs_ratio: float = 1.0  # the same on the absolute figures
     p: float | None = None  # None: too few rounds for the test, threshold only
-    p_limit: float = ALPHA  # what p had to reach (Holm: alpha / rows still in the family)
+    p_limit: float = ALPHA  # what p had to reach (gated rows: benjamini_hochberg's limit)
     verdict: str = NO_CHANGE
     sees: float | None = None  # the smallest drop this row could call (see detectable_drop)
     rounds_needed: int | None = None  # per side, to see DETECT at this noise (None: > MAX)
@@ -199,7 +199,7 @@ def rounds_needed(base: Sequence[float], cur: Sequence[float], limit: float,
 
 def judge(row: Row, threshold: float) -> None:
     """Threshold on the median ratio (set with row.p beforehand), then the test in the
-    direction of the change against row.p_limit (Holm's, for gated rows)."""
+    direction of the change against row.p_limit (benjamini_hochberg's, for gated rows)."""
     up = row.ratio > 1
     big = row.ratio != 1 and abs(row.ratio - 1) >= threshold
     significant = row.p is None or row.p <= row.p_limit * (1 + 1e-9)
@@ -213,14 +213,27 @@ def judge(row: Row, threshold: float) -> None:
         row.verdict = "faster" if up == (direction > 0) else "slower"
 
 
-def holm(rows: Sequence[Row], alpha: float) -> None:
-    """Holm's step-down limits: the k-th smallest p (from 0) must reach alpha / (m - k),
-    and once one fails every larger p fails too (its limit is then 0)."""
+def benjamini_hochberg(rows: Sequence[Row], alpha: float) -> None:
+    """Benjamini-Hochberg's step-up limit, the same for every tested row: k* alpha / m,
+    where k* is the largest rank (from 1, p ascending) whose p reaches k alpha / m
+    (alpha / m when none does). A row is significant when its p reaches it, which is
+    when its rank is at most k*.
+
+    Why not Holm's step-down (what compare used before): the gate fails when any row is
+    called, so the false alarm that matters is a call when nothing changed at all, and
+    there both keep the chance of any call at alpha or below. When a change slows many
+    rows at once (a harness-wide slowdown, a library on two brokers), Holm still asks
+    the first row for alpha / m, while this asks each for about alpha: more of the
+    slowed rows are named. What it gives up: when some rows did change, up to alpha of
+    the rows it names may be unchanged ones (it controls the false discovery rate, not
+    the family-wise rate), and the gate fails either way then."""
     tested = sorted((r for r in rows if r.p is not None), key=lambda r: r.p or 0.0)
-    m, stopped = len(tested), False
-    for k, row in enumerate(tested):
-        row.p_limit = 0.0 if stopped else alpha / (m - k)
-        stopped = stopped or (row.p or 0.0) > row.p_limit * (1 + 1e-9)
+    m = len(tested)
+    passing = [k for k, row in enumerate(tested, 1)
+               if (row.p or 0.0) <= k * alpha / m * (1 + 1e-9)]
+    limit = max(passing, default=1) * alpha / max(1, m)
+    for row in tested:
+        row.p_limit = limit
 
 
 def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[str],
@@ -282,8 +295,8 @@ def copies_judged_elsewhere(keys: Sequence[Key], base: dict[Key, CaseState],
     """Cases that are, in every ok round of both runs, the cell of another judged case,
     reused (the latency `max` and payload 64 B cells are the throughput noop cell):
     key -> that case. Judging one measurement under several names would count it
-    several times in Holm's correction and in the verdicts. A case either run measured
-    on its own is judged as usual."""
+    several times in the multiple-comparison correction and in the verdicts. A case
+    either run measured on its own is judged as usual."""
     judged = set(keys)
 
     def copy_of(state: CaseState) -> Key | None:
@@ -328,11 +341,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
                         model.get((row.key, row.metric, row.basis)))
         row.p_limit = alpha
     gated = [r for r in rows if r.gated]
-    holm(gated, alpha)
+    benjamini_hochberg(gated, alpha)
+    # a change in one row alone must reach alpha / m, as under Holm: what `sees` assumes
     first_limit = alpha / max(1, sum(r.p is not None for r in gated))
     for row in rows:
         judge(row, threshold)
-        if row.gated:  # the most lenient limit Holm gives any one row
+        if row.gated:
             prior = model.get((row.key, row.metric, row.basis))
             row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior)
             row.rounds_needed = rounds_needed(row.base, row.cur, first_limit, noise=prior)

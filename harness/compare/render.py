@@ -26,7 +26,7 @@ def change(ratio: float) -> str:
 def test_cell(row: Row) -> str:
     if row.p is None:
         return "threshold only"
-    return f"p={row.p:.3g} (<= {row.p_limit:.2g})" if row.p_limit else f"p={row.p:.3g} (Holm stop)"
+    return f"p={row.p:.3g} (<= {row.p_limit:.2g})"
 
 
 def sees_cell(row: Row) -> str:
@@ -56,7 +56,8 @@ def method_line(threshold: float, alpha: float, learned: bool = False) -> str:
             "learned noise (rows it has; Welch's for the others)" if learned else
             "one-sided Welch t-test on the logs of the rounds")
     return (f"a change is called when the medians differ by >= {threshold * 100:g}% and a "
-            f"{test} gives p <= {alpha:g}, Holm-corrected across the gated rows (needs 2+2 "
+            f"{test} gives p <= {alpha:g}, Benjamini-Hochberg-corrected across the gated rows "
+            f"(needs 2+2 "
             f"rounds{', 1+1 with the learned noise' if learned else ''}; with fewer, "
             "threshold only)")
 

@@ -9,12 +9,15 @@ while the cell's gate holds the workers idle (core.gate):
 
 1. a first batch goes in before the workers start (the cell's enqueue rate);
 2. warm-up: the workers run while the driver keeps a small backlog queued;
-3. gate shut, fill enough for a probe at `margin` times the warm-up rate
-   (through Adapter.fill, the adapter's fastest path: nothing is measured while
-   the gate holds the workers);
-4. gate open, probe: `probe_s` of pure drain, which gives the calibrated rate;
-5. gate shut, fill `margin` times that rate over the whole window;
-6. gate open, and after `settle_s` the window: the driver only watches.
+3. calibration: when the driver kept the queue fed all through the warm-up's
+   second half while sending for a small part of it, that half's completion
+   rate is the calibrated rate (the producer neither starved nor slowed the
+   workers). Otherwise: gate shut, fill enough for a probe
+   at `margin` times the warm-up rate (through Adapter.fill, the adapter's
+   fastest path: nothing is measured while the gate holds the workers), then
+   gate open, probe: `probe_s` of pure drain, which gives the calibrated rate;
+4. gate shut, fill `margin` times that rate over the whole window;
+5. gate open, and after `settle_s` the window: the driver only watches.
    Should the backlog still run low (the rate rose, or the byte cap bound
    the preload), it tops up and says so (`window_sent`,
    `window_producer_busy_s`).
@@ -23,6 +26,7 @@ while the cell's gate holds the workers idle (core.gate):
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from core import interrupts
 from core.protocol import PhaseReport, SustainedPhase
@@ -32,6 +36,13 @@ from harness.driver.producer import BATCH
 FEED_POLL_S = 0.005  # while the driver feeds the queue
 WATCH_POLL_S = 0.1  # while it only watches: reading records costs the workers CPU too
 LOW_WATER = 0.25  # top up inside the window below this share of the work still to come
+# The warm-up's second half gives the calibrated rate when the queue never fell below
+# DRY_SHARE of its backlog target and the driver spent at most MAX_BUSY of it sending: the
+# rate was then the workers' own, neither starved nor slowed by the driver's CPU (on 2
+# cores, a driver sending all the time held dramatiq-rabbitmq's warm-up far below its
+# window's rate). Otherwise a probe measures it with the driver idle.
+DRY_SHARE = 0.5
+MAX_BUSY = 0.2
 MIN_PRELOAD = 8  # jobs of the measured first batch, whatever the payload
 SEND_BYTES = 4 * 1024 * 1024  # payload per send call, so a timed fill stops on time
 
@@ -114,6 +125,55 @@ def _fill_paused(run: CellRun, backlog: Backlog, target: int) -> None:
         run.resume()
 
 
+@dataclass(frozen=True)
+class WarmUp:
+    """What the warm-up saw: its completion rate, that of its second half (past the
+    workers' ramp-up), and whether that half's rate was the workers' own: the driver
+    kept jobs queued all through it, sending for at most MAX_BUSY of it."""
+
+    rate: float
+    late_rate: float
+    workers_own: bool
+
+
+def _warm_up(run: CellRun, backlog: Backlog, spec: SustainedPhase) -> WarmUp:
+    """Run the workers for `warmup_s` while keeping `min_backlog` jobs queued."""
+    warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
+    half_ns = run.ready_ns + int(spec.warmup_s * 1e9 / 2)
+    half: tuple[int, int, int] | None = None  # (ns, jobs ended, producer busy ns) at half
+    low = min(spec.min_backlog, backlog.cap) * DRY_SHARE
+    fed = True
+    while (now := time.monotonic_ns()) < warm_end:
+        interrupts.check()
+        if half is None and now >= half_ns:
+            half = now, backlog.ended(), backlog.busy_ns
+        elif half is not None and backlog.queued() < low:
+            fed = False
+        backlog.fill_to(spec.min_backlog, until_ns=warm_end)
+        time.sleep(FEED_POLL_S)
+    rate = _rate(backlog, run.ready_ns, 0)
+    if half is None:  # the workers took the whole warm-up to become ready
+        return WarmUp(rate, rate, False)
+    busy = (backlog.busy_ns - half[2]) / max(1, time.monotonic_ns() - half[0])
+    return WarmUp(rate, max(_rate(backlog, half[0], half[1]), rate), fed and busy <= MAX_BUSY)
+
+
+def _probe(run: CellRun, backlog: Backlog, spec: SustainedPhase, warm_rate: float,
+           steps: Steps) -> float:
+    """Fill for `probe_s` at `margin` times the warm-up rate, then let the workers drain
+    it with the driver idle: the calibrated rate."""
+    _fill_paused(run, backlog, int(warm_rate * spec.probe_s * spec.margin) + spec.min_backlog)
+    steps.mark("fill")
+    probe_start, ended_at_probe = time.monotonic_ns(), backlog.ended()
+    probe_end = probe_start + int(spec.probe_s * 1e9)
+    while time.monotonic_ns() < probe_end and backlog.queued() > 0:
+        interrupts.check()
+        time.sleep(WATCH_POLL_S / 4)
+    rate = max(_rate(backlog, probe_start, ended_at_probe), warm_rate)
+    steps.mark("probe")
+    return rate
+
+
 def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
                   sent_before: int) -> int:
     """Warm up, calibrate, fill, then count W seconds with the producer idle."""
@@ -130,24 +190,13 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     run.start()
     steps.mark("workers_start")
 
-    warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
-    while time.monotonic_ns() < warm_end:
-        interrupts.check()
-        backlog.fill_to(spec.min_backlog, until_ns=warm_end)
-        time.sleep(FEED_POLL_S)
-    warm_rate = _rate(backlog, run.ready_ns, 0)
+    warm = _warm_up(run, backlog, spec)
     steps.mark("warmup")
-    _fill_paused(run, backlog, int(warm_rate * spec.probe_s * spec.margin) + spec.min_backlog)
-    steps.mark("fill")
-
-    probe_start, ended_at_probe = time.monotonic_ns(), backlog.ended()
-    probe_end = probe_start + int(spec.probe_s * 1e9)
-    while (now := time.monotonic_ns()) < probe_end and backlog.queued() > 0:
-        interrupts.check()
-        time.sleep(WATCH_POLL_S / 4)
-    rate = max(_rate(backlog, probe_start, ended_at_probe), warm_rate)
+    if warm.workers_own:
+        rate, report.calibrated_by = warm.late_rate, "warm-up"
+    else:
+        rate, report.calibrated_by = _probe(run, backlog, spec, warm.rate, steps), "probe"
     report.calibrated_per_s = round(rate, 1)
-    steps.mark("probe")
     _fill_paused(run, backlog, int(rate * spec.window_s * spec.margin) + spec.min_backlog)
     report.fill_sent = backlog.sent
     steps.mark("fill")

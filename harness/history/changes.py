@@ -1,5 +1,5 @@
 """Where compare calls a change between consecutive history entries: the same gate,
-thresholds and Holm correction as `python -m harness compare OLDER NEWER`."""
+thresholds and Benjamini-Hochberg correction as `python -m harness compare OLDER NEWER`."""
 
 from __future__ import annotations
 

@@ -10,9 +10,10 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
 3. per backend, the smallest drop that fires in every A/A pair when the current side's
    library figures are scaled down by it (real rounds, scaled: the ceilings stay);
 4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
-   as the maintainer workflow compares (the backend's own rows, Holm over them), and
+   as the maintainer workflow compares (the backend's own rows, corrected over them),
    grafted into the A/A run that follows the baseline (the slowed backend's cells in
-   place of its own there: Holm over every gated row, as a full-run gate sees it);
+   place of its own there: corrected over every gated row, as a full-run gate sees it),
+   and every injected backend grafted there at once (a run where every library slowed);
 5. 1, 2 and 4 again with `compare --noise`: each comparison learns the round noise from
    the A/A runs it does not compare (leave out), as a gate learns it from main's history.
 collect.py (beside this script) makes the runs.
@@ -27,10 +28,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from adapters import CEILINGS
 from harness.baselines import read_summary
 from harness.compare.judge import basis_rounds, compare
 from harness.compare.noise import NoiseModel, learn
-from harness.compare.table import CEILINGS, label
+from harness.compare.table import label
 
 DROPS = [d / 100 for d in range(10, 100, 10)]
 
@@ -104,7 +106,7 @@ def main(folder: Path) -> None:
 
     print("== what each gated row can see (compare's 'sees' column): the smallest drop it "
           "could call, median over the A/A pairs, and the rounds per side a 25% drop needs "
-          "at that noise (median), in a full run (Holm over every gated row)")
+          "at that noise (median), in a full run (a lone change: alpha / every gated row)")
     seen: dict[str, list] = {}
     for i, j in pairs:
         for row in compare(aa[i], aa[j], allow_missing=True).rows:
@@ -151,7 +153,30 @@ def main(folder: Path) -> None:
                           False) for i, base in enumerate(aa)]
         print(f"  {backend:20} {drop:+.0%}{steady_drop}  called slower by {alone}/{len(aa)} alone, "
               f"{sum(full)}/{len(aa)} in a full run")
+    if injected:
+        all_slowed(aa, {p.stem: as_current(read_summary(p)) for p in injected})
     with_noise(folder, aa, pairs)
+
+
+def all_slowed(aa: list[dict], slowed: dict[str, dict]) -> None:
+    """Every injected backend grafted at once into the A/A run after the baseline: a run
+    in which every library is slowed, as `run --inject-delay-us` with each library's
+    delay would be. Which backends the gate calls slower, against each A/A run."""
+    print("== every injected backend grafted at once into the A/A run that follows the "
+          "baseline: called slower, against each A/A run")
+    called = dict.fromkeys(slowed, 0)
+    gate_failed = 0
+    for i, base in enumerate(aa):
+        current = aa[(i + 1) % len(aa)]
+        for backend, run in slowed.items():
+            current = grafted(current, run, backend)
+        rows = compare(base, current, allow_missing=True).rows
+        gate_failed += any(r.regressed for r in rows)
+        for backend in slowed:
+            called[backend] += any(r.regressed for r in rows if r.key[1] == backend)
+    for backend, count in called.items():
+        print(f"  {backend:20} {count}/{len(aa)}")
+    print(f"  the gate failed against {gate_failed}/{len(aa)} baselines")
 
 
 def learned_without(aa: list[dict], *left_out: int) -> NoiseModel:
@@ -174,7 +199,7 @@ def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]]) -> No
             if row.gated and row.metric == "jobs_per_s" and row.sees is not None:
                 seen.setdefault(label(row.key), []).append(row.sees)
     print(f"  pairs with a called change: {alarms}/{len(pairs)}")
-    print("  what each gated row sees (median over the pairs, Holm over every gated row):")
+    print("  what each gated row sees (median over the pairs, alpha / every gated row):")
     for name, values in sorted(seen.items()):
         print(f"    {name:62} sees -{statistics.median(values):.0%}")
     print("  injected slowdowns: called slower alone / in a full run, against each A/A run")

@@ -27,8 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from adapters import CEILINGS
 from harness.baselines import read_summary
-from harness.compare.table import CEILINGS, ceiling_of
+from harness.compare.table import ceiling_of
 
 WORKFLOW = ["--scenario", "throughput", "--quick", "--durations", "0,10"]
 NINE = "asyncio,redis-raw,amqp-raw,celery-redis,celery-rabbitmq,dramatiq-redis," \
