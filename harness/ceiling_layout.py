@@ -3,10 +3,11 @@
 A ceiling is the most a Python client gets from its broker, and how many
 processes its `slots` consumer threads should spread over depends on the
 machine (cores, GIL contention, the broker's own CPU). So before the first
-cell, a run times the ceiling's noop drain at 2, 4, 8... processes (the
+cell, a full run times the ceiling's noop drain at 2, 4, 8... processes (the
 divisors of `slots` from the CPU count up, short steady-state windows) and
-runs every cell of that backend with the fastest count; the sweep is kept in run.json and in each
-cell's settings. Backends opt in with `layout_sweep = true` in backend.toml.
+runs every cell of that backend with the fastest count; the sweep is kept in run.json and
+in each cell's settings. A quick run keeps the CPU-count layout unless asked (`sweeps`).
+Backends opt in with `layout_sweep = true` in backend.toml.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from scenarios.throughput import THROUGHPUT, steady_workload
 
 CellRunner = Callable[[int, CellPlan], dict[str, Any]]  # (round, cell) -> the cell's result
 
-# The counted window of each sweep point. A quick run halves it for its 5-minute budget
-# (issue 12), and its choice is the noisier for it: on this 2-core VM the points of one
+# The counted window of each sweep point; a quick run sweeps only when asked (sweeps), and
+# then with half the window, the noisier for it: on this 2-core VM the points of one
 # sweep spread from under 1% to 36% and the fastest changed from run to run (the committed
 # run.json files, `ceiling_layouts`). A full run keeps 1 s.
 SWEEP_WINDOW_S = {"quick": 0.5, "full": 1.0}
@@ -69,6 +70,15 @@ def sweep(run_cell: CellRunner, backend: str, options: RunOptions) -> dict[int, 
 def fastest(rates: dict[int, float | None]) -> int | None:
     measured = {n: rate for n, rate in rates.items() if rate}
     return max(measured, key=lambda n: measured[n]) if measured else None
+
+
+def sweeps(options: RunOptions) -> bool:
+    """Whether the run sweeps: --sweep / --no-sweep, else a full run does and a quick one
+    does not. A quick run's ceilings keep the CPU-count layout (adapters/slots.py): the
+    sweep took about 30 s of its 5-minute budget, its 0.5 s points are too short to
+    rank the layouts reliably, and a layout that stays put from run to run keeps the
+    ceiling comparable between two quick runs (the CI gate's)."""
+    return options.sweep if options.sweep is not None else not options.quick
 
 
 def needs_sweep(backend: str, cells: list[CellPlan]) -> bool:

@@ -168,6 +168,9 @@ def build_parser() -> OneLineParser:
     run.add_argument("--slots-sweep", type=number_list(int, 1, "slot count"), metavar="N,N,...",
                      help="scaling: the slot counts to sweep (default 1,2,4,8,16,32; "
                      "1,4,16 with --quick)")
+    run.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
+                     help="time the raw ceilings at each consumer-process count first and "
+                     "run them at the fastest (default: in a full run, not with --quick)")
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
                      help="steady-state window counted per throughput and payload cell "
                      "(default 2 with --quick, else 8)")
@@ -276,7 +279,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          durations_ms=args.durations, rates=args.rates,
                          payload_sizes=args.payload_sizes, window_s=args.window,
                          slots_sweep=args.slots_sweep, memory_jobs=args.memory_jobs,
-                         inject_delay_us=args.inject_delay_us or 0)
+                         inject_delay_us=args.inject_delay_us or 0, sweep=args.sweep)
     if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
         os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]

@@ -27,7 +27,7 @@ from core.results import RunWriter, new_run_id
 from core.urls import mask
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
-from harness.ceiling_layout import fastest, needs_sweep, sweep, with_layout
+from harness.ceiling_layout import fastest, needs_sweep, sweep, sweeps, with_layout
 from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
 from harness.speed import SpeedMeter
@@ -171,9 +171,15 @@ class Runner:
         """backend -> {"sweep": processes -> noop jobs/s, "processes": the fastest} for
         each layout-sweep backend of the plan (harness/ceiling_layout.py)."""
         layouts: dict[str, dict[str, Any]] = {}
-        for backend in self.config.backends:
-            if not needs_sweep(backend, cells) or self._skip_reason(
-                    next(c for c in cells if c.backend == backend))[0]:
+        wanted = [b for b in self.config.backends if needs_sweep(b, cells)]
+        if wanted and not sweeps(self.config.options):
+            why = "--no-sweep" if self.config.options.sweep is False else \
+                "a quick run; --sweep to sweep"
+            print(f"layout: {', '.join(wanted)} at the CPU-count layout, not swept ({why})",
+                  flush=True)
+            return layouts
+        for backend in wanted:
+            if self._skip_reason(next(c for c in cells if c.backend == backend))[0]:
                 continue
             print(f"layout sweep: {backend} noop jobs/s by consumer processes...", flush=True)
             rates = sweep(self.run_cell, backend, self.config.options)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.ceiling_layout import fastest, needs_sweep, sweep, sweep_points, with_layout
+from harness.ceiling_layout import (
+    fastest,
+    needs_sweep,
+    sweep,
+    sweep_points,
+    sweeps,
+    with_layout,
+)
 from scenarios.base import CellPlan, RunOptions
 
 
@@ -29,6 +36,12 @@ def test_sweep_points_start_at_the_cpu_count() -> None:
 def test_the_fastest_measured_count_wins_and_failures_do_not() -> None:
     assert fastest({1: 50.0, 2: 80.0, 4: None, 8: 79.0}) == 2
     assert fastest({1: None, 2: None}) is None
+
+
+def test_a_full_run_sweeps_a_quick_one_only_when_asked() -> None:
+    assert sweeps(RunOptions()) and not sweeps(RunOptions(quick=True))
+    assert sweeps(RunOptions(quick=True, sweep=True))
+    assert not sweeps(RunOptions(sweep=False))
 
 
 def test_only_ceilings_with_a_speed_cell_and_no_user_count_are_swept() -> None:

@@ -27,7 +27,7 @@ def wait_gone(sid: int, seconds: float = 10) -> list[str]:
 def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
     out = tmp_path / "run"
     proc = start_harness("run", "--scenario", "throughput", "--backend", "asyncio,redis-raw",
-                         "--quick", "--durations", "0,10,100", "--out", str(out))
+                         "--quick", "--sweep", "--durations", "0,10,100", "--out", str(out))
     _stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert wait_gone(proc.pid) == []
@@ -61,6 +61,13 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
         if cell["backend"] == "redis-raw" and cell["params"]["duration_ms"] == 0:
             assert metrics["calibrated_by"] == "probe"
     run = json.loads((out / "run.json").read_text())
+    # --sweep: a quick run times redis-raw at each process count first, and runs it at
+    # the fastest
+    layout = run["ceiling_layouts"]["redis-raw"]
+    assert [int(n) for n in layout["sweep"]] == sweep_points(8, os.cpu_count() or 1)
+    assert all(c["settings"]["processes"] == layout["processes"]
+               and c["settings"]["processes_from"].startswith("fastest in this run's sweep")
+               for c in cells if c["backend"] == "redis-raw")
     assert run["speed_probe"]["stopped_early"] == []
     assert all((out / "speed" / f"cpu{cpu}.samples").stat().st_size > 0
                for cpu in run["speed_probe"]["cpus"])
@@ -135,8 +142,8 @@ def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
             assert "hunter2" not in path.read_text(errors="replace"), path
 
 
-# redis-raw's layout sweep runs its own cells first (one per process count at 8 slots)
-FIRST_CELL_AFTER_SWEEP = f"{len(sweep_points(8, os.cpu_count() or 1)) + 1:04d}-"
+# a quick run does not sweep the ceilings' layout: redis-raw's noop cell is the first
+FIRST_CELL = "0001-"
 
 
 def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
@@ -147,7 +154,7 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
     killed: list[int] = []
     while not killed and time.monotonic() < deadline:
         time.sleep(0.5)  # let the first driver start its workers
-        killed = drivers_of_cell(proc.pid, FIRST_CELL_AFTER_SWEEP)
+        killed = drivers_of_cell(proc.pid, FIRST_CELL)
         for pid in killed:
             os.kill(pid, signal.SIGKILL)
     assert killed, "never saw the first cell's driver"
@@ -161,6 +168,9 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
     hung = cells[("redis-raw", 600000)]
     assert hung["status"] == "failed" and "no job ended" in hung["reason"]
     assert cells[("asyncio", 0)]["status"] == "ok"
+    # without --sweep a quick run keeps the ceiling at the CPU-count layout
+    assert json.loads((out / "run.json").read_text())["ceiling_layouts"] == {}
+    assert hung["settings"]["processes_from"] == "CPU count (no sweep in this run)"
 
 
 def drivers_of_cell(sid: int, text: str) -> list[int]:
