@@ -292,9 +292,11 @@ def run_time_table(source: Path) -> str:
     began, ended = (datetime.fromisoformat(run[k].replace("Z", "+00:00"))
                     for k in ("started", "finished"))
     total = (ended - began).total_seconds()
+    swept = ", ".join(sorted(run.get("ceiling_layouts") or {}))
+    outside = f"layout sweeps of {swept}, " if swept else ""
     lines.append(f"\nSeconds in cells (`wall_s`), {len(cells)} cells. From start to summary "
                  f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
-                 " s outside cells (layout sweeps, broker starts, analysis between cells); "
+                 f" s outside cells ({outside}broker starts, analysis between cells); "
                  f"`run {'--quick ' if run['config']['quick'] else ''}--scenario "
                  f"{','.join(run['config']['scenarios'])}` at {run['git_revision'][:7]}.")
     return "\n".join(lines)
