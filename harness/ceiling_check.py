@@ -1,7 +1,8 @@
 """How close the raw ceilings come to a bare client loop (the self-test's ceiling check).
 
 Per broker, on the self-test's harness-owned brokers:
-- the layout sweep of harness/ceiling_layout.py (instrumented noop cells);
+- the layout sweep of harness/ceiling_layout.py as a full run makes it
+  (instrumented noop cells, 1 s windows);
 - at the fastest process count, the ceiling's drain of a preloaded noop
   batch in bare mode (no per-job records: what the recording costs is the
   observer effect, reported apart), and
@@ -87,7 +88,7 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
     """One broker's ceiling against its bare loop, with the sweep behind the layout;
     with a running `meter`, also per probe loop (shown, not judged)."""
     backend = ceilings_by_broker()[broker]
-    options = RunOptions(quick=True, slots=slots)
+    options = RunOptions(slots=slots)  # a full run's sweep: 1 s points rank the layouts
     rates = sweep(run_cell, backend, options)
     best = fastest(rates)
     row: dict[str, Any] = {"backend": backend, "consumers": slots, "sweep": rates,

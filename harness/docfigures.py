@@ -293,7 +293,7 @@ def run_time_table(source: Path) -> str:
                     for k in ("started", "finished"))
     total = (ended - began).total_seconds()
     swept = ", ".join(sorted(run.get("ceiling_layouts") or {}))
-    outside = f"layout sweeps of {swept}, " if swept else ""
+    outside = f"layout sweeps ({swept}), " if swept else ""
     lines.append(f"\nSeconds in cells (`wall_s`), {len(cells)} cells. From start to summary "
                  f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
                  f" s outside cells ({outside}broker starts, analysis between cells); "

@@ -200,40 +200,45 @@ def rounds_needed(base: Sequence[float], cur: Sequence[float], limit: float,
 def judge(row: Row, threshold: float) -> None:
     """Threshold on the median ratio (set with row.p beforehand), then the test in the
     direction of the change against row.p_limit (benjamini_hochberg's, for gated rows)."""
-    up = row.ratio > 1
     big = row.ratio != 1 and abs(row.ratio - 1) >= threshold
     significant = row.p is None or row.p <= row.p_limit * (1 + 1e-9)
-    if not (big and significant):
-        row.verdict = NO_CHANGE
-        return
+    row.verdict = verdict_if_called(row) if big and significant else NO_CHANGE
+
+
+def verdict_if_called(row: Row) -> str:
+    """What `row` would be called if significant: which way its medians moved."""
+    up = row.ratio > 1
     direction = direction_of(row.metric)
     if direction == 0:
-        row.verdict = "higher" if up else "lower"
-    else:
-        row.verdict = "faster" if up == (direction > 0) else "slower"
+        return "higher" if up else "lower"
+    return "faster" if up == (direction > 0) else "slower"
 
 
 def benjamini_hochberg(rows: Sequence[Row], alpha: float) -> None:
-    """Benjamini-Hochberg's step-up limit, the same for every tested row: k* alpha / m,
-    where k* is the largest rank (from 1, p ascending) whose p reaches k alpha / m
-    (alpha / m when none does). A row is significant when its p reaches it, which is
-    when its rank is at most k*.
+    """Benjamini-Hochberg's step-up limit, per way a row can be called (slower, faster):
+    over the rows whose medians moved that way, sorted by their one-sided p, k* is the
+    largest rank k (from 1) whose p reaches k alpha / m, m counting every tested row;
+    each of those rows gets k* alpha / m (alpha / m when none reaches its rank's).
 
     Why not Holm's step-down (what compare used before): the gate fails when any row is
-    called, so the false alarm that matters is a call when nothing changed at all, and
-    there both keep the chance of any call at alpha or below. When a change slows many
+    called slower, so the false alarm that matters is a `slower` call when no row got
+    slower, and there both keep its chance at alpha or below. When a change slows many
     rows at once (a harness-wide slowdown, a library on two brokers), Holm still asks
-    the first row for alpha / m, while this asks each for about alpha: more of the
-    slowed rows are named. What it gives up: when some rows did change, up to alpha of
-    the rows it names may be unchanged ones (it controls the false discovery rate, not
-    the family-wise rate), and the gate fails either way then."""
-    tested = sorted((r for r in rows if r.p is not None), key=lambda r: r.p or 0.0)
-    m = len(tested)
-    passing = [k for k, row in enumerate(tested, 1)
-               if (row.p or 0.0) <= k * alpha / m * (1 + 1e-9)]
-    limit = max(passing, default=1) * alpha / max(1, m)
-    for row in tested:
-        row.p_limit = limit
+    the first of them for alpha / m, while this asks each for about alpha: more of the
+    slowed rows are named. Rows that moved the other way (a speed-up) never loosen the
+    limit of a `slower` call. What it gives up: when some rows really got slower, up to
+    alpha of the rows it names slower may be unchanged ones (it bounds the false
+    discovery rate, not the family-wise rate); the gate fails either way then."""
+    tested = [r for r in rows if r.p is not None]
+    m = max(1, len(tested))
+    for way in {verdict_if_called(r) for r in tested}:
+        moved = sorted(r.p or 0.0 for r in tested
+                       if verdict_if_called(r) == way and r.ratio != 1)
+        passing = [k for k, p in enumerate(moved, 1) if p <= k * alpha / m * (1 + 1e-9)]
+        limit = max(passing, default=1) * alpha / m
+        for row in tested:
+            if verdict_if_called(row) == way:
+                row.p_limit = limit
 
 
 def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[str],

@@ -26,7 +26,7 @@ def change(ratio: float) -> str:
 def test_cell(row: Row) -> str:
     if row.p is None:
         return "threshold only"
-    return f"p={row.p:.3g} (<= {row.p_limit:.2g})"
+    return f"p={row.p:.3g} (<= {row.p_limit:.3g})"
 
 
 def sees_cell(row: Row) -> str:

@@ -43,6 +43,7 @@ LOW_WATER = 0.25  # top up inside the window below this share of the work still 
 # window's rate). Otherwise a probe measures it with the driver idle.
 DRY_SHARE = 0.5
 MAX_BUSY = 0.2
+MIN_HALF_SHARE = 0.8  # of the second half the rate must really cover
 MIN_PRELOAD = 8  # jobs of the measured first batch, whatever the payload
 SEND_BYTES = 4 * 1024 * 1024  # payload per send call, so a timed fill stops on time
 
@@ -137,24 +138,28 @@ class WarmUp:
 
 
 def _warm_up(run: CellRun, backlog: Backlog, spec: SustainedPhase) -> WarmUp:
-    """Run the workers for `warmup_s` while keeping `min_backlog` jobs queued."""
+    """Run the workers for `warmup_s` while keeping `min_backlog` jobs queued. A send in
+    the first half stops at the half, so the second half is measured whole; when it
+    still is not (a long send, a warm-up shorter than a poll), the probe decides."""
     warm_end = run.ready_ns + int(spec.warmup_s * 1e9)
     half_ns = run.ready_ns + int(spec.warmup_s * 1e9 / 2)
     half: tuple[int, int, int] | None = None  # (ns, jobs ended, producer busy ns) at half
     low = min(spec.min_backlog, backlog.cap) * DRY_SHARE
-    fed = True
+    fed, checks = True, 0
     while (now := time.monotonic_ns()) < warm_end:
         interrupts.check()
         if half is None and now >= half_ns:
             half = now, backlog.ended(), backlog.busy_ns
-        elif half is not None and backlog.queued() < low:
-            fed = False
-        backlog.fill_to(spec.min_backlog, until_ns=warm_end)
+        if half is not None:
+            checks += 1
+            fed = fed and backlog.queued() >= low
+        backlog.fill_to(spec.min_backlog, until_ns=warm_end if half else half_ns)
         time.sleep(FEED_POLL_S)
     rate = _rate(backlog, run.ready_ns, 0)
-    if half is None:  # the workers took the whole warm-up to become ready
+    end = time.monotonic_ns()
+    if half is None or not checks or end - half[0] < MIN_HALF_SHARE * (warm_end - half_ns):
         return WarmUp(rate, rate, False)
-    busy = (backlog.busy_ns - half[2]) / max(1, time.monotonic_ns() - half[0])
+    busy = (backlog.busy_ns - half[2]) / (end - half[0])
     return WarmUp(rate, max(_rate(backlog, half[0], half[1]), rate), fed and busy <= MAX_BUSY)
 
 

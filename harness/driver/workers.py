@@ -14,9 +14,9 @@ from core.protocol import CellSpec
 
 # At the group's end its queue is purged and removed next and every result is written,
 # and after a fault cell's late watch nothing its workers do is counted any more: a
-# graceful stop has nothing left to save (taskiq's took its whole 5 s grace, Celery's and
-# Dramatiq's a whole 1 s one, three times per backend in a quick run). The process trees
-# are SIGKILLed after it, so nothing is left either way.
+# graceful stop has nothing left to save (taskiq's took its whole 5 s grace, and Celery's
+# and Dramatiq's warm shutdowns take longer than this one). The process trees are
+# SIGKILLed after it, so nothing is left either way.
 CLOSE_GRACE_S = 0.2
 
 

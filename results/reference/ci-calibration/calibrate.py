@@ -56,12 +56,17 @@ def scaled(summary: dict, backend: str, factor: float) -> dict:
     return out
 
 
+def noop_slower(rows: list, backend: str) -> bool:
+    """Whether compare called `backend`'s noop throughput row slower."""
+    return any(r.gated and r.key[1] == backend and r.key[3].startswith('{"duration_ms": 0')
+               and r.verdict == "slower" for r in rows)
+
+
 def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
               noise: NoiseModel | None = None) -> bool:
     rows = compare(base, scaled(cur, backend, 1 - drop), allow_missing=True,
                    absolute=absolute, noise=noise).rows
-    return any(r.gated and r.key[1] == backend and r.key[3].startswith('{"duration_ms": 0')
-               and r.verdict == "slower" for r in rows)
+    return noop_slower(rows, backend)
 
 
 def as_current(summary: dict) -> dict:
@@ -158,25 +163,35 @@ def main(folder: Path) -> None:
     with_noise(folder, aa, pairs)
 
 
-def all_slowed(aa: list[dict], slowed: dict[str, dict]) -> None:
+def all_slowed_counts(aa: list[dict], slowed: dict[str, dict]
+                      ) -> tuple[dict[str, int], list[int], int]:
     """Every injected backend grafted at once into the A/A run after the baseline: a run
     in which every library is slowed, as `run --inject-delay-us` with each library's
-    delay would be. Which backends the gate calls slower, against each A/A run."""
-    print("== every injected backend grafted at once into the A/A run that follows the "
-          "baseline: called slower, against each A/A run")
+    delay would be. Per backend, against how many A/A runs its noop row is called
+    slower; per baseline, how many backends are; and against how many the gate fails."""
     called = dict.fromkeys(slowed, 0)
-    gate_failed = 0
+    named, gate_failed = [], 0
     for i, base in enumerate(aa):
         current = aa[(i + 1) % len(aa)]
         for backend, run in slowed.items():
             current = grafted(current, run, backend)
         rows = compare(base, current, allow_missing=True).rows
         gate_failed += any(r.regressed for r in rows)
-        for backend in slowed:
-            called[backend] += any(r.regressed for r in rows if r.key[1] == backend)
+        hits = [backend for backend in slowed if noop_slower(rows, backend)]
+        named.append(len(hits))
+        for backend in hits:
+            called[backend] += 1
+    return called, named, gate_failed
+
+
+def all_slowed(aa: list[dict], slowed: dict[str, dict]) -> None:
+    print("== every injected backend grafted at once into the A/A run that follows the "
+          "baseline: noop row called slower, against each A/A run")
+    called, named, gate_failed = all_slowed_counts(aa, slowed)
     for backend, count in called.items():
         print(f"  {backend:20} {count}/{len(aa)}")
-    print(f"  the gate failed against {gate_failed}/{len(aa)} baselines")
+    print(f"  backends named per baseline: {named}; the gate failed against "
+          f"{gate_failed}/{len(aa)} baselines")
 
 
 def learned_without(aa: list[dict], *left_out: int) -> NoiseModel:
