@@ -48,7 +48,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def gap_notes(frame: pd.DataFrame, where: Callable[[pd.Series], str]) -> list[str]:
-    """One line per series for its failed/skipped/saturated points, with the reason."""
+    """One line per series for its failed/skipped/saturated points, with the reason, and
+    for its producer-bound ones."""
     notes = []
     for series, rows in frame.groupby("series", sort=False):
         bad = rows[(rows["status"] != "ok") | rows["saturated"]]
@@ -65,6 +66,12 @@ def gap_notes(frame: pd.DataFrame, where: Callable[[pd.Series], str]) -> list[st
             points = ", ".join(where(r) for _, r in partial.iterrows())
             notes.append(f"{series} ({points}) \u2014 plotted from the ok rounds only; the "
                          f"others failed (reasons under Environment: Skipped and failed)")
+        if "producer_bound_rounds" in rows:
+            fed_short = rows[(rows["status"] == "ok") & (rows["producer_bound_rounds"] > 0)]
+            if len(fed_short):
+                points = ", ".join(where(r) for _, r in fed_short.iterrows())
+                notes.append(f"{series} ({points}) \u2014 producer-bound: the queue ran dry "
+                             f"inside the window, so the point is a lower bound")
     return notes
 
 

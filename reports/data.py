@@ -124,8 +124,9 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                 if flag in mine:
                     # older summaries hold numpy bools written as "True"/"False"
                     row[flag] = bool(mine[flag].isin([True, "True"]).any())
-            if "unstable" in mine:  # steady-state cells: rounds whose window was not steady
-                row["unstable_rounds"] = int(mine["unstable"].isin([True, "True"]).sum())
+            for flag in ("unstable", "producer_bound"):  # steady-state cells, per round
+                if flag in mine:
+                    row[f"{flag}_rounds"] = int(mine[flag].isin([True, "True"]).sum())
             for flag in ("explanation", "measured", "second_queue"):
                 if flag in mine:
                     texts = [t for t in dict.fromkeys(mine[flag].dropna()) if t]

@@ -43,6 +43,7 @@ class Entry:
     low: float | None = None
     high: float | None = None
     n: int = 0
+    lower_bound: bool = False  # the producer may have set the pace: never ranked
 
     @property
     def css(self) -> str:
@@ -94,9 +95,13 @@ def overlaps(a: Entry, b: Entry) -> bool:
 def mark(entries: list[Entry], higher_is_better: bool) -> None:
     """Mark the best entry and those tied with it (needs two measured entries)."""
     measured = [e for e in entries if e.status == "ok" and e.median is not None]
+    bounds = [e for e in measured if e.lower_bound]
+    measured = [e for e in measured if not e.lower_bound]
     if len(measured) < 2:
         return
     best = (max if higher_is_better else min)(measured, key=lambda e: e.median or 0.0)
+    if higher_is_better and any((e.median or 0.0) >= (best.median or 0.0) for e in bounds):
+        return  # a backend held back by its producer may be the fastest: no best called
     best.mark = "best"
     ties = [e for e in measured if e is not best and overlaps(best, e)]
     for entry in ties:
@@ -150,7 +155,19 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
         detail += (f"; not steady in {unstable} of {row.get('rounds_ok', n)} rounds "
                    f"(window short of W, or per-second CV above 10%"
                    f"{f'; CV up to {cv:.0%}' if cv is not None else ''}): rank with care")
-    return Entry(text, detail=detail, median=median, low=low, high=high, n=n)
+    busy = value(row, "window_producer_busy_s", "max")
+    if busy:
+        detail += (f"; the driver had to top the queue up inside the window (sending for up "
+                   f"to {busy:.1f} s of it), so the figure includes the producer's share of "
+                   f"the CPU")
+    fed_short = int(row.get("producer_bound_rounds") or 0)
+    if fed_short:
+        text += " (producer-bound)"
+        detail += (f"; the queue ran dry inside the window in {fed_short} of "
+                   f"{row.get('rounds_ok', n)} rounds: the producer may have set the pace, "
+                   f"so the figure is a lower bound for the backend, not ranked")
+    return Entry(text, detail=detail, median=median, low=low, high=high, n=n,
+                 lower_bound=bool(fed_short))
 
 
 def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],

@@ -17,6 +17,12 @@ from scenarios.stats import histogram_of, percentiles_ms
 WARMUP_FRACTION = 0.1
 MIN_JOBS = 20
 MAX_STABLE_CV = 0.10  # above this, the per-second completions are too uneven to rank
+# The steady-state tables' note on their markers (reports/verdict.py sets them).
+STEADY_TABLE_NOTE = ("Each figure is a steady-state window; \"(unstable)\" marks one whose "
+                     "window fell short or whose per-second completions varied by more than "
+                     "10% (CV in the tooltip); \"(producer-bound)\" one whose queue ran dry "
+                     "inside the window, so the producer may have set the pace: a lower bound, "
+                     "not ranked")
 
 # The metrics the helpers below emit, declared once for every scenario that uses them.
 JOBS_PER_S = Metric("jobs/s", "higher", gated=True,

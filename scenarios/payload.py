@@ -22,6 +22,7 @@ from scenarios.common import (
     JOB_COUNT_METRICS,
     PROBE_METRICS,
     STEADY_METRICS,
+    STEADY_TABLE_NOTE,
     declared_only,
     job_counts,
     preload_enqueue_per_s,
@@ -103,7 +104,7 @@ class Payload(Scenario):
                 columns.append(kit.column(f"jobs/s at {kit.fmt_bytes(size)}",
                                           {"payload_bytes": size}, "jobs_per_s"))
         return [kit.table("Payload: throughput at 1 KiB and 1 MiB per job", columns,
-                          "Higher is better")]
+                          f"Higher is better. {STEADY_TABLE_NOTE}")]
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [size_chart(kit)] if kit.has_data else []

@@ -26,6 +26,7 @@ from scenarios.common import (
     JOB_COUNT_METRICS,
     PROBE_METRICS,
     STEADY_METRICS,
+    STEADY_TABLE_NOTE,
     idle_probe_phase,
     job_counts,
     preload_enqueue_per_s,
@@ -158,9 +159,7 @@ class Throughput(Scenario):
             columns.append(kit.column(label, {"duration_ms": duration}, "jobs_per_s"))
         return [kit.table("Throughput: completed jobs/s by job duration", columns,
                           "Higher is better; every backend has the same number of slots. "
-                          "Each figure is a steady-state window; \"(unstable)\" marks one "
-                          "whose window fell short or whose per-second completions varied "
-                          "by more than 10% (CV in the tooltip)")]
+                          + STEADY_TABLE_NOTE)]
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [duration_chart(kit)] if kit.has_data else []

@@ -525,6 +525,16 @@ def test_a_noisy_cv_is_a_note_not_a_failure(base_run: Path, tmp_path: Path) -> N
     assert code == 0 and "unstable in 3 of 3 current rounds" in out
 
 
+def test_a_producer_bound_round_is_a_note_not_a_failure(base_run: Path, tmp_path: Path) -> None:
+    """The queue ran dry inside asyncio's windows: judged, and the row says so."""
+    summary = json.loads((base_run / "summary.json").read_text())
+    for c in summary["cells"]:
+        c["metrics"]["producer_bound"] = c["backend"] == "asyncio"
+    code, out, _ = run(base_run, write(tmp_path / "fed.json", json.dumps(summary)))
+    assert code == 0
+    assert "producer-bound in 3 of 3 current rounds (the queue ran dry: a lower bound)" in out
+
+
 def test_the_injected_delay_is_a_run_option() -> None:
     from harness.cli import build_parser
 

@@ -644,6 +644,29 @@ def test_an_unstable_window_is_said_in_the_table(tmp_path: Path) -> None:
     assert "(unstable)" not in rows["arq"][0].text and "per-second CV 2%" in rows["arq"][0].detail
 
 
+@pytest.mark.parametrize("fed_rate, best", [(95.0, "arq"), (120.0, None)])
+def test_a_producer_bound_figure_is_a_lower_bound_never_ranked(
+        tmp_path: Path, fed_rate: float, best: str | None) -> None:
+    """asyncio's queue ran dry inside its window: marked, not starred, and while its
+    figure is at or above the best ranked one, no best is called."""
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    steady = {"stability_cv": 0.02, "unstable": False, "producer_bound": False}
+    cells = [cell("throughput", "asyncio", params, 1,
+                  {**steady, "jobs_per_s": fed_rate, "producer_bound": True,
+                   "window_producer_busy_s": 1.5}),
+             cell("throughput", "arq", params, 1, {**steady, "jobs_per_s": 100.0}),
+             cell("throughput", "rq", params, 1, {**steady, "jobs_per_s": 50.0})]
+    from reports.sections import Kit
+    from scenarios.throughput import THROUGHPUT
+    data = load(write_run(tmp_path / "fed", cells, run_info(len(cells))))
+    rows = dict(THROUGHPUT.tables(Kit(data, THROUGHPUT))[0].rows)
+    fed = rows["asyncio"][0]
+    assert fed.text.endswith("(producer-bound)") and fed.mark == ""
+    assert "lower bound" in fed.detail and "1.5 s" in fed.detail
+    starred = [name for name, entries in rows.items() if entries[0].mark.startswith("best")]
+    assert starred == ([best] if best else [])
+
+
 def test_run_time_says_where_the_time_went(tmp_path: Path) -> None:
     """Seconds per backend and scenario from the cells' wall_s; the rest of the run apart."""
     cells = throughput_cells("redis-raw", 1) + crash_cells("redis-raw", 1)

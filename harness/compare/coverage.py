@@ -10,7 +10,9 @@ reason (new in the current run, failed in the baseline) are listed as skipped.
 The other half of the `unstable` flag, a per-second CV above 10%, is only noted on the
 row: a quick window holds two per-second counts, and in the A/A calibration runs that
 CV ranged from 0.01 to 0.88 for the same cell (docs/ci.md), so it would fail the gate by
-chance.
+chance. So is a producer-bound round (the queue ran dry inside the window): its figure
+is a lower bound for the backend, and it still changes when the harness or the
+library's enqueue path does.
 """
 
 from __future__ import annotations
@@ -81,4 +83,7 @@ def round_note(cur: CaseState) -> str:
                      "not ok")
     if cur.unstable:
         notes.append(f"unstable in {cur.unstable} of {cur.ok} current rounds")
+    if cur.producer_bound:
+        notes.append(f"producer-bound in {cur.producer_bound} of {cur.ok} current rounds "
+                     "(the queue ran dry: a lower bound)")
     return "; ".join(notes)

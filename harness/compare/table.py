@@ -33,6 +33,7 @@ class CaseState:
     reasons: list[str] = field(default_factory=list)
     unstable: int = 0  # ok rounds flagged unstable (a short window, or a CV above 10%)
     short: int = 0  # ok rounds whose counted window was shorter than asked
+    producer_bound: int = 0  # ok rounds whose queue ran dry inside the window
     reused: int = 0  # ok rounds that are another case's cell, reused (`reused_from`)
     source: Key | None = None  # that other case
 
@@ -80,6 +81,7 @@ def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
         metrics = cell.get("metrics")
         if status == "ok" and isinstance(metrics, dict):
             state.unstable += metrics.get("unstable") is True
+            state.producer_bound += metrics.get("producer_bound") is True
             state.short += window_short(metrics, cell.get("params"))
     return states
 
