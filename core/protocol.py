@@ -90,7 +90,8 @@ class SustainedPhase(Phase):
     margin: float = 1.5
     min_backlog: int = 1000
     # redis-raw's noop cell drained 311k jobs/s in the committed full run at d3b0eaf: 1.5 x
-    # 8 s of that is 3.7M jobs; at 2M its window was topped up for 5.8 of its 8 s
+    # 8 s of that is 3.7M jobs; with fills of at most 2M (and 128 MiB of 64 B payloads) its
+    # window was topped up for 5.8 of its 8 s
     max_jobs: int = 4_000_000
     max_backlog_bytes: int = 64 * 1024 * 1024
 

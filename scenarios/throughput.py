@@ -45,7 +45,7 @@ class Grid:
 
 
 GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0, 64),  # the noop ceiling and one real job size
-              full=Grid((0, 1, 10, 100), 1.0, 8.0, 128))
+              full=Grid((0, 1, 10, 100), 1.0, 8.0, 256))
 # What a noop job carries: the payload scenario's smallest size, so its cell at that size
 # is this scenario's noop cell (reused, see scenarios/payload.py).
 NOOP_PAYLOAD_BYTES = 64
