@@ -141,11 +141,15 @@ class Scenario(ABC):
                      if fnmatch.fnmatchcase(name, pattern)), None)
 
     def headline(self, metrics: dict[str, Any]) -> str:
-        """The figure on the progress line of an ok cell: its first gated metric."""
+        """The figure on the progress line of an ok cell: its first gated metric, and
+        what the report will say of a steady-state window that is not steady or was
+        fed short."""
         for name, metric in self.metrics.items():
             got = metrics.get(name)
             if metric.gated and isinstance(got, int | float):
-                return f"{got:,.0f} {metric.unit}"
+                flags = [flag.replace("_", "-") for flag in ("unstable", "producer_bound")
+                         if metrics.get(flag) is True]
+                return f"{got:,.0f} {metric.unit}" + "".join(f" ({f})" for f in flags)
         return ""
 
     def tables(self, kit: ReportKit) -> list[Any]:

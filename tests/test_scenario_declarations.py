@@ -224,6 +224,8 @@ def test_toy_scenario_is_gated_by_compare(toy: Toy, tmp_path: Path,
     assert direction_of("widgets_per_s") == 1 and unit_of("widgets_per_s") == "widgets/s"
     assert direction_of("spares") == 0 and "widgets_per_s" in default_metrics()
     assert toy.headline({"widgets_per_s": 1234.0}) == "1,234 widgets/s"
+    assert (toy.headline({"widgets_per_s": 1234.0, "unstable": True, "producer_bound": True})
+            == "1,234 widgets/s (unstable) (producer-bound)")
     base = toy_run(tmp_path / "base", {"asyncio": (100.0, 101.0, 99.0)})
     slow = toy_run(tmp_path / "slow", {"asyncio": (70.0, 71.0, 69.0)})
     assert main(["compare", str(base), str(slow)]) == 1
