@@ -302,8 +302,36 @@ def run_time_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def window_feed_table(source: Path) -> str:
+    """The steady-state cells whose window the driver had to top up, or whose queue ran
+    dry inside it (producer-bound), with the count of all such cells."""
+    steady = [c for c in _cells(source)
+              if c["status"] == "ok" and not c.get("reused_from")
+              and "window_sent" in c["metrics"]]
+    fed = [c for c in steady
+           if c["metrics"].get("window_sent") or c["metrics"].get("producer_bound")]
+    lines = ["| backend | cell | round | jobs/s | jobs sent in the window | driver busy in it "
+             "| queue ran dry |", "|" + " --- |" * 7]
+    for cell in sorted(fed, key=lambda c: (_rank(c["backend"]), c["scenario"], c["round"],
+                                           sorted(c["params"].items()))):
+        params, metrics = cell["params"], cell["metrics"]
+        point = (f"{_size(params['payload_bytes'])} payload" if "payload_bytes" in params
+                 else f"{params['duration_ms']:g} ms jobs")
+        lines.append(f"| {cell['backend']} | {point} | {cell['round']} "
+                     f"| {_num(metrics['jobs_per_s'])} | {_num(metrics['window_sent'])} "
+                     f"| {metrics['window_producer_busy_s']:.1f} of {metrics['window_s']:g} s "
+                     f"| {'yes' if metrics.get('producer_bound') else 'no'} |")
+    dry = sum(bool(c["metrics"].get("producer_bound")) for c in steady)
+    lines += ["", f"{len(fed)} of the run's {len(steady)} steady-state cells were fed inside "
+                  f"their window; {dry} of them ran dry (producer-bound)."]
+    return "\n".join(lines)
+
+
 def _size(size: int) -> str:
-    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
+    for unit, scale in (("MiB", 1024 ** 2), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
 
 
 RENDERERS: dict[str, Callable[[Path], str]] = {
@@ -316,6 +344,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "memory": memory_table,
     "run-time": run_time_table,
     "selftest": selftest_table,
+    "window-feed": window_feed_table,
 }
 
 

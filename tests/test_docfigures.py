@@ -58,3 +58,21 @@ def test_the_run_time_block_sums_each_cells_wall_time_and_the_time_outside(
     assert "| all | 18 | 2 | 20 |" in body
     assert "1 min 5 s, of which 44 s outside cells" in body
     assert "`run --quick --scenario throughput,memory` at abcdef1" in body
+
+
+def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Path) -> None:
+    def steady(backend: str, params: dict, sent: int, dry: bool, **extra: object) -> dict:
+        return {"scenario": "payload", "backend": backend, "status": "ok", "round": 1,
+                "params": params, **extra,
+                "metrics": {"jobs_per_s": 2000.0, "window_s": 8.0, "window_sent": sent,
+                            "window_producer_busy_s": 1.56 if sent else 0.0,
+                            "producer_bound": dry}}
+    cells = [steady("asyncio", {"payload_bytes": 1024 ** 2}, 16000, True),
+             steady("rq", {"payload_bytes": 1024}, 0, False),
+             steady("rq", {"payload_bytes": 64}, 0, False, reused_from="cells/0001")]
+    source = write_summary(tmp_path / "run", cells)
+    body = regenerate(f"<!-- figures: window-feed from {source} -->\n"
+                      "<!-- end of figures: window-feed -->", "doc.md")
+    assert "| asyncio | 1 MiB payload | 1 | 2,000 | 16,000 | 1.6 of 8 s | yes |" in body
+    assert "| rq |" not in body
+    assert "1 of the run's 2 steady-state cells were fed inside their window; 1 of them" in body
