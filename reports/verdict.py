@@ -301,8 +301,13 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
     mine, top = value(row, "jobs_per_s"), value(base, "jobs_per_s")
     if not mine or not top:
         return Entry("no jobs_per_s in results", status="missing")
-    return Entry(f"{mine / top:.0%}", detail=f"{per_s(mine)} of {per_s(top)}",
-                 median=mine / top)
+    detail = f"{per_s(mine)} of {per_s(top)}"
+    for side, figures in (("the library", row), (ceiling, base)):
+        if int(figures.get("producer_bound_rounds") or 0):
+            detail += (f"; {side}'s queue ran dry inside the window in "
+                       f"{int(figures['producer_bound_rounds'])} round(s): its figure is a "
+                       f"lower bound")
+    return Entry(f"{mine / top:.0%}", detail=detail, median=mine / top)
 
 
 def add_not_run(data: RunData, name: str, tables: list[Table]) -> None:

@@ -613,6 +613,21 @@ def test_a_library_above_its_ceiling_in_one_round_is_named(tmp_path: Path) -> No
     assert entries[0].mark == "bad"
 
 
+def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
+        tmp_path: Path) -> None:
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", "celery-redis", params, 1, {"jobs_per_s": 900.0}),
+             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 5000.0,
+                                                         "producer_bound": True})]
+    from reports.verdict import library_cost
+    table = library_cost(load(write_run(tmp_path / "dry", cells, run_info(len(cells)))),
+                         {"celery-redis": "redis-raw"})
+    (_, entries), = table.rows
+    assert entries[0].text == "18%"
+    assert "redis-raw's queue ran dry inside the window in 1 round(s)" in entries[0].detail
+    assert "library's" not in entries[0].detail
+
+
 def test_latency_aggregates_merge_the_rounds_histograms() -> None:
     """A median of per-round p99s is not the p99 of all jobs: aggregates carry `merged`."""
     from scenarios.stats import merged_round_percentiles
