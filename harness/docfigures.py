@@ -310,21 +310,35 @@ def window_feed_table(source: Path) -> str:
               and "window_sent" in c["metrics"]]
     fed = [c for c in steady
            if c["metrics"].get("window_sent") or c["metrics"].get("producer_bound")]
-    lines = ["| backend | cell | round | jobs/s | jobs sent in the window | driver busy in it "
-             "| queue ran dry |", "|" + " --- |" * 7]
+    lines = ["| backend | scenario | cell | round | jobs/s | jobs sent in the window "
+             "| driver busy in it | queue ran dry |", "|" + " --- |" * 8]
     for cell in sorted(fed, key=lambda c: (_rank(c["backend"]), c["scenario"], c["round"],
-                                           sorted(c["params"].items()))):
-        params, metrics = cell["params"], cell["metrics"]
-        point = (f"{_size(params['payload_bytes'])} payload" if "payload_bytes" in params
-                 else f"{params['duration_ms']:g} ms jobs")
-        lines.append(f"| {cell['backend']} | {point} | {cell['round']} "
-                     f"| {_num(metrics['jobs_per_s'])} | {_num(metrics['window_sent'])} "
-                     f"| {metrics['window_producer_busy_s']:.1f} of {metrics['window_s']:g} s "
+                                           _point(c["params"]))):
+        metrics = cell["metrics"]
+        busy = metrics.get("window_producer_busy_s") or 0.0
+        lines.append(f"| {cell['backend']} | {cell['scenario']} | {_point(cell['params'])} "
+                     f"| {cell['round']} | {_num(metrics.get('jobs_per_s'))} "
+                     f"| {_num(metrics.get('window_sent'))} "
+                     f"| {busy:.2g} of {metrics.get('window_s', 0):g} s "
                      f"| {'yes' if metrics.get('producer_bound') else 'no'} |")
     dry = sum(bool(c["metrics"].get("producer_bound")) for c in steady)
     lines += ["", f"{len(fed)} of the run's {len(steady)} steady-state cells were fed inside "
                   f"their window; {dry} of them ran dry (producer-bound)."]
     return "\n".join(lines)
+
+
+def _point(params: dict[str, Any]) -> str:
+    """A cell's parameter point in words: its payload, job duration, slots or rate."""
+    words = []
+    if "payload_bytes" in params:
+        words.append(f"{_size(params['payload_bytes'])} payload")
+    if "duration_ms" in params:
+        words.append(f"{params['duration_ms']:g} ms jobs")
+    if "slots" in params and "payload_bytes" not in params:
+        words.append(f"{params['slots']} slots")
+    if params.get("rate_label"):
+        words.append(f"rate {params['rate_label']}")
+    return ", ".join(words) or "-"
 
 
 def _size(size: int) -> str:

@@ -93,7 +93,9 @@ def overlaps(a: Entry, b: Entry) -> bool:
 
 
 def mark(entries: list[Entry], higher_is_better: bool) -> None:
-    """Mark the best entry and those tied with it (needs two measured entries)."""
+    """Mark the best entry and those tied with it (needs two measured entries). A lower
+    bound (a producer-bound figure) is never marked, and no best is called while one
+    is at or above the best of the others."""
     measured = [e for e in entries if e.status == "ok" and e.median is not None]
     bounds = [e for e in measured if e.lower_bound]
     measured = [e for e in measured if not e.lower_bound]
@@ -148,19 +150,21 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     steadiness = value(row, "stability_cv")
     if steadiness is not None:
         detail += f"; per-second CV {steadiness:.0%}"
-    unstable = int(row.get("unstable_rounds") or 0)
+    unstable = flagged_rounds(row, "unstable")
     if unstable:
         text += " (unstable)"
         cv = value(row, "stability_cv", "max")
         detail += (f"; not steady in {unstable} of {row.get('rounds_ok', n)} rounds "
                    f"(window short of W, or per-second CV above 10%"
                    f"{f'; CV up to {cv:.0%}' if cv is not None else ''}): rank with care")
+    if not column.higher_is_better:  # a window's feed bounds rates, not latencies
+        return Entry(text, detail=detail, median=median, low=low, high=high, n=n)
     busy = value(row, "window_producer_busy_s", "max")
     if busy:
         detail += (f"; the driver had to top the queue up inside the window (sending for up "
-                   f"to {busy:.1f} s of it), so the figure includes the producer's share of "
+                   f"to {busy:.2g} s of it), so the figure includes the producer's share of "
                    f"the CPU")
-    fed_short = int(row.get("producer_bound_rounds") or 0)
+    fed_short = flagged_rounds(row, "producer_bound")
     if fed_short:
         text += " (producer-bound)"
         detail += (f"; the queue ran dry inside the window in {fed_short} of "
@@ -168,6 +172,13 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
                    f"so the figure is a lower bound for the backend, not ranked")
     return Entry(text, detail=detail, median=median, low=low, high=high, n=n,
                  lower_bound=bool(fed_short))
+
+
+def flagged_rounds(row: pd.Series, flag: str) -> int:
+    """How many of a row's ok rounds a steady-state cell flagged `flag` (0 where the row
+    has no such count: not a steady-state cell, or an older summary)."""
+    count = pd.to_numeric(row.get(f"{flag}_rounds"), errors="coerce")
+    return 0 if pd.isna(count) else int(count)
 
 
 def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],
@@ -303,10 +314,9 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
         return Entry("no jobs_per_s in results", status="missing")
     detail = f"{per_s(mine)} of {per_s(top)}"
     for side, figures in (("the library", row), (ceiling, base)):
-        if int(figures.get("producer_bound_rounds") or 0):
-            detail += (f"; {side}'s queue ran dry inside the window in "
-                       f"{int(figures['producer_bound_rounds'])} round(s): its figure is a "
-                       f"lower bound")
+        if dry := flagged_rounds(figures, "producer_bound"):
+            detail += (f"; {side}'s queue ran dry inside the window in {dry} of "
+                       f"{figures.get('rounds_ok')} rounds: its figure is a lower bound")
     return Entry(f"{mine / top:.0%}", detail=detail, median=mine / top)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit, Rows
 from scenarios.stats import merge_encoded, percentiles_ms
 
@@ -40,7 +41,8 @@ def table(kit: ReportKit) -> Any:
                                   "jobs_per_s"))
     return kit.table("Latency: p99 queue latency (intended send -> start)", columns,
                      "p99: lower is better; max rate: higher is better. Latency is "
-                     "measured from the intended send time (open loop)",
+                     "measured from the intended send time (open loop). Max rate: "
+                     + STEADY_TABLE_NOTE,
                      explanations=producer_limited(frame))
 
 

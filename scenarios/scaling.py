@@ -22,6 +22,7 @@ import pandas as pd
 from adapters import CEILINGS
 from core.protocol import DriverReport
 from scenarios.base import CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
+from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit
 from scenarios.throughput import THROUGHPUT, same_round_throughput, steady_workload, window_of
 
@@ -84,9 +85,6 @@ class Scaling(Scenario):
         metrics = THROUGHPUT.analyze(plan, records, report)
         return {**metrics, **extra_metrics(plan.params["slots"], metrics["jobs_per_s"])}
 
-    def headline(self, metrics: dict[str, Any]) -> str:
-        return f"{metrics['jobs_per_s']:,.0f} jobs/s"
-
     def tables(self, kit: ReportKit) -> list[Any]:
         frame = with_linear_efficiency(kit.frame)
         tables = []
@@ -100,7 +98,8 @@ class Scaling(Scenario):
                 f"Scaling: completed jobs/s by slots, {job}", columns,
                 "Higher is better. In brackets: share of the ideal (slots / duration) and "
                 "of linear scaling from the smallest slot count (its jobs/s per slot times "
-                "the slots).", slug=f"scaling-{kit.fmt_num(duration)}ms", frame=rows))
+                f"the slots). {STEADY_TABLE_NOTE}",
+                slug=f"scaling-{kit.fmt_num(duration)}ms", frame=rows))
         return tables
 
     def charts(self, kit: ReportKit) -> list[Any]:

@@ -69,10 +69,13 @@ def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Pat
                             "producer_bound": dry}}
     cells = [steady("asyncio", {"payload_bytes": 1024 ** 2}, 16000, True),
              steady("rq", {"payload_bytes": 1024}, 0, False),
-             steady("rq", {"payload_bytes": 64}, 0, False, reused_from="cells/0001")]
+             steady("rq", {"payload_bytes": 64}, 0, False, reused_from="cells/0001"),
+             {**steady("arq", {"rate_label": "max", "rate": None}, 0, True),
+              "scenario": "latency"}]
     source = write_summary(tmp_path / "run", cells)
     body = regenerate(f"<!-- figures: window-feed from {source} -->\n"
                       "<!-- end of figures: window-feed -->", "doc.md")
-    assert "| asyncio | 1 MiB payload | 1 | 2,000 | 16,000 | 1.6 of 8 s | yes |" in body
+    assert "| asyncio | payload | 1 MiB payload | 1 | 2,000 | 16,000 | 1.6 of 8 s | yes |" in body
+    assert "| arq | latency | rate max | 1 | 2,000 | 0 | 0 of 8 s | yes |" in body
     assert "| rq |" not in body
-    assert "1 of the run's 2 steady-state cells were fed inside their window; 1 of them" in body
+    assert "2 of the run's 3 steady-state cells were fed inside their window; 2 of them" in body

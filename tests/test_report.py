@@ -624,7 +624,7 @@ def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
                          {"celery-redis": "redis-raw"})
     (_, entries), = table.rows
     assert entries[0].text == "18%"
-    assert "redis-raw's queue ran dry inside the window in 1 round(s)" in entries[0].detail
+    assert "redis-raw's queue ran dry inside the window in 1 of 1 rounds" in entries[0].detail
     assert "library's" not in entries[0].detail
 
 

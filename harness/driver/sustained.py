@@ -184,21 +184,24 @@ def watch_window(backlog: Backlog, spec: SustainedPhase, rate: float, window_end
     """Watch the window until `window_end`, topping the queue up should it fall below
     LOW_WATER of the work still to come; the fewest jobs seen queued.
 
-    While it tops up, the driver looks again after FEED_POLL_S, not WATCH_POLL_S: a
-    queue the byte cap keeps small (a large payload) holds at most `cap` jobs, and
-    topping it up every 0.1 s would pace the backend at cap / 0.1 s (an asyncio 1 MiB
-    cell measured exactly 2,000 jobs/s that way, a fifth of its calibrated rate)."""
+    The driver looks again before a quarter of what is queued can drain at `rate`, but
+    no sooner than FEED_POLL_S nor later than WATCH_POLL_S: a queue the byte cap
+    keeps to a few hundred large jobs, topped up every 0.1 s whatever it held, was
+    paced at most at cap / 0.1 s (an asyncio 1 MiB cell measured exactly 2,000 jobs/s
+    that way, a fifth of its calibrated rate), and one that holds seconds of work
+    needs no look more often than every 0.1 s (each look reads the records)."""
     lowest: int | None = None
     while (now := time.monotonic_ns()) < window_end:
         interrupts.check()
         queued = backlog.queued()
         lowest = queued if lowest is None else min(lowest, queued)
         still_to_come = rate * (window_end - now) / 1e9
-        feeding = queued < LOW_WATER * still_to_come
-        if feeding:
-            backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog,
-                            until_ns=window_end)
-        time.sleep(FEED_POLL_S if feeding else WATCH_POLL_S)
+        if queued < LOW_WATER * still_to_come:
+            queued += backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog,
+                                      until_ns=window_end)
+        lasts_s = queued / rate if rate > 0 else WATCH_POLL_S
+        left_s = (window_end - time.monotonic_ns()) / 1e9
+        time.sleep(max(0.0, min(max(FEED_POLL_S, lasts_s / 4), WATCH_POLL_S, left_s)))
     return lowest
 
 
