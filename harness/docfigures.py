@@ -313,7 +313,8 @@ def window_feed_table(source: Path) -> str:
     lines = ["| backend | scenario | cell | round | jobs/s | jobs sent in the window "
              "| driver busy in it | queue ran dry |", "|" + " --- |" * 8]
     for cell in sorted(fed, key=lambda c: (_rank(c["backend"]), c["scenario"], c["round"],
-                                           _point(c["params"]))):
+                                           [(k, _sortable(v))
+                                            for k, v in sorted(c["params"].items())])):
         metrics = cell["metrics"]
         busy = metrics.get("window_producer_busy_s") or 0.0
         lines.append(f"| {cell['backend']} | {cell['scenario']} | {_point(cell['params'])} "
@@ -325,6 +326,13 @@ def window_feed_table(source: Path) -> str:
     lines += ["", f"{len(fed)} of the run's {len(steady)} steady-state cells were fed inside "
                   f"their window; {dry} of them ran dry (producer-bound)."]
     return "\n".join(lines)
+
+
+def _sortable(value: Any) -> tuple[int, float, str]:
+    """Numbers in numeric order, before any other value (None, labels)."""
+    if isinstance(value, int | float):
+        return 0, float(value), ""
+    return 1, 0.0, str(value)
 
 
 def _point(params: dict[str, Any]) -> str:

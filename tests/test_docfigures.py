@@ -68,6 +68,7 @@ def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Pat
                             "window_producer_busy_s": 1.56 if sent else 0.0,
                             "producer_bound": dry}}
     cells = [steady("asyncio", {"payload_bytes": 1024 ** 2}, 16000, True),
+             steady("asyncio", {"payload_bytes": 16 * 1024}, 10, False),
              steady("rq", {"payload_bytes": 1024}, 0, False),
              steady("rq", {"payload_bytes": 64}, 0, False, reused_from="cells/0001"),
              {**steady("arq", {"rate_label": "max", "rate": None}, 0, True),
@@ -78,4 +79,5 @@ def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Pat
     assert "| asyncio | payload | 1 MiB payload | 1 | 2,000 | 16,000 | 1.6 of 8 s | yes |" in body
     assert "| arq | latency | rate max | 1 | 2,000 | 0 | 0 of 8 s | yes |" in body
     assert "| rq |" not in body
-    assert "2 of the run's 3 steady-state cells were fed inside their window; 2 of them" in body
+    assert body.index("| 16 KiB payload |") < body.index("| 1 MiB payload |")
+    assert "3 of the run's 4 steady-state cells were fed inside their window; 2 of them" in body
