@@ -433,6 +433,35 @@ def test_a_ceiling_is_a_yardstick_never_the_best(tmp_path: Path) -> None:
     assert entries["redis-raw"].css == "num yardstick" and entries["redis-raw"].symbol == ""
 
 
+@pytest.mark.parametrize("dry, lib, verdict", [
+    ("redis-raw", 4500.0, "not measured in this run"),  # an upper-bound share that holds
+    ("redis-raw", 900.0, "does not hold"),  # an upper-bound share that fails: it stands
+    ("celery-redis", 900.0, "not measured in this run"),  # a lower-bound share that fails
+    ("celery-redis", 4500.0, "holds"),  # a lower-bound share that holds: it stands
+])
+def test_a_claim_on_a_dry_window_decides_only_where_a_bound_can(
+        tmp_path: Path, dry: str, lib: float, verdict: str) -> None:
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", name, params, 1, {"jobs_per_s": rate,
+                                                   "producer_bound": name == dry})
+             for name, rate in (("celery-redis", lib), ("redis-raw", 5000.0))]
+    data = load(write_run(tmp_path / "dry", cells, run_info(len(cells))))
+    claims = [c for c in load_claims() if c["id"] == "broker-is-the-bottleneck"]
+    (result,) = evaluate_all(data, claims)
+    (finding,) = [f for f in result.findings if f.subject == "celery-redis"]
+    assert finding.verdict == verdict
+    if verdict == "not measured in this run":
+        assert f"{dry}'s queue ran dry inside the window" in finding.figure
+    fast = load_claims(json.dumps({"format": 1, "claims": [{
+        "id": "fast", "claim": "c", "scenario": "throughput", "where": {"duration_ms": 0},
+        "per": ["backend"], "metric": "jobs_per_s", "test": {"op": ">=", "value": 1000}}]}))
+    (fast_result,) = evaluate_all(data, fast)
+    verdicts = {f.subject: f.verdict for f in fast_result.findings}
+    assert verdicts["redis-raw"] == "holds"  # dry or not, 5,000 is at least 1,000
+    if dry == "celery-redis" and lib < 1000:
+        assert verdicts["celery-redis"] == "not measured in this run"
+
+
 def test_custom_claim_format(full_run: Path) -> None:
     claims = load_claims(json.dumps({"format": 1, "claims": [{
         "id": "any-fast", "claim": "Some queue does 5,000 no-op jobs per second.",
