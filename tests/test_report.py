@@ -642,6 +642,21 @@ def test_a_library_above_its_ceiling_in_one_round_is_named(tmp_path: Path) -> No
     assert entries[0].mark == "bad"
 
 
+@pytest.mark.parametrize("raw, above", [(758.0, False), (600.0, True)])
+def test_sleeping_jobs_at_the_clocks_limit_are_not_above_the_ceiling(
+        tmp_path: Path, raw: float, above: bool) -> None:
+    """10 ms jobs on 8 slots: 800/s at most. A library 13 jobs/s over a ceiling at 95% of
+    that is the clock's noise; over a ceiling at 75% of it, the ceiling is not one."""
+    params = {"duration_ms": 10, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", name, params, 1, {"jobs_per_s": rate, "ideal_jobs_per_s": 800.0})
+             for name, rate in (("celery-redis", 771.0), ("redis-raw", raw))]
+    from reports.verdict import library_cost
+    table = library_cost(load(write_run(tmp_path / "clock", cells, run_info(len(cells)))),
+                         {"celery-redis": "redis-raw"})
+    (_, entries), = table.rows
+    assert ("ABOVE CEILING" in entries[0].text) is above
+
+
 def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
         tmp_path: Path) -> None:
     params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
