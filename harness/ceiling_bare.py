@@ -1,24 +1,38 @@
-"""Bare drain loops, no harness code: `python -m harness.ceiling_bare BROKER URL N CONSUMERS`.
+"""Bare drain loops, no harness code:
+`python -m harness.ceiling_bare BROKER URL N CONSUMERS [fork|exec]`.
 
 Runs in the backend's environment (.venvs/redis, .venvs/amqp or .venvs/pg).
-Preloads N small messages, forks CONSUMERS processes that drain them with a plain
+Preloads N small messages, starts CONSUMERS processes that drain them with a plain
 redis-py (hiredis) batched RPOP loop, a plain pika prefetch + multiple-ack
 loop or a plain psycopg 3 loop of batched DELETE ... FOR UPDATE SKIP LOCKED
 RETURNING claims, and prints {"jobs_per_s": ...} as JSON. Each message is decoded
 (json.loads), the least work a consumer does with a job; nothing else runs.
+
+The consumers are forked from this process (`fork`, the default: they share its
+pages, the client library already imported) or each started as a new interpreter
+(`exec`, `python -m harness.ceiling_bare consume BROKER URL`), as the harness
+starts every worker process. The self-test times both (harness/ceiling_check.py),
+so the part of a ceiling's gap that is the start method is told from the part
+that is the harness's code.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 QUEUE = "qb-bare"
 BATCH = 64
 PREFETCH = 4
+START_METHODS = ("fork", "exec")
+CONSUME = "consume"  # the command line of one exec'd consumer
+READY = b"connected\n"
+GO = b"go\n"
 MESSAGE = b'{"id": 1, "sent": 0, "spec": {"kind": "noop", "ms": 0}, "p": ""}'
 
 
@@ -32,10 +46,10 @@ def redis_fill(url: str, n: int) -> None:
     pipe.execute()
 
 
-def redis_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+def redis_drain(url: str, go: Callable[[], Any]) -> None:
     import redis
     client = redis.Redis.from_url(url)
-    go.wait()
+    go()
     while batch := client.rpop(QUEUE, BATCH):
         for raw in batch:
             json.loads(raw)
@@ -53,12 +67,12 @@ def amqp_fill(url: str, n: int) -> None:
     connection.close()
 
 
-def amqp_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+def amqp_drain(url: str, go: Callable[[], Any]) -> None:
     import pika
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
-    go.wait()
+    go()
     count = 0
     for method, _props, body in channel.consume(QUEUE, inactivity_timeout=0.2):
         if method is None:
@@ -92,11 +106,11 @@ def pg_fill(url: str, n: int) -> None:
         conn.execute(pg_statement("VACUUM ANALYZE {table}"))
 
 
-def pg_drain(url: str, n: int, consumers: int, go: mp.Event) -> None:
+def pg_drain(url: str, go: Callable[[], Any]) -> None:
     import psycopg
     with psycopg.connect(url, autocommit=True) as conn:
         claim = pg_statement(PG_CLAIM)
-        go.wait()
+        go()
         while batch := conn.execute(claim, [BATCH], binary=True).fetchall():
             for _id, body in batch:
                 json.loads(body)
@@ -106,13 +120,11 @@ LOOPS = {"redis": (redis_fill, redis_drain), "amqp": (amqp_fill, amqp_drain),
          "postgres": (pg_fill, pg_drain)}
 
 
-def drain(broker: str, url: str, n: int, consumers: int) -> dict[str, float]:
-    """Jobs/s of `consumers` processes draining `n` preloaded messages, with the drain's
-    monotonic start and end (ns), which the speed meter's samples are matched to."""
-    fill, body = LOOPS[broker]
-    fill(url, n)
+def forked(body: Callable[[str, Callable[[], Any]], None], url: str, consumers: int
+           ) -> tuple[int, int]:
+    """Fork the consumers; (start, end) monotonic ns of their drain."""
     go = mp.Event()
-    workers = [mp.Process(target=body, args=(url, n, consumers, go)) for _ in range(consumers)]
+    workers = [mp.Process(target=body, args=(url, go.wait)) for _ in range(consumers)]
     for worker in workers:
         worker.start()
     time.sleep(0.5)  # connected
@@ -120,11 +132,58 @@ def drain(broker: str, url: str, n: int, consumers: int) -> dict[str, float]:
     go.set()
     for worker in workers:
         worker.join()
-    idle_ns = 200_000_000 if broker == "amqp" else 0  # the inactivity timeout ending pika's
-    end = time.monotonic_ns() - idle_ns
+    return start, time.monotonic_ns()
+
+
+def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
+    """Start each consumer as a new interpreter; (start, end) monotonic ns of their
+    drain. A consumer whose parent dies reads the end of its stdin and exits."""
+    workers = [subprocess.Popen([sys.executable, "-m", "harness.ceiling_bare", CONSUME,
+                                 broker, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+               for _ in range(consumers)]
+    for worker in workers:
+        assert worker.stdout is not None
+        if worker.stdout.readline() != READY:
+            raise RuntimeError(f"a bare {broker} consumer did not connect")
+    start = time.monotonic_ns()
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write(GO)
+        worker.stdin.flush()
+    for worker in workers:
+        worker.wait()
+    return start, time.monotonic_ns()
+
+
+def consume(broker: str, url: str) -> None:
+    """One exec'd consumer: connect, say so, drain once the parent says go."""
+    def go() -> None:
+        sys.stdout.buffer.write(READY)
+        sys.stdout.flush()
+        if sys.stdin.buffer.readline() != GO:
+            sys.exit(1)  # the parent went away before the drain
+    LOOPS[broker][1](url, go)
+
+
+def drain(broker: str, url: str, n: int, consumers: int, start_method: str = "fork"
+          ) -> dict[str, float]:
+    """Jobs/s of `consumers` processes draining `n` preloaded messages, with the drain's
+    monotonic start and end (ns), which the speed meter's samples are matched to."""
+    fill, body = LOOPS[broker]
+    fill(url, n)
+    if start_method == "fork":
+        start, end = forked(body, url, consumers)
+    else:
+        start, end = executed(broker, url, consumers)
+    end -= 200_000_000 if broker == "amqp" else 0  # the inactivity timeout ending pika's
     return {"jobs_per_s": n / ((end - start) / 1e9), "start_ns": start, "end_ns": end}
 
 
 if __name__ == "__main__":
-    kind, broker_url, jobs, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(drain(kind, broker_url, jobs, count)))
+    if sys.argv[1] == CONSUME:
+        consume(sys.argv[2], sys.argv[3])
+    else:
+        kind, broker_url, jobs, count = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
+                                         int(sys.argv[4]))
+        method = sys.argv[5] if len(sys.argv) > 5 else START_METHODS[0]
+        print(json.dumps(drain(kind, broker_url, jobs, count, method)))

@@ -8,8 +8,15 @@ Per broker, on the self-test's harness-owned brokers:
   observer effect, reported apart), and
 - a bare loop of the same client with the same consumer count and no
   harness code (harness/ceiling_bare.py, in the backend's interpreter) on
-  the same number of jobs, in PAIRS back-to-back pairs (A B, B A, A B, B A).
+  the same number of jobs, its consumers forked from one process, in PAIRS
+  back-to-back pairs (A B, B A, A B, B A);
+- beside each, the same bare loop with every consumer started as a new
+  interpreter, as the harness starts its workers (A B C, C B A...).
 Goal: ceiling / bare >= 0.9, i.e. the consumer design leaves little on the table.
+The third drain splits a gap in two, for information: the forked loop's edge over the
+exec'd one (forked consumers share their parent's pages, the client library among
+them) is the start method's; what the ceiling lacks against the exec'd loop is the
+harness's code and its driver.
 A drain lasts about 2 s, and on a shared VM a core's speed can change between two
 drains (harness/speed.py): two drains of the same side differed by half in one
 self-test here. So each pair gives the ratio of its two adjacent drains, which
@@ -40,9 +47,12 @@ GOAL = 0.9
 BARE_SECONDS = 2.0  # of work at the ceiling's rate
 MIN_BARE_JOBS = 20_000
 PAIRS = 4  # even: each side runs first as often
-# the order of each pair: A B, then B A, so a machine that drifts during the check
-# slows both sides alike
-ABBA = (("ceiling", "bare"), ("bare", "ceiling"))
+# the order of each round: A B C, then C B A, so a machine that drifts during the check
+# slows every side alike, and the verdict's two sides (ceiling, forked bare loop) are
+# always adjacent
+SIDES = ("ceiling", "bare", "bare_exec")
+ORDERS = (SIDES, SIDES[::-1])
+START_METHOD = {"bare": "fork", "bare_exec": "exec"}
 
 
 class DrainCell(Protocol):
@@ -59,12 +69,13 @@ def ceilings_by_broker() -> dict[str, str]:
             if BACKENDS[name].layout_sweep}
 
 
-def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int
-               ) -> dict[str, Any]:
+def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int,
+               start_method: str = "fork") -> dict[str, Any]:
     """{jobs_per_s, start_ns, end_ns} of the bare loop (harness/ceiling_bare.py) in the
-    ceiling's environment."""
+    ceiling's environment, its consumers started by `start_method`."""
     done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
-                           "harness.ceiling_bare", broker, url, str(jobs), str(consumers)],
+                           "harness.ceiling_bare", broker, url, str(jobs), str(consumers),
+                           start_method],
                           capture_output=True, text=True, check=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -79,7 +90,7 @@ def rates_per_loop(rates: list[float], costs_us: list[float | None]) -> list[flo
 
 
 def pairwise(ceiling: list[float], bare: list[float]) -> list[float]:
-    """Ceiling / bare of each pair of adjacent drains."""
+    """Ceiling / bare of the two drains of each round."""
     return [c / b for c, b in zip(ceiling, bare, strict=True)]
 
 
@@ -99,12 +110,12 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
         return {**row, "status": "failed",
                 "reason": f"no bare {broker} loop in harness/ceiling_bare.py yet"}
     jobs = max(MIN_BARE_JOBS, int((rates[best] or 0) * BARE_SECONDS))
-    drained_per_s: dict[str, list[float]] = {"ceiling": [], "bare": []}
-    costs: dict[str, list[float | None]] = {"ceiling": [], "bare": []}
+    drained_per_s: dict[str, list[float]] = {side: [] for side in SIDES}
+    costs: dict[str, list[float | None]] = {side: [] for side in SIDES}
     for pair in range(PAIRS):
-        for side in ABBA[pair % 2]:
-            if side == "bare":
-                drained = bare_drain(broker, backend, url, slots, jobs)
+        for side in ORDERS[pair % 2]:
+            if side in START_METHOD:
+                drained = bare_drain(broker, backend, url, slots, jobs, START_METHOD[side])
                 bounds = (int(drained["start_ns"]), int(drained["end_ns"]))
             else:
                 result = run_cell(1, drain_cell(backend, jobs, bare=True, processes=best))
@@ -120,10 +131,16 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
     steady = [rates_per_loop(drained_per_s[side], costs[side]) for side in ("ceiling", "bare")]
     ratio_per_loop = (statistics.median(pairwise(steady[0], steady[1]))
                       if steady[0] and steady[1] else None)
+    exec_ratios = pairwise(drained_per_s["bare_exec"], drained_per_s["bare"])
+    harness_ratios = pairwise(drained_per_s["ceiling"], drained_per_s["bare_exec"])
     return {**row, "status": "ok", "jobs": jobs,
             "ceiling_bare_mode_per_s": drained_per_s["ceiling"],
             "bare_loop_per_s": drained_per_s["bare"],
+            "bare_exec_loop_per_s": drained_per_s["bare_exec"],
+            "exec_over_fork": round(statistics.median(exec_ratios), 3),
+            "ratio_to_exec": round(statistics.median(harness_ratios), 3),
             "pair_ratios": [round(r, 3) for r in pair_ratios], "ratio": round(ratio, 3),
             "ceiling_probe_us": costs["ceiling"], "bare_probe_us": costs["bare"],
+            "bare_exec_probe_us": costs["bare_exec"],
             "ratio_per_loop": None if ratio_per_loop is None else round(ratio_per_loop, 3),
             "passed": ratio >= GOAL}

@@ -206,7 +206,13 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
                   if row.get("ratio_per_loop") is not None else "")
         lines.append(f"{verdict}: {row['backend']} (bare mode, {row['processes']} processes) "
                      f"drains {ceiling:,.0f} jobs/s, {row['ratio']:.2f}x a bare {broker} client "
-                     f"loop with {row['consumers']} consumer processes ({bare:,.0f}/s; "
+                     f"loop with {row['consumers']} forked consumer processes ({bare:,.0f}/s; "
                      f"{row['jobs']} jobs{steady}; goal >= {row['goal']:.1f}x); sweep by "
                      f"processes (instrumented): {sweep}")
+        if row.get("bare_exec_loop_per_s"):
+            executed = statistics.median(row["bare_exec_loop_per_s"])
+            lines.append(f"  the same loop with each consumer exec'd, as the harness starts "
+                         f"its workers: {executed:,.0f}/s ({row['exec_over_fork']:.2f}x the "
+                         f"forked one); {row['backend']} is {row['ratio_to_exec']:.2f}x that: "
+                         f"the harness's own share of the gap")
     return lines

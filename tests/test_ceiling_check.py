@@ -31,15 +31,16 @@ CellRunner = Callable[[int, Any], dict[str, Any]]
 @pytest.fixture
 def run_cell(monkeypatch: pytest.MonkeyPatch) -> CellRunner:
     """Ceiling drains in the slow stretch at 800 jobs/s, bare loops in the fast one at
-    1,000/s: the same work per probe loop."""
+    1,000/s forked and 900/s exec'd: the same work per probe loop."""
     windows = iter([(1_000 + 100 * n, 1_100 + 100 * n) for n in range(ceiling_check.PAIRS)])
-    bare_windows = iter([(100 * n, 100 + 100 * n) for n in range(ceiling_check.PAIRS)])
+    bare_windows = iter([(50 * n, 50 + 50 * n) for n in range(2 * ceiling_check.PAIRS)])
     monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
     monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
 
-    def bare(*_args: Any) -> dict[str, float]:
+    def bare(*args: Any) -> dict[str, float]:
         start, end = next(bare_windows)
-        return {"jobs_per_s": 1000.0, "start_ns": start, "end_ns": end}
+        rate = 1000.0 if args[-1] == "fork" else 900.0
+        return {"jobs_per_s": rate, "start_ns": start, "end_ns": end}
 
     monkeypatch.setattr(ceiling_check, "bare_drain", bare)
 
@@ -63,6 +64,22 @@ def test_each_drain_is_also_shown_per_probe_loop(run_cell: CellRunner, tmp_path:
     assert row["passed"] is False  # judged on the plain ratio
 
 
+def test_the_exec_started_loop_splits_the_gap(run_cell: CellRunner) -> None:
+    """The forked loop's edge over the exec'd one is the start method's; the rest of the
+    gap is the harness's. The verdict stays against the forked loop."""
+    row = check(run_cell, None)
+    assert row["bare_exec_loop_per_s"] == [900.0] * ceiling_check.PAIRS
+    assert row["exec_over_fork"] == pytest.approx(0.9)
+    assert row["ratio_to_exec"] == pytest.approx(0.889, abs=1e-3)
+    assert row["ratio"] == pytest.approx(0.8) and row["passed"] is False
+
+
+def test_each_round_keeps_the_verdicts_drains_adjacent() -> None:
+    for order in ceiling_check.ORDERS:
+        assert abs(order.index("ceiling") - order.index("bare")) == 1
+    assert ceiling_check.ORDERS[0] == ceiling_check.ORDERS[1][::-1]
+
+
 def test_without_the_meter_there_is_no_ratio_per_loop(run_cell: CellRunner) -> None:
     row = check(run_cell, None)
     assert row["ratio_per_loop"] is None
@@ -75,7 +92,8 @@ def test_the_verdict_is_the_median_of_adjacent_pair_ratios(monkeypatch: pytest.M
     """Each pair's two drains share a stretch of machine speed, and each side runs first
     in half of the pairs; the ratio of the sides' medians would mix drains of different
     stretches (here 807.5 / 750)."""
-    speeds = iter([1.0, 1.0, 0.5, 0.6, 1.0, 0.8, 0.7, 0.7])  # drain by drain: A B, B A...
+    # drain by drain: ceiling, forked, exec'd; then exec'd, forked, ceiling...
+    speeds = iter([1.0, 1.0, 1.0, 0.5, 0.5, 0.6, 1.0, 0.8, 0.8, 0.7, 0.7, 0.7])
     monkeypatch.setattr(ceiling_check, "PAIRS", 4)
     monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
     monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})

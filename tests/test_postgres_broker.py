@@ -74,9 +74,12 @@ def test_kill9_and_restart_keep_committed_rows(server):
 
 @pytest.mark.skipif(not python_of(BACKENDS["pg-raw"].family).exists(),
                     reason="no pg environment: python -m harness setup")
-def test_the_bare_loop_drains_every_row(server):
-    """harness/ceiling_bare.py's postgres loop, which the self-test holds pg-raw against."""
-    drained = bare_drain("postgres", "pg-raw", server.url, consumers=2, jobs=2000)
+@pytest.mark.parametrize("start_method", ["fork", "exec"])
+def test_the_bare_loop_drains_every_row(server, start_method):
+    """harness/ceiling_bare.py's postgres loop, which the self-test holds pg-raw against,
+    with its consumers forked or each a new interpreter."""
+    drained = bare_drain("postgres", "pg-raw", server.url, consumers=2, jobs=2000,
+                         start_method=start_method)
     assert drained["jobs_per_s"] > 0 and drained["end_ns"] > drained["start_ns"]
     assert query(server.url, 'SELECT count(*) FROM "qb-bare"') == [("0",)]
     query(server.url, 'DROP TABLE "qb-bare"')
