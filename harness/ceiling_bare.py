@@ -46,13 +46,16 @@ def redis_fill(url: str, n: int) -> None:
     pipe.execute()
 
 
-def redis_drain(url: str, go: Callable[[], Any]) -> None:
+def redis_drain(url: str, go: Callable[[], Any]) -> int:
     import redis
     client = redis.Redis.from_url(url)
     go()
+    last_ns = 0
     while batch := client.rpop(QUEUE, BATCH):
         for raw in batch:
             json.loads(raw)
+        last_ns = time.monotonic_ns()
+    return last_ns
 
 
 def amqp_fill(url: str, n: int) -> None:
@@ -67,21 +70,23 @@ def amqp_fill(url: str, n: int) -> None:
     connection.close()
 
 
-def amqp_drain(url: str, go: Callable[[], Any]) -> None:
+def amqp_drain(url: str, go: Callable[[], Any]) -> int:
     import pika
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     go()
-    count = 0
+    count, last_ns = 0, 0
     for method, _props, body in channel.consume(QUEUE, inactivity_timeout=0.2):
         if method is None:
             break
         json.loads(body)
+        last_ns = time.monotonic_ns()
         count += 1
         if count % 2 == 0:
             channel.basic_ack(method.delivery_tag, multiple=True)
     connection.close()  # unacked leftovers: none matter, the queue is drained
+    return last_ns
 
 
 # pg-raw's default claim without its fair share: a preloaded queue fills every batch.
@@ -106,25 +111,36 @@ def pg_fill(url: str, n: int) -> None:
         conn.execute(pg_statement("VACUUM ANALYZE {table}"))
 
 
-def pg_drain(url: str, go: Callable[[], Any]) -> None:
+def pg_drain(url: str, go: Callable[[], Any]) -> int:
     import psycopg
+    last_ns = 0
     with psycopg.connect(url, autocommit=True) as conn:
         claim = pg_statement(PG_CLAIM)
         go()
         while batch := conn.execute(claim, [BATCH], binary=True).fetchall():
             for _id, body in batch:
                 json.loads(body)
+            last_ns = time.monotonic_ns()
+    return last_ns
 
 
 LOOPS = {"redis": (redis_fill, redis_drain), "amqp": (amqp_fill, amqp_drain),
          "postgres": (pg_fill, pg_drain)}
 
 
-def forked(body: Callable[[str, Callable[[], Any]], None], url: str, consumers: int
-           ) -> tuple[int, int]:
-    """Fork the consumers; (start, end) monotonic ns of their drain."""
+Body = Callable[[str, Callable[[], Any]], int]  # (url, wait for go) -> its last job's ns
+
+
+def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
+    """Fork the consumers; (start, end) monotonic ns of their drain: from the go to the
+    last job any of them decoded."""
     go = mp.Event()
-    workers = [mp.Process(target=body, args=(url, go.wait)) for _ in range(consumers)]
+    last = mp.Array("q", consumers, lock=False)
+
+    def consumer(index: int) -> None:
+        last[index] = body(url, go.wait)
+
+    workers = [mp.Process(target=consumer, args=(i,)) for i in range(consumers)]
     for worker in workers:
         worker.start()
     time.sleep(0.5)  # connected
@@ -132,12 +148,13 @@ def forked(body: Callable[[str, Callable[[], Any]], None], url: str, consumers: 
     go.set()
     for worker in workers:
         worker.join()
-    return start, time.monotonic_ns()
+    return start, max(last)
 
 
 def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
     """Start each consumer as a new interpreter; (start, end) monotonic ns of their
-    drain. A consumer whose parent dies reads the end of its stdin and exits."""
+    drain, as forked() times it (not the interpreters' exits). A consumer whose parent
+    dies reads the end of its stdin and exits."""
     workers = [subprocess.Popen([sys.executable, "-m", "harness.ceiling_bare", CONSUME,
                                  broker, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                for _ in range(consumers)]
@@ -150,32 +167,36 @@ def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
         assert worker.stdin is not None
         worker.stdin.write(GO)
         worker.stdin.flush()
+    ends = []
     for worker in workers:
+        assert worker.stdout is not None
+        ends.append(int(worker.stdout.readline() or 0))
         worker.wait()
-    return start, time.monotonic_ns()
+    return start, max(ends)
 
 
 def consume(broker: str, url: str) -> None:
-    """One exec'd consumer: connect, say so, drain once the parent says go."""
+    """One exec'd consumer: connect, say so, drain once the parent says go, then print
+    the monotonic ns of its last job."""
     def go() -> None:
         sys.stdout.buffer.write(READY)
         sys.stdout.flush()
         if sys.stdin.buffer.readline() != GO:
             sys.exit(1)  # the parent went away before the drain
-    LOOPS[broker][1](url, go)
+    print(LOOPS[broker][1](url, go), flush=True)
 
 
 def drain(broker: str, url: str, n: int, consumers: int, start_method: str = "fork"
           ) -> dict[str, float]:
     """Jobs/s of `consumers` processes draining `n` preloaded messages, with the drain's
-    monotonic start and end (ns), which the speed meter's samples are matched to."""
+    monotonic start and end (ns): from the go to the last job decoded, which the speed
+    meter's samples are matched to."""
     fill, body = LOOPS[broker]
     fill(url, n)
     if start_method == "fork":
         start, end = forked(body, url, consumers)
     else:
         start, end = executed(broker, url, consumers)
-    end -= 200_000_000 if broker == "amqp" else 0  # the inactivity timeout ending pika's
     return {"jobs_per_s": n / ((end - start) / 1e9), "start_ns": start, "end_ns": end}
 
 
