@@ -24,15 +24,20 @@ _PR_SET_PDEATHSIG = 1
 _started: list[subprocess.Popen[bytes]] = []  # every child spawn() made, pruned as they end
 
 
-def _die_with_parent() -> None:
-    """Run in the child before exec (after any change of user, which would clear it):
-    new process group, SIGKILL when the parent dies."""
-    os.setpgrp()
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux; elsewhere nothing)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except OSError:
         pass
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec (after any change of user, which would clear it):
+    new process group, SIGKILL when the parent dies."""
+    os.setpgrp()
+    die_with_parent()
 
 
 def spawn(

@@ -134,10 +134,12 @@ Body = Callable[[str, Callable[[], Any]], int]  # (url, wait for go) -> its last
 def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
     """Fork the consumers; (start, end) monotonic ns of their drain: from the go to the
     last job any of them decoded."""
+    from core.procs import die_with_parent
     go = mp.Event()
     last = mp.Array("q", consumers, lock=False)
 
     def consumer(index: int) -> None:
+        die_with_parent()
         last[index] = body(url, go.wait)
 
     workers = [mp.Process(target=consumer, args=(i,)) for i in range(consumers)]
@@ -153,10 +155,12 @@ def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
 
 def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
     """Start each consumer as a new interpreter; (start, end) monotonic ns of their
-    drain, as forked() times it (not the interpreters' exits). A consumer whose parent
-    dies reads the end of its stdin and exits."""
+    drain, as forked() times it (not the interpreters' exits). Each consumer dies with
+    this process, as forked ones do."""
+    from core.procs import die_with_parent  # here: an exec'd consumer imports no more
     workers = [subprocess.Popen([sys.executable, "-m", "harness.ceiling_bare", CONSUME,
-                                 broker, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                 broker, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                preexec_fn=die_with_parent)
                for _ in range(consumers)]
     for worker in workers:
         assert worker.stdout is not None
@@ -182,7 +186,7 @@ def consume(broker: str, url: str) -> None:
         sys.stdout.buffer.write(READY)
         sys.stdout.flush()
         if sys.stdin.buffer.readline() != GO:
-            sys.exit(1)  # the parent went away before the drain
+            sys.exit(1)  # the parent closed our stdin: no drain
     print(LOOPS[broker][1](url, go), flush=True)
 
 
