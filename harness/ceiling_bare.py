@@ -33,6 +33,7 @@ START_METHODS = ("fork", "exec")
 CONSUME = "consume"  # the command line of one exec'd consumer
 READY = b"connected\n"
 GO = b"go\n"
+CONNECT_TIMEOUT_S = 30.0
 MESSAGE = b'{"id": 1, "sent": 0, "spec": {"kind": "noop", "ms": 0}, "p": ""}'
 
 
@@ -49,6 +50,7 @@ def redis_fill(url: str, n: int) -> None:
 def redis_drain(url: str, go: Callable[[], Any]) -> int:
     import redis
     client = redis.Redis.from_url(url)
+    client.ping()  # connected before the go: from_url connects lazily
     go()
     last_ns = 0
     while batch := client.rpop(QUEUE, BATCH):
@@ -76,16 +78,18 @@ def amqp_drain(url: str, go: Callable[[], Any]) -> int:
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     go()
-    count, last_ns = 0, 0
+    count, last_ns, tag = 0, 0, 0
     for method, _props, body in channel.consume(QUEUE, inactivity_timeout=0.2):
         if method is None:
             break
         json.loads(body)
         last_ns = time.monotonic_ns()
-        count += 1
+        count, tag = count + 1, method.delivery_tag
         if count % 2 == 0:
-            channel.basic_ack(method.delivery_tag, multiple=True)
-    connection.close()  # unacked leftovers: none matter, the queue is drained
+            channel.basic_ack(tag, multiple=True)
+    if count % 2:  # acked, or the broker would deliver it again to a consumer still waiting
+        channel.basic_ack(tag, multiple=True)
+    connection.close()
     return last_ns
 
 
@@ -131,25 +135,45 @@ LOOPS = {"redis": (redis_fill, redis_drain), "amqp": (amqp_fill, amqp_drain),
 Body = Callable[[str, Callable[[], Any]], int]  # (url, wait for go) -> its last job's ns
 
 
+class BareLoopError(RuntimeError):
+    """A bare consumer failed: the drain has no figure."""
+
+
 def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
-    """Fork the consumers; (start, end) monotonic ns of their drain: from the go to the
-    last job any of them decoded."""
+    """Fork the consumers; (start, end) monotonic ns of their drain: from the go, once
+    each has connected, to the last job any of them decoded."""
     from core.procs import die_with_parent
-    go = mp.Event()
-    last = mp.Array("q", consumers, lock=False)
+    context = mp.get_context("fork")
+    connected, go = context.Semaphore(0), context.Event()
+    last = context.Array("q", consumers, lock=False)
+
+    def ready() -> None:
+        connected.release()
+        go.wait()
 
     def consumer(index: int) -> None:
         die_with_parent()
-        last[index] = body(url, go.wait)
+        last[index] = body(url, ready)
 
-    workers = [mp.Process(target=consumer, args=(i,)) for i in range(consumers)]
-    for worker in workers:
-        worker.start()
-    time.sleep(0.5)  # connected
-    start = time.monotonic_ns()
-    go.set()
-    for worker in workers:
-        worker.join()
+    workers = [context.Process(target=consumer, args=(i,), daemon=True)
+               for i in range(consumers)]
+    try:
+        for worker in workers:
+            worker.start()
+        for _ in workers:
+            if not connected.acquire(timeout=CONNECT_TIMEOUT_S):
+                raise BareLoopError("a bare consumer did not connect")
+        start = time.monotonic_ns()
+        go.set()
+        for worker in workers:
+            worker.join()
+        if any(worker.exitcode for worker in workers):
+            raise BareLoopError("a bare consumer failed (see its traceback above)")
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
     return start, max(last)
 
 
@@ -158,24 +182,37 @@ def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
     drain, as forked() times it (not the interpreters' exits). Each consumer dies with
     this process, as forked ones do."""
     from core.procs import die_with_parent  # here: an exec'd consumer imports no more
-    workers = [subprocess.Popen([sys.executable, "-m", "harness.ceiling_bare", CONSUME,
-                                 broker, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                preexec_fn=die_with_parent)
-               for _ in range(consumers)]
-    for worker in workers:
-        assert worker.stdout is not None
-        if worker.stdout.readline() != READY:
-            raise RuntimeError(f"a bare {broker} consumer did not connect")
-    start = time.monotonic_ns()
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write(GO)
-        worker.stdin.flush()
-    ends = []
-    for worker in workers:
-        assert worker.stdout is not None
-        ends.append(int(worker.stdout.readline() or 0))
-        worker.wait()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(consumers):
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "harness.ceiling_bare", CONSUME, broker, url],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent))
+        for worker in workers:
+            assert worker.stdout is not None
+            if worker.stdout.readline() != READY:
+                raise BareLoopError(f"a bare {broker} consumer did not connect")
+        start = time.monotonic_ns()
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write(GO)
+            worker.stdin.close()
+        ends = []
+        for worker in workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if worker.wait() or not line.strip():
+                raise BareLoopError(f"a bare {broker} consumer failed (see its traceback "
+                                    f"above)")
+            ends.append(int(line))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    pipe.close()
     return start, max(ends)
 
 
@@ -195,12 +232,17 @@ def drain(broker: str, url: str, n: int, consumers: int, start_method: str = "fo
     """Jobs/s of `consumers` processes draining `n` preloaded messages, with the drain's
     monotonic start and end (ns): from the go to the last job decoded, which the speed
     meter's samples are matched to."""
+    if start_method not in START_METHODS:
+        raise ValueError(f"unknown start method {start_method!r} (valid: "
+                         f"{', '.join(START_METHODS)})")
     fill, body = LOOPS[broker]
     fill(url, n)
     if start_method == "fork":
         start, end = forked(body, url, consumers)
     else:
         start, end = executed(broker, url, consumers)
+    if end <= start:
+        raise BareLoopError(f"no bare {broker} consumer decoded a job")
     return {"jobs_per_s": n / ((end - start) / 1e9), "start_ns": start, "end_ns": end}
 
 
@@ -211,4 +253,7 @@ if __name__ == "__main__":
         kind, broker_url, jobs, count = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
                                          int(sys.argv[4]))
         method = sys.argv[5] if len(sys.argv) > 5 else START_METHODS[0]
-        print(json.dumps(drain(kind, broker_url, jobs, count, method)))
+        try:
+            print(json.dumps(drain(kind, broker_url, jobs, count, method)))
+        except (BareLoopError, ValueError) as exc:
+            sys.exit(f"bare loop: {exc}")

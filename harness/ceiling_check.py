@@ -5,27 +5,30 @@ Per broker, on the self-test's harness-owned brokers:
   (instrumented noop cells, 1 s windows);
 - at the fastest process count, the ceiling's drain of a preloaded noop
   batch in bare mode (no per-job records: what the recording costs is the
-  observer effect, reported apart), and
+  observer effect, reported apart);
 - a bare loop of the same client with the same consumer count and no
   harness code (harness/ceiling_bare.py, in the backend's interpreter) on
-  the same number of jobs, its consumers forked from one process, in PAIRS
-  back-to-back pairs (A B, B A, A B, B A);
-- beside each, the same bare loop with every consumer started as a new
-  interpreter, as the harness starts its workers (A B C, C B A...).
-Goal: ceiling / bare >= 0.9, i.e. the consumer design leaves little on the table.
-The third drain splits a gap in two, for information: the forked loop's edge over the
-exec'd one (forked consumers share their parent's pages, the client library among
-them) is the start method's; what the ceiling lacks against the exec'd loop is the
-harness's code and its driver.
+  the same number of jobs, its consumers forked from one process;
+- the same bare loop with every consumer started as a new interpreter, as
+  the harness starts its workers.
+ROUNDS rounds of the three drains, in the order ceiling, forked loop, exec'd loop,
+then the reverse, so the verdict's two drains are always adjacent.
+Goal: ceiling / forked loop >= 0.9, i.e. the consumer design leaves little on the
+table. The exec'd loop is for information: its ratio to the forked loop is what the
+start method costs (forked consumers share their parent's pages, the client library
+among them), and the ceiling's ratio to it is roughly the rest: the harness's code,
+its driver and the ceiling's layout (P processes of consumer threads). Roughly,
+because that pair of drains is not adjacent (the two ends of a round) and medians do
+not multiply.
 A drain lasts about 2 s, and on a shared VM a core's speed can change between two
 drains (harness/speed.py): two drains of the same side differed by half in one
-self-test here. So each pair gives the ratio of its two adjacent drains, which
-share a stretch of machine speed, and the verdict is on the median of those
-ratios. With the speed meter running, each drain's rate is also shown per probe
-loop (jobs/s x the loop's mean cost over the drain), for information: the
-verdict stays on the plain ratio, because the ceiling (P processes of threads,
-the driver) and the bare loop (one process per consumer) load the cores
-differently, and the probe slows with that load.
+self-test here. So each round gives the ratio of two adjacent drains, which share a
+stretch of machine speed, and the verdict is on the median of those ratios. With the
+speed meter running, the verdict's drains are also shown per probe loop (jobs/s x
+the loop's mean cost over the drain), for information: the verdict stays on the
+plain ratio, because the ceiling (P processes of threads, the driver) and the bare
+loop (one process per consumer) load the cores differently, and the probe slows
+with that load.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters import BACKENDS, CEILINGS
-from harness.ceiling_bare import LOOPS
+from harness.ceiling_bare import LOOPS, BareLoopError
 from harness.ceiling_layout import CellRunner, fastest, sweep
 from harness.envs import python_of
 from harness.speed import SpeedMeter, per_loop
@@ -46,13 +49,13 @@ from scenarios.base import CellPlan, RunOptions
 GOAL = 0.9
 BARE_SECONDS = 2.0  # of work at the ceiling's rate
 MIN_BARE_JOBS = 20_000
-PAIRS = 4  # even: each side runs first as often
+ROUNDS = 4  # even: the ceiling and the exec'd loop each run first as often
 # the order of each round: A B C, then C B A, so a machine that drifts during the check
 # slows every side alike, and the verdict's two sides (ceiling, forked bare loop) are
 # always adjacent
 SIDES = ("ceiling", "bare", "bare_exec")
 ORDERS = (SIDES, SIDES[::-1])
-START_METHOD = {"bare": "fork", "bare_exec": "exec"}
+SIDE_START_METHOD = {"bare": "fork", "bare_exec": "exec"}
 
 
 class DrainCell(Protocol):
@@ -76,8 +79,11 @@ def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int,
     done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
                            "harness.ceiling_bare", broker, url, str(jobs), str(consumers),
                            start_method],
-                          capture_output=True, text=True, check=True, timeout=300,
+                          capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise BareLoopError(f"the {start_method} bare {broker} loop failed: {lines[-1]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -89,7 +95,7 @@ def rates_per_loop(rates: list[float], costs_us: list[float | None]) -> list[flo
     return [per_loop(rate, cost) for rate, cost in zip(rates, timed, strict=True)]
 
 
-def pairwise(ceiling: list[float], bare: list[float]) -> list[float]:
+def per_round(ceiling: list[float], bare: list[float]) -> list[float]:
     """Ceiling / bare of the two drains of each round."""
     return [c / b for c, b in zip(ceiling, bare, strict=True)]
 
@@ -111,11 +117,15 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 "reason": f"no bare {broker} loop in harness/ceiling_bare.py yet"}
     jobs = max(MIN_BARE_JOBS, int((rates[best] or 0) * BARE_SECONDS))
     drained_per_s: dict[str, list[float]] = {side: [] for side in SIDES}
-    costs: dict[str, list[float | None]] = {side: [] for side in SIDES}
-    for pair in range(PAIRS):
-        for side in ORDERS[pair % 2]:
-            if side in START_METHOD:
-                drained = bare_drain(broker, backend, url, slots, jobs, START_METHOD[side])
+    costs: dict[str, list[float | None]] = {"ceiling": [], "bare": []}  # the verdict's
+    for round_no in range(ROUNDS):
+        for side in ORDERS[round_no % 2]:
+            if side in SIDE_START_METHOD:
+                try:
+                    drained = bare_drain(broker, backend, url, slots, jobs,
+                                         SIDE_START_METHOD[side])
+                except BareLoopError as exc:
+                    return {**row, "status": "failed", "reason": str(exc)}
                 bounds = (int(drained["start_ns"]), int(drained["end_ns"]))
             else:
                 result = run_cell(1, drain_cell(backend, jobs, bare=True, processes=best))
@@ -125,14 +135,15 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 drained = result["metrics"]
                 bounds = tuple(drained["drain_ns"])
             drained_per_s[side].append(float(drained["jobs_per_s"]))
-            costs[side].append(meter.window_cost_us(*bounds) if meter else None)
-    pair_ratios = pairwise(drained_per_s["ceiling"], drained_per_s["bare"])
+            if side in costs:
+                costs[side].append(meter.window_cost_us(*bounds) if meter else None)
+    pair_ratios = per_round(drained_per_s["ceiling"], drained_per_s["bare"])
     ratio = statistics.median(pair_ratios)
     steady = [rates_per_loop(drained_per_s[side], costs[side]) for side in ("ceiling", "bare")]
-    ratio_per_loop = (statistics.median(pairwise(steady[0], steady[1]))
+    ratio_per_loop = (statistics.median(per_round(steady[0], steady[1]))
                       if steady[0] and steady[1] else None)
-    exec_ratios = pairwise(drained_per_s["bare_exec"], drained_per_s["bare"])
-    harness_ratios = pairwise(drained_per_s["ceiling"], drained_per_s["bare_exec"])
+    exec_ratios = per_round(drained_per_s["bare_exec"], drained_per_s["bare"])
+    harness_ratios = per_round(drained_per_s["ceiling"], drained_per_s["bare_exec"])
     return {**row, "status": "ok", "jobs": jobs,
             "ceiling_bare_mode_per_s": drained_per_s["ceiling"],
             "bare_loop_per_s": drained_per_s["bare"],
@@ -141,6 +152,5 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
             "ratio_to_exec": round(statistics.median(harness_ratios), 3),
             "pair_ratios": [round(r, 3) for r in pair_ratios], "ratio": round(ratio, 3),
             "ceiling_probe_us": costs["ceiling"], "bare_probe_us": costs["bare"],
-            "bare_exec_probe_us": costs["bare_exec"],
             "ratio_per_loop": None if ratio_per_loop is None else round(ratio_per_loop, 3),
             "passed": ratio >= GOAL}

@@ -213,6 +213,6 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
             executed = statistics.median(row["bare_exec_loop_per_s"])
             lines.append(f"  the same loop with each consumer exec'd, as the harness starts "
                          f"its workers: {executed:,.0f}/s ({row['exec_over_fork']:.2f}x the "
-                         f"forked one); {row['backend']} is {row['ratio_to_exec']:.2f}x that: "
-                         f"the harness's own share of the gap")
+                         f"forked one); {row['backend']} is {row['ratio_to_exec']:.2f}x that, "
+                         f"roughly what the harness's code, driver and layout cost")
     return lines

@@ -4,6 +4,7 @@ the plain one (the two sides load the cores differently)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import ceiling_check
+from harness import ceiling_bare, ceiling_check
 from harness.speed import SAMPLE_DTYPE, SpeedMeter
 
 SLOW_FROM = 1_000  # the machine ran 1.25x slower from this time on (ns)
@@ -32,8 +33,8 @@ CellRunner = Callable[[int, Any], dict[str, Any]]
 def run_cell(monkeypatch: pytest.MonkeyPatch) -> CellRunner:
     """Ceiling drains in the slow stretch at 800 jobs/s, bare loops in the fast one at
     1,000/s forked and 900/s exec'd: the same work per probe loop."""
-    windows = iter([(1_000 + 100 * n, 1_100 + 100 * n) for n in range(ceiling_check.PAIRS)])
-    bare_windows = iter([(50 * n, 50 + 50 * n) for n in range(2 * ceiling_check.PAIRS)])
+    windows = iter([(1_000 + 100 * n, 1_100 + 100 * n) for n in range(ceiling_check.ROUNDS)])
+    bare_windows = iter([(50 * n, 50 + 50 * n) for n in range(2 * ceiling_check.ROUNDS)])
     monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
     monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
 
@@ -59,8 +60,8 @@ def test_each_drain_is_also_shown_per_probe_loop(run_cell: CellRunner, tmp_path:
     row = check(run_cell, meter_with_samples(tmp_path))
     assert row["ratio"] == pytest.approx(0.8)
     assert row["ratio_per_loop"] == pytest.approx(1.0)
-    assert row["ceiling_probe_us"] == [500.0] * ceiling_check.PAIRS
-    assert row["bare_probe_us"] == [400.0] * ceiling_check.PAIRS
+    assert row["ceiling_probe_us"] == [500.0] * ceiling_check.ROUNDS
+    assert row["bare_probe_us"] == [400.0] * ceiling_check.ROUNDS
     assert row["passed"] is False  # judged on the plain ratio
 
 
@@ -68,7 +69,7 @@ def test_the_exec_started_loop_splits_the_gap(run_cell: CellRunner) -> None:
     """The forked loop's edge over the exec'd one is the start method's; the rest of the
     gap is the harness's. The verdict stays against the forked loop."""
     row = check(run_cell, None)
-    assert row["bare_exec_loop_per_s"] == [900.0] * ceiling_check.PAIRS
+    assert row["bare_exec_loop_per_s"] == [900.0] * ceiling_check.ROUNDS
     assert row["exec_over_fork"] == pytest.approx(0.9)
     assert row["ratio_to_exec"] == pytest.approx(0.889, abs=1e-3)
     assert row["ratio"] == pytest.approx(0.8) and row["passed"] is False
@@ -83,7 +84,7 @@ def test_each_round_keeps_the_verdicts_drains_adjacent() -> None:
 def test_without_the_meter_there_is_no_ratio_per_loop(run_cell: CellRunner) -> None:
     row = check(run_cell, None)
     assert row["ratio_per_loop"] is None
-    assert row["ceiling_probe_us"] == [None] * ceiling_check.PAIRS
+    assert row["ceiling_probe_us"] == [None] * ceiling_check.ROUNDS
     assert row["ratio"] == pytest.approx(0.8) and row["passed"] is False
 
 
@@ -94,7 +95,7 @@ def test_the_verdict_is_the_median_of_adjacent_pair_ratios(monkeypatch: pytest.M
     stretches (here 807.5 / 750)."""
     # drain by drain: ceiling, forked, exec'd; then exec'd, forked, ceiling...
     speeds = iter([1.0, 1.0, 1.0, 0.5, 0.5, 0.6, 1.0, 0.8, 0.8, 0.7, 0.7, 0.7])
-    monkeypatch.setattr(ceiling_check, "PAIRS", 4)
+    monkeypatch.setattr(ceiling_check, "ROUNDS", 4)
     monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
     monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
     monkeypatch.setattr(ceiling_check, "bare_drain", lambda *_a: {
@@ -107,3 +108,32 @@ def test_the_verdict_is_the_median_of_adjacent_pair_ratios(monkeypatch: pytest.M
     assert row["bare_loop_per_s"] == pytest.approx([1000.0, 500.0, 800.0, 700.0])
     assert row["pair_ratios"] == [0.95, 1.14, 1.188, 0.95]
     assert row["ratio"] == pytest.approx((0.95 + 1.14) / 2) and row["passed"] is True
+
+
+def test_a_failed_bare_loop_fails_the_row_with_its_reason(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {"2": 900.0})
+    monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"redis": "redis-raw"})
+
+    def failing(*_args: Any) -> dict[str, float]:
+        raise ceiling_bare.BareLoopError("the exec bare redis loop failed: refused")
+
+    monkeypatch.setattr(ceiling_check, "bare_drain", failing)
+    row = ceiling_check.check_ceiling(
+        lambda *_a: {"status": "ok", "metrics": {"jobs_per_s": 950.0, "drain_ns": [0, 1]}},
+        lambda *_a, **_k: None, "redis", "redis://x")
+    assert row["status"] == "failed" and row["reason"].endswith("refused")
+
+
+def test_exec_consumers_that_cannot_start_fail_the_drain_and_are_reaped() -> None:
+    """A consumer that dies before it connects (here: a broker with no loop) ends the
+    drain with an error, and no consumer is left running."""
+    with pytest.raises(ceiling_bare.BareLoopError, match="did not connect"):
+        ceiling_bare.executed("no-such-broker", "x://", 2)
+    assert not [child for child in Path(f"/proc/{os.getpid()}/task").iterdir()
+                if (child / "children").read_text().strip()]
+
+
+def test_an_unknown_start_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="valid: fork, exec"):
+        ceiling_bare.drain("redis", "redis://x", 1, 1, "spawn")
