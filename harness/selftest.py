@@ -28,6 +28,7 @@ from core import interrupts
 from core.protocol import DriverReport
 from core.recorder import Event, Recorder
 from harness.ceiling_check import ceilings_by_broker, check_ceiling
+from harness.job_path import job_path_us
 from harness.observer import (
     ObserverMeasurement,
     ObserverSettings,
@@ -132,7 +133,8 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
                        urls=urls)
     runner = Runner(config)
     meter = SpeedMeter(out / "speed")  # the ceiling check's drains, per probe loop
-    report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us()}
+    report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us(),
+                              "job_path_us": job_path_us()}
     try:
         fastest = [b for b in backends if BACKENDS[b].ceiling is None]
         report["backends"] = producer_headroom(runner, fastest, options)
@@ -168,6 +170,12 @@ def succeeded(report: dict[str, Any]) -> bool:
 def render(report: dict[str, Any]) -> str:
     lines = [f"recorder: {report['recorder_us_per_record']:.2f} us per record (median of 5 x "
              "100,000 os.write calls)"]
+    if "job_path_us" in report:  # self-tests from before it was timed have none
+        warm, cold = report["job_path_us"]["warm"], report["job_path_us"]["after_wait"]
+        lines.append(f"ceiling per-job path (bare mode, one message): run_batch "
+                     f"{warm['run_batch']:.1f} us against json.loads {warm['json_loads']:.1f} us "
+                     f"in a tight loop; after a wait on a socket {cold['run_batch']:.1f} us "
+                     f"against {cold['json_loads']:.1f} us")
     for backend, row in report["backends"].items():
         if row["status"] != "ok":
             lines.append(f"{backend:18} {row['status']}: {row['reason']}")
