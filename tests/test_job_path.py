@@ -42,3 +42,11 @@ def test_the_job_is_counted_in_bare_mode_and_the_environment_restored(
     job_path.measure()
     assert "counts" in seen and "records" not in seen
     assert GATE_ENV not in os.environ and os.environ[RECORDS_DIR_ENV] == "/somewhere/else"
+
+
+def test_a_timing_that_fails_is_none_with_its_reason(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    monkeypatch.setattr(job_path.sys, "executable", "false")  # exits 1, prints nothing
+    assert job_path.job_path_us() is None
+    assert "ceiling per-job path not timed: exit status 1" in capsys.readouterr().err
