@@ -15,6 +15,10 @@ from typing import Any
 from adapters.base import JobCall
 from adapters.job import ceiling_job, ceiling_noops
 
+# Pending acks are sent at a fetch's end, or once this long passed since the oldest of
+# their jobs started (a long job is acked at once: few duplicates after a kill).
+ACK_FLUSH_S = 0.005
+
 
 def encode(job: JobCall) -> bytes:
     return json.dumps({"id": job.job_id, "sent": job.sent_ns, "spec": job.spec,
@@ -44,3 +48,30 @@ def run_batch(bodies: Sequence[bytes], done: Callable[[Any, float], None] | None
             pass
         if done:
             done(key, started)
+
+
+class DeferredAcks:
+    """A reliable consumer's acks of finished jobs, sent together (one pipeline, one
+    statement, one multiple-ack): `ran` is run_batch's `done`, and sends them as soon as
+    ACK_FLUSH_S passed since the oldest pending job started; `flush` sends them now."""
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        self.oldest = 0.0
+
+    def ran(self, key: Any, started: float) -> None:
+        """A job that started at `started` (monotonic) has ended: ack its key, maybe now."""
+        if not self.pending:
+            self.oldest = started
+        self.pending.append(key)
+        if time.monotonic() - self.oldest > ACK_FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.send(self.pending)
+            self.pending = []
+
+    def send(self, keys: list[Any]) -> None:
+        """Ack `keys`, in the order their jobs ended."""
+        raise NotImplementedError

@@ -3,10 +3,11 @@
 
 Runs in the backend's environment (.venvs/redis, .venvs/amqp or .venvs/pg).
 Preloads N small messages, starts CONSUMERS processes that drain them with a plain
-redis-py (hiredis) batched RPOP loop, a plain pika prefetch + multiple-ack
-loop or a plain psycopg 3 loop of batched DELETE ... FOR UPDATE SKIP LOCKED
-RETURNING claims, and prints {"jobs_per_s": ...} as JSON. Each message is decoded
-(json.loads), the least work a consumer does with a job; nothing else runs.
+redis-py (hiredis) batched RPOP loop, a plain pika prefetch loop (the deliveries
+already buffered taken together, then one multiple-ack) or a plain psycopg 3 loop
+of batched DELETE ... FOR UPDATE SKIP LOCKED RETURNING claims, and prints
+{"jobs_per_s": ...} as JSON. Each message is decoded (json.loads), the least work a
+consumer does with a job; nothing else runs.
 
 The consumers are forked from this process (`fork`, the default: they share its
 pages, the client library already imported) or each started as a new interpreter
@@ -29,6 +30,7 @@ from typing import Any
 QUEUE = "qb-bare"
 BATCH = 64
 PREFETCH = 4
+ACK_EVERY = 2
 START_METHODS = ("fork", "exec")
 CONSUME = "consume"  # the command line of one exec'd consumer
 READY = b"connected\n"
@@ -78,16 +80,22 @@ def amqp_drain(url: str, go: Callable[[], Any]) -> int:
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     go()
-    count, last_ns, tag = 0, 0, 0
-    for method, _props, body in channel.consume(QUEUE, inactivity_timeout=0.2):
+    last_ns, tag, unacked = 0, 0, 0
+    deliveries = channel.consume(QUEUE, inactivity_timeout=0.2)
+    for method, _props, body in deliveries:
         if method is None:
             break
         json.loads(body)
+        tag, unacked = method.delivery_tag, unacked + 1
+        while channel.get_waiting_message_count():  # the rest of what the broker sent
+            method, _props, body = next(deliveries)
+            json.loads(body)
+            tag, unacked = method.delivery_tag, unacked + 1
         last_ns = time.monotonic_ns()
-        count, tag = count + 1, method.delivery_tag
-        if count % 2 == 0:
+        if unacked >= ACK_EVERY:
             channel.basic_ack(tag, multiple=True)
-    if count % 2:  # acked, or the broker would deliver it again to a consumer still waiting
+            unacked = 0
+    if unacked:  # acked, or the broker would deliver it again to a consumer still waiting
         channel.basic_ack(tag, multiple=True)
     connection.close()
     return last_ns

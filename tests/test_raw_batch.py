@@ -6,9 +6,10 @@ job in order."""
 from __future__ import annotations
 
 import json
+import time
 
 from adapters.base import JobCall
-from adapters.raw_message import encode, run_batch
+from adapters.raw_message import ACK_FLUSH_S, DeferredAcks, encode, run_batch
 from core import gate
 from core.envnames import GATE_ENV, RECORDS_DIR_ENV
 from core.jobcount import COUNTS_DIR, read_counts
@@ -75,3 +76,33 @@ def test_a_mixed_batch_runs_job_by_job_in_order(tmp_path, monkeypatch):
 def test_the_wire_format_is_one_json_object(tmp_path):
     (body,) = messages(1, [{"kind": "noop"}])
     assert json.loads(body) == {"id": ID_SPAN, "sent": 0, "spec": {"kind": "noop"}, "p": "x"}
+
+
+class SentAcks(DeferredAcks):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[list[int]] = []
+
+    def send(self, keys: list[int]) -> None:
+        self.sent.append(list(keys))
+
+
+def test_deferred_acks_wait_for_flush_unless_the_oldest_job_started_long_ago():
+    acks = SentAcks()
+    now = time.monotonic()
+    acks.ran(1, now)
+    acks.ran(2, now)
+    assert acks.sent == []  # short jobs: acked together at the fetch's end
+    acks.flush()
+    acks.flush()  # nothing pending: nothing sent
+    assert acks.sent == [[1, 2]]
+    acks.ran(3, now - 2 * ACK_FLUSH_S)  # a long job: acked as soon as it ended
+    assert acks.sent == [[1, 2], [3]] and acks.pending == []
+
+
+def test_a_batch_acks_every_key_in_order_through_deferred_acks(tmp_path, monkeypatch):
+    cell_folder(tmp_path, monkeypatch, 45)
+    acks = SentAcks()
+    run_batch(messages(45, [{"kind": "noop"}] * 3), acks.ran, keys=[7, 8, 9])
+    acks.flush()
+    assert acks.sent == [[7, 8, 9]]

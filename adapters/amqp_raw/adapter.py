@@ -3,8 +3,10 @@
 The producer basic_publishes a small JSON message per job to the default
 exchange (routing key = the cell's queue); `slots` consumer threads over
 a few processes (adapters/raw_consumers.py, adapters/amqp_raw/worker.py),
-each with basic_qos prefetch_count=PREFETCH, run bench_job one message at a
-time and ack with multiple=True (every ACK_EVERY messages, or sooner).
+each with basic_qos prefetch_count=PREFETCH, take the deliveries already
+buffered as one batch (a raw fetch: one gate look-up and one count for noop
+jobs), run its jobs one at a time and ack with multiple=True (after a batch
+once ACK_EVERY are unacked, or sooner).
 
 Why manual ack with a bounded prefetch rather than auto_ack: RabbitMQ
 ignores basic_qos for auto_ack consumers and pushes them as many messages
@@ -45,7 +47,7 @@ from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateErr
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.raw_consumers import THREADS_ENV, layout, layout_source
-from adapters.raw_message import encode
+from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.brokers.rabbitmq import RabbitMQ
 from core.urls import mask
@@ -53,7 +55,6 @@ from core.urls import mask
 READY_LINE = "amqp-raw consumer ready"
 PREFETCH = 4  # per consumer thread
 ACK_EVERY = 2  # one multiple-ack per this many messages at most
-ACK_FLUSH_S = 0.005  # ...or once this long passed since the oldest unacked job started
 QUEUE_ARGUMENTS = {"x-queue-type": "classic"}
 T = TypeVar("T")
 
@@ -116,10 +117,11 @@ class AmqpRawAdapter(WorkerProcessAdapter):
     def required_settings(self) -> RequiredSettings:
         return {"processes": self.processes, "concurrency_per_process": self.threads,
                 "pool": f"consumer threads, one job at a time each "
-                        f"(basic_qos prefetch_count={PREFETCH} each)",
+                        f"(basic_qos prefetch_count={PREFETCH} each; the deliveries "
+                        f"already buffered run as one batch)",
                 "prefetch": PREFETCH * self.config.slots,
-                "acks": f"manual basic_ack multiple=True after the jobs, every {ACK_EVERY} "
-                        f"or sooner (also for a job that raised)",
+                "acks": f"manual basic_ack multiple=True after the jobs: after a batch once "
+                        f"{ACK_EVERY} are unacked, or sooner (also for a job that raised)",
                 "results": False,
                 "enqueue": "basic_publish per job to the default exchange (no batch API)"}
 

@@ -1,10 +1,13 @@
 """Consumer process of the amqp-raw backend (see adapters/amqp_raw/adapter.py).
 
 Consumer threads (adapters/raw_consumers.py), each on its own connection
-with basic_qos prefetch PREFETCH, run bench_job one message at a time and
-ack with multiple=True: every ACK_EVERY messages, once ACK_FLUSH_S passed
-since the oldest unacked job started (a long job is acked at once), and as
-soon as no message is waiting. The ack comes after the job in every
+with basic_qos prefetch PREFETCH, take every delivery the broker has already
+sent (up to PREFETCH) as one batch, which runs as a raw fetch does
+(adapters/raw_message.run_batch: one gate look-up and one count or record for
+a batch of noop jobs, any other job one at a time), and ack with
+multiple=True: after a batch once ACK_EVERY jobs are unacked, once ACK_FLUSH_S
+passed since the oldest unacked job started (a long job is acked at once),
+and as soon as no message is waiting. The ack comes after the job in every
 profile, so a consumer killed mid-job gets its unacked messages redelivered.
 If the broker goes away after we were ready (broker-crash scenario), the
 consumer reconnects until it is stopped; a broker unreachable at start is a
@@ -28,7 +31,6 @@ from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
 from adapters.amqp_raw.adapter import (
     ACK_EVERY,
-    ACK_FLUSH_S,
     PREFETCH,
     READY_LINE,
     AmqpConnectError,
@@ -36,7 +38,7 @@ from adapters.amqp_raw.adapter import (
     declare_queue,
 )
 from adapters.raw_consumers import run_consumers
-from adapters.raw_message import run_batch
+from adapters.raw_message import DeferredAcks, run_batch
 
 IDLE_S = 0.002  # no delivery for this long: ack what ran
 NOT_FOUND = 404
@@ -49,19 +51,34 @@ def open_channel(connection: BlockingConnection, queue: str, durable: bool) -> B
     return channel
 
 
+class Acks(DeferredAcks):
+    """One basic_ack(multiple=True) of the latest finished job's tag acks every pending
+    one (a consumer's delivery tags rise, and its jobs end in order)."""
+
+    def __init__(self, channel: BlockingChannel) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def send(self, keys: list[int]) -> None:
+        self.channel.basic_ack(keys[-1], multiple=True)
+
+
 def serve(channel: BlockingChannel, queue: str) -> None:
     """Consume until the broker cancels us or the connection is lost (raises)."""
-    last_tag, pending, oldest = 0, 0, 0.0
-    for method, _properties, body in channel.consume(queue, inactivity_timeout=IDLE_S):
-        if method is not None:
-            started = time.monotonic()
-            run_batch([body])
-            last_tag, pending = method.delivery_tag, pending + 1
-            oldest = oldest if pending > 1 else started
-        if pending and (method is None or pending >= ACK_EVERY
-                        or time.monotonic() - oldest > ACK_FLUSH_S):
-            channel.basic_ack(last_tag, multiple=True)
-            pending = 0
+    acks = Acks(channel)
+    deliveries = channel.consume(queue, inactivity_timeout=IDLE_S)
+    for method, _properties, body in deliveries:
+        if method is None:  # nothing came for IDLE_S
+            acks.flush()
+            continue
+        tags, bodies = [method.delivery_tag], [body]
+        while channel.get_waiting_message_count():  # the rest of what the broker sent
+            method, _properties, body = next(deliveries)
+            tags.append(method.delivery_tag)
+            bodies.append(body)
+        run_batch(bodies, acks.ran, keys=tags)
+        if len(acks.pending) >= ACK_EVERY:
+            acks.flush()
 
 
 def queue_exists(connection: BlockingConnection, queue: str) -> bool:

@@ -19,7 +19,6 @@ from psycopg import sql
 
 from adapters.base import STATISTICS_AFTER_FILL, AdapterConfig, JobCall, RequiredSettings
 from adapters.pg_raw.worker import (
-    ACK_FLUSH_S,
     BATCH,
     CONSUMERS_ENV,
     FRESH_S,
@@ -28,7 +27,7 @@ from adapters.pg_raw.worker import (
     statement,
 )
 from adapters.raw_consumers import THREADS_ENV, layout, layout_source
-from adapters.raw_message import encode
+from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 # One statement trigger per table: a NOTIFY on the table's name for every INSERT. Large

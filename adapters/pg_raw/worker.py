@@ -24,15 +24,12 @@ import psycopg
 from psycopg import sql
 
 from adapters.raw_consumers import run_consumers
-from adapters.raw_message import run_batch
+from adapters.raw_message import DeferredAcks, run_batch
 from core import procs
 
 READY_LINE = "pg-raw consumer ready"
 BATCH = 64  # rows per claim at most
 WAIT_S = 1.0  # an idle consumer claims again after this long even without a NOTIFY
-# Finished jobs are acked at the batch end, or once this long passed since the oldest of
-# them started (a long job is acked at once: few duplicates after a kill).
-ACK_FLUSH_S = 0.005
 RECONNECT_S = 30.0  # how long a consumer waits for a killed server to come back
 CONSUMERS_ENV = "QB_CONSUMERS"
 FRESH_S = 0.05  # a full claim this recent says the queue is still long
@@ -71,18 +68,18 @@ def release_orphans(conn: psycopg.Connection, queue: str) -> None:
         conn.execute(statement(RELEASE, queue), [dead])
 
 
-class Consumer:
-    """One consumer thread's connection, claims and pending acks."""
+class Consumer(DeferredAcks):
+    """One consumer thread's connection, claims and pending acks (reliable: the DELETEs
+    of finished jobs' rows, one statement per flush)."""
 
     def __init__(self, url: str, queue: str, reliable: bool, consumers: int) -> None:
+        super().__init__()
         self.url, self.queue, self.reliable = url, queue, reliable
         self.claim_shared = statement(claim(reliable, _SHARE), queue)
         self.claim_full = statement(claim(reliable, "%(batch)s"), queue)
         self.full_at: float | None = None  # when the last claim came back with BATCH rows
         self.ack_sql = statement(ACK, queue)
         self.args = {"batch": BATCH, "consumers": consumers, "pid": os.getpid()}
-        self.pending: list[int] = []
-        self.oldest = 0.0
         self.conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -103,21 +100,13 @@ class Consumer:
                     raise
                 time.sleep(0.1)
 
-    def ack(self, job_id: int, started: float) -> None:
-        """Note a finished job that started at `started` (monotonic); flush when due."""
-        if not self.pending:
-            self.oldest = started
-        self.pending.append(job_id)
-        if time.monotonic() - self.oldest > ACK_FLUSH_S:
-            self.flush()
-
-    def flush(self) -> None:
-        """Send the pending acks, through a new connection if the server was restarted
-        (rows marked by a live consumer are never released by anyone else)."""
-        while self.pending:
+    def send(self, keys: list[int]) -> None:
+        """DELETE the finished jobs' rows, through a new connection if the server was
+        restarted (rows marked by a live consumer are never released by anyone else)."""
+        while True:
             try:
-                self.conn.execute(self.ack_sql, [self.pending])
-                self.pending = []
+                self.conn.execute(self.ack_sql, [keys])
+                return
             except psycopg.OperationalError:
                 self._reconnect()
 
@@ -137,7 +126,7 @@ class Consumer:
                 for _ in self.conn.notifies(timeout=WAIT_S, stop_after=1):
                     pass
                 continue
-            run_batch([body for _, body in batch], self.ack if self.reliable else None,
+            run_batch([body for _, body in batch], self.ran if self.reliable else None,
                       keys=[job_id for job_id, _ in batch])
             self.flush()
 

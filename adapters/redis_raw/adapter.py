@@ -19,10 +19,9 @@ import redis
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.raw_consumers import THREADS_ENV, layout, layout_source
-from adapters.raw_message import encode
+from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.redis_raw.worker import (
-    ACK_FLUSH_S,
     BATCH,
     CONSUMERS_ENV,
     READY_LINE,

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 
 import redis
 
 from adapters.raw_consumers import run_consumers
-from adapters.raw_message import run_batch
+from adapters.raw_message import DeferredAcks, run_batch
 from adapters.redis_keys import glob_escape
 from core import procs
 
@@ -30,9 +29,6 @@ READY_LINE = "redis-raw consumer ready"
 # as the socket does ends in TimeoutError, which killed idle consumers.
 BLOCK_S = 1
 BATCH = 64  # messages per fetch at most
-# Pending LREMs are sent at the batch end, or once this long passed since the oldest
-# of their jobs started (a long job is acked at once: few duplicates after a kill).
-ACK_FLUSH_S = 0.005
 CONSUMERS_ENV = "QB_CONSUMERS"
 # The reliable fetch. KEYS: queue, processing list / ARGV: batch, consumers
 FETCH_SCRIPT = """
@@ -68,25 +64,18 @@ def requeue_orphans(client: redis.Redis, queue: str) -> None:
                 pass
 
 
-class Acks:
-    """LREMs of finished jobs, sent in one pipeline (see ACK_FLUSH_S)."""
+class Acks(DeferredAcks):
+    """LREMs of finished jobs from the consumer's processing list, in one pipeline."""
 
     def __init__(self, client: redis.Redis, processing: str) -> None:
+        super().__init__()
         self.pipe = client.pipeline(transaction=False)
         self.processing = processing
-        self.oldest = 0.0
 
-    def add(self, raw: bytes, started: float) -> None:
-        """Queue the LREM of a job that started at `started` (monotonic) and has ended."""
-        if not len(self.pipe):
-            self.oldest = started
-        self.pipe.lrem(self.processing, 1, raw)
-        if time.monotonic() - self.oldest > ACK_FLUSH_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if len(self.pipe):
-            self.pipe.execute()
+    def send(self, keys: list[bytes]) -> None:
+        for raw in keys:
+            self.pipe.lrem(self.processing, 1, raw)
+        self.pipe.execute()
 
 
 class Pops:
@@ -140,7 +129,7 @@ def consumer(client: redis.Redis, queue: str, reliable: bool, index: int
                     popped = client.brpop([queue], timeout=BLOCK_S)
                     raw = popped[1] if popped else None
                 batch = [raw] if raw is not None else []
-            run_batch(batch, acks.add if reliable else None)
+            run_batch(batch, acks.ran if reliable else None)
             acks.flush()
 
     return loop
