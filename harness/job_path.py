@@ -2,9 +2,9 @@
 
 A ceiling consumer (adapters/raw_message.py `run_batch`) decodes a fetched message,
 passes its cell's gate and counts or records the job. In a tight loop that path
-costs a few microseconds more than `json.loads` alone; a consumer that fetches
-one message at a time (amqp-raw) blocks on its socket before every job, and after
-each such wait the path runs with cold caches and may cost more. The figure after a
+costs a few microseconds more than `json.loads` alone; a consumer blocks on its
+socket before each fetch (amqp-raw's is what pika has buffered, often one message),
+and after each such wait the path runs with cold caches and may cost more. The figure after a
 wait is the difference of two timings (with and without the call) and moves from
 run to run by several microseconds.
 The self-test times both in bare mode (the count, not the records), so the cost
