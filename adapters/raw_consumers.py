@@ -1,11 +1,13 @@
-"""How the raw ceilings (redis-raw, amqp-raw) lay out their consumers.
+"""How the raw ceilings (redis-raw, amqp-raw, pg-raw) lay out their consumers.
 
-`slots` consumers run as threads spread over a few processes:
-options["processes"] of them, which a run sets to the count its layout
-sweep found fastest on the machine (harness/ceiling_layout.py), else as
-many as the CPUs allow (adapters/slots.py). Every
-consumer runs one job at a time, so `slots` jobs may run at once as with
-every other backend; a killed process takes its threads' jobs with it.
+`slots` threads spread over a few processes: options["processes"] of them,
+which a run sets to the count its layout sweep found fastest on the machine
+(harness/ceiling_layout.py), else as many as the CPUs allow
+(adapters/slots.py). Each thread runs one job at a time, so `slots` jobs may
+run at once as with every other backend; a killed process takes its threads'
+jobs with it. redis-raw and pg-raw run a consumer per thread (run_consumers);
+amqp-raw consumes on one connection per process and hands jobs to its threads
+(adapters/amqp_raw/worker.py).
 """
 
 from __future__ import annotations

@@ -35,10 +35,7 @@ def run_batch(bodies: Sequence[bytes], done: Callable[[Any, float], None] | None
     keys = bodies if keys is None else keys
     started = time.monotonic()
     messages = [json.loads(body) for body in bodies]
-    if ceiling_noops(messages):
-        if done:
-            for key in keys:
-                done(key, started)
+    if _run_noops(messages, keys, done, started):
         return
     for key, message in zip(keys, messages, strict=True):
         started = time.monotonic()
@@ -48,6 +45,24 @@ def run_batch(bodies: Sequence[bytes], done: Callable[[Any, float], None] | None
             pass
         if done:
             done(key, started)
+
+
+def run_if_noops(bodies: Sequence[bytes], done: Callable[[Any, float], None] | None = None,
+                 keys: Sequence[Any] | None = None) -> bool:
+    """run_batch's fast path alone: True once a batch of noop jobs of one cell ran (and
+    `done` was called for each); False, with nothing run, for any other batch."""
+    return _run_noops([json.loads(body) for body in bodies],
+                      bodies if keys is None else keys, done, time.monotonic())
+
+
+def _run_noops(messages: list[dict], keys: Sequence[Any],
+               done: Callable[[Any, float], None] | None, started: float) -> bool:
+    if not ceiling_noops(messages):
+        return False
+    if done:
+        for key in keys:
+            done(key, started)
+    return True
 
 
 class DeferredAcks:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +30,9 @@ from typing import Any
 
 QUEUE = "qb-bare"
 BATCH = 64
-PREFETCH = 4
+PREFETCH = 4  # per slot, as amqp-raw: a consumer's prefetch is this x its slots
+PREFETCH_ENV = "QB_BARE_PREFETCH"  # a pika consumer's prefetch (default PREFETCH)
+SETTING_ENV = {"prefetch": PREFETCH_ENV}  # a loop's settings, as its consumers get them
 ACK_EVERY = 2
 START_METHODS = ("fork", "exec")
 CONSUME = "consume"  # the command line of one exec'd consumer
@@ -78,7 +81,7 @@ def amqp_drain(url: str, go: Callable[[], Any]) -> int:
     import pika
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    channel.basic_qos(prefetch_count=PREFETCH)
+    channel.basic_qos(prefetch_count=int(os.environ.get(PREFETCH_ENV, PREFETCH)))
     go()
     last_ns, tag, unacked = 0, 0, 0
     deliveries = channel.consume(QUEUE, inactivity_timeout=0.2)

@@ -34,13 +34,14 @@ with that load.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters import BACKENDS, CEILINGS
-from harness.ceiling_bare import LOOPS, BareLoopError
+from harness.ceiling_bare import LOOPS, PREFETCH, SETTING_ENV, BareLoopError
 from harness.ceiling_layout import CellRunner, fastest, sweep
 from harness.envs import python_of
 from harness.speed import SpeedMeter, per_loop
@@ -72,15 +73,29 @@ def ceilings_by_broker() -> dict[str, str]:
             if BACKENDS[name].layout_sweep}
 
 
+def bare_layout(broker: str, slots: int, processes: int) -> tuple[int, dict[str, int]]:
+    """The bare loop's consumers (one connection each) and their settings, as many
+    connections as the ceiling consumes with: redis-raw and pg-raw one per slot,
+    amqp-raw one per process with a prefetch of PREFETCH per slot of that process
+    (adapters/amqp_raw/worker.py)."""
+    if broker == "amqp":
+        return processes, {"prefetch": PREFETCH * slots // processes}
+    return slots, {}
+
+
 def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int,
-               start_method: str = "fork") -> dict[str, Any]:
+               start_method: str = "fork", settings: dict[str, int] | None = None
+               ) -> dict[str, Any]:
     """{jobs_per_s, start_ns, end_ns} of the bare loop (harness/ceiling_bare.py) in the
-    ceiling's environment, its consumers started by `start_method`."""
+    ceiling's environment, its consumers started by `start_method`, with `settings`
+    (bare_layout) in their environment."""
     done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
                            "harness.ceiling_bare", broker, url, str(jobs), str(consumers),
                            start_method],
                           capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, **{SETTING_ENV[name]: str(value)
+                                                for name, value in (settings or {}).items()}})
     if done.returncode:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise BareLoopError(f"the {start_method} bare {broker} loop failed: {lines[-1]}")
@@ -108,10 +123,12 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
     options = RunOptions(slots=slots)  # a full run's sweep: 1 s points rank the layouts
     rates = sweep(run_cell, backend, options)
     best = fastest(rates)
-    row: dict[str, Any] = {"backend": backend, "consumers": slots, "sweep": rates,
+    row: dict[str, Any] = {"backend": backend, "slots": slots, "sweep": rates,
                            "processes": best, "goal": GOAL}
     if best is None:
         return {**row, "status": "failed", "reason": "no sweep point ran"}
+    consumers, settings = bare_layout(broker, slots, best)
+    row.update(consumers=consumers, bare_settings=settings)
     if broker not in LOOPS:
         return {**row, "status": "failed",
                 "reason": f"no bare {broker} loop in harness/ceiling_bare.py yet"}
@@ -122,8 +139,8 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
         for side in ORDERS[round_no % 2]:
             if side in SIDE_START_METHOD:
                 try:
-                    drained = bare_drain(broker, backend, url, slots, jobs,
-                                         SIDE_START_METHOD[side])
+                    drained = bare_drain(broker, backend, url, consumers, jobs,
+                                         SIDE_START_METHOD[side], settings)
                 except BareLoopError as exc:
                     return {**row, "status": "failed", "reason": str(exc)}
                 bounds = (int(drained["start_ns"]), int(drained["end_ns"]))

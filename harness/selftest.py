@@ -199,6 +199,11 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def settings_text(settings: dict[str, int] | None) -> str:
+    """', prefetch 16 each' for a bare loop's settings; nothing without any."""
+    return "".join(f", {name} {value} each" for name, value in (settings or {}).items())
+
+
 def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for broker, row in rows.items():
@@ -214,7 +219,8 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
                   if row.get("ratio_per_loop") is not None else "")
         lines.append(f"{verdict}: {row['backend']} (bare mode, {row['processes']} processes) "
                      f"drains {ceiling:,.0f} jobs/s, {row['ratio']:.2f}x a bare {broker} client "
-                     f"loop with {row['consumers']} forked consumer processes ({bare:,.0f}/s; "
+                     f"loop with {row['consumers']} forked consumer processes"
+                     f"{settings_text(row.get('bare_settings'))} ({bare:,.0f}/s; "
                      f"{row['jobs']} jobs{steady}; goal >= {row['goal']:.1f}x); sweep by "
                      f"processes (instrumented): {sweep}")
         if row.get("bare_exec_loop_per_s"):

@@ -40,7 +40,7 @@ def run_cell(monkeypatch: pytest.MonkeyPatch) -> CellRunner:
 
     def bare(*args: Any) -> dict[str, float]:
         start, end = next(bare_windows)
-        rate = 1000.0 if args[-1] == "fork" else 900.0
+        rate = 1000.0 if args[5] == "fork" else 900.0
         return {"jobs_per_s": rate, "start_ns": start, "end_ns": end}
 
     monkeypatch.setattr(ceiling_check, "bare_drain", bare)
@@ -143,3 +143,12 @@ def children() -> set[str]:
 def test_an_unknown_start_method_is_refused() -> None:
     with pytest.raises(ValueError, match="valid: fork, exec"):
         ceiling_bare.drain("redis", "redis://x", 1, 1, "spawn")
+
+
+def test_the_bare_loop_opens_as_many_connections_as_the_ceiling_consumes_with():
+    # redis-raw and pg-raw: a connection per slot; amqp-raw: one per process, whose
+    # prefetch covers its slots (adapters/amqp_raw/worker.py)
+    assert ceiling_check.bare_layout("redis", 8, 2) == (8, {})
+    assert ceiling_check.bare_layout("postgres", 8, 4) == (8, {})
+    assert ceiling_check.bare_layout("amqp", 8, 2) == (2, {"prefetch": 16})
+    assert ceiling_check.bare_layout("amqp", 8, 8) == (8, {"prefetch": 4})

@@ -1,12 +1,14 @@
 """amqp-raw: the ceiling a Python client gets from RabbitMQ, with pika.
 
 The producer basic_publishes a small JSON message per job to the default
-exchange (routing key = the cell's queue); `slots` consumer threads over
-a few processes (adapters/raw_consumers.py, adapters/amqp_raw/worker.py),
-each with basic_qos prefetch_count=PREFETCH, take the deliveries already
-buffered as one batch (a raw fetch: one gate look-up and one count for noop
-jobs), run its jobs one at a time and ack with multiple=True (after a batch
-once ACK_EVERY are unacked, or sooner).
+exchange (routing key = the cell's queue). A few consumer processes
+(adapters/raw_consumers.py `layout`, adapters/amqp_raw/worker.py) each
+consume on one connection with basic_qos prefetch_count=PREFETCH per slot of
+the process. The deliveries already buffered are one fetch: noop jobs run at
+once in the consuming thread (a raw fetch: one gate look-up and one count),
+any other job in one of the process's `slots / processes` job threads, one
+job at a time each; acks are multiple=True where the jobs ended in order
+(after a fetch once ACK_EVERY are unacked, or sooner).
 
 Why manual ack with a bounded prefetch rather than auto_ack: RabbitMQ
 ignores basic_qos for auto_ack consumers and pushes them as many messages
@@ -116,12 +118,14 @@ class AmqpRawAdapter(WorkerProcessAdapter):
 
     def required_settings(self) -> RequiredSettings:
         return {"processes": self.processes, "concurrency_per_process": self.threads,
-                "pool": f"consumer threads, one job at a time each "
-                        f"(basic_qos prefetch_count={PREFETCH} each; the deliveries "
-                        f"already buffered run as one batch)",
+                "pool": f"per process one consuming connection (basic_qos prefetch_count="
+                        f"{PREFETCH * self.threads}) and {self.threads} job threads, one "
+                        f"job at a time each; a fetch of noop jobs runs in the consuming "
+                        f"thread at once",
                 "prefetch": PREFETCH * self.config.slots,
-                "acks": f"manual basic_ack multiple=True after the jobs: after a batch once "
-                        f"{ACK_EVERY} are unacked, or sooner (also for a job that raised)",
+                "acks": f"manual basic_ack after the jobs, multiple=True up to the first "
+                        f"job still running: after a fetch once {ACK_EVERY} are unacked, or "
+                        f"sooner (also for a job that raised)",
                 "results": False,
                 "enqueue": "basic_publish per job to the default exchange (no batch API)"}
 
