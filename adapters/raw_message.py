@@ -1,5 +1,6 @@
 """The wire format of the raw ceilings (redis-raw, amqp-raw, pg-raw): one JSON object
-per job, and how a consumer runs the jobs of one fetch.
+per job, how a consumer runs the jobs of one fetch, and how a reliable consumer
+defers its acks (DeferredAcks).
 
 Every ceiling carries the same bytes, so their figures compare brokers, not
 encodings.
