@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 JobKind = Literal["noop", "sleep", "cpu", "fail"]
 
 
@@ -274,8 +274,6 @@ class PhaseReport:
     producer_busy_s: float | None = None
     # alternating batches: [start_ns, end_ns, bare (0/1), jobs counted bare] per segment
     segments: list[list[int]] | None = None
-    # sustained phases: seconds spent in each step, in order (where a cell's time goes)
-    steps_s: dict[str, float] | None = None
     memory_before: dict[str, Any] | None = None
     memory_after: dict[str, Any] | None = None
     # depth: how the workers served the second queue its probe went to ("" when none)
@@ -319,6 +317,8 @@ class DriverReport:
     fault: str | None = None
     settle_s: float | None = None
     purge_error: str | None = None
+    # seconds per step of the cell, in order (harness/driver/steps.py): where its time went
+    steps_s: dict[str, float] = field(default_factory=dict)
     version: int = PROTOCOL_VERSION
 
     @property

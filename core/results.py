@@ -10,7 +10,7 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,18 @@ from core.numbers import flatten, spread
 
 SCHEMA = 1
 RESULTS_ROOT = Path("results")
+
+
+def seconds_by_step(cells: Iterable[tuple[str, dict[str, float] | None]]
+                    ) -> list[tuple[str, dict[str, float]]]:
+    """(step, {scenario: seconds}) summed over (scenario, wall_parts) pairs, the step
+    with the most seconds first: where a run's time in cells went."""
+    spent: dict[str, dict[str, float]] = {}
+    for scenario, parts in cells:
+        for step, seconds in (parts or {}).items():
+            row = spent.setdefault(step, {})
+            row[scenario] = row.get(scenario, 0.0) + float(seconds)
+    return sorted(spent.items(), key=lambda item: -sum(item[1].values()))
 
 
 class ResultsError(ValueError):

@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters import BACKENDS
 from core.numbers import relative_spread, spread
+from core.results import seconds_by_step
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -313,6 +314,21 @@ def run_time_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def run_steps_table(source: Path) -> str:
+    """The seconds in cells by step (`wall_parts`) and scenario, the longest step first."""
+    cells = _cells(source)
+    scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
+    steps = seconds_by_step((c["scenario"], c.get("wall_parts")) for c in cells)
+    if not steps:
+        raise ValueError("no cell of this run recorded its steps (wall_parts)")
+    lines = ["| step | " + " | ".join(scenarios) + " | all |",
+             "| --- |" + " --- |" * (len(scenarios) + 1)]
+    for step, row in steps:
+        lines.append(f"| `{step}` | " + " | ".join(_num(row.get(s, 0.0)) for s in scenarios)
+                     + f" | {_num(sum(row.values()))} |")
+    return "\n".join(lines)
+
+
 def window_feed_table(source: Path) -> str:
     """The steady-state cells whose window the driver had to top up, or whose queue ran
     dry inside it (producer-bound), with the count of all such cells."""
@@ -376,6 +392,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "crash-summary": crash_summary,
     "memory": memory_table,
     "run-time": run_time_table,
+    "run-steps": run_steps_table,
     "selftest": selftest_table,
     "window-feed": window_feed_table,
 }

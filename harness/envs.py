@@ -135,6 +135,8 @@ def build(family: str, quiet: bool = True, force: bool = False) -> None:
                             *(["--force-reinstall"] if force else []), *reqs], check=True,
                            capture_output=quiet)
     except subprocess.CalledProcessError as exc:
+        if not (target / MARKER).exists():  # never built: leave no half-made environment
+            shutil.rmtree(target, ignore_errors=True)
         detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
         raise EnvError(f"could not build .venvs/{family} ({' '.join(reqs)}): "
                        f"{' | '.join(detail)}") from None

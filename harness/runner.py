@@ -28,6 +28,7 @@ from core.urls import mask
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
 from harness.ceiling_layout import fastest, needs_sweep, sweep, sweeps, with_layout
+from harness.driver.steps import wall_parts
 from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
 from harness.speed import SpeedMeter
@@ -379,6 +380,9 @@ class Runner:
                 ) -> dict[str, Any]:
         """Fill in a cell's result from its driver.json and records."""
         cell, cell_dir, result = item.cell, item.cell_dir, item.result
+        parts = wall_parts(report.steps_s, result.get("wall_s") or 0.0)
+        if parts:
+            result["wall_parts"] = parts
         result["settings"] = {**report.settings, **cell.options,
                               "slots": self._slots(cell), "profile": cell.profile,
                               "broker_persistence": self._persistence(cell),

@@ -84,6 +84,8 @@ def _cell_rows(cells: list[dict[str, Any]]) -> pd.DataFrame:
             "cell_dir": cell.get("cell_dir") or "",
             "wall_s": cell.get("wall_s") if isinstance(cell.get("wall_s"), int | float)
             else None,
+            "wall_parts": cell.get("wall_parts") if isinstance(cell.get("wall_parts"), dict)
+            else None,
             "key": group_key(cell["scenario"], cell["backend"], cell.get("profile"),
                              cell["params"]),
         }

@@ -1,11 +1,13 @@
 """Where a run's time went: the seconds its cells took (`wall_s`) per backend and
-scenario, and what the run spent outside them (broker starts, layout sweeps, set-up)."""
+scenario, what the run spent outside them (broker starts, layout sweeps, set-up),
+and the cells' seconds by step (`wall_parts`: fills, windows, worker starts...)."""
 
 from __future__ import annotations
 
 import datetime
 from typing import Any
 
+from core.results import seconds_by_step
 from reports.data import RunData
 from reports.style import backend_rank
 from scenarios import in_report_order
@@ -35,4 +37,15 @@ def run_time(data: RunData) -> dict[str, Any] | None:
     in_cells = float(cells["wall_s"].sum())
     whole = _seconds_between(data.run.get("started"), data.run.get("finished"))
     return {"scenarios": scenarios, "rows": rows, "in_cells": in_cells, "whole": whole,
-            "outside": whole - in_cells if whole is not None else None}
+            "outside": whole - in_cells if whole is not None else None,
+            "steps": _by_step(cells, scenarios)}
+
+
+def _by_step(cells: Any, scenarios: list[str]) -> list[dict[str, Any]]:
+    """Seconds per step (`wall_parts` keys) and scenario, the longest step first; empty
+    when no cell recorded its steps (a run made before they were)."""
+    if "wall_parts" not in cells:
+        return []
+    steps = seconds_by_step(zip(cells["scenario"], cells["wall_parts"], strict=True))
+    return [{"step": step, "seconds": [row.get(s, 0.0) for s in scenarios],
+             "total": sum(row.values())} for step, row in steps]

@@ -81,3 +81,22 @@ def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Pat
     assert "| rq |" not in body
     assert body.index("| 16 KiB payload |") < body.index("| 1 MiB payload |")
     assert "3 of the run's 4 steady-state cells were fed inside their window; 2 of them" in body
+
+
+def test_the_run_steps_block_sums_each_step_per_scenario(tmp_path: Path) -> None:
+    cells = [{"scenario": "throughput", "backend": "rq", "wall_s": 5.0,
+              "wall_parts": {"sustained.fill": 3.0, "sustained.window": 2.0}},
+             {"scenario": "throughput", "backend": "asyncio", "wall_s": 2.5,
+              "wall_parts": {"sustained.window": 2.0, "other": 0.5}},
+             {"scenario": "memory", "backend": "rq", "wall_s": 1.0,
+              "wall_parts": {"fill.enqueue": 1.0}}]
+    source = write_summary(tmp_path / "run", cells)
+    body = regenerate(f"<!-- figures: run-steps from {source} -->\n"
+                      "<!-- end of figures: run-steps -->", "doc.md")
+    rows = [line for line in body.splitlines() if line.startswith("| `")]
+    assert rows == ["| `sustained.window` | 4 | 0 | 4 |", "| `sustained.fill` | 3 | 0 | 3 |",
+                    "| `fill.enqueue` | 0 | 1 | 1 |", "| `other` | 0 | 0 | 0 |"]
+    write_summary(tmp_path / "old", [{"scenario": "memory", "backend": "rq", "wall_s": 1.0}])
+    with pytest.raises(FiguresError, match="recorded its steps"):
+        regenerate(f"<!-- figures: run-steps from {tmp_path / 'old'} -->\n"
+                   "<!-- end of figures: run-steps -->", "doc.md")

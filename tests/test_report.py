@@ -739,6 +739,28 @@ def test_run_time_says_where_the_time_went(tmp_path: Path) -> None:
     assert f"redis-raw {throughput:.1f} {crash:.1f} {throughput + crash:.1f}" in section
     assert f"{throughput + crash:,.0f} s of them in cells" in section
     assert "3,355 s from start to finish" in section  # 03:04:05 -> 04:00:00
+    assert "table-run-steps" not in page  # no cell recorded its steps
+
+
+def test_run_time_shows_the_cells_seconds_by_step(tmp_path: Path) -> None:
+    """wall_parts summed per step and scenario, the longest step first."""
+    cells = throughput_cells("redis-raw", 1) + crash_cells("redis-raw", 1)
+    for c in cells:
+        c["wall_s"] = 4.0
+        c["wall_parts"] = ({"workers_start": 0.5, "sustained.fill": 1.0,
+                            "sustained.window": 2.0, "other": 0.5}
+                           if c["scenario"] == "throughput" else
+                           {"crash.window": 3.0, "crash.late_watch": 1.0})
+    page = render(write_run(tmp_path / "run", cells, run_info(len(cells)))).read_text()
+    table = page.split('id="table-run-steps"')[1].split("</table>")[0]
+    lines = [text_of(row) for row in table.split("<tr>")[2:]]
+    n_tp = sum(c["scenario"] == "throughput" for c in cells)
+    n_crash = len(cells) - n_tp
+    by_step = {line.split()[0]: line.split()[1:] for line in lines}
+    assert by_step["crash.window"] == ["0.0", f"{3.0 * n_crash:.1f}", f"{3.0 * n_crash:.1f}"]
+    assert by_step["sustained.window"][0] == f"{2.0 * n_tp:.1f}"
+    totals = [float(line.split()[-1]) for line in lines]
+    assert totals == sorted(totals, reverse=True)
 
 
 def test_machine_speed_shows_the_spread_the_machine_caused(tmp_path: Path) -> None:

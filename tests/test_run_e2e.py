@@ -54,8 +54,15 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
         # a probe where the warm-up cannot give the workers' own rate (redis-raw drains
         # faster than one driver feeds it), none where it can (100 ms jobs: 80/s)
         steps = json.loads((out / cell["cell_dir"] / "driver.json").read_text()
-                           )["phases"][0]["steps_s"]
-        assert ("probe" in steps) == (metrics["calibrated_by"] == "probe")
+                           )["steps_s"]
+        assert ("sustained.probe" in steps) == (metrics["calibrated_by"] == "probe")
+        # the summary says where the cell's time went: the driver's steps and the rest
+        parts = cell["wall_parts"]
+        assert {k: v for k, v in parts.items() if k != "other"} == steps
+        # (the settle's last poll may run into the window's first moments)
+        assert (parts["sustained.gate_settle"] + parts["sustained.window"]
+                >= metrics["window_s"] - 0.001)
+        assert sum(parts.values()) == pytest.approx(cell["wall_s"], abs=0.05)
         if cell["params"]["duration_ms"] == 100:
             assert metrics["calibrated_by"] == "warm-up"
         if cell["backend"] == "redis-raw" and cell["params"]["duration_ms"] == 0:

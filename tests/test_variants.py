@@ -79,3 +79,21 @@ def test_a_variant_is_a_row_of_its_own_in_compare(tmp_path: Path) -> None:
     assert [r.split()[0].split("/")[1] for r in rows].count("celery-redis@5.6.3") == 2
     assert all("/redis-raw" in r for r in rows)
     assert all("no significant change" in r for r in rows if "/celery-redis/" in r)
+
+
+def test_a_failed_first_build_leaves_no_half_made_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release that does not exist: one-line error, and no .venvs/<family> left behind
+    that looks like an environment."""
+    import subprocess
+
+    def failing_install(cmd: list[str], **_kwargs: object) -> None:
+        (tmp_path / "celery@0.0.1" / "bin").mkdir(parents=True, exist_ok=True)  # the venv
+        if "install" in cmd:
+            raise subprocess.CalledProcessError(1, cmd, stderr=b"no version of celery==0.0.1")
+
+    monkeypatch.setattr(envs, "VENVS", tmp_path)
+    monkeypatch.setattr(envs.subprocess, "run", failing_install)
+    with pytest.raises(envs.EnvError, match="no version of celery==0.0.1"):
+        envs.build("celery@0.0.1")
+    assert not (tmp_path / "celery@0.0.1").exists()

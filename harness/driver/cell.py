@@ -9,6 +9,7 @@ from core.gate import set_bare, set_gate
 from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
 from core.recorder import ID_SPAN, Recorder
 from harness.driver.producer import Producer
+from harness.driver.steps import StepClock
 from harness.driver.tally import JobTally
 from harness.driver.workers import CLOSE_GRACE_S, WorkerSet
 
@@ -33,11 +34,14 @@ class CellRun:
         self.producer = Producer(self.adapter, workers.config, Recorder(self.records_dir),
                                  self.workload.spec, self.workload.payload_bytes)
         self.base = cell.index * ID_SPAN  # job ids of this cell: base + n
+        self.clock = StepClock()
+        self.report.steps_s = self.clock.seconds
 
     def start(self) -> None:
         """Workers up (started now or kept from the previous cell), then open the gate."""
         if self.report.ready_ns is not None:
             return
+        self.clock.mark()
         started_in = self.workers.ensure_running()
         if started_in is not None:
             self.report.workers_start_s = started_in
@@ -47,6 +51,10 @@ class CellRun:
         set_bare(self.cell_dir, bool(self.cell.options.get("bare")))  # the self-test's baseline
         set_gate(self.cell_dir, True)
         self.adapter.begin()
+        if started_in is None:  # kept from the previous cell: the phase's own moment
+            self.clock.mark()
+        else:
+            self.clock.mark_cell("workers_start")
 
     def pause(self) -> None:
         """Hold every job that has not started yet at the gate (the workers idle)."""
@@ -100,3 +108,4 @@ class CellRun:
             else:
                 self.report.workers_stop_s = self.workers.stop()
         self.report.settle_s = round(time.monotonic() - began, 3)
+        self.clock.mark_cell("settle")

@@ -136,6 +136,7 @@ def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int)
         jobs.update()
     time.sleep(spec.kill_delay_s)
     jobs.update()
+    run.clock.mark("until_kill")
     dead = adapter.dead_workers()
     phase.capacity_before = adapter.capacity()
     if spec.fault in WORKER_FAULTS:
@@ -152,6 +153,7 @@ def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int)
     phase.capacity_after_kill = adapter.capacity()
     window_ns = int(spec.window_s * 1e9)
     phase.handled_ns = time.monotonic_ns()
+    run.clock.mark("fault")
     quiet_end = phase.kill_ns + int(spec.min_observe_s * 1e9)
     if phase.back_ns is not None:  # workers retry with a backoff: give them time to reconnect
         quiet_end = max(quiet_end, phase.back_ns + int(spec.observe_after_back_s * 1e9))
@@ -177,9 +179,11 @@ def run_crash(run: CellRun, spec: CrashPhase, phase: PhaseReport, first_id: int)
 
     watch(phase.handled_ns + window_ns, reopen=True)
     phase.observed_until_ns = time.monotonic_ns()
+    run.clock.mark("window")
     if not expected <= jobs.ended and spec.late_grace_s > 0:
         watch(phase.observed_until_ns + int(spec.late_grace_s * 1e9), reopen=False)
         phase.late_until_ns = time.monotonic_ns()
+        run.clock.mark("late_watch")
     phase.capacity_after = adapter.capacity()
     phase.timed_out = not expected <= jobs.ended
     run.tally.refresh()  # the END count for driver.json

@@ -93,15 +93,19 @@ def _count_window(run: CellRun, spec: DepthPhase, report: PhaseReport, total: in
 def run_depth(run: CellRun, spec: DepthPhase, report: PhaseReport, sent_before: int) -> int:
     """Fill with the workers stopped, then drain, probe and (within the cap) wait."""
     run.report.workers_stop_s = run.workers.stop()
+    run.clock.mark("workers_stop")
     broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl}
     report.memory_before = measure_memory(broker)
+    run.clock.mark("memory_sample")
     report.load_start_ns = time.monotonic_ns()
     queued = _fill(run, spec, report, broker)
     report.load_end_ns = time.monotonic_ns()
     report.preloaded = queued
     run.adapter.wait_enqueued()
+    run.clock.mark("enqueue")
     time.sleep(spec.settle_s)
     report.memory_after = measure_memory(broker, final=True)
+    run.clock.mark("memory_sample")
 
     run.start()
     run.producer.send(report.first_id + queued, 1, bulk=False)  # the probe, behind them all

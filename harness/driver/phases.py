@@ -62,12 +62,14 @@ def run_open_loop(run: CellRun, spec: OpenLoopPhase, report: PhaseReport,
         run.start()
     total = run.producer.send_open_loop(report.first_id, spec.rate, spec.duration_s, report,
                                         spec.producers, spec.max_jobs)
+    run.clock.mark("schedule")
     deadline = time.monotonic_ns() + int(spec.time_limit_s * 1e9)
     if spec.saturated_backlog is not None and total - run.tally.started() > spec.saturated_backlog:
         # saturated whatever happens next: no need to watch the whole backlog drain
         report.drain_cut_short = True
         deadline = time.monotonic_ns() + SATURATED_DRAIN_NS
     _wait(run, report, sent_before + total, deadline)
+    run.clock.mark("drain")
     return total
 
 
@@ -76,6 +78,7 @@ def run_idle(run: CellRun, spec: IdlePhase, report: PhaseReport, sent_before: in
     run.start()
     if spec.purge_first:
         run.clear_backlog(report)
+        run.clock.mark("purge")
     # Wait for the probes' ends: jobs an earlier phase left queued were purged and never
     # end, so counting from sent_before would call every such phase timed out. The tally
     # counts any end, so a job of the window still running after clear_backlog's settle
@@ -112,13 +115,17 @@ def run_fill(run: CellRun, spec: FillPhase, report: PhaseReport, sent_before: in
         run.pause()
     else:
         run.report.workers_stop_s = run.workers.stop()
+    run.clock.mark("workers_stop")
     broker = {"broker_url": run.cell.broker_url, "broker_ctl": run.cell.broker_ctl,
               "queue": run.cell.queue}
     report.memory_before = sample_memory(broker, spec.samples)
+    run.clock.mark("memory_sample")
     run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
     run.adapter.wait_enqueued()
+    run.clock.mark("enqueue")
     time.sleep(spec.settle_s)
     report.memory_after = sample_memory(broker, spec.samples, final=True)
+    run.clock.mark("memory_sample")
     if in_process:
         run.report.workers_stop_s = run.workers.stop()
     report.done_ns = time.monotonic_ns()
@@ -129,6 +136,7 @@ def run_crash_phase(run: CellRun, spec: CrashPhase, report: PhaseReport,
                     sent_before: int) -> int:
     """Preloaded jobs, then the fault and the supervised window."""
     run.producer.send_all(report.first_id, spec.jobs, report, run.workload.bulk)
+    run.clock.mark("enqueue")
     run.start()
     run_crash(run, spec, report, report.first_id)
     run.report.fault = spec.fault
@@ -151,12 +159,16 @@ def run_phases(run: CellRun) -> None:
     """Every phase of the cell in order; job ids continue from phase to phase."""
     run.adapter.purge()
     run.report.settings = run.adapter.settings()
+    run.clock.mark_cell("prepare")
     sent = 0
     for spec in run.workload.phases:
         report = PhaseReport(type=spec.type, first_id=run.base + sent)
         run.report.phases.append(report)
+        run.clock.phase = spec.type
         report.expected = RUNNERS[type(spec)](run, spec, report, sent)
+        run.clock.mark()
         sent += report.expected
+    run.clock.phase = ""
     run.report.expected = sent
     run.report.ended = run.tally.done
     run.report.bulk_enqueue = run.producer.bulk_used

@@ -104,19 +104,6 @@ def _rate(backlog: Backlog, since_ns: int, ended_before: int) -> float:
     return (backlog.ended() - ended_before) / seconds
 
 
-class Steps:
-    """Seconds spent in each step of the phase, for `PhaseReport.steps_s`."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.monotonic_ns()
-
-    def mark(self, step: str) -> None:
-        now = time.monotonic_ns()
-        self.seconds[step] = round(self.seconds.get(step, 0.0) + (now - self._last) / 1e9, 3)
-        self._last = now
-
-
 def _fill_paused(run: CellRun, backlog: Backlog, target: int) -> None:
     """Fill to `target` queued jobs while the gate holds the workers idle."""
     run.pause()
@@ -163,19 +150,18 @@ def _warm_up(run: CellRun, backlog: Backlog, spec: SustainedPhase) -> WarmUp:
     return WarmUp(rate, max(_rate(backlog, half[0], half[1]), rate), fed and busy <= MAX_BUSY)
 
 
-def _probe(run: CellRun, backlog: Backlog, spec: SustainedPhase, warm_rate: float,
-           steps: Steps) -> float:
+def _probe(run: CellRun, backlog: Backlog, spec: SustainedPhase, warm_rate: float) -> float:
     """Fill for `probe_s` at `margin` times the warm-up rate, then let the workers drain
     it with the driver idle: the calibrated rate."""
     _fill_paused(run, backlog, int(warm_rate * spec.probe_s * spec.margin) + spec.min_backlog)
-    steps.mark("fill")
+    run.clock.mark("fill")
     probe_start, ended_at_probe = time.monotonic_ns(), backlog.ended()
     probe_end = probe_start + int(spec.probe_s * 1e9)
     while time.monotonic_ns() < probe_end and backlog.queued() > 0:
         interrupts.check()
         time.sleep(WATCH_POLL_S / 4)
     rate = max(_rate(backlog, probe_start, ended_at_probe), warm_rate)
-    steps.mark("probe")
+    run.clock.mark("probe")
     return rate
 
 
@@ -213,20 +199,18 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     # The fills hold at least min_backlog / 4 jobs even past the byte budget, or a large
     # payload's window would be fed by top-ups; the measured first batch keeps to it.
     cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4, in_budget)))
-    steps = Steps()
-    report.steps_s = steps.seconds
+    steps = run.clock
     backlog = Backlog(run, report, cap, per_job)
     backlog.preload(min(spec.min_backlog, max(MIN_PRELOAD, in_budget)))
     steps.mark("preload")
     run.start()
-    steps.mark("workers_start")
 
     warm = _warm_up(run, backlog, spec)
     steps.mark("warmup")
     if warm.workers_own:
         rate, report.calibrated_by = warm.late_rate, "warm-up"
     else:
-        rate, report.calibrated_by = _probe(run, backlog, spec, warm.rate, steps), "probe"
+        rate, report.calibrated_by = _probe(run, backlog, spec, warm.rate), "probe"
     report.calibrated_per_s = round(rate, 1)
     _fill_paused(run, backlog, int(rate * spec.window_s * spec.margin) + spec.min_backlog)
     report.fill_sent = backlog.sent
