@@ -314,6 +314,9 @@ def run_time_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+MIN_STEP_SHOWN_S = 0.5  # a step that took less in the whole run is summed, not listed
+
+
 def run_steps_table(source: Path) -> str:
     """The seconds in cells by step (`wall_parts`) and scenario, the longest step first."""
     cells = _cells(source)
@@ -323,9 +326,13 @@ def run_steps_table(source: Path) -> str:
         raise ValueError("no cell of this run recorded its steps (wall_parts)")
     lines = ["| step | " + " | ".join(scenarios) + " | all |",
              "| --- |" + " --- |" * (len(scenarios) + 1)]
-    for step, row in steps:
+    shown = [(step, row) for step, row in steps if sum(row.values()) >= MIN_STEP_SHOWN_S]
+    for step, row in shown:
         lines.append(f"| `{step}` | " + " | ".join(_num(row.get(s, 0.0)) for s in scenarios)
                      + f" | {_num(sum(row.values()))} |")
+    left = sum(sum(row.values()) for _step, row in steps[len(shown):])
+    lines.append(f"\nSeconds in cells by step (`wall_parts`); {len(steps) - len(shown)} "
+                 f"steps of under {MIN_STEP_SHOWN_S:g} s in all left out ({left:.1f} s).")
     return "\n".join(lines)
 
 

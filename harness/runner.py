@@ -163,10 +163,15 @@ class Runner:
             if self.meter is not None:
                 self.meter.stop()
             brokers = self.brokers.describe()  # while the servers are known
-            self.brokers.stop_all()
+            self.stop_brokers()
             procs.stop_started()
-            shutil.rmtree(self.broker_dir, ignore_errors=True)
         return brokers
+
+    def stop_brokers(self) -> None:
+        """Stop the brokers this runner started and remove their data directories (all
+        release() does to brokers; for callers that ran cells without run())."""
+        self.brokers.stop_all()
+        shutil.rmtree(self.broker_dir, ignore_errors=True)
 
     def sweep_layouts(self, cells: list[CellPlan]) -> dict[str, dict[str, Any]]:
         """backend -> {"sweep": processes -> noop jobs/s, "processes": the fastest} for

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -145,7 +144,7 @@ def _crash_plan(tmp_path, quick, profiles):
     try:
         return [cell for _round, cell in runner.plan()]
     finally:
-        shutil.rmtree(runner.broker_dir, ignore_errors=True)
+        runner.stop_brokers()
 
 
 @pytest.mark.parametrize("profiles", [("default",), ("reliable",), ("default", "reliable")])

@@ -6,7 +6,6 @@ own code path: driver subprocess, fault protocol, analysis).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,7 @@ def run_cell(cell: CellPlan, tmp_path: Path) -> dict[str, Any]:
     try:
         result = runner.run_cell(1, cell)
     finally:
-        runner.brokers.stop_all()
-        shutil.rmtree(runner.broker_dir, ignore_errors=True)
+        runner.stop_brokers()
     assert result["status"] == "ok", result["reason"]
     metrics = result["metrics"]
     assert (metrics["lost"] + metrics["late"] + metrics["once"] + metrics["duplicated"]

@@ -96,6 +96,10 @@ def test_the_run_steps_block_sums_each_step_per_scenario(tmp_path: Path) -> None
     rows = [line for line in body.splitlines() if line.startswith("| `")]
     assert rows == ["| `sustained.window` | 4 | 0 | 4 |", "| `sustained.fill` | 3 | 0 | 3 |",
                     "| `fill.enqueue` | 0 | 1 | 1 |", "| `other` | 0 | 0 | 0 |"]
+    cells[1]["wall_parts"]["prepare"] = 0.2  # too short to list: summed in the note
+    body = regenerate(f"<!-- figures: run-steps from {write_summary(tmp_path / 'two', cells)} "
+                      "-->\n<!-- end of figures: run-steps -->", "doc.md")
+    assert "`prepare`" not in body and "1 steps of under 0.5 s in all left out (0.2 s)" in body
     write_summary(tmp_path / "old", [{"scenario": "memory", "backend": "rq", "wall_s": 1.0}])
     with pytest.raises(FiguresError, match="recorded its steps"):
         regenerate(f"<!-- figures: run-steps from {tmp_path / 'old'} -->\n"

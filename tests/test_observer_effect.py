@@ -173,7 +173,7 @@ def test_the_harness_costs_a_library_backend_little(tmp_path: Path) -> None:
         row = ObserverMeasurement(runner, ObserverSettings(repeats=1, segments=20)).measure(
             "dramatiq-redis")
     finally:
-        runner.brokers.stop_all()
+        runner.stop_brokers()
     assert row["status"] == "ok", row
     assert row["groups"] >= 2, row
     assert min(row["bare_per_s"]) > 0 and min(row["instrumented_per_s"]) > 0, row

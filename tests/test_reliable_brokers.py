@@ -3,7 +3,6 @@ the URLs cells get which persistence they run with."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -80,6 +79,7 @@ def test_the_runner_hands_reliable_cells_the_aof_server(tmp_path: Path) -> None:
         assert config_get(urls["default"], "appendonly") == "no"
         assert {p: runner._persistence(c) for p, c in cells.items()} == {
             "default": "off", "reliable": "aof-everysec"}  # what the cells record
+        servers = runner.brokers.describe()
     finally:
-        runner.brokers.stop_all()
-        shutil.rmtree(runner.broker_dir, ignore_errors=True)
+        runner.stop_brokers()
+    assert servers and not runner.broker_dir.exists()  # stopped, and no data left behind
