@@ -25,6 +25,7 @@ from core.recorder import Event, Recorder
 from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
+SEND_BYTES = 4 * 1024 * 1024  # payload per send call, so a timed fill stops on time
 # What a forked fill producer sends at least (jobs, or payload bytes: serialising large
 # payloads is the cost there); less does not pay for its start.
 FILL_SHARE = 1_000
@@ -73,6 +74,12 @@ class Producer:
         self.spec: dict[str, Any] = dataclasses.asdict(spec)
         self.payload = incompressible_text(payload_bytes)
         self.bulk_used = False
+
+    @property
+    def batch(self) -> int:
+        """Jobs per send call of a fill: BATCH, fewer where that would pass SEND_BYTES
+        of payload."""
+        return max(1, min(BATCH, SEND_BYTES // max(1, len(self.payload))))
 
     def _payload(self) -> str:
         """The payload of one job. An in-process queue keeps the object itself, so each

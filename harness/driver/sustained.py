@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from core import interrupts
 from core.protocol import PhaseReport, SustainedPhase
 from harness.driver.cell import CellRun
-from harness.driver.producer import BATCH
 
 FEED_POLL_S = 0.005  # while the driver feeds the queue
 WATCH_POLL_S = 0.1  # while it only watches: reading records costs the workers CPU too
@@ -45,17 +44,16 @@ DRY_SHARE = 0.5
 MAX_BUSY = 0.2
 MIN_HALF_SHARE = 0.8  # of the second half the rate must really cover
 MIN_PRELOAD = 8  # jobs of the measured first batch, whatever the payload
-SEND_BYTES = 4 * 1024 * 1024  # payload per send call, so a timed fill stops on time
 
 
 class Backlog:
     """Jobs sent and not yet started in one sustained phase, and the sending."""
 
-    def __init__(self, run: CellRun, report: PhaseReport, cap: int, per_job: int) -> None:
+    def __init__(self, run: CellRun, report: PhaseReport, cap: int) -> None:
         self.run = run
         self.report = report
         self.cap = cap
-        self.batch = max(1, min(BATCH, SEND_BYTES // per_job))
+        self.batch = run.producer.batch
         self.sent = 0
         self.busy_ns = 0
         self.started_before = run.tally.started()
@@ -200,7 +198,7 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     # payload's window would be fed by top-ups; the measured first batch keeps to it.
     cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4, in_budget)))
     steps = run.clock
-    backlog = Backlog(run, report, cap, per_job)
+    backlog = Backlog(run, report, cap)
     backlog.preload(min(spec.min_backlog, max(MIN_PRELOAD, in_budget)))
     steps.mark("preload")
     run.start()
