@@ -27,8 +27,7 @@ class StepClock:
     def mark(self, step: str | None = None) -> None:
         """The time since the last mark was spent on `step` of the current phase (None:
         on the phase itself)."""
-        key = f"{self.phase}.{step}" if self.phase and step else (step or self.phase)
-        self._add(key or "driver")
+        self._add(f"{self.phase}.{step}" if self.phase and step else step or self.phase)
 
     def mark_cell(self, step: str) -> None:
         """The time since the last mark was spent on `step` of the cell, not of a phase."""

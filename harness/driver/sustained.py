@@ -197,14 +197,13 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     # The fills hold at least min_backlog / 4 jobs even past the byte budget, or a large
     # payload's window would be fed by top-ups; the measured first batch keeps to it.
     cap = max(1, min(spec.max_jobs, max(spec.min_backlog // 4, in_budget)))
-    steps = run.clock
     backlog = Backlog(run, report, cap)
     backlog.preload(min(spec.min_backlog, max(MIN_PRELOAD, in_budget)))
-    steps.mark("preload")
+    run.clock.mark("preload")
     run.start()
 
     warm = _warm_up(run, backlog, spec)
-    steps.mark("warmup")
+    run.clock.mark("warmup")
     if warm.workers_own:
         rate, report.calibrated_by = warm.late_rate, "warm-up"
     else:
@@ -212,16 +211,16 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     report.calibrated_per_s = round(rate, 1)
     _fill_paused(run, backlog, int(rate * spec.window_s * spec.margin) + spec.min_backlog)
     report.fill_sent = backlog.sent
-    steps.mark("fill")
+    run.clock.mark("fill")
 
     window_start = time.monotonic_ns() + int(spec.settle_s * 1e9)
     window_end = window_start + int(spec.window_s * 1e9)
     busy_before, sent_before_window = backlog.busy_ns, backlog.sent
     while time.monotonic_ns() < window_start:
         time.sleep(WATCH_POLL_S / 10)
-    steps.mark("gate_settle")
+    run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
-    steps.mark("window")
+    run.clock.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_sent = backlog.sent - sent_before_window
     report.window_producer_busy_s = round((backlog.busy_ns - busy_before) / 1e9, 3)
