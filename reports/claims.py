@@ -22,7 +22,7 @@ import pandas as pd
 
 from adapters import BACKENDS
 from reports.data import RunData, param, value
-from reports.style import fmt_num
+from reports.style import fmt_num, fmt_share
 from reports.verdict import flagged_rounds
 from scenarios.scaling import rises_up_to, with_linear_efficiency
 
@@ -321,7 +321,7 @@ def share_of_ceiling(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
         return UNMEASURED, "no jobs_per_s in results"
     share = lib / top
     figure = (f"{fmt_num(lib)} of {fmt_num(top)} jobs/s ({ceiling}) at {args['duration_ms']} ms "
-              f"jobs = {share:.0%}")
+              f"jobs = {fmt_share(share)}")
     holds = share >= args["min_share"]
     # a dry library's share is a lower bound of the truth, a dry ceiling's an upper one
     for name, part, stands in ((backend, mine, holds), (ceiling, raw, not holds)):

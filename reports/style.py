@@ -52,6 +52,14 @@ def fmt_num(value: float | None, digits: int = 3) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def fmt_share(fraction: float) -> str:
+    """A share as a percentage: whole percents from 10% up, two significant figures below,
+    so a library at 0.36% of its ceiling does not read "0%" (nothing ran)."""
+    if fraction >= 0.1 or fraction == 0:
+        return f"{fraction:.0%}"
+    return f"{fmt_num(fraction * 100, 2)}%"
+
+
 def fmt_bytes(value: float | None) -> str:
     """1024 -> '1 KiB', 1048576 -> '1 MiB', 300 -> '300 B'."""
     if value is None:

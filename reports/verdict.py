@@ -20,7 +20,7 @@ import pandas as pd
 
 from adapters import CEILINGS
 from reports.data import RunData, value
-from reports.style import fmt_bytes, fmt_num
+from reports.style import fmt_bytes, fmt_num, fmt_share
 
 TIE_PCT = 5.0
 # Of a sleeping job's ideal rate (slots / duration): a ceiling at or above it is held by
@@ -328,7 +328,7 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
         if dry := flagged_rounds(figures, "producer_bound"):
             detail += (f"; {side}'s queue ran dry inside the window in {dry} of "
                        f"{figures.get('rounds_ok')} rounds: its figure is a lower bound")
-    return Entry(f"{mine / top:.0%}", detail=detail, median=mine / top)
+    return Entry(fmt_share(mine / top), detail=detail, median=mine / top)
 
 
 def add_not_run(data: RunData, name: str, tables: list[Table]) -> None:

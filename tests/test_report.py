@@ -672,6 +672,21 @@ def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
     assert "library's" not in entries[0].detail
 
 
+@pytest.mark.parametrize(("library", "shown"), [(674.0, "0.36%"), (3_790.0, "2%"),
+                                                 (24_500.0, "13%")])
+def test_a_share_far_below_the_ceiling_keeps_two_figures(tmp_path: Path, library: float,
+                                                        shown: str) -> None:
+    """674 of 189,488 jobs/s is 0.36%, not "0%" (which would read as nothing ran)."""
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", "celery-redis", params, 1, {"jobs_per_s": library}),
+             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 189_488.0})]
+    from reports.verdict import library_cost
+    table = library_cost(load(write_run(tmp_path / "small", cells, run_info(len(cells)))),
+                         {"celery-redis": "redis-raw"})
+    (_, entries), = table.rows
+    assert entries[0].text == shown
+
+
 def test_latency_aggregates_merge_the_rounds_histograms() -> None:
     """A median of per-round p99s is not the p99 of all jobs: aggregates carry `merged`."""
     from scenarios.stats import merged_round_percentiles
