@@ -21,6 +21,19 @@ from core.brokers.base import BrokerError, BrokerKind
 from core.urls import mask
 
 USER_GIVEN = "user-given"  # the persistence of a user's server: whatever it is configured with
+PROBE_TIMEOUT_S = 5.0  # a user-given URL that does not answer within this is unreachable
+
+
+def unreachable_user_urls(urls: dict[str, str | None], kinds: set[str]) -> list[str]:
+    """Why each user-given URL of a broker kind in `kinds` cannot be used (one line each,
+    password masked, naming the flag); checked before a run starts, as it is the user's
+    input: a run that would skip every backend on that broker is not the run asked for."""
+    problems = []
+    for kind in sorted(kinds):
+        url = urls.get(kind)
+        if url and (reason := broker_kind(kind).probe(url, timeout_s=PROBE_TIMEOUT_S)):
+            problems.append(f"{reason} ({broker_kind(kind).flag()})")
+    return problems
 
 
 class Brokers:
@@ -61,7 +74,7 @@ class Brokers:
                 raise BrokerError(self.unavailable[known])
         broker = broker_kind(kind)
         if kind in self.user_urls:
-            reason = broker.probe(self.user_urls[kind], timeout_s=5.0)
+            reason = broker.probe(self.user_urls[kind], timeout_s=PROBE_TIMEOUT_S)
             if reason:
                 self.unavailable[kind] = reason
                 raise BrokerError(reason)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from adapters import BACKENDS, backend_names
 from adapters.base import PROFILE_SETS, PROFILES
@@ -21,6 +22,7 @@ from core.results import ResultsError
 from harness import envs, variants
 from harness.argparsing import OneLineParser, UsageError
 from harness.baselines import add_baseline_arguments, run_baseline
+from harness.brokers import unreachable_user_urls
 from harness.compare.command import add_compare_arguments, run_compare
 from harness.history.command import add_history_arguments, run_history
 from harness.variants import is_variant
@@ -124,6 +126,17 @@ def add_broker_urls(parser: argparse.ArgumentParser) -> None:
 def broker_urls(args: argparse.Namespace) -> dict[str, str | None]:
     """The user-given URL of each broker kind (None: the harness starts one)."""
     return {name: getattr(args, f"{name}_url", None) for name in KINDS}
+
+
+def user_urls_reachable(args: argparse.Namespace, backends: Sequence[str]
+                        ) -> dict[str, str | None]:
+    """broker_urls, once each user-given URL that `backends` use answers; UsageError
+    naming every one that does not (bad input: nothing has started yet)."""
+    urls = broker_urls(args)
+    kinds = {kind for name in backends if (kind := BACKENDS[name].broker)}
+    if problems := unreachable_user_urls(urls, kinds):
+        raise UsageError("; ".join(problems))
+    return urls
 
 
 def build_parser() -> OneLineParser:
@@ -285,10 +298,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
+    urls = user_urls_reachable(args, backends)
     out = fresh_out((args.out or default_run_dir()).resolve())
     variants.prepare(backends)
     config = RunConfig(scenarios=args.scenario, backends=backends, rounds=rounds, out=out,
-                       options=options, urls=broker_urls(args))
+                       options=options, urls=urls)
     outcome = Runner(config).run()
     render_report(out)
     others = [p for p in args.profile if p != "default"]
@@ -304,7 +318,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted ({outcome['interrupted']}); finished cells are in {out}/summary.json",
               file=sys.stderr)
         return 130
+    if incomplete := incomplete_backends(cells):
+        print(f"incomplete: {'; '.join(incomplete)} (exit 1; the other cells are in "
+              f"{out}/summary.json)", file=sys.stderr)
+        return 1
     return 0
+
+
+def incomplete_backends(cells: list[dict[str, Any]]) -> list[str]:
+    """What makes a finished run exit 1: a backend with a failed cell, or with no cell that
+    ran (skipped throughout: its environment or broker could not be had). A cell skipped
+    by design beside ok ones (a broker-kill on a user-given broker) is not a problem."""
+    problems = []
+    for backend in dict.fromkeys(c["backend"] for c in cells):
+        mine = [c for c in cells if c["backend"] == backend]
+        failed = sum(c["status"] == "failed" for c in mine)
+        if failed:
+            problems.append(f"{backend}: {failed} of {len(mine)} cells failed")
+        elif not any(c["status"] == "ok" for c in mine):
+            problems.append(f"{backend}: skipped ({mine[0].get('reason')})")
+    return problems
 
 
 def print_profile_pairs(run_dir: Path, others: list[str]) -> None:
@@ -340,11 +373,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
     if args.attach and not (args.attach / "summary.json").exists():
         raise UsageError(f"--attach {args.attach}: not a run folder (no summary.json)")
+    urls = user_urls_reachable(args, args.backend)
     out = fresh_out(args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
     settings = QUICK if args.quick else ObserverSettings()
     try:
         with interrupts.handled():  # Ctrl-C and SIGTERM stop it, brokers and all
-            report = selftest.run(args.backend, out.resolve(), broker_urls(args), settings)
+            report = selftest.run(args.backend, out.resolve(), urls, settings)
     except interrupts.Interrupted as exc:
         sys.stderr.write(f"{PROG}: selftest interrupted ({exc}); nothing was judged\n")
         return 130

@@ -25,9 +25,10 @@ import pandas as pd
 
 from adapters import BACKENDS
 from core import interrupts
+from core.brokers.base import BrokerError
 from core.protocol import DriverReport
 from core.recorder import Event, Recorder
-from harness.ceiling_check import ceilings_by_broker, check_ceiling
+from harness.ceiling_check import DrainCell, ceilings_by_broker, check_ceiling
 from harness.job_path import job_path_us
 from harness.observer import (
     ObserverMeasurement,
@@ -125,6 +126,17 @@ def headroom_verdict(rows: dict[str, Any]) -> dict[str, Any]:
             "passed": bool(headroom >= REQUIRED_HEADROOM)}
 
 
+def ceiling_row(runner: Runner, drain_cell: DrainCell, broker: str, ceiling: str,
+                meter: SpeedMeter) -> dict[str, Any]:
+    """The ceiling check of one broker, or a failed row when the broker cannot be had
+    (no binary, a server that would not start)."""
+    try:
+        url = runner.brokers.url(broker)
+    except BrokerError as exc:
+        return {"backend": ceiling, "status": "failed", "reason": str(exc).splitlines()[0]}
+    return check_ceiling(runner.run_cell, drain_cell, broker, url, meter=meter)
+
+
 def run(backends: list[str], out: Path, urls: dict[str, str | None],
         observer: ObserverSettings) -> dict[str, Any]:
     """Run the self-test; returns the report (the caller saves it)."""
@@ -142,8 +154,7 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
         observed = {b: measurement.measure(b) for b in broker_backed(backends)}
         meter.start()
         report["ceilings"] = {
-            broker: check_ceiling(runner.run_cell, measurement.probe.cell, broker,
-                                  runner.brokers.url(broker), meter=meter)
+            broker: ceiling_row(runner, measurement.probe.cell, broker, ceiling, meter)
             for broker, ceiling in ceilings_by_broker().items() if ceiling in backends}
     finally:
         with interrupts.shielded():  # a second Ctrl-C must not leave a broker running

@@ -21,6 +21,13 @@ BAD_INPUT = [
     (["run", "--redis-url", "notaurl"], "argument --redis-url: not a redis:// URL: notaurl"),
     (["run", "--amqp-url", "redis://127.0.0.1:6379/0"], "not an amqp:// URL"),
     (["run", "--redis-url", "redis://127.0.0.1:99999/0"], "bad port"),
+    (["run", "--backend", "rq,asyncio", "--redis-url", "redis://:hunter2@127.0.0.1:1/0"],
+     "cannot reach redis at redis://:***@127.0.0.1:1/0: [Errno 111] Connection refused "
+     "(--redis-url)"),
+    (["run", "--backend", "amqp-raw", "--amqp-url", "amqp://u:pw@127.0.0.1:1/"],
+     "cannot reach amqp broker at amqp://u:***@127.0.0.1:1/"),
+    (["selftest", "--backend", "redis-raw", "--redis-url", "redis://127.0.0.1:1/0"],
+     "cannot reach redis at redis://127.0.0.1:1/0"),
     (["doctor", "--amqp-url", "amqp://u:p@"], "no host in amqp://u:***@"),
     (["run", "--backend", "amqp-raw", "--payload-sizes", "300000000"],
      "larger than amqp-raw's broker accepts"),

@@ -15,7 +15,7 @@ from core.jobcount import COUNTS_DIR, JobCounter, read_counts
 from core.recorder import Recorder
 from harness.driver.alternate import ABBA
 from harness.driver.tally import JobTally
-from harness.observer import group_effects
+from harness.observer import ObserverProbe, group_effects
 from reports import render
 from scenarios.records import load_records
 from tests.test_report import run_info, text_of, throughput_cells, write_run
@@ -178,3 +178,22 @@ def test_the_harness_costs_a_library_backend_little(tmp_path: Path) -> None:
     assert row["groups"] >= 2, row
     assert min(row["bare_per_s"]) > 0 and min(row["instrumented_per_s"]) > 0, row
     assert row["effect"] <= LOOSE_BOUND, row
+
+
+def test_a_ceiling_whose_broker_cannot_be_had_is_a_failed_row(tmp_path: Path) -> None:
+    """No traceback: the self-test's ceiling check says why, as its other failed rows do."""
+    from harness.runner import RunConfig, Runner
+    from harness.selftest import ceiling_row
+    from harness.speed import SpeedMeter
+    from scenarios.base import RunOptions
+
+    runner = Runner(RunConfig(scenarios=[], backends=["redis-raw"], rounds=1,
+                              out=tmp_path / "run", options=RunOptions(quick=True), urls={}))
+    try:
+        runner.brokers.unavailable["redis"] = "redis-server is not installed: apt-get install"
+        row = ceiling_row(runner, ObserverProbe().cell, "redis", "redis-raw",
+                          SpeedMeter(tmp_path / "speed"))
+    finally:
+        runner.stop_brokers()
+    assert row == {"backend": "redis-raw", "status": "failed",
+                   "reason": "redis-server is not installed: apt-get install"}

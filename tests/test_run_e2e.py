@@ -7,12 +7,20 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from core.results import load_summary
 from harness.ceiling_layout import sweep_points
-from tests.conftest import epmd_pids, harness_cli, live_in_session, session_of, start_harness
+from tests.conftest import (
+    broker_url,
+    epmd_pids,
+    harness_cli,
+    live_in_session,
+    session_of,
+    start_harness,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -131,22 +139,41 @@ def test_a_second_signal_during_the_clean_up_still_stops_everything(tmp_path, co
     assert epmd_pids() - epmd_before == set(), "RabbitMQ's epmd left behind"
 
 
-def test_unreachable_broker_skips_its_backends_quickly(tmp_path):
+def test_an_unreachable_broker_url_stops_the_run_before_it_starts(tmp_path):
+    """The URL is the user's input: one line naming it (masked), exit 2, within seconds,
+    and no run folder, rather than a run that skips the backends it was asked for."""
     out = tmp_path / "run"
     began = time.monotonic()
     done = harness_cli("run", "--scenario", "memory", "--backend", "asyncio,redis-raw",
                        "--quick", "--redis-url", "redis://:hunter2@127.0.0.1:1/0",
                        "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    assert time.monotonic() - began < 60
-    cells = load_summary(out)["cells"]
-    skipped = [c for c in cells if c["backend"] == "redis-raw"]
-    assert skipped and all(c["status"] == "skipped" for c in skipped)
-    assert "redis://:***@127.0.0.1:1/0" in skipped[0]["reason"]
-    assert all(c["status"] == "ok" for c in cells if c["backend"] == "asyncio")
+    assert done.returncode == 2, done.stderr
+    assert time.monotonic() - began < 30
+    assert done.stderr.strip().splitlines() == [
+        "python -m harness: error: cannot reach redis at redis://:***@127.0.0.1:1/0: "
+        "[Errno 111] Connection refused (--redis-url)"]
+    assert not out.exists()
+
+
+def test_a_user_given_url_keeps_its_password_out_of_the_results(brokers, tmp_path):
+    """The URL reaches the driver through its environment: cell.json, run.json, the
+    summaries and the report hold it masked."""
+    url = broker_url(brokers, "amqp")
+    assert url is not None
+    password = urlsplit(url).password
+    assert password
+    out = tmp_path / "run"
+    done = harness_cli("run", "--scenario", "throughput", "--backend", "amqp-raw", "--quick",
+                       "--durations", "0", "--amqp-url", url, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {c["status"] for c in load_summary(out)["cells"]} == {"ok"}
+    assert password not in done.stdout + done.stderr
+    scanned = 0
     for path in out.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".csv", ".html", ".txt"):
-            assert "hunter2" not in path.read_text(errors="replace"), path
+        if path.is_file() and path.suffix in (".json", ".csv", ".html", ".txt", ".log"):
+            assert password not in path.read_text(errors="replace"), path
+            scanned += 1
+    assert scanned > 5
 
 
 # a quick run does not sweep the ceilings' layout: redis-raw's noop cell is the first
@@ -166,7 +193,8 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert killed, "never saw the first cell's driver"
     _stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 1, stderr  # a finished run with failed cells
+    assert "incomplete: redis-raw: 2 of 2 cells failed" in stderr
     assert wait_gone(proc.pid) == []
     cells = {(c["backend"], c["params"]["duration_ms"]): c for c in load_summary(out)["cells"]}
     first = cells[("redis-raw", 0)]
