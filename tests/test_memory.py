@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from adapters import BACKENDS
+from core.brokers import rabbitmq_memory
 from core.brokers.rabbitmq import RabbitMQ
 from core.brokers.redis import Redis, RedisSession
 from core.protocol import DriverReport, PhaseReport
@@ -75,6 +76,28 @@ def test_rabbitmq_reads_the_queues_named_after_the_queue(brokers) -> None:
     # the whole VM's total is read too, but 1 MB of messages is within its own churn
     # (the other queues, the GC): only that it is there is certain
     assert after["bytes"] > 0 and before["bytes"] > 0
+    assert after["method"].startswith("erl_call:")  # erlang-base ships it with the server
+
+
+def test_without_erl_call_rabbitmqctl_reads_the_same_figures(brokers, monkeypatch) -> None:
+    url, control = broker_url(brokers, "amqp"), brokers.control("amqp")
+    queue = "qbtestfallback"
+    publish(url, queue, 50, PAYLOAD, persistent=True)
+    fast = RabbitMQ.memory(url, control, queue)
+    monkeypatch.setattr(rabbitmq_memory, "erl_call_binary", lambda: None)
+    slow = RabbitMQ.memory(url, control, queue)
+    assert slow["method"].startswith("rabbitmqctl eval:"), slow
+    for key in ("queue_messages", "queue_count", "disk_bytes"):
+        assert slow[key] == fast[key], (slow, fast)
+
+
+def test_a_quorum_queue_reading_says_it_has_no_message_bytes() -> None:
+    got = rabbitmq_memory.parse("5000;qbq 3 900 '' '';qbq.other 1 100 0 0;", "qbq")
+    assert got["bytes"] == 5000 and "queue_bytes" not in got
+    assert got["queue_method"].startswith("a quorum queue")
+    plain = rabbitmq_memory.parse("5000;qbp 3 900 30 30;qbp.DQ 1 100 10 0;x 9 9 9 9;", "qbp")
+    assert plain == {"bytes": 5000, "queue_bytes": 1040, "disk_bytes": 30,
+                     "queue_messages": 4, "queue_count": 2}
 
 
 def test_a_reading_is_the_median_of_three_samples(brokers) -> None:

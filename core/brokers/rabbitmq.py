@@ -1,9 +1,9 @@
 """RabbitMQ (AMQP 0-9-1): rabbitmq-server as its own user with a private epmd and fresh
-credentials, a stdlib handshake probe up to Connection.Open-Ok, memory through rabbitmqctl."""
+credentials, a stdlib handshake probe up to Connection.Open-Ok, memory read on the node
+(rabbitmq_memory.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
@@ -18,34 +18,8 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from core.brokers.base import BrokerKind, Persistence, free_port
+from core.brokers.rabbitmq_memory import parse, read_node
 from core.urls import connect, mask
-
-VM_TOTAL_AFTER_GC = ("[erlang:garbage_collect(P) || P <- erlang:processes()], "
-                     "erlang:memory(total).")
-QUEUE_FIELDS = ("name", "messages", "memory", "message_bytes_ram", "message_bytes_persistent")
-
-
-def _queue_figures(queue: str, stdout: str, stderr: str) -> dict[str, Any]:
-    """queue_bytes (process memory + message bytes in RAM) and disk_bytes (persistent
-    message bytes) summed over the queues whose name holds `queue` (Dramatiq adds
-    <queue>.DQ and <queue>.XQ), from list_queues' JSON."""
-    try:
-        rows = [row for row in json.loads(stdout) if queue in row["name"]]
-        if any("" in (row["message_bytes_ram"], row["message_bytes_persistent"]) for row in rows):
-            # A quorum queue keeps its messages in a Raft log and list_queues gives
-            # no message bytes for it: only the VM total can count them.
-            return {"queue_method": "a quorum queue: rabbitmqctl list_queues gives no message "
-                                    "bytes for it, so the figure is the Erlang VM's total"}
-        ram = sum(int(row["memory"]) + int(row["message_bytes_ram"]) for row in rows)
-        disk = sum(int(row["message_bytes_persistent"]) for row in rows)
-    except (ValueError, KeyError, TypeError):
-        return {"queue_bytes": None,
-                "queue_method": f"rabbitmqctl list_queues failed: {stderr.strip()[:200]}"}
-    return {"queue_bytes": ram, "disk_bytes": disk, "queue_messages":
-            sum(int(row["messages"]) for row in rows), "queue_count": len(rows),
-            "queue_method": "rabbitmqctl list_queues: memory + message_bytes_ram of the "
-                            "queues whose name holds the queue's",
-            "disk_method": "rabbitmqctl list_queues: message_bytes_persistent"}
 
 
 class _ClosedByBroker(Exception):
@@ -169,35 +143,24 @@ class RabbitMQ(BrokerKind):
     def memory(cls, url: str, control: list[str] | None, queue: str | None = None
                ) -> dict[str, Any]:
         """The Erlang VM's total after a garbage collection of every process; with
-        `queue`, also what the queues named after it hold (rabbitmqctl list_queues):
-        their processes' memory plus the message bytes they keep in RAM, and the
-        bytes of persistent messages (written to the message store on disk).
-
-        The two rabbitmqctl calls (about a second each: a CLI VM boots) run at once.
-        """
+        `queue`, also what the queues named after it hold: their processes' memory plus
+        the message bytes they keep in RAM, and the bytes of persistent messages
+        (written to the message store on disk). One call on the node
+        (core/brokers/rabbitmq_memory.py)."""
         if not control:
             return {"bytes": None, "method": "not measurable: a user-given RabbitMQ gives the "
-                    "harness no rabbitmqctl access"}
-        calls = {"total": [*control, "eval", VM_TOTAL_AFTER_GC]}
-        if queue:
-            calls["queues"] = [*control, "list_queues", *QUEUE_FIELDS, "--formatter", "json"]
-        running = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True) for name, cmd in calls.items()}
-        out: dict[str, tuple[str, str]] = {}
-        for name, proc in running.items():
-            try:
-                out[name] = proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out[name] = ("", "rabbitmqctl did not answer within 60 s")
-        try:
-            reading: dict[str, Any] = {"bytes": int(out["total"][0].strip().splitlines()[-1]),
-                                       "method": "rabbitmq erlang:memory(total) after a "
-                                                 "garbage collection of every process"}
-        except (ValueError, IndexError):
-            return {"bytes": None, "method": f"rabbitmqctl failed: {out['total'][1].strip()[:200]}"}
-        if queue:
-            reading.update(_queue_figures(queue, *out["queues"]))
+                    "harness no access to its node"}
+        result, client = read_node(control)
+        if result is None:
+            return {"bytes": None, "method": client}
+        reading = {"method": f"{client}: erlang:memory(total) after a garbage collection of "
+                             f"every process", **parse(result, queue)}
+        if "queue_bytes" in reading:
+            reading.update(
+                queue_method=f"{client}: memory + message_bytes_ram of the queues whose "
+                             f"name holds the queue's (rabbit_amqqueue:info_all, as "
+                             f"rabbitmqctl list_queues)",
+                disk_method=f"{client}: message_bytes_persistent of those queues")
         return reading
 
     @property
