@@ -362,6 +362,35 @@ def window_feed_table(source: Path) -> str:
     return "\n".join(lines)
 
 
+def latency_saturation_table(source: Path) -> str:
+    """Every open-loop rate cell: the share of its rate it ended per second (first
+    INTENDED to last END, the saturation test before 2026-12-03) beside how fast its
+    queue wait grew (`wait_growth`, the test since), and its verdict."""
+    rated = [c for c in _cells(source) if c["scenario"] == "latency" and c["status"] == "ok"
+             and c["params"].get("rate") is not None and "wait_growth" in c["metrics"]]
+    lines = ["| backend | rate | round | offered jobs/s | ended per s / offered | wait growth "
+             "(s per s) | backlog | verdict |", "|" + " --- |" * 8]
+    disagree = 0
+    for cell in sorted(rated, key=lambda c: (_rank(c["backend"]), c["params"]["rate"],
+                                             c["round"])):
+        metrics = cell["metrics"]
+        offered = metrics["offered_per_s"]
+        basis = offered if metrics.get("producer_limited") else cell["params"]["rate"]
+        share = metrics["achieved_per_s"] / basis
+        growth = metrics["wait_growth"]
+        verdict = ", ".join(["producer-limited"] * bool(metrics.get("producer_limited"))
+                            + ["saturated" if metrics["saturated"] else "keeps up"])
+        by_share = share < 0.9 or metrics["backlog"] > max(10.0, basis)
+        disagree += by_share != bool(metrics["saturated"])
+        lines.append(f"| {cell['backend']} | {cell['params']['rate_label']} | {cell['round']} "
+                     f"| {_num(offered)} | {share:.2f} "
+                     f"| {'n/a' if growth is None else f'{growth:.3f}'} "
+                     f"| {metrics['backlog']} | {verdict} |")
+    lines += ["", f"{len(rated)} rate cells; in {disagree} the test on jobs ended per second "
+                  f"(below 0.9 of the offered rate, or the backlog) gives the other verdict."]
+    return "\n".join(lines)
+
+
 def _sortable(value: Any) -> tuple[int, float, str]:
     """Numbers in numeric order, before any other value (None, labels)."""
     if isinstance(value, int | float):
@@ -402,6 +431,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "run-steps": run_steps_table,
     "selftest": selftest_table,
     "window-feed": window_feed_table,
+    "latency-saturation": latency_saturation_table,
 }
 
 

@@ -104,3 +104,26 @@ def test_the_run_steps_block_sums_each_step_per_scenario(tmp_path: Path) -> None
     with pytest.raises(FiguresError, match="recorded its steps"):
         regenerate(f"<!-- figures: run-steps from {tmp_path / 'old'} -->\n"
                    "<!-- end of figures: run-steps -->", "doc.md")
+
+
+def test_the_latency_saturation_block_sets_both_tests_side_by_side(tmp_path: Path) -> None:
+    def rated(backend: str, rate: float, achieved: float, growth: float, saturated: bool,
+              limited: bool = False, offered: float | None = None) -> dict:
+        return {"scenario": "latency", "backend": backend, "status": "ok", "round": 1,
+                "params": {"rate": rate, "rate_label": f"{rate:g}/s"},
+                "metrics": {"achieved_per_s": achieved, "wait_growth": growth, "backlog": 3,
+                            "saturated": saturated, "producer_limited": limited,
+                            "offered_per_s": offered or rate}}
+    cells = [rated("arq", 200.0, 175.0, 0.031, False),
+             rated("amqp-raw", 5000.0, 4600.0, 0.238, True),
+             rated("rq", 200.0, 45.0, 1.7, True, limited=True, offered=130.0),
+             {"scenario": "latency", "backend": "arq", "status": "ok", "round": 1,
+              "params": {"rate": None, "rate_label": "idle"}, "metrics": {}}]
+    source = write_summary(tmp_path / "run", cells)
+    body = regenerate(f"<!-- figures: latency-saturation from {source} -->\n"
+                      "<!-- end of figures: latency-saturation -->", "doc.md")
+    assert "| arq | 200/s | 1 | 200 | 0.88 | 0.031 | 3 | keeps up |" in body
+    assert "| amqp-raw | 5000/s | 1 | 5,000 | 0.92 | 0.238 | 3 | saturated |" in body
+    assert "| rq | 200/s | 1 | 130 | 0.35 | 1.700 | 3 | producer-limited, saturated |" in body
+    assert "idle" not in body
+    assert "3 rate cells; in 2 the test on jobs ended per second" in body

@@ -83,13 +83,15 @@ def test_forked_producers_share_the_schedule_and_its_cut_off():
     assert log[-1][2] <= schedule.cutoff_ns
 
 
-def open_cell_records(intended: list[int], sent: list[int]) -> pd.DataFrame:
-    """Records of jobs 0.. due at `intended` and sent at `sent` (ns), each started
-    and ended 1 ms after it was sent."""
+def open_cell_records(intended: list[int], sent: list[int], started: list[int] | None = None
+                      ) -> pd.DataFrame:
+    """Records of jobs 0.. due at `intended` and sent at `sent` (ns), each started at
+    `started` (default: 1 ms after it was sent) and ended as it started."""
     rows = []
-    for job_id, (due, at) in enumerate(zip(intended, sent, strict=True)):
+    starts = started or [at + 1_000_000 for at in sent]
+    for job_id, (due, at, start) in enumerate(zip(intended, sent, starts, strict=True)):
         rows += [(job_id, Event.INTENDED, due), (job_id, Event.SENT, at),
-                 (job_id, Event.START, at + 1_000_000), (job_id, Event.END, at + 1_000_000)]
+                 (job_id, Event.START, start), (job_id, Event.END, start)]
     frame = pd.DataFrame(rows, columns=["job_id", "event", "t_ns"])
     return frame.assign(event=frame["event"].astype(int), attempt=1, pid=1)
 
@@ -148,3 +150,43 @@ def test_a_large_fill_is_split_over_forked_producers_and_sends_each_job_once(bro
     assert report["sent_ids"] == list(range(3 * FILL_SHARE))
     assert report["sent_rows"] == 3 * FILL_SHARE  # no job sent twice
     assert len(report["pids"]) == 2  # one producer per CPU of the config: the driver and a fork
+
+
+def sent_at(rate: float, seconds: float) -> list[int]:
+    return [int(i * SECOND / rate) for i in range(int(rate * seconds))]
+
+
+def analyzed(times: list[int], started: list[int], rate: float) -> dict:
+    phase = PhaseReport(type="open", first_id=0, expected=len(times), load_start_ns=0,
+                        load_end_ns=times[-1], unsent=0)
+    plan = open_cell(rate, f"{rate:g}/s")
+    plan.params["duration_s"] = 1.5
+    return LATENCY.analyze(plan, open_cell_records(times, times, started),
+                           DriverReport(phases=[phase]))
+
+
+def test_a_polling_backend_that_keeps_up_is_not_saturated():
+    """arq polls every 0.5 s: each job starts at the next poll, so it waits 0-0.5 s, and
+    the last jobs end up to 0.5 s after sending stopped. Jobs per second from the first
+    send to the last end read 0.75 of the rate (the old test called that saturated); the
+    wait does not grow, and the latency is reported."""
+    times = sent_at(200.0, 1.5)
+    poll, phase = SECOND // 2, SECOND * 45 // 100  # polls at 0.45 s, 0.95 s, ...
+    metrics = analyzed(times, [((t - phase) // poll + 1) * poll + phase for t in times], 200.0)
+    assert metrics["achieved_per_s"] < 0.9 * 200
+    assert abs(metrics["wait_growth"]) < 0.05
+    assert metrics["saturated"] is False and metrics["latency_ms"]["p50"] > 200
+
+
+def test_a_backend_that_starts_four_in_five_is_saturated():
+    """It starts 160 of the 200 jobs/s it is sent: the wait grows by 1/0.8 - 1 = 0.25 s per
+    second of sending, though 1.5 s of sending leaves a backlog of only 0.3 s of load."""
+    times, started, free = sent_at(200.0, 1.5), [], 0
+    for sent in times:
+        free = max(sent, free) + int(SECOND / 160)
+        started.append(free)
+    metrics = analyzed(times, started, 200.0)
+    assert 0.2 < metrics["wait_growth"] < 0.3
+    assert metrics["backlog"] < 200  # the backlog rule alone would not see it
+    assert metrics["saturated"] is True and metrics["latency_ms"] is None
+
