@@ -261,7 +261,10 @@ class Latency(Scenario):
             states.append(f"producer-limited (offered {metrics['offered_per_s']:,.0f} jobs/s"
                           + (f", {unsent:,} unsent" if unsent else "") + ")")
         if metrics.get("saturated"):
-            states.append(f"saturated (backlog {metrics.get('backlog')})")
+            growth = metrics.get("wait_growth")
+            states.append(f"saturated (backlog {metrics.get('backlog')}"
+                          + (f", wait +{growth:.2f} s per s" if growth is not None else "")
+                          + ")")
         if states:
             return ", ".join(states)
         latency = metrics.get("latency_ms") or {}
