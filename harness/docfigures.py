@@ -370,7 +370,7 @@ def latency_saturation_table(source: Path) -> str:
              and c["params"].get("rate") is not None and "wait_growth" in c["metrics"]]
     lines = ["| backend | rate | round | offered jobs/s | ended per s / offered | wait growth "
              "(s per s) | backlog | verdict |", "|" + " --- |" * 8]
-    disagree = 0
+    disagree: list[str] = []
     for cell in sorted(rated, key=lambda c: (_rank(c["backend"]), c["params"]["rate"],
                                              c["round"])):
         metrics = cell["metrics"]
@@ -381,13 +381,16 @@ def latency_saturation_table(source: Path) -> str:
         verdict = ", ".join(["producer-limited"] * bool(metrics.get("producer_limited"))
                             + ["saturated" if metrics["saturated"] else "keeps up"])
         by_share = share < 0.9 or metrics["backlog"] > max(10.0, basis)
-        disagree += by_share != bool(metrics["saturated"])
+        if by_share != bool(metrics["saturated"]):
+            disagree.append(f"{cell['backend']} {cell['params']['rate_label']} "
+                            f"({'saturated' if by_share else 'keeps up'} by that test)")
         lines.append(f"| {cell['backend']} | {cell['params']['rate_label']} | {cell['round']} "
                      f"| {_num(offered)} | {share:.2f} "
                      f"| {'n/a' if growth is None else f'{growth:.3f}'} "
-                     f"| {metrics['backlog']} | {verdict} |")
-    lines += ["", f"{len(rated)} rate cells; in {disagree} the test on jobs ended per second "
-                  f"(below 0.9 of the offered rate, or the backlog) gives the other verdict."]
+                     f"| {_num(metrics['backlog'])} | {verdict} |")
+    lines += ["", f"{len(rated)} rate cells; in {len(disagree)} the test on jobs ended per "
+                  f"second (below 0.9 of the offered rate, or the backlog) gives the other "
+                  f"verdict" + (f": {'; '.join(disagree)}." if disagree else ".")]
     return "\n".join(lines)
 
 
