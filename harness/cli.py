@@ -30,6 +30,9 @@ from scenarios import everyday_scenario_names, scenario_names
 from scenarios.base import RunOptions
 
 PROG = "python -m harness"
+# run: every cell finished, but a backend failed or could not run. Not 1, which Python
+# gives a crash too, so a script can tell an incomplete run from a broken harness.
+EXIT_INCOMPLETE = 3
 
 
 def name_list(valid: Callable[[], list[str]], what: str,
@@ -319,16 +322,17 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     if incomplete := incomplete_backends(cells):
-        print(f"incomplete: {'; '.join(incomplete)} (exit 1; the other cells are in "
-              f"{out}/summary.json)", file=sys.stderr)
-        return 1
+        print(f"incomplete: {'; '.join(incomplete)} (exit {EXIT_INCOMPLETE}; the other "
+              f"cells are in {out}/summary.json)", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 
 def incomplete_backends(cells: list[dict[str, Any]]) -> list[str]:
-    """What makes a finished run exit 1: a backend with a failed cell, or with no cell that
-    ran (skipped throughout: its environment or broker could not be had). A cell skipped
-    by design beside ok ones (a broker-kill on a user-given broker) is not a problem."""
+    """What makes a finished run exit EXIT_INCOMPLETE: a backend with a failed cell, or
+    with no cell that ran (skipped throughout: its environment or broker could not be
+    had). A cell skipped by design beside ok ones (a broker-kill on a user-given broker)
+    is not a problem."""
     problems = []
     for backend in dict.fromkeys(c["backend"] for c in cells):
         mine = [c for c in cells if c["backend"] == backend]

@@ -23,6 +23,7 @@ from typing import Any
 from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
+from scenarios.latency import KEEP_UP, MAX_WAIT_GROWTH, saturation_backlog
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -184,7 +185,7 @@ def selftest_table(source: Path) -> str:
               "ceiling / exec'd loop |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report.get("ceilings", {}).values():
-        sweep = ", ".join(f"{n}: {_num(r)}" for n, r in row["sweep"].items())
+        sweep = ", ".join(f"{n}: {_num(r)}" for n, r in row.get("sweep", {}).items())
         if row["status"] != "ok":
             lines.append(f"| {row['backend']} | {sweep} | {row['status']}: "
                          f"{row.get('reason', '')[:60]} | | | | | | |")
@@ -376,12 +377,14 @@ def latency_saturation_table(source: Path) -> str:
         metrics = cell["metrics"]
         offered = metrics["offered_per_s"]
         basis = offered if metrics.get("producer_limited") else cell["params"]["rate"]
-        share = metrics["achieved_per_s"] / basis
+        share = metrics["achieved_per_s"] / basis if basis else 0.0
         growth = metrics["wait_growth"]
         verdict = ", ".join(["producer-limited"] * bool(metrics.get("producer_limited"))
                             + ["saturated" if metrics["saturated"] else "keeps up"])
-        by_share = share < 0.9 or metrics["backlog"] > max(10.0, basis)
-        if by_share != bool(metrics["saturated"]):
+        by_backlog = metrics["backlog"] > saturation_backlog(basis)
+        by_share = by_backlog or share < KEEP_UP  # a timeout would say saturated to both
+        by_growth = by_backlog or (growth is not None and growth > MAX_WAIT_GROWTH)
+        if by_share != by_growth:
             disagree.append(f"{cell['backend']} {cell['params']['rate_label']} "
                             f"({'saturated' if by_share else 'keeps up'} by that test)")
         lines.append(f"| {cell['backend']} | {cell['params']['rate_label']} | {cell['round']} "

@@ -3,7 +3,7 @@
 Stdlib only (the driver runs in the backend's environment). A broker is
 read by its kind (core/brokers/<kind>.py: Redis INFO used_memory and MEMORY
 USAGE of the queue's keys, RabbitMQ's Erlang VM total and its queues'
-memory through rabbitmqctl, PostgreSQL's table sizes); in-process asyncio,
+memory read on the node in one erl_call, PostgreSQL's table sizes); in-process asyncio,
 which has no broker, by the driver's Python heap (tracemalloc).
 """
 

@@ -133,7 +133,8 @@ def ceiling_row(runner: Runner, drain_cell: DrainCell, broker: str, ceiling: str
     try:
         url = runner.brokers.url(broker)
     except BrokerError as exc:
-        return {"backend": ceiling, "status": "failed", "reason": str(exc).splitlines()[0]}
+        return {"backend": ceiling, "sweep": {}, "status": "failed",
+                "reason": str(exc).splitlines()[0]}
     return check_ceiling(runner.run_cell, drain_cell, broker, url, meter=meter)
 
 
@@ -218,11 +219,11 @@ def settings_text(settings: dict[str, int] | None) -> str:
 def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for broker, row in rows.items():
-        sweep = ", ".join(f"{n}: {r:,.0f}" if r else f"{n}: failed"
-                          for n, r in row["sweep"].items())
         if row["status"] != "ok":
             lines.append(f"{row['backend']:18} ceiling not measured: {row['reason']}")
             continue
+        sweep = ", ".join(f"{n}: {r:,.0f}" if r else f"{n}: failed"
+                          for n, r in row["sweep"].items())
         verdict = "PASS" if row["passed"] else "FAIL"
         ceiling = statistics.median(row["ceiling_bare_mode_per_s"])
         bare = statistics.median(row["bare_loop_per_s"])

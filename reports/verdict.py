@@ -138,8 +138,8 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
         if bool(row.get("saturated")):
             backlog, growth = value(row, "backlog"), value(row, "wait_growth")
             why = [f"backlog {fmt_num(backlog)}"] if backlog else []
-            if growth is not None and growth > 0:
-                why.append(f"wait +{growth:.2f} s per s")
+            if growth is not None:
+                why.append(f"wait {growth:+.2f} s per s")
             text = "saturated" + (f" ({', '.join(why)})" if why else "")
             return Entry(text, status="saturated")
         why = column.absent(row)

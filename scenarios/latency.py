@@ -263,7 +263,7 @@ class Latency(Scenario):
         if metrics.get("saturated"):
             growth = metrics.get("wait_growth")
             states.append(f"saturated (backlog {metrics.get('backlog')}"
-                          + (f", wait +{growth:.2f} s per s" if growth is not None else "")
+                          + (f", wait {growth:+.2f} s per s" if growth is not None else "")
                           + ")")
         if states:
             return ", ".join(states)

@@ -91,6 +91,14 @@ def test_without_erl_call_rabbitmqctl_reads_the_same_figures(brokers, monkeypatc
         assert slow[key] == fast[key], (slow, fast)
 
 
+@pytest.mark.parametrize(("answer", "figure"), [
+    ("", "bytes"), ("nonsense;", "bytes"), ("5000;qbp 3 undefined 1 1;", "queue_bytes")])
+def test_an_answer_the_harness_cannot_read_gives_no_figure_and_says_why(answer: str,
+                                                                       figure: str) -> None:
+    got = rabbitmq_memory.parse(answer, "qbp")
+    assert got[figure] is None and got["unreadable"]
+
+
 def test_a_quorum_queue_reading_says_it_has_no_message_bytes() -> None:
     got = rabbitmq_memory.parse("5000;qbq 3 900 '' '';qbq.other 1 100 0 0;", "qbq")
     assert got["bytes"] == 5000 and "queue_bytes" not in got

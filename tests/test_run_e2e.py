@@ -193,8 +193,8 @@ def test_killed_driver_and_hung_jobs_fail_only_their_cells(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert killed, "never saw the first cell's driver"
     _stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 1, stderr  # a finished run with failed cells
-    assert "incomplete: redis-raw: 2 of 2 cells failed" in stderr
+    assert proc.returncode == 3, stderr  # a finished run with failed cells
+    assert "incomplete: redis-raw: 2 of 2 cells failed" in stderr and "(exit 3;" in stderr
     assert wait_gone(proc.pid) == []
     cells = {(c["backend"], c["params"]["duration_ms"]): c for c in load_summary(out)["cells"]}
     first = cells[("redis-raw", 0)]

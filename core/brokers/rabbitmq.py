@@ -155,7 +155,10 @@ class RabbitMQ(BrokerKind):
             return {"bytes": None, "method": client}
         reading = {"method": f"{client}: erlang:memory(total) after a garbage collection of "
                              f"every process", **parse(result, queue)}
-        if "queue_bytes" in reading:
+        if why := reading.pop("unreadable", None):
+            key = "method" if reading["bytes"] is None else "queue_method"
+            reading[key] = f"{client}: {why}"
+        elif "queue_bytes" in reading:
             reading.update(
                 queue_method=f"{client}: memory + message_bytes_ram of the queues whose "
                              f"name holds the queue's (rabbit_amqqueue:info_all, as "

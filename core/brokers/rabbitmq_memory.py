@@ -69,20 +69,31 @@ def read_node(control: list[str]) -> tuple[str | None, str]:
     return found.group(1), client
 
 
+NOT_GIVEN = ("''", "undefined")  # a figure the queue type does not report
+
+
 def parse(result: str, queue: str | None) -> dict[str, Any]:
     """The reading: bytes (VM total), and with `queue` the summed figures of the queues
-    whose name holds it (Dramatiq adds <queue>.DQ and <queue>.XQ)."""
-    total, *rows = [part for part in result.split(";") if part]
+    whose name holds it (Dramatiq adds <queue>.DQ and <queue>.XQ). An answer it cannot
+    read gives None figures with the reason, never an exception (the driver reads it)."""
+    total, *rows = [part for part in result.split(";") if part] or [""]
+    if not total.isdigit():
+        return {"bytes": None, "unreadable": f"no VM total in the node's answer {result[:80]!r}"}
     reading: dict[str, Any] = {"bytes": int(total)}
     if queue is None:
         return reading
-    mine = [row.rsplit(" ", 4) for row in rows if queue in row.rsplit(" ", 4)[0]]
-    if any("''" in row[3:] for row in mine):
+    mine = [fields for row in rows
+            if len(fields := row.rsplit(" ", 4)) == 5 and queue in fields[0]]
+    if any(value in NOT_GIVEN for fields in mine for value in fields[3:]):
         reading["queue_method"] = ("a quorum queue: RabbitMQ gives no message bytes for it, "
                                    "so the figure is the Erlang VM's total")
         return reading
-    reading.update(
-        queue_bytes=sum(int(row[2]) + int(row[3]) for row in mine),
-        disk_bytes=sum(int(row[4]) for row in mine),
-        queue_messages=sum(int(row[1]) for row in mine), queue_count=len(mine))
+    try:
+        reading.update(
+            queue_bytes=sum(int(f[2]) + int(f[3]) for f in mine),
+            disk_bytes=sum(int(f[4]) for f in mine),
+            queue_messages=sum(int(f[1]) for f in mine), queue_count=len(mine))
+    except ValueError:
+        reading.update(queue_bytes=None,
+                       unreadable=f"a queue row the harness cannot read in {result[:120]!r}")
     return reading
