@@ -61,17 +61,18 @@ def throughput_table(source: Path) -> str:
     with the largest per-second CV of the rounds."""
     cells = [c for c in _cells(source) if c["scenario"] == "throughput"]
     durations = sorted({c["params"]["duration_ms"] for c in cells})
-    rows = {}
-    for cell in cells:
-        rows.setdefault(cell["backend"], {}).setdefault(cell["params"]["duration_ms"],
-                                                        []).append(cell)
+    rows: dict[tuple[str, str], dict[float, list[dict[str, Any]]]] = {}
+    for cell in cells:  # a profile other than default is a row of its own
+        key = (cell["backend"], cell.get("profile") or "default")
+        rows.setdefault(key, {}).setdefault(cell["params"]["duration_ms"], []).append(cell)
     head = "| backend | " + " | ".join(f"{d:g} ms jobs/s (rounds' min-max, worst CV)"
                                        for d in durations) + " |"
     lines = [head, "|" + " --- |" * (len(durations) + 1)]
-    for backend in sorted(rows, key=_rank):
+    for backend, profile in sorted(rows, key=lambda key: (_rank(key[0]), key[1] != "default",
+                                                          key[1])):
         entries = []
         for duration in durations:
-            mine = rows[backend].get(duration, [])
+            mine = rows[backend, profile].get(duration, [])
             ok = [c["metrics"] for c in mine if c["status"] == "ok"]
             if not ok:
                 reason = next((c.get("reason") for c in mine if c.get("reason")), "not run")
@@ -81,7 +82,8 @@ def throughput_table(source: Path) -> str:
             cvs = [m.get("stability_cv") for m in ok if m.get("stability_cv") is not None]
             entries.append(f"{_num(rate['median'])} ({_num(rate['min'])}-{_num(rate['max'])}"
                            f"{f', {max(cvs):.0%}' if cvs else ''})")
-        lines.append(f"| {backend} | " + " | ".join(entries) + " |")
+        name = backend if profile == "default" else f"{backend} ({profile})"
+        lines.append(f"| {name} | " + " | ".join(entries) + " |")
     return "\n".join(lines)
 
 

@@ -129,3 +129,16 @@ def test_the_latency_saturation_block_sets_both_tests_side_by_side(tmp_path: Pat
     assert ("3 rate cells; in 2 the test on jobs ended per second (below 0.9 of the offered "
             "rate, or the backlog) gives the other verdict: amqp-raw 5000/s (keeps up by that "
             "test); arq 200/s (saturated by that test).") in body
+
+
+def test_the_throughput_block_gives_another_profile_a_row_of_its_own(tmp_path: Path) -> None:
+    def cell(profile: str, rate: float, round_no: int) -> dict:
+        return {"scenario": "throughput", "backend": "rq", "profile": profile, "status": "ok",
+                "round": round_no, "params": {"duration_ms": 0.0},
+                "metrics": {"jobs_per_s": rate, "stability_cv": 0.05}}
+    source = write_summary(tmp_path / "run", [cell("tuned", 210.0, 1), cell("default", 66.0, 1),
+                                              cell("default", 70.0, 2), cell("tuned", 200.0, 2)])
+    body = regenerate(f"<!-- figures: throughput from {source} -->\n"
+                      "<!-- end of figures: throughput -->", "doc.md")
+    assert "| rq | 68 (66-70, 5%) |" in body and "| rq (tuned) | 205 (200-210, 5%) |" in body
+    assert body.index("| rq |") < body.index("| rq (tuned) |")
