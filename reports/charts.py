@@ -139,6 +139,8 @@ def state_of(rows: pd.DataFrame) -> str:
     states = [s for s in dict.fromkeys(rows["status"]) if s != "ok"]
     if rows["saturated"].any():
         states.append("saturated")
+    if "producer_limited" in rows and rows["producer_limited"].eq(True).any():
+        states.append("producer-limited")  # the producer could not offer the rate
     return "/".join(states) or "no data"
 
 

@@ -122,7 +122,7 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                 row[name] = spread["merged"]
         if not cells.empty:
             mine = cells[(cells["key"] == key) & (cells["status"] == "ok")]
-            for flag in ("saturated", "timed_out"):
+            for flag in ("saturated", "timed_out", "producer_limited"):
                 if flag in mine:
                     # older summaries hold numpy bools written as "True"/"False"
                     row[flag] = bool(mine[flag].isin([True, "True"]).any())

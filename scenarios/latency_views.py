@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,8 @@ import pandas as pd
 from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit, Rows
 from scenarios.stats import merge_encoded, percentiles_ms
+
+PANEL_TITLE_CHARS = 40  # what fits a 3.4 in panel at 10 pt
 
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"))
 
@@ -139,8 +142,10 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
         return None
     for ax, label in zip(axes, labels, strict=False):  # name what a panel lacks, in place
         lacking = [f"{name} {state}" for name, state in gaps.get(label, []) if name in shown]
-        ax.set_title(f"offered: {label}" + ("\nno value: " + ", ".join(lacking)
-                                            if lacking else ""), fontsize=10)
+        # wrapped to the panel's width, or a long list runs into the next panel's title
+        gap = textwrap.fill("no value: " + ", ".join(lacking), PANEL_TITLE_CHARS,
+                            break_on_hyphens=False)
+        ax.set_title(f"offered: {label}" + (f"\n{gap}" if lacking else ""), fontsize=10)
     kit.plain_log_y(axes[0])
     for row_start in range(0, len(axes), cols):
         axes[row_start].set_ylabel("queue latency, ms (log)")

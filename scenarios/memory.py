@@ -19,6 +19,7 @@ per cell; a capped cell says so in its params.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,11 +210,14 @@ def deepest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_chart(kit: ReportKit) -> Any:
-    """Bytes per queued job against the payload size, the payload itself as reference."""
+    """Bytes per queued job against the payload size, the payload itself as reference
+    (one bar per backend when the run measured a single size)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     frame = deepest(kit.frame)
     sizes = kit.numeric_params("payload_bytes")
+    if len(sizes) == 1:
+        return one_size_chart(kit, frame, sizes[0])
     fig = kit.figure(9, 5)
     ax = fig.add_subplot()
     absent: list[Any] = []
@@ -243,6 +247,44 @@ def size_chart(kit: ReportKit) -> Any:
     return kit.chart("memory", "Memory per queued job vs payload size", fig,
                      "Distance above the dashed line is the per-job overhead of the broker and "
                      "the library's message format.", notes)
+
+
+def one_size_chart(kit: ReportKit, frame: pd.DataFrame, size: float) -> Any:
+    """Bytes per queued job of each backend at the run's one payload size (a quick run's
+    1 KiB): a bar each, the payload itself as a dashed line. A line against the size,
+    as size_chart draws, would be one column of dots at the axis edge."""
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    absent: list[Any] = []
+    bars = [(series, backend, ok) for series, backend, _rows, ok
+            in kit.present(frame, "bytes_per_job", absent)]
+    fig = kit.figure(9, 1.5 + 0.4 * max(len(bars), 1))
+    ax = fig.add_subplot()
+    for place, (series, backend, ok) in enumerate(bars):
+        value = float(ok["bytes_per_job"].iloc[0])
+        ax.barh(place, value, xerr=kit.errors(ok, "bytes_per_job"), capsize=3,
+                color=kit.colour(backend), label=series)
+        ax.annotate(f" {kit.fmt_bytes(value)}", (value, place), va="center", fontsize=8)
+    ax.set_yticks(range(len(bars)), [series for series, _, _ in bars])
+    ax.invert_yaxis()  # the report's backend order, top down
+    ax.axvline(size, color="black", linestyle="--", linewidth=1,
+               label="payload size itself (reference)")
+    right = ax.get_xlim()[1] * 1.12  # room for the figures beside the bars
+    ax.set_xlim(0, right)
+    # ticks at whole multiples of the payload (1, 2, 3 KiB), at most about eight
+    ax.xaxis.set_major_locator(MultipleLocator(size * math.ceil(right / size / 8)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: kit.fmt_bytes(v)))
+    ax.set_xlabel(f"queue memory per queued job, {kit.fmt_bytes(size)} payload")
+    ax.set_title(f"Memory per queued job at {kit.fmt_bytes(size)} payload")
+    ax.grid(True, axis="x", alpha=0.3)
+    handles = [h for h in ax.get_legend_handles_labels()[0]
+               if h.get_label().startswith("payload size")]
+    ax.legend(handles=handles + absent, loc="lower right", fontsize=8)
+    notes = kit.gap_notes(frame, lambda r: kit.fmt_bytes(kit.param(r, "payload_bytes")))
+    return kit.chart("memory", f"Memory per queued job at {kit.fmt_bytes(size)} payload", fig,
+                     "The bar's length beyond the dashed line is the per-job overhead of the "
+                     "broker and the library's message format. Error bars: min..max across "
+                     "rounds.", notes)
 
 
 MEMORY = Memory()

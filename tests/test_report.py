@@ -304,7 +304,10 @@ def test_verdict_table(full_run: Path) -> None:
     assert "\u2605" in text, "no best marked"
     assert "ranges across rounds overlap" in text, "tie rule not stated"
     assert "p99 queue latency at 200/s" in text
-    assert "jobs/s at 1 KiB" in text and "jobs/s at 1 MiB" in text
+    # a column for every size the run measured, smallest first (a quick run's 64 B too)
+    sizes = [f"jobs/s at {label}" for label in ("64 B", "1 KiB", "16 KiB", "1 MiB")]
+    assert all(size in text for size in sizes)
+    assert [text.index(size) for size in sizes] == sorted(text.index(size) for size in sizes)
     assert "saturated" in text
     assert "reliable profile" in text and "persistence aof-everysec" in text
     assert "\u2717 8 lost" in text and "\u2713 0 lost" in text
@@ -402,6 +405,19 @@ def test_real_throughput_shape_without_other_scenarios(tmp_path: Path) -> None:
     assert "Library cost on top of the broker" in text and "Not measured in this run" in text
     assert "Latency: not measured in this run" in text
     assert 'id="incomplete"' not in page
+
+
+def test_one_payload_size_gets_a_bar_per_backend(tmp_path: Path) -> None:
+    """A quick run's memory cells hold one payload size: the chart is a bar per backend
+    at that size, and a backend without a figure is named under it."""
+    cells = [c for c in all_cells() if c["scenario"] == "memory" and c["round"] == 1
+             and c["params"]["payload_bytes"] == 16384]
+    from reports.sections import Kit
+    from scenarios.memory import MEMORY
+    (chart,) = MEMORY.charts(Kit(load(write_run(tmp_path / "run", cells,
+                                                run_info(len(cells)))), MEMORY))
+    assert chart.title == "Memory per queued job at 16 KiB payload"
+    assert any(note.startswith("arq") and "eviction" in note for note in chart.notes)
 
 
 def throughput_marks(tmp_path: Path, rates: dict[str, float]) -> dict[str, Any]:
@@ -625,6 +641,23 @@ def test_saturated_written_by_numpy_is_a_real_bool(tmp_path: Path) -> None:
     loaded = data.load(write_run(tmp_path / "run", cells, run_info(len(cells))))
     fixed = loaded.groups[loaded.groups["params.rate_label"] == "200/s"]
     assert len(fixed) == 1 and not fixed["saturated"].iloc[0]
+
+
+def test_a_producer_limited_rate_says_why_it_has_no_latency(tmp_path: Path) -> None:
+    """A rate the producer could not offer has no latency: the charts name it
+    producer-limited, not 'no data'."""
+    from reports.charts import state_of
+
+    cells = [c for c in all_cells() if c["scenario"] == "latency" and c["round"] == 1
+             and c["backend"] == "redis-raw"]
+    for c in cells:
+        if c["params"]["rate_label"] == "200/s":
+            c["metrics"].update(producer_limited=True, latency_ms=None,
+                                explanation="offered 120 of 200 jobs/s")
+    groups = load(write_run(tmp_path / "run", cells, run_info(len(cells)))).groups
+    by_rate = {label: state_of(groups[groups["params.rate_label"] == label])
+               for label in ("200/s", "idle")}
+    assert by_rate == {"200/s": "producer-limited", "idle": "no data"}
 
 
 def test_a_library_above_its_ceiling_in_one_round_is_named(tmp_path: Path) -> None:
