@@ -110,6 +110,24 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU time (user + system) the processes `pids` have used so far, with their ended
+    and reaped children's (an RQ work horse's, in its worker's): /proc/<pid>/stat's
+    utime, stime, cutime and cstime. A live child of one of them must be in `pids`
+    itself; a pid that is gone counts nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # stat fields 14-17
+    return ticks / _TICKS_PER_S
+
+
 def alive(pid: int) -> bool:
     """True if `pid` exists and is not a zombie."""
     try:

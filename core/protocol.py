@@ -271,6 +271,7 @@ class PhaseReport:
     fill_sent: int | None = None
     window_sent: int | None = None
     window_producer_busy_s: float | None = None
+    window_cpu_s: float | None = None  # CPU time the worker processes used in the window
     producer_busy_s: float | None = None
     # alternating batches: [start_ns, end_ns, bare (0/1), jobs counted bare] per segment
     segments: list[list[int]] | None = None

@@ -93,6 +93,9 @@ class SpeedMeter:
         metrics["probe_us"] = round(cost, 2)
         if metrics.get("ideal_jobs_per_s") is None:
             metrics["jobs_per_loop"] = per_loop(metrics["jobs_per_s"], cost)
+        if isinstance(metrics.get("cpu_us_per_job"), int | float):
+            # a sleeping job's CPU is the library's too: every steady cell gets it
+            metrics["cpu_loops_per_job"] = metrics["cpu_us_per_job"] / cost
 
 
 def per_loop(jobs_per_s: float, probe_us: float) -> float:

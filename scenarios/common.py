@@ -49,6 +49,11 @@ STEADY_METRICS = {
     "producer_busy_s": Metric("s", doc="time the driver spent enqueueing after the workers "
                                        "started, window included"),
     "window_producer_busy_s": Metric("s", doc="of which inside the window"),
+    "cpu_us_per_job": Metric("us", "lower", gated=True,
+                             doc="CPU time (user + system) the worker processes used in "
+                                 "the window, per job ended in it: the backend's own cost "
+                                 "per job, without the broker's and the producer's; "
+                                 "compare a backend only with itself"),
     # added by the runner's speed meter (harness/speed), when it ran
     "probe_us": Metric("us", doc="CPU time of the speed probe's fixed loop over the window, "
                                  "mean of all CPUs (lower: the machine ran faster)"),
@@ -56,6 +61,8 @@ STEADY_METRICS = {
                                                   "the time one probe loop took, for jobs that "
                                                   "do not sleep; compare a backend only with "
                                                   "itself"),
+    "cpu_loops_per_job": Metric("loops", "lower", doc="cpu_us_per_job / probe_us: the CPU "
+                                                      "a job took, in probe loops"),
 }
 PROBE_METRICS = {
     "latency_ms.*": Metric("ms", "lower", doc="{p50,p99} of the idle probes, intended -> start"),
@@ -112,6 +119,8 @@ def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> d
         "window_sent": phase.window_sent,
         "producer_busy_s": phase.producer_busy_s,
         "window_producer_busy_s": phase.window_producer_busy_s,
+        "cpu_us_per_job": (round(phase.window_cpu_s * 1e6 / len(counted), 2)
+                           if phase.window_cpu_s is not None else None),
     }
 
 

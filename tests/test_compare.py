@@ -46,10 +46,12 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
              backends: tuple[str, ...] = tuple(BASE), p99: float = 2.0,
              config: dict | None = None, failed: tuple[str, ...] = (),
              unstable: tuple[str, ...] = (), info: dict | None = None,
-             probe_us: tuple[float, ...] | None = None, python: str = "3.11.7") -> Path:
+             probe_us: tuple[float, ...] | None = None, python: str = "3.11.7",
+             cpu_us: dict[str, float] | None = None) -> Path:
     """A run dir whose jobs_per_s is BASE x factor x noise (or explicit per-round values);
     `failed` backends' cells fail, `unstable` ones are flagged unstable; with `probe_us`
-    (per round) every cell has the speed meter's figures."""
+    (per round) every cell has the speed meter's figures; with `cpu_us`, those backends'
+    cells their workers' CPU per job (x the round's noise, per loop with the meter)."""
     writer = RunWriter(path, {"id": path.name, "host": "testhost", "git_revision": "abc123",
                               "started": "2025-01-01T00:00:00Z", "complete": True,
                               "cpu_count": 2, "python": python,
@@ -72,10 +74,15 @@ def make_run(path: Path, factors: dict[str, float] | None = None, *, rounds: int
                     value = BASE[backend] * (factors or {}).get(backend, 1.0) * noise[rnd - 1]
                 added = cell(backend, duration, rnd, value * (1 if duration == 0 else 0.5),
                              p99=p99 * noise[rnd - 1], unstable=backend in unstable)
+                metrics = added["metrics"]
+                if cpu_us and backend in cpu_us:
+                    metrics["cpu_us_per_job"] = cpu_us[backend] * noise[rnd - 1]
                 if probe_us:
-                    metrics = added["metrics"]
                     metrics["probe_us"] = probe_us[rnd - 1]
                     metrics["jobs_per_loop"] = metrics["jobs_per_s"] * probe_us[rnd - 1] / 1e6
+                    if "cpu_us_per_job" in metrics:
+                        metrics["cpu_loops_per_job"] = (metrics["cpu_us_per_job"]
+                                                        / probe_us[rnd - 1])
                 writer.add(added)
     return path
 
@@ -307,6 +314,38 @@ def test_a_drop_at_the_same_machine_speed_is_called(tmp_path: Path) -> None:
     assert code == 1
     bad = [r for r in gated_rows(out) if "slower" in r]
     assert len(bad) == 2 and all("celery-redis" in r and " per loop " in r for r in bad)
+
+
+CPU_US = {"celery-redis": 900.0, "redis-raw": 20.0}
+
+
+def test_more_cpu_per_job_is_called_at_the_same_rate(tmp_path: Path) -> None:
+    """celery-redis's workers burn a third more CPU per job at an unchanged rate (a
+    backend that does not fill the cores): its CPU row is called slower, on the per-loop
+    basis; a ceiling's CPU row is a yardstick and does not gate."""
+    base = make_run(tmp_path / "base", probe_us=SPEED, cpu_us=CPU_US)
+    heavier = {"celery-redis": 1200.0, "redis-raw": 30.0}
+    cur = make_run(tmp_path / "cur", noise=NOISE_B, probe_us=SPEED, cpu_us=heavier)
+    code, out, err = run(base, cur)
+    assert code == 1, out
+    bad = [r for r in gated_rows(out) if "slower" in r]
+    assert len(bad) == 2 and all("celery-redis" in r and "cpu_us_per_job" in r
+                                 and " per loop " in r for r in bad)
+    assert not any("redis-raw" in r and "cpu_us_per_job" in r for r in gated_rows(out))
+
+
+def test_cpu_per_job_on_a_slower_machine_is_no_change(tmp_path: Path) -> None:
+    """Every core 1.4x slower: each job's CPU takes 1.4x the microseconds and the same
+    probe loops, so the gate stays quiet."""
+    base = make_run(tmp_path / "base", probe_us=SPEED, cpu_us=CPU_US)
+    slow_box = make_run(tmp_path / "slowbox", {b: 1 / 1.4 for b in BASE}, noise=NOISE_B,
+                        probe_us=tuple(v * 1.4 for v in SPEED),
+                        cpu_us={b: v * 1.4 for b, v in CPU_US.items()})
+    code, out, err = run(base, slow_box)
+    assert code == 0, out
+    assert any("cpu_us_per_job" in r and " per loop " in r for r in gated_rows(out))
+    code, _, err = run(base, slow_box, "--absolute")
+    assert code == 1 and "REGRESSION" in err
 
 
 def test_per_loop_needs_the_meter_in_both_runs(tmp_path: Path) -> None:

@@ -59,6 +59,14 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
                 metrics["jobs_per_s"] * metrics["probe_us"] / 1e6, rel=1e-3)
         else:
             assert "jobs_per_loop" not in metrics
+        # the workers' CPU over the window: real, at most every core's whole window, and a
+        # sleeping job's far below its sleep (sleeping burns none)
+        cpu_s = metrics["cpu_us_per_job"] * metrics["window_jobs"] / 1e6
+        assert 0 < cpu_s <= os.cpu_count() * metrics["window_s"] + 0.05
+        assert metrics["cpu_loops_per_job"] == pytest.approx(
+            metrics["cpu_us_per_job"] / metrics["probe_us"], rel=1e-3)
+        if cell["params"]["duration_ms"] == 100:
+            assert metrics["cpu_us_per_job"] < 100_000 / 4
         # a probe where the warm-up cannot give the workers' own rate (redis-raw drains
         # faster than one driver feeds it), none where it can (100 ms jobs: 80/s)
         steps = json.loads((out / cell["cell_dir"] / "driver.json").read_text()

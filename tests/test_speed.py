@@ -3,6 +3,7 @@ on known samples."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -112,3 +113,38 @@ def test_sleeping_jobs_get_the_probe_but_no_rate_per_loop(tmp_path: Path) -> Non
     metrics = {**steady(790.0), "ideal_jobs_per_s": 800.0}
     meter.annotate(metrics, windowed(0, 20))
     assert metrics["probe_us"] == pytest.approx(400.0) and "jobs_per_loop" not in metrics
+
+
+def test_cpu_per_job_is_given_in_probe_loops_for_every_steady_cell(tmp_path: Path) -> None:
+    """CPU per job on a core 1.5x slower is 1.5x the microseconds and the same loops; a
+    sleeping job's CPU is the library's too, so it gets the figure."""
+    meter = SpeedMeter(tmp_path)
+    meter.cpus = [0]
+    write_samples(meter.file(0), [(t, 400_000) for t in range(0, 20)]
+                  + [(t, 600_000) for t in range(20, 40)])
+    fast = {**steady(790.0), "ideal_jobs_per_s": 800.0, "cpu_us_per_job": 200.0}
+    slow = {**steady(790.0), "ideal_jobs_per_s": 800.0, "cpu_us_per_job": 300.0}
+    meter.annotate(fast, windowed(0, 20))
+    meter.annotate(slow, windowed(20, 40))
+    assert fast["cpu_loops_per_job"] == pytest.approx(slow["cpu_loops_per_job"]) == 0.5
+    no_reading = steady(10.0)  # a run whose driver read no CPU (an older driver.json)
+    meter.annotate(no_reading, windowed(0, 20))
+    assert "cpu_loops_per_job" not in no_reading
+
+
+def test_cpu_seconds_counts_a_process_and_its_reaped_children() -> None:
+    """What the driver reads at a window's ends: an RQ work horse's CPU is its worker's
+    once the worker has reaped it; a pid that is gone counts nothing."""
+    import subprocess
+    import sys
+
+    from core.procs import cpu_seconds
+
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time\nend = time.process_time() + 0.3\n"
+                              "while time.process_time() < end: pass"])
+    before = cpu_seconds([os.getpid()])
+    child.wait()  # reaped: its 0.3 s are in this process's cutime now
+    after = cpu_seconds([os.getpid(), child.pid])
+    assert 0.28 <= after - before <= 1.0
+    assert cpu_seconds([child.pid]) == 0.0

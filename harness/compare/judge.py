@@ -18,6 +18,7 @@ from harness.compare.coverage import Skip, coverage, round_note
 from harness.compare.metrics import default_metrics, direction_of, selected
 from harness.compare.noise import Noise, NoiseModel, RowKey, positive_logs
 from harness.compare.table import (
+    AT_MACHINE_SPEED,
     MACHINE_METRICS,
     NORMALISABLE,
     PER_LOOP,
@@ -253,12 +254,13 @@ def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[st
     steady = (per_loop(bt, key, metric), per_loop(ct, key, metric))
     if steady[0] and steady[1] and not same_probe:
         steady, note = (None, None), "speed probes differ (loop or Python): not per loop"
-    if metric in NORMALISABLE and not absolute:
+    yardstick = metric in NORMALISABLE or metric in AT_MACHINE_SPEED  # gates on ceilings?
+    if yardstick and not absolute:
         if steady[0] and steady[1]:  # the machine's speed taken out: every backend alike
             base, cur, basis = steady[0], steady[1], PER_LOOP
             if is_ceiling:
                 note = "ceiling (yardstick): gates only with --absolute"
-        elif ceiling:
+        elif ceiling and metric in NORMALISABLE:
             nb, nc = normalised(bt, key, metric), normalised(ct, key, metric)
             if nb and nc:
                 base, cur, basis = nb[0], nc[0], f"/{ceiling}"
@@ -274,8 +276,7 @@ def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[st
     direction = direction_of(metric)
     if chosen and direction == 0:
         note = "direction unknown: not gated"
-    gated = (chosen and direction != 0
-             and not (is_ceiling and metric in NORMALISABLE and not absolute))
+    gated = chosen and direction != 0 and not (is_ceiling and yardstick and not absolute)
     return Row(key, metric, basis, base, cur, gated, note, abs_ratio=abs_ratio)
 
 

@@ -17,9 +17,10 @@ from core.results import ResultsError
 # Rates a broker ceiling also has: these are divided by the ceiling's figure.
 NORMALISABLE = ("jobs_per_s", "enqueue_per_s")
 # A rate and its figure with the machine's speed taken out (harness/speed).
-AT_MACHINE_SPEED = {"jobs_per_s": "jobs_per_loop"}
+AT_MACHINE_SPEED = {"jobs_per_s": "jobs_per_loop", "cpu_us_per_job": "cpu_loops_per_job"}
 PER_LOOP = "per loop"  # the basis name of those rows
-MACHINE_METRICS = ("jobs_per_loop", "probe_us")  # a basis or the machine's: no row of their own
+# a basis or the machine's: no row of their own
+MACHINE_METRICS = ("jobs_per_loop", "cpu_loops_per_job", "probe_us")
 
 Key = tuple[str, str, str, str]  # scenario, backend, profile, params (sorted JSON)
 Table = dict[Key, dict[str, dict[int, float]]]  # key -> metric -> round -> value
@@ -145,8 +146,9 @@ def normalised(table: Table, key: Key, metric: str) -> tuple[list[float], bool] 
 
 
 def per_loop(table: Table, key: Key, metric: str) -> list[float] | None:
-    """`metric`'s rounds with the machine's speed taken out (jobs_per_loop for jobs_per_s),
-    in round order; None unless every round of it has that figure."""
+    """`metric`'s rounds with the machine's speed taken out (jobs_per_loop for jobs_per_s,
+    cpu_loops_per_job for cpu_us_per_job), in round order; None unless every round of it
+    has that figure."""
     steady = AT_MACHINE_SPEED.get(metric)
     values = table.get(key, {})
     if steady is None or metric not in values or steady not in values:

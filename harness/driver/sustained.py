@@ -21,6 +21,9 @@ while the cell's gate holds the workers idle (core.gate):
    Should the backlog still run low (the rate rose, or the byte cap bound
    the preload), it tops up and says so (`window_sent`,
    `window_producer_busy_s`).
+   The CPU time the worker processes use over the window is read from /proc at
+   both ends (`window_cpu_s`): the backend's CPU per job, which the machine's idle
+   moments and the scheduler's choices move much less than its rate.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 from core import interrupts
+from core.procs import cpu_seconds
 from core.protocol import PhaseReport, SustainedPhase
 from harness.driver.cell import CellRun
 
@@ -218,8 +222,10 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     busy_before, sent_before_window = backlog.busy_ns, backlog.sent
     while time.monotonic_ns() < window_start:
         time.sleep(WATCH_POLL_S / 10)
+    cpu_before = cpu_seconds(run.adapter.worker_pids())
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
+    report.window_cpu_s = round(cpu_seconds(run.adapter.worker_pids()) - cpu_before, 3)
     run.clock.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_sent = backlog.sent - sent_before_window

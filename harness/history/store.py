@@ -15,8 +15,8 @@ from harness.compare.metrics import default_metrics, selected
 HISTORY = 1  # version of the entry format
 RUN_FIELDS = ("id", "started", "host", "cpu_count", "python", "git_revision", "config",
               "library_versions", "broker_versions", "complete", "speed_probe")
-# besides the gated ones: compare's coverage reads the first two, its basis the last
-KEPT_METRICS = ("unstable", "window_s", "jobs_per_loop")
+# besides the gated ones: compare's coverage reads the first two, its per-loop basis the rest
+KEPT_METRICS = ("unstable", "window_s", "jobs_per_loop", "cpu_loops_per_job")
 
 
 def trimmed_cell(cell: dict[str, Any]) -> dict[str, Any]:

@@ -56,17 +56,26 @@ def scaled(summary: dict, backend: str, factor: float) -> dict:
     return out
 
 
-def noop_slower(rows: list, backend: str) -> bool:
-    """Whether compare called `backend`'s noop throughput row slower."""
+THROUGHPUT_ROW = ("jobs_per_s",)
+# the gated rows of a noop case: its rate, and (runs since the CPU reading) its CPU per job
+NOOP_ROWS = ("jobs_per_s", "cpu_us_per_job")
+
+
+def noop_slower(rows: list, backend: str, metrics: tuple[str, ...] = NOOP_ROWS) -> bool:
+    """Whether compare called one of `backend`'s gated noop rows (of `metrics`) slower."""
     return any(r.gated and r.key[1] == backend and r.key[3].startswith('{"duration_ms": 0')
-               and r.verdict == "slower" for r in rows)
+               and r.metric in metrics and r.verdict == "slower" for r in rows)
 
 
 def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
-              noise: NoiseModel | None = None) -> bool:
+              noise: NoiseModel | None = None, metrics: tuple[str, ...] = NOOP_ROWS) -> bool:
+    """Whether a gated noop row of `backend` is called slower once the current run's
+    jobs/s are scaled down by `drop` (only the rates: the scaled pairs test those rows)."""
+    if drop:
+        metrics = THROUGHPUT_ROW
     rows = compare(base, scaled(cur, backend, 1 - drop), allow_missing=True,
                    absolute=absolute, noise=noise).rows
-    return noop_slower(rows, backend)
+    return noop_slower(rows, backend, metrics)
 
 
 def as_current(summary: dict) -> dict:
@@ -98,7 +107,7 @@ def main(folder: Path) -> None:
           "absolute and on the gated basis (per loop where the runs have the speed meter)")
     for key, metric in [(r.key, r.metric) for r in
                                compare(aa[0], aa[0], absolute=True).rows
-                               if r.metric == "jobs_per_s"]:
+                               if r.metric in NOOP_ROWS]:
         noise = {}
         for absolute in (True, False):
             sds = [statistics.stdev(math.log(v) for v in row.base)
@@ -107,7 +116,8 @@ def main(folder: Path) -> None:
                    if row.key == key and row.metric == metric and len(row.base) > 1
                    and min(row.base) > 0]
             noise[absolute] = statistics.median(sds) if sds else math.nan
-        print(f"  {label(key):62} absolute {noise[True]:.3f}  gated basis {noise[False]:.3f}")
+        print(f"  {label(key):62} {metric:14} absolute {noise[True]:.3f}  gated basis "
+              f"{noise[False]:.3f}")
 
     print("== what each gated row can see (compare's 'sees' column): the smallest drop it "
           "could call, median over the A/A pairs, and the rounds per side a 25% drop needs "
@@ -115,13 +125,13 @@ def main(folder: Path) -> None:
     seen: dict[str, list] = {}
     for i, j in pairs:
         for row in compare(aa[i], aa[j], allow_missing=True).rows:
-            if row.gated and row.metric == "jobs_per_s" and row.sees is not None:
-                seen.setdefault(label(row.key), []).append(
+            if row.gated and row.metric in NOOP_ROWS and row.sees is not None:
+                seen.setdefault(f"{label(row.key)} {row.metric}", []).append(
                     (row.sees, row.rounds_needed or 10 ** 6))
     for name, values in sorted(seen.items()):
         sees = statistics.median(v[0] for v in values)
         need = statistics.median(v[1] for v in values)
-        print(f"  {name:62} sees -{sees:.0%}  25% needs "
+        print(f"  {name:77} sees -{sees:.0%}  25% needs "
               f"{'> 50' if need >= 10 ** 6 else round(need)} rounds a side")
 
     print("== noop jobs/s of one backend scaled down in the current run of every A/A pair: "
@@ -153,11 +163,17 @@ def main(folder: Path) -> None:
         steady = [noop_median(s, backend, "jobs_per_loop") for s in (slowed, *aa)]
         steady_drop = (f" (per loop {steady[0] / statistics.median(steady[1:]) - 1:+.0%})"
                        if None not in steady else "")
-        alone = sum(fires_for(base, slowed, backend, 0.0, False) for base in aa)
-        full = [fires_for(base, grafted(aa[(i + 1) % len(aa)], slowed, backend), backend, 0.0,
-                          False) for i, base in enumerate(aa)]
-        print(f"  {backend:20} {drop:+.0%}{steady_drop}  called slower by {alone}/{len(aa)} alone, "
-              f"{sum(full)}/{len(aa)} in a full run")
+        cpu = [noop_median(s, backend, "cpu_us_per_job") for s in (slowed, *aa)]
+        cpu_rise = (f", CPU per job {cpu[0] / statistics.median(cpu[1:]) - 1:+.0%}"
+                    if None not in cpu else "")
+        print(f"  {backend:20} {drop:+.0%}{steady_drop}{cpu_rise}")
+        for rows_judged in (THROUGHPUT_ROW, ("cpu_us_per_job",), NOOP_ROWS):
+            alone = sum(fires_for(base, slowed, backend, 0.0, False, metrics=rows_judged)
+                        for base in aa)
+            full = [fires_for(base, grafted(aa[(i + 1) % len(aa)], slowed, backend), backend,
+                              0.0, False, metrics=rows_judged) for i, base in enumerate(aa)]
+            print(f"    {' or '.join(rows_judged):28} called slower by {alone}/{len(aa)} "
+                  f"alone, {sum(full)}/{len(aa)} in a full run")
     if injected:
         all_slowed(aa, {p.stem: as_current(read_summary(p)) for p in injected})
     with_noise(folder, aa, pairs)
