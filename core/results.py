@@ -17,6 +17,7 @@ from typing import Any
 from core.numbers import flatten, spread
 
 SCHEMA = 1
+STATUSES = ("ok", "failed", "skipped")
 RESULTS_ROOT = Path("results")
 
 
@@ -198,4 +199,35 @@ def load_summary(path: Path) -> dict[str, Any]:
         raise ResultsError(f"{file}: unsupported schema {found!r} (expected {SCHEMA})")
     if not isinstance(data.get("cells"), list):
         raise ResultsError(f"{file}: no cells list")
+    check_cells(data["cells"], file)
     return data
+
+
+def make_dir(directory: Path) -> None:
+    """Create `directory` (and its parents) for results; ResultsError, one line, when a
+    file stands in the way or it cannot be made."""
+    if directory.exists() and not directory.is_dir():
+        raise ResultsError(f"{directory} is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultsError(f"cannot create {directory}: {exc.strerror or exc}") from None
+
+
+def check_cells(cells: list[Any], file: Path) -> None:
+    """Enough structure for a reader (report, compare, history) not to crash or misjudge:
+    one line on what is wrong."""
+    for index, cell in enumerate(cells):
+        where = f"{file}: cell {index}"
+        if not isinstance(cell, dict):
+            raise ResultsError(f"{where} is not an object")
+        for field in ("scenario", "backend", "status"):
+            if not isinstance(cell.get(field), str):
+                raise ResultsError(f"{where} has no {field!r} string")
+        if cell["status"] not in STATUSES:
+            raise ResultsError(f"{where} has unknown status {cell['status']!r}")
+        if not isinstance(cell.get("params"), dict):
+            raise ResultsError(f"{where} has no 'params' object")
+        for field in ("metrics", "settings"):
+            if cell.get(field) is not None and not isinstance(cell[field], dict):
+                raise ResultsError(f"{where}: {field!r} is not an object")

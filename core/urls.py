@@ -8,23 +8,30 @@ backend library into the coordinator.
 
 from __future__ import annotations
 
+import re
 import socket
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+# the password of the user info (//user:PASSWORD@host), and one given as a query
+# parameter (?password=...), as libpq and some clients accept
+_USERINFO_PASSWORD = re.compile(r"(//[^/@?#]*?:)[^/@?#]*@")
+_QUERY_PASSWORD = re.compile(r"((?:^|[&;])(?:password|passwd|pass)=)[^&;#]*", re.IGNORECASE)
 
 
 def mask(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    """The URL with its passwords replaced by ***; by pattern, not by parsing, so a URL
+    no parser takes (an unclosed IPv6 bracket) is masked all the same."""
+    masked = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
+    head, mark, query = masked.partition("?")
+    return head + mark + _QUERY_PASSWORD.sub(r"\1***", query) if mark else masked
 
 
 def shape_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     """One line saying why `url` is not a URL of one of `schemes` with a host, or None."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        return f"malformed URL ({exc}): {mask(url)}"
     if parts.scheme not in schemes:
         article = "an" if schemes[0][0] in "aeiou" else "a"
         return f"not {article} {schemes[0]}:// URL: {mask(url)}"

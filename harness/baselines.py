@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.results import ResultsError, load_summary
+from core.results import ResultsError, load_summary, make_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASELINES = REPO_ROOT / "results" / "baselines"
@@ -72,8 +72,8 @@ def save(name: str, run: Path, baselines: Path = BASELINES) -> tuple[Path, dict[
                            "every library job); not a baseline")
     source = run / "summary.json" if run.is_dir() else run
     target = baselines / f"{name}.json"
+    make_dir(baselines)
     try:
-        baselines.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".json.tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(target)
@@ -101,7 +101,11 @@ def run_baseline(args: argparse.Namespace) -> int:
         if not found:
             print(f"no baselines in {args.baselines_dir}")
         for path in found:
-            summary = read_summary(path)
+            try:
+                summary = read_summary(path)
+            except ResultsError as exc:  # one bad file hides none of the others
+                print(f"{path.stem:20} unreadable: {exc}")
+                continue
             run = run_of(summary)
             git = str(run.get("git_revision", "?"))[:10]
             print(f"{path.stem:20} {ok_cells(summary)} ok cells, git {git}, "

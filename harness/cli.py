@@ -33,6 +33,15 @@ PROG = "python -m harness"
 # run: every cell finished, but a backend failed or could not run. Not 1, which Python
 # gives a crash too, so a script can tell an incomplete run from a broken harness.
 EXIT_INCOMPLETE = 3
+# Bounds of run's numbers: beyond them a cell cannot finish in any sensible time or
+# memory (a 100 GB payload, an infinite rate), so they are bad input, said at once.
+MAX_ROUNDS = 100
+MAX_SLOTS = 1024
+MAX_DURATION_MS = 60_000.0
+MAX_RATE = 10_000_000.0
+MAX_PAYLOAD_BYTES = max(kind.message_limit for kind in KINDS.values())  # each broker: its own
+MAX_MEMORY_JOBS = 10_000_000
+MAX_DELAY_US = 1_000_000
 
 
 def name_list(valid: Callable[[], list[str]], what: str,
@@ -59,14 +68,19 @@ def name_list(valid: Callable[[], list[str]], what: str,
     return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+def whole_number(maximum: int, what: str) -> Callable[[str], int]:
+    """argparse type: a whole number from 1 to `maximum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{what} must be from 1 to {maximum:,}: got {text}")
+        return value
+
+    return parse
 
 
 def window_seconds(text: str) -> float:
@@ -80,18 +94,21 @@ def window_seconds(text: str) -> float:
     return value
 
 
-def number_list(kind: type, minimum: float, what: str) -> Callable[[str], tuple]:
-    """argparse type: a comma list of numbers, each >= minimum (and > 0 if minimum is 0 excl.)."""
+def number_list(kind: type, minimum: float, maximum: float, what: str
+                ) -> Callable[[str], tuple]:
+    """argparse type: a comma list of numbers from minimum to maximum (so never NaN or
+    infinite); a float that is whole is kept as an int, as the defaults are (0, not 0.0)."""
 
     def parse(text: str) -> tuple:
         try:
             values = tuple(kind(v) for v in text.split(","))
         except ValueError:
             raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}") from None
-        bad = [v for v in values if v < minimum or v != v]
+        bad = [v for v in values if not minimum <= v <= maximum]
         if bad:
-            raise argparse.ArgumentTypeError(f"{what} must be at least {minimum:g}: got {bad[0]}")
-        return tuple(dict.fromkeys(values))
+            raise argparse.ArgumentTypeError(
+                f"{what} must be from {minimum:g} to {maximum:,.0f}: got {bad[0]}")
+        return tuple(dict.fromkeys(int(v) if float(v).is_integer() else v for v in values))
 
     return parse
 
@@ -162,26 +179,30 @@ def build_parser() -> OneLineParser:
                      "dramatiq, arq, rq, redis-py, pika) with this local checkout of it, as "
                      "BACKEND@local (repeatable)")
     run.add_argument("--quick", action="store_true", help="short cells (a smoke run)")
-    run.add_argument("--rounds", type=positive_int, default=1,
+    run.add_argument("--rounds", type=whole_number(MAX_ROUNDS, "rounds"), default=1,
                      help="repeat every cell N times (default 1; 3 or more for compare's "
                      "significance test)")
-    run.add_argument("--slots", type=positive_int, default=8,
+    run.add_argument("--slots", type=whole_number(MAX_SLOTS, "slots"), default=8,
                      help="jobs that may run at once, the same for every backend (default 8)")
     run.add_argument("--profile", type=profile_list, default=("default",),
                      help="setting profiles, a comma list of default, reliable (the docs "
                      "against lost jobs), tuned (the docs for throughput; default runs "
                      "beside it as its reference); both = default,reliable; all = every "
                      "profile (default: default)")
-    run.add_argument("--durations", type=number_list(float, 0, "job duration (ms)"),
+    run.add_argument("--durations",
+                     type=number_list(float, 0, MAX_DURATION_MS, "job duration (ms)"),
                      help="throughput job durations in ms (default 0,1,10,100)")
-    run.add_argument("--rates", type=number_list(float, 0.1, "rate (jobs/s)"),
+    run.add_argument("--rates", type=number_list(float, 0.1, MAX_RATE, "rate (jobs/s)"),
                      help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
-    run.add_argument("--payload-sizes", type=number_list(int, 1, "payload size (bytes)"),
+    run.add_argument("--payload-sizes",
+                     type=number_list(int, 1, MAX_PAYLOAD_BYTES, "payload size (bytes)"),
                      help="payload and memory: sizes in bytes (default 64 .. 1048576)")
-    run.add_argument("--memory-jobs", type=number_list(int, 1, "job count"), metavar="N,N,...",
+    run.add_argument("--memory-jobs", type=number_list(int, 1, MAX_MEMORY_JOBS, "job count"),
+                     metavar="N,N,...",
                      help="memory: jobs queued per cell (default 5000; 2000 with --quick), "
                      "each capped by the scenario's payload budget")
-    run.add_argument("--slots-sweep", type=number_list(int, 1, "slot count"), metavar="N,N,...",
+    run.add_argument("--slots-sweep", type=number_list(int, 1, MAX_SLOTS, "slot count"),
+                     metavar="N,N,...",
                      help="scaling: the slot counts to sweep (default 1,2,4,8,16,32; "
                      "1,4,16 with --quick)")
     run.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
@@ -190,7 +211,8 @@ def build_parser() -> OneLineParser:
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
                      help="steady-state window counted per throughput and payload cell "
                      "(default 2 with --quick, else 8)")
-    run.add_argument("--inject-delay-us", type=positive_int, metavar="N",
+    run.add_argument("--inject-delay-us", type=whole_number(MAX_DELAY_US, "the delay (us)"),
+                     metavar="N",
                      help="test knob: every library job burns N us of CPU (not the raw "
                      "ceilings), a known slowdown for the gate's tests; baseline save "
                      "refuses such runs")
@@ -299,6 +321,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
         os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]
+    unused = [p for p in packages if not any(variants.uses(b, p) for b in args.backend
+                                             if "@" not in b)]
+    if unused:  # asked for, and nothing would run it: a run without it would mislead
+        raise UsageError(f"--with {', '.join(unused)}: none of the chosen backends "
+                         f"({', '.join(args.backend)}) uses it")
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
     urls = user_urls_reachable(args, backends)
@@ -479,3 +506,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
+    except BrokenPipeError:  # the reader of our output left (`doctor | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        return 0

@@ -72,10 +72,13 @@ def add_checkout(text: str) -> tuple[str, Path]:
     """--with PACKAGE=PATH: a local checkout of a library (redis-py is 'redis')."""
     name, sep, path = text.partition("=")
     name = ALIASES.get(name.strip().lower(), name.strip().lower())
-    checkout = Path(path).expanduser().resolve()
     if not sep or name not in WITH_PACKAGES:
+        shown = [next((a for a, n in ALIASES.items() if n == p), p) for p in WITH_PACKAGES]
         raise EnvError(f"--with {text!r}: expected PACKAGE=PATH, PACKAGE one of "
-                       f"{', '.join(WITH_PACKAGES)}")
+                       f"{', '.join(shown)}")
+    if not path.strip():
+        raise EnvError(f"--with {text!r}: no PATH after '='")
+    checkout = Path(path).expanduser().resolve()
     if not ((checkout / "pyproject.toml").exists() or (checkout / "setup.py").exists()):
         raise EnvError(f"--with {text!r}: {checkout} is not a Python project "
                        "(no pyproject.toml or setup.py)")

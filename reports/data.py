@@ -22,8 +22,6 @@ from core.results import ResultsError, aggregate, load_summary
 from reports.style import backend_rank
 from scenarios.stats import merged_round_percentiles
 
-STATUSES = ("ok", "failed", "skipped")
-
 
 @dataclass
 class RunData:
@@ -46,24 +44,6 @@ class RunData:
 
 def group_key(scenario: str, backend: str, profile: Any, params: dict[str, Any]) -> str:
     return json.dumps([scenario, backend, profile, params], sort_keys=True, default=str)
-
-
-def _check_cells(cells: list[Any], file: Path) -> None:
-    """Enough structure for the report not to crash; one line on what is wrong."""
-    for index, cell in enumerate(cells):
-        where = f"{file}: cell {index}"
-        if not isinstance(cell, dict):
-            raise ResultsError(f"{where} is not an object")
-        for field in ("scenario", "backend", "status"):
-            if not isinstance(cell.get(field), str):
-                raise ResultsError(f"{where} has no {field!r} string")
-        if cell["status"] not in STATUSES:
-            raise ResultsError(f"{where} has unknown status {cell['status']!r}")
-        if not isinstance(cell.get("params"), dict):
-            raise ResultsError(f"{where} has no 'params' object")
-        for field in ("metrics", "settings"):
-            if cell.get(field) is not None and not isinstance(cell[field], dict):
-                raise ResultsError(f"{where}: {field!r} is not an object")
 
 
 def _flags(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +139,6 @@ def load(run_dir: Path) -> RunData:
         raise ResultsError(f"{run_dir} is not a results directory")
     summary = load_summary(run_dir)
     file = run_dir / "summary.json"
-    _check_cells(summary["cells"], file)
     run = summary.get("run") if isinstance(summary.get("run"), dict) else {}
     aggregates = summary.get("aggregates")
     if aggregates is None:

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.cli import main
 from tests.conftest import harness_cli
 
+REPO = Path(__file__).resolve().parents[1]
+
 BAD_INPUT = [
     (["run", "--scenario", "nope"], "unknown scenario 'nope'; valid: throughput"),
     (["run", "--backend", "celery"], "unknown backend 'celery'; valid: asyncio"),
     (["run", "--backend", "asyncio,,rq"], "malformed backend list"),
-    (["run", "--rounds", "0"], "must be at least 1"),
-    (["run", "--rounds", "-3"], "must be at least 1"),
+    (["run", "--rounds", "0"], "rounds must be from 1 to 100: got 0"),
+    (["run", "--rounds", "-3"], "rounds must be from 1 to 100"),
+    (["run", "--slots", "100000"], "slots must be from 1 to 1,024"),
+    (["run", "--durations", "inf"], "job duration (ms) must be from 0 to 60,000: got inf"),
+    (["run", "--durations", "nan"], "job duration (ms) must be from 0"),
+    (["run", "--rates", "inf"], "rate (jobs/s) must be from 0.1 to 10,000,000"),
+    (["run", "--payload-sizes", "99999999999"], "payload size (bytes) must be from 1 to"),
+    (["run", "--inject-delay-us", "99999999999"], "the delay (us) must be from 1 to 1,000,000"),
     (["run", "--slots", "two"], "is not a whole number"),
-    (["run", "--rates", "100,-5"], "rate (jobs/s) must be at least"),
-    (["run", "--payload-sizes", "0"], "payload size (bytes) must be at least 1"),
-    (["run", "--durations", "-1"], "job duration (ms) must be at least 0"),
+    (["run", "--rates", "100,-5"], "rate (jobs/s) must be from 0.1"),
+    (["run", "--payload-sizes", "0"], "payload size (bytes) must be from 1"),
+    (["run", "--durations", "-1"], "job duration (ms) must be from 0"),
     (["run", "--profile", "paranoid"], "unknown profile 'paranoid'"),
     (["run", "--redis-url", "notaurl"], "argument --redis-url: not a redis:// URL: notaurl"),
     (["run", "--amqp-url", "redis://127.0.0.1:6379/0"], "not an amqp:// URL"),
@@ -35,6 +45,14 @@ BAD_INPUT = [
     (["report", "/nonexistent/run"], "/nonexistent/run"),
     (["compare", "/nonexistent/a", "/nonexistent/b"], "/nonexistent/a"),
     (["frobnicate"], "invalid choice"),
+    (["run", "--redis-url", "redis://:s3cret@[::1/0"],
+     "malformed URL (Invalid IPv6 URL): redis://:***@[::1/0"),
+    (["run", "--backend", "pg-raw", "--pg-url", "postgresql://u@127.0.0.1:1/db?password=s3cret"],
+     "postgresql://u@127.0.0.1:1/db?password=***"),
+    (["run", "--redis-url", "redis://127.0.0.1:6379/abc"], "database of a redis URL is a number"),
+    (["run", "--backend", "asyncio", "--with", "celery="], "no PATH after '='"),
+    (["run", "--backend", "asyncio,redis-raw", "--with", f"celery={REPO}"],
+     "--with celery: none of the chosen backends (asyncio, redis-raw) uses it"),
 ]
 
 

@@ -540,6 +540,39 @@ def test_failed_backend_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
     assert run(base_run, broken, "--report-only")[0] == 0
 
 
+@pytest.mark.parametrize("lost", [None, float("nan"), "fast", "absent"])
+def test_an_ok_cell_without_its_gated_figure_fails_the_gate(base_run: Path, tmp_path: Path,
+                                                            lost: object) -> None:
+    """A current cell that ended ok with its jobs_per_s null, NaN, not a number or gone
+    is a case the gate lost, never a row that quietly drops out."""
+    summary = json.loads((base_run / "summary.json").read_text())
+    for cell in summary["cells"]:
+        if cell["backend"] == "celery-redis" and cell["params"]["duration_ms"] == 10:
+            if lost == "absent":
+                del cell["metrics"]["jobs_per_s"]
+            else:
+                cell["metrics"]["jobs_per_s"] = lost
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "summary.json").write_text(json.dumps(summary))
+    code, out, err = run(base_run, tmp_path / "cur")
+    assert code == 1, out
+    assert ("throughput/celery-redis/duration_ms=10,slots=8,window_s=2: jobs_per_s not "
+            "measured in current's ok rounds [FAILS the gate]") in out
+    assert run(base_run, tmp_path / "cur", "--allow-missing")[0] == 0
+
+
+@pytest.mark.parametrize(("cell", "message"), [({"status": None}, "has no 'status' string"),
+                                               ({"status": "weird"}, "unknown status 'weird'")])
+def test_a_malformed_cell_is_bad_input(base_run: Path, tmp_path: Path, cell: dict,
+                                       message: str) -> None:
+    summary = json.loads((base_run / "summary.json").read_text())
+    summary["cells"][0].update(cell)
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "summary.json").write_text(json.dumps(summary))
+    code, _, err = run(base_run, tmp_path / "cur")
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
 def test_missing_ceiling_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
     no_raw = make_run(tmp_path / "noraw", backends=("celery-redis", "asyncio"))
     code, _, err = run(base_run, no_raw)

@@ -84,6 +84,58 @@ def test_render_without_entries_is_one_line(tmp_path: Path,
                  str(tmp_path / "o")]) == 2
 
 
+@pytest.mark.parametrize(("field", "value"), [("date", None), ("date", 12345),
+                                             ("commit", None), ("fingerprint", None),
+                                             ("run", None)])
+def test_a_broken_entry_is_one_line(history: Path, tmp_path: Path, field: str, value: object,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    entry_file = sorted(history.glob("*.json"))[2]
+    entry = json.loads(entry_file.read_text())
+    if value is None:
+        del entry[field]
+    else:
+        entry[field] = value
+    entry_file.write_text(json.dumps(entry))
+    assert main(["history", "render", "--dir", str(history), "--out",
+                 str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"not a valid history entry ({field!r}" in err
+
+
+def test_render_and_add_onto_a_file_are_one_line(history: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert main(["history", "render", "--dir", str(history), "--out", str(a_file)]) == 2
+    assert main(["history", "add", str(tmp_path / "run-a1"), "--dir", str(a_file)]) == 2
+    assert main(["baseline", "save", "x", str(tmp_path / "run-a1"), "--baselines-dir",
+                 str(a_file)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(f"{a_file} is not a directory" in line for line in lines)
+
+
+def test_two_undated_runs_are_two_entries(tmp_path: Path) -> None:
+    for name, factors in (("one", {}), ("two", {"asyncio": 0.5})):
+        run = make_run(tmp_path / name, factors)
+        summary = json.loads((run / "summary.json").read_text())
+        summary.pop("run")
+        (run / "summary.json").write_text(json.dumps(summary))
+        assert main(["history", "add", str(run), "--dir", str(tmp_path / "h")]) == 0
+    assert len(list((tmp_path / "h").glob("undated*.json"))) == 2
+
+
+def test_baseline_list_shows_the_good_beside_a_bad_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "baselines"
+    run = make_run(tmp_path / "run")
+    assert main(["baseline", "save", "good", str(run), "--baselines-dir", str(store)]) == 0
+    (store / "broken.json").write_text("{")
+    capsys.readouterr()
+    assert main(["baseline", "list", "--baselines-dir", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "broken" in out and "unreadable" in out and "good" in out and "ok cells" in out
+
+
 @pytest.mark.slow
 def test_history_page_in_chromium(history: Path, tmp_path: Path) -> None:
     if not CHROMIUM.exists():

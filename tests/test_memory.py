@@ -186,4 +186,4 @@ def test_memory_jobs_are_parsed_and_capped_by_the_budget() -> None:
 def test_bad_memory_jobs_is_one_line(capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--memory-jobs", "0"])
-    assert "job count must be at least 1" in capsys.readouterr().err
+    assert "job count must be from 1" in capsys.readouterr().err

@@ -18,6 +18,38 @@ def test_mask_hides_passwords():
     assert mask("amqp://bob:s3cret@host:5672/%2F") == "amqp://bob:***@host:5672/%2F"
     assert mask("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert mask("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    # a URL no parser takes, and a password given as a query parameter
+    assert mask("redis://:s3cret@[::1/0") == "redis://:***@[::1/0"
+    assert (mask("postgresql://u@127.0.0.1:1/db?sslmode=off&password=s3cret")
+            == "postgresql://u@127.0.0.1:1/db?sslmode=off&password=***")
+
+
+def test_a_url_no_parser_takes_is_one_line_without_its_password():
+    problem = Redis.probe("redis://:s3cret@[::1/0")
+    assert problem.startswith("malformed URL") and "s3cret" not in problem
+
+
+def test_a_redis_url_is_refused_for_what_the_libraries_would_fail_on():
+    assert "database of a redis URL is a number" in Redis.probe("redis://127.0.0.1:1/abc")
+    assert "query parameters are not supported" in Redis.probe("redis://127.0.0.1:1/0?foo=1")
+
+
+def test_a_server_that_is_not_redis_is_named_in_one_line(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind",
+                               "127.0.0.1"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            problem = Redis.probe(f"redis://:pw@127.0.0.1:{port}/0")
+            if "cannot reach" not in problem:
+                break
+            time.sleep(0.05)
+        assert problem.startswith("no Redis server at redis://:***@")
+        assert "\n" not in problem
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_refused_port_is_reported_fast():
@@ -59,3 +91,6 @@ def test_redis_password_checks(password_redis):
     wrong = Redis.probe(f"redis://:nope@127.0.0.1:{port}/0")
     assert "refused the credentials" in wrong and "nope" not in wrong
     assert Redis.probe(f"redis://:sesame@127.0.0.1:{port}/0") is None
+    assert Redis.probe(f"redis://:sesame@127.0.0.1:{port}/15") is None
+    missing = Redis.probe(f"redis://:sesame@127.0.0.1:{port}/99")
+    assert "refused database 99" in missing and "sesame" not in missing

@@ -44,6 +44,23 @@ def _auth(sock: socket.socket, url: str) -> bytes | None:
     return sock.recv(512)
 
 
+def _two_lines(sock: socket.socket) -> bytes:
+    """What the server sends until two replies' lines have come (or it stops talking)."""
+    reply = b""
+    while reply.count(b"\r\n") < 2 and (chunk := sock.recv(512)):
+        reply += chunk
+    return reply
+
+
+def _first_line(reply: bytes) -> str:
+    return reply.decode(errors="replace").strip().splitlines()[0] if reply.strip() else ""
+
+
+def _not_redis(url: str, reply: bytes) -> str:
+    """One line: something that is not Redis answered at `url` (an HTTP server...)."""
+    return f"no Redis server at {mask(url)}: it answered {_first_line(reply)[:60]!r}"
+
+
 class RedisReplyError(RuntimeError):
     """An error reply (-ERR ...) from the server."""
 
@@ -147,25 +164,47 @@ class Redis(BrokerKind):
     reliable_persistence: ClassVar[str] = "aof-everysec"  # redis.io's advice for durability
 
     @classmethod
+    def url_problem(cls, url: str) -> str | None:
+        """Besides the shape: the database is a number, and no query parameters, which
+        each library (redis-py, kombu, arq...) reads its own way or refuses."""
+        problem = super().url_problem(url)
+        if problem:
+            return problem
+        parts = urlsplit(url)
+        if not re.fullmatch(r"/?\d*", parts.path):
+            return f"the database of a redis URL is a number (/0): {mask(url)}"
+        if parts.query:
+            return f"query parameters are not supported in a redis URL: {mask(url)}"
+        return None
+
+    @classmethod
     def probe(cls, url: str, timeout_s: float = 3.0) -> str | None:
-        """PING after AUTH: a wrong or missing password is told apart from no server."""
+        """PING after AUTH and SELECT: a wrong or missing password, a database the
+        server does not have, and a server that is not Redis are told apart from none."""
         problem = cls.url_problem(url)
         if problem:
             return problem
+        database = urlsplit(url).path.lstrip("/") or "0"
         try:
             with connect(url, cls.default_port, timeout_s) as sock:
                 reply = _auth(sock, url)
                 if reply is not None and not reply.startswith(b"+OK"):
-                    return f"redis at {mask(url)} refused the credentials: {reply.decode().strip()}"
-                sock.sendall(_command("PING"))
-                reply = sock.recv(512)
+                    return (f"redis at {mask(url)} refused the credentials: "
+                            f"{_first_line(reply)}" if reply[:1] == b"-" else
+                            _not_redis(url, reply))
+                sock.sendall(_command("SELECT", database) + _command("PING"))
+                reply = _two_lines(sock)
         except OSError as exc:
             return f"cannot reach redis at {mask(url)}: {exc}"
-        if reply.startswith(b"+PONG"):
+        if reply.startswith(b"+OK\r\n+PONG"):
             return None
-        text = reply.decode(errors="replace").strip()
+        if reply[:1] not in (b"+", b"-"):
+            return _not_redis(url, reply)
+        text = _first_line(reply)
         if "NOAUTH" in text:
             return f"redis at {mask(url)} needs a password that was not given"
+        if reply.startswith(b"-"):
+            return f"redis at {mask(url)} refused database {database}: {text}"
         return f"redis at {mask(url)} answered {text!r} to PING"
 
     @classmethod

@@ -25,7 +25,7 @@ def threshold_arg(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
     if not 0 < value < 1000:
-        raise argparse.ArgumentTypeError(f"{text} must be a percentage above 0")
+        raise argparse.ArgumentTypeError(f"{text} must be a percentage above 0 and below 1000")
     return value / 100
 
 

@@ -39,9 +39,9 @@ class Skip:
 
 
 
-def watched(table: Table, key: Key, patterns: Sequence[str]) -> bool:
-    """The baseline measured a metric of this case that gates."""
-    return any(selected(m, patterns) and direction_of(m) for m in table.get(key, {}))
+def gating(table: Table, key: Key, patterns: Sequence[str]) -> list[str]:
+    """The metrics of this case that gate, as `table` has them."""
+    return [m for m in table.get(key, {}) if selected(m, patterns) and direction_of(m)]
 
 
 def why_not(base: CaseState, cur: CaseState | None) -> str | None:
@@ -58,17 +58,25 @@ def why_not(base: CaseState, cur: CaseState | None) -> str | None:
     return None
 
 
+def lost_metrics(bt: Table, ct: Table, key: Key, patterns: Sequence[str]) -> str | None:
+    """The gated metrics the baseline has for a case whose ok current rounds have none
+    of (null, NaN, not a number, or absent: a cell that ends ok without its figure)."""
+    lost = [m for m in gating(bt, key, patterns) if m not in ct.get(key, {})]
+    return f"{', '.join(sorted(lost))} not measured in current's ok rounds" if lost else None
+
+
 def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: Table,
-             patterns: Sequence[str]) -> list[Skip]:
+             ct: Table, patterns: Sequence[str]) -> list[Skip]:
     """Every case that will not be judged, problems first."""
     out = []
     for key in sorted(bstates.keys() | cstates.keys()):
         base, cur = bstates.get(key), cstates.get(key)
+        watched = bool(gating(bt, key, patterns))
         if base is None:
             out.append(Skip(key, "new in current: nothing to compare with", False))
         elif not base.ok:
             out.append(Skip(key, "not ok in baseline", False))
-        elif watched(bt, key, patterns) and (reason := why_not(base, cur)):
+        elif watched and (reason := why_not(base, cur) or lost_metrics(bt, ct, key, patterns)):
             out.append(Skip(key, reason, True))
         elif cur is None or not cur.ok:
             out.append(Skip(key, "no ok round in current (no gated metric)", False))

@@ -324,7 +324,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     metrics = default_metrics() if metrics is None else metrics
     bt, ct = per_round(baseline, names[0]), per_round(current, names[1])
     bstates, cstates = case_states(baseline, names[0]), case_states(current, names[1])
-    skipped = coverage(bstates, cstates, bt, metrics)
+    skipped = coverage(bstates, cstates, bt, ct, metrics)
     unjudged = {s.key for s in skipped}
     keys = sorted((bt.keys() & ct.keys()) - unjudged)
     copies = copies_judged_elsewhere(keys, bstates, cstates)

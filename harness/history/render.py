@@ -14,6 +14,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 
+from core.results import make_dir
 from harness.history.changes import Called, called_changes
 from reports.charts import new_figure, to_png
 from reports.html import data_uri
@@ -140,7 +141,7 @@ def render(entries: list[dict[str, Any]], out: Path) -> Path:
     series = collect(entries)
     charts = {name: chart(name, series[name], called, entries)
               for name in sorted(series, key=lambda n: backend_rank(n.split("[")[0]))}
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     for name, png in charts.items():
         (out / f"{name}.png").write_bytes(png)
     index = out / "index.html"

@@ -3,16 +3,19 @@ need. An entry is itself a valid summary (schema 1), so `compare` can read it.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from core.results import ResultsError, fingerprint, write_json
+from core.results import ResultsError, fingerprint, make_dir, write_json
 from harness.baselines import read_summary, run_of
 from harness.compare.fingerprint import fingerprint_of
 from harness.compare.metrics import default_metrics, selected
 
 HISTORY = 1  # version of the entry format
+ENTRY_FIELDS = {"commit": str, "date": str, "run": dict, "fingerprint": dict}
 RUN_FIELDS = ("id", "started", "host", "cpu_count", "python", "git_revision", "config",
               "library_versions", "broker_versions", "complete", "speed_probe")
 # besides the gated ones: compare's coverage reads the first two, its per-loop basis the rest
@@ -44,7 +47,10 @@ def entry_of(run_dir: Path) -> dict[str, Any]:
 
 
 def file_name(entry: dict[str, Any]) -> str:
-    stamp = re.sub(r"[^0-9A-Za-z]", "", entry["date"]) or "undated"
+    """<start time>-<commit>.json; a run without a start time is named by its cells, so
+    two undated runs are two entries."""
+    stamp = re.sub(r"[^0-9A-Za-z]", "", entry["date"]) or "undated" + hashlib.sha1(
+        json.dumps(entry["cells"], sort_keys=True).encode()).hexdigest()[:8]
     return f"{stamp}-{re.sub(r'[^0-9A-Za-z]', '', entry['commit'])[:12]}.json"
 
 
@@ -52,8 +58,8 @@ def add(run_dir: Path, directory: Path) -> Path:
     """Write RUN_DIR's entry into DIRECTORY (the same run added twice is one file)."""
     entry = entry_of(run_dir)
     target = directory / file_name(entry)
+    make_dir(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         write_json(target, entry)
     except OSError as exc:
         raise ResultsError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -69,6 +75,10 @@ def load(directory: Path) -> list[dict[str, Any]]:
         entry = read_summary(path)
         if entry.get("history") != HISTORY:
             raise ResultsError(f"{path}: not a history entry (history {HISTORY})")
+        for field, kind in ENTRY_FIELDS.items():
+            if not isinstance(entry.get(field), kind):
+                raise ResultsError(f"{path}: not a valid history entry ({field!r} is not "
+                                   f"a {kind.__name__})")
         entries.append(entry)
     if not entries:
         raise ResultsError(f"{directory}: no history entries; add runs with "
