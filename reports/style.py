@@ -60,6 +60,11 @@ def fmt_share(fraction: float) -> str:
     return f"{fmt_num(fraction * 100, 2)}%"
 
 
+def fmt_cpu_us(value: float) -> str:
+    """CPU time in us: 540 -> '540 µs', 2680 -> '2.68 ms'."""
+    return f"{fmt_num(value / 1000)} ms" if value >= 1000 else f"{fmt_num(value)} µs"
+
+
 def fmt_bytes(value: float | None) -> str:
     """1024 -> '1 KiB', 1048576 -> '1 MiB', 300 -> '300 B'."""
     if value is None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from adapters import CEILINGS
 from reports.data import RunData, value
-from reports.style import fmt_bytes, fmt_num, fmt_share
+from reports.style import fmt_bytes, fmt_cpu_us, fmt_num, fmt_share
 
 TIE_PCT = 5.0
 # Of a sleeping job's ideal rate (slots / duration): a ceiling at or above it is held by
@@ -157,6 +157,9 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     steadiness = value(row, "stability_cv")
     if steadiness is not None:
         detail += f"; per-second CV {steadiness:.0%}"
+    cpu = value(row, "cpu_us_per_job")
+    if cpu is not None:
+        detail += f"; workers' CPU {fmt_cpu_us(cpu)} per job"
     unstable = flagged_rounds(row, "unstable")
     if unstable:
         text += " (unstable)"

@@ -431,6 +431,19 @@ def throughput_marks(tmp_path: Path, rates: dict[str, float]) -> dict[str, Any]:
     return {name: entries[0] for name, entries in table.rows}
 
 
+def test_the_workers_cpu_per_job_is_in_the_detail(tmp_path: Path) -> None:
+    cells = [cell("throughput", backend, {"duration_ms": 0, "slots": SLOTS, "jobs": 10}, 1,
+                  {"jobs_per_s": 400.0, "cpu_us_per_job": cpu})
+             for backend, cpu in (("celery-redis", 2680.0), ("dramatiq-redis", 540.0))]
+    from reports.sections import Kit
+    from scenarios.throughput import THROUGHPUT
+    table = THROUGHPUT.tables(Kit(load(write_run(tmp_path / "cpu", cells,
+                                                 run_info(len(cells)))), THROUGHPUT))[0]
+    details = {name: entries[0].detail for name, entries in table.rows}
+    assert "workers' CPU 2.68 ms per job" in details["celery-redis"]
+    assert "workers' CPU 540 µs per job" in details["dramatiq-redis"]
+
+
 def test_ties_within_noise(tmp_path: Path) -> None:
     entries = throughput_marks(tmp_path, {"asyncio": 1000.0, "celery-redis": 1030.0,
                                           "rq": 700.0})
