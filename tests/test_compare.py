@@ -675,7 +675,8 @@ CALIBRATION = REPO / "results" / "reference" / "ci-calibration"
 
 
 @pytest.mark.parametrize(("folder", "least"), [(CALIBRATION, 6),
-                                               (CALIBRATION.parent / "ci-calibration-speed", 4)])
+                                               (CALIBRATION.parent / "ci-calibration-speed", 4),
+                                               (CALIBRATION.parent / "ci-calibration-cpu", 4)])
 def test_committed_aa_pairs_do_not_fail_the_gate(folder: Path, least: int) -> None:
     """The A/A runs docs/ci.md quotes (same code, one after the other): no pair fails,
     on the ceiling basis (before the speed meter) and per probe loop (with it)."""
@@ -687,8 +688,23 @@ def test_committed_aa_pairs_do_not_fail_the_gate(folder: Path, least: int) -> No
 
 
 # The gate on real runs (a 25% injected slowdown fires for every gated backend, 0% for
-# none) is a benchmark, not a unit test: results/reference/ci-calibration/calibrate.py,
-# docs/ci.md. On this 2-core VM the goal is not met yet (issue #13 stays open).
+# none) is a benchmark, not a unit test: results/reference/ci-calibration/collect.py and
+# calibrate.py, docs/ci.md. On this 2-core VM it is not met for every backend yet
+# (issue #13); the committed runs keep what it does catch from regressing.
+CALLED_EVERY_TIME = ("arq", "celery-rabbitmq", "celery-redis", "dramatiq-redis", "rq")
+
+
+@pytest.mark.parametrize("backend", CALLED_EVERY_TIME)
+def test_committed_injected_slowdowns_fail_the_gate(backend: str) -> None:
+    """The committed runs with a CPU delay sized toward -25% noop throughput, each
+    compared with every committed A/A run as a maintainer would (the backend and its
+    ceiling): the gate fails and names the backend, through its CPU-per-job row."""
+    folder = CALIBRATION.parent / "ci-calibration-cpu"
+    slowed = folder / "injected" / f"{backend}.json"
+    for base in sorted((folder / "aa").glob("*.json")):
+        code, out, err = run(base, slowed, "--allow-missing")
+        assert code == 1, out
+        assert f"throughput/{backend}/duration_ms=0" in err and "cpu_us_per_job" in err
 
 
 def test_noise_model_pools_within_run_spread_and_finds_drift() -> None:
