@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 # the password of the user info (//user:PASSWORD@host), and one given as a query
 # parameter (?password=...), as libpq and some clients accept
-_USERINFO_PASSWORD = re.compile(r"(//[^/@?#]*?:)[^/@?#]*@")
+_USERINFO_PASSWORD = re.compile(r"(//[^/@?#]*?:)[^/?#]*@")  # to the last @: p@ss too
 _QUERY_PASSWORD = re.compile(r"((?:^|[&;])(?:password|passwd|pass)=)[^&;#]*", re.IGNORECASE)
 
 

@@ -33,6 +33,7 @@ PROG = "python -m harness"
 # run: every cell finished, but a backend failed or could not run. Not 1, which Python
 # gives a crash too, so a script can tell an incomplete run from a broken harness.
 EXIT_INCOMPLETE = 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command its pipe cut short
 # Bounds of run's numbers: beyond them a cell cannot finish in any sensible time or
 # memory (a 100 GB payload, an infinite rate), so they are bad input, said at once.
 MAX_ROUNDS = 100
@@ -506,6 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
-    except BrokenPipeError:  # the reader of our output left (`doctor | head`): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
-        return 0
+    except BrokenPipeError:  # the reader of our output left (`doctor | head`)
+        try:  # no second error when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE

@@ -119,8 +119,9 @@ def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> d
         "window_sent": phase.window_sent,
         "producer_busy_s": phase.producer_busy_s,
         "window_producer_busy_s": phase.window_producer_busy_s,
+        # none when the reading is not a reading (no workers' CPU seen in the window)
         "cpu_us_per_job": (round(phase.window_cpu_s * 1e6 / len(counted), 2)
-                           if phase.window_cpu_s is not None else None),
+                           if phase.window_cpu_s and phase.window_cpu_s > 0 else None),
     }
 
 

@@ -348,6 +348,43 @@ def test_cpu_per_job_on_a_slower_machine_is_no_change(tmp_path: Path) -> None:
     assert code == 1 and "REGRESSION" in err
 
 
+def test_a_lost_cpu_figure_leaves_the_rate_judged(tmp_path: Path) -> None:
+    """celery-redis's cells lost their CPU figure (null) and its rate halved: the lost
+    figure fails the gate, and with --allow-missing the rate row still does."""
+    base = make_run(tmp_path / "base", probe_us=SPEED, cpu_us=CPU_US)
+    cur = make_run(tmp_path / "cur", {"celery-redis": 0.5}, noise=NOISE_B, probe_us=SPEED,
+                   cpu_us=CPU_US)
+    summary = json.loads((cur / "summary.json").read_text())
+    for cell in summary["cells"]:
+        if cell["backend"] == "celery-redis":
+            cell["metrics"].update(cpu_us_per_job=None, cpu_loops_per_job=None)
+    (cur / "summary.json").write_text(json.dumps(summary))
+    code, out, err = run(base, cur)
+    assert code == 1 and "cpu_us_per_job not measured in current's ok rounds" in out
+    code, out, err = run(base, cur, "--allow-missing")
+    assert code == 1 and "REGRESSION" in err and "celery-redis" in err
+
+
+def test_a_figure_the_current_harness_never_writes_is_a_note(tmp_path: Path) -> None:
+    """A current run from a harness before CPU per job against a baseline with it: the
+    rates are judged, the CPU rows noted, nothing fails."""
+    base = make_run(tmp_path / "base", probe_us=SPEED, cpu_us=CPU_US)
+    older = make_run(tmp_path / "older", noise=NOISE_B, probe_us=SPEED)
+    code, out, err = run(base, older)
+    assert code == 0, out
+    assert "cpu_us_per_job not written by current's harness" in out
+
+
+def test_cpu_rows_without_a_per_loop_basis_are_shown_not_gated(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", probe_us=SPEED, cpu_us=CPU_US)
+    no_meter = make_run(tmp_path / "nometer", noise=NOISE_B,
+                        cpu_us={b: v * 1.3 for b, v in CPU_US.items()})
+    code, out, err = run(base, no_meter)
+    assert code == 0, out
+    assert not any("cpu_us_per_job" in r for r in gated_rows(out))
+    assert "no per-loop basis in both runs: shown, not gated" in out
+
+
 def test_per_loop_needs_the_meter_in_both_runs(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", probe_us=SPEED)
     old = make_run(tmp_path / "old")
@@ -704,7 +741,7 @@ def test_committed_injected_slowdowns_fail_the_gate(backend: str) -> None:
     for base in sorted((folder / "aa").glob("*.json")):
         code, out, err = run(base, slowed, "--allow-missing")
         assert code == 1, out
-        assert f"throughput/{backend}/duration_ms=0" in err and "cpu_us_per_job" in err
+        assert f"throughput/{backend}/duration_ms=0,slots=8,window_s=2 cpu_us_per_job" in err
 
 
 def test_noise_model_pools_within_run_spread_and_finds_drift() -> None:

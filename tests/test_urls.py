@@ -20,6 +20,8 @@ def test_mask_hides_passwords():
     assert mask("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     # a URL no parser takes, and a password given as a query parameter
     assert mask("redis://:s3cret@[::1/0") == "redis://:***@[::1/0"
+    assert mask("redis://user:p@ss@localhost:6379/0") == "redis://user:***@localhost:6379/0"
+    assert mask("redis://127.0.0.1:6379/0?x=a@b") == "redis://127.0.0.1:6379/0?x=a@b"
     assert (mask("postgresql://u@127.0.0.1:1/db?sslmode=off&password=s3cret")
             == "postgresql://u@127.0.0.1:1/db?sslmode=off&password=***")
 

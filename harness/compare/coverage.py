@@ -20,17 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adapters import CEILINGS
 from harness.compare.metrics import direction_of, selected
 from harness.compare.table import CaseState, Key, Table, label
 
 
 @dataclass(frozen=True)
 class Skip:
-    """A case that was not judged, and why."""
+    """A case that was not judged, and why (or, with `metrics`, only those metrics of
+    it: the case's other rows are judged)."""
 
     key: Key
     reason: str
     fails: bool  # a problem: fails the gate unless --allow-missing
+    metrics: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -58,16 +61,30 @@ def why_not(base: CaseState, cur: CaseState | None) -> str | None:
     return None
 
 
-def lost_metrics(bt: Table, ct: Table, key: Key, patterns: Sequence[str]) -> str | None:
-    """The gated metrics the baseline has for a case whose ok current rounds have none
-    of (null, NaN, not a number, or absent: a cell that ends ok without its figure)."""
-    lost = [m for m in gating(bt, key, patterns) if m not in ct.get(key, {})]
-    return f"{', '.join(sorted(lost))} not measured in current's ok rounds" if lost else None
+def lost_metrics(bt: Table, ct: Table, key: Key, patterns: Sequence[str],
+                 written: set[str]) -> list[Skip]:
+    """The gated metrics the baseline has for a library's case that its ok current
+    rounds lack: a problem where the current run's harness writes the metric (null, NaN,
+    not a number, or absent in this case: a cell that ended ok without its figure), a
+    note where it writes it nowhere (a run of a harness from before the metric). The
+    ceilings' figures are yardsticks, as in the rows."""
+    if key[1] in CEILINGS:
+        return []
+    out = []
+    for metric in sorted(m for m in gating(bt, key, patterns) if m not in ct.get(key, {})):
+        if metric in written:
+            out.append(Skip(key, f"{metric} not measured in current's ok rounds", True,
+                            (metric,)))
+        else:
+            out.append(Skip(key, f"{metric} not written by current's harness", False,
+                            (metric,)))
+    return out
 
 
 def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: Table,
-             ct: Table, patterns: Sequence[str]) -> list[Skip]:
-    """Every case that will not be judged, problems first."""
+             ct: Table, patterns: Sequence[str], written: set[str]) -> list[Skip]:
+    """Every case (or metric of a case) that will not be judged, problems first;
+    `written`: every metric name the current run has (table.metric_names)."""
     out = []
     for key in sorted(bstates.keys() | cstates.keys()):
         base, cur = bstates.get(key), cstates.get(key)
@@ -76,10 +93,12 @@ def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: T
             out.append(Skip(key, "new in current: nothing to compare with", False))
         elif not base.ok:
             out.append(Skip(key, "not ok in baseline", False))
-        elif watched and (reason := why_not(base, cur) or lost_metrics(bt, ct, key, patterns)):
+        elif watched and (reason := why_not(base, cur)):
             out.append(Skip(key, reason, True))
         elif cur is None or not cur.ok:
             out.append(Skip(key, "no ok round in current (no gated metric)", False))
+        elif watched:
+            out += lost_metrics(bt, ct, key, patterns, written)
     return sorted(out, key=lambda s: not s.fails)
 
 

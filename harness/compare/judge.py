@@ -28,6 +28,7 @@ from harness.compare.table import (
     case_states,
     ceiling_of,
     label,
+    metric_names,
     normalised,
     per_loop,
     per_round,
@@ -277,6 +278,12 @@ def build_row(bt: Table, ct: Table, key: Key, metric: str, patterns: Sequence[st
     if chosen and direction == 0:
         note = "direction unknown: not gated"
     gated = chosen and direction != 0 and not (is_ceiling and yardstick and not absolute)
+    if gated and metric not in NORMALISABLE and yardstick and basis != PER_LOOP \
+            and not absolute:
+        # CPU per job has no ceiling basis, and raw microseconds move with the machine
+        gated = False
+        note = "; ".join(n for n in (note, "no per-loop basis in both runs: shown, not "
+                                           "gated (--absolute gates it)") if n)
     return Row(key, metric, basis, base, cur, gated, note, abs_ratio=abs_ratio)
 
 
@@ -324,8 +331,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     metrics = default_metrics() if metrics is None else metrics
     bt, ct = per_round(baseline, names[0]), per_round(current, names[1])
     bstates, cstates = case_states(baseline, names[0]), case_states(current, names[1])
-    skipped = coverage(bstates, cstates, bt, ct, metrics)
-    unjudged = {s.key for s in skipped}
+    skipped = coverage(bstates, cstates, bt, ct, metrics, metric_names(current))
+    unjudged = {s.key for s in skipped if not s.metrics}  # a lost metric: the rest is judged
     keys = sorted((bt.keys() & ct.keys()) - unjudged)
     copies = copies_judged_elsewhere(keys, bstates, cstates)
     skipped += [Skip(key, f"the same cell as {label(source)}, judged there", False)

@@ -114,6 +114,20 @@ def per_round(summary: dict[str, Any], source: str) -> Table:
     return table
 
 
+def metric_names(summary: dict[str, Any]) -> set[str]:
+    """Every metric name any cell of a run has, numeric or not (null included): what
+    the harness that made the run writes."""
+    def names(metrics: dict[str, Any], prefix: str = "") -> set[str]:
+        out = set()
+        for key, value in metrics.items():
+            out |= names(value, f"{prefix}{key}.") if isinstance(value, dict) else {
+                f"{prefix}{key}"}
+        return out
+
+    return set().union(*(names(cell["metrics"]) for cell in summary["cells"]
+                         if isinstance(cell, dict) and isinstance(cell.get("metrics"), dict)))
+
+
 def label(key: Key) -> str:
     """throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 (profile in [] unless default)."""
     scenario, backend, profile, params = key
