@@ -225,7 +225,7 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     cpu_before = cpu_seconds(run.adapter.worker_pids())
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
-    report.window_cpu_s = round(cpu_seconds(run.adapter.worker_pids()) - cpu_before, 3)
+    report.window_cpu_s = round(cpu_seconds(run.adapter.worker_pids()) - cpu_before, 6)
     run.clock.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_sent = backlog.sent - sent_before_window
