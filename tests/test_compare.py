@@ -286,6 +286,15 @@ def test_slower_machine_is_absorbed_by_normalisation(base_run: Path, tmp_path: P
     assert "throughput/redis-raw/duration_ms=0,slots=8,window_s=2 jobs_per_s" in err
 
 
+def test_one_round_a_side_warns_that_only_the_threshold_judges(tmp_path: Path,
+                                                               base_run: Path) -> None:
+    one = make_run(tmp_path / "one", rounds=1)
+    _, out, _ = run(one, make_run(tmp_path / "other", rounds=1, noise=NOISE_B))
+    assert "warning:  4 gated row(s) have too few rounds for the test" in out
+    _, out, _ = run(base_run, base_run)
+    assert "warning:" not in out
+
+
 SPEED = (400.0, 400.0, 400.0)
 
 

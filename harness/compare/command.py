@@ -98,6 +98,11 @@ def run_compare(args: argparse.Namespace) -> int:
             gated = [(r.key, r.metric, r.basis) for r in comparison.rows if r.gated]
             head.append(f"noise:    learned from {len(runs)} runs in {args.noise}: "
                         f"{freedom_summary(noise, gated)}")
+    untested = sum(r.gated and r.p is None for r in comparison.rows)
+    if untested:
+        head.append(f"warning:  {untested} gated row(s) have too few rounds for the test: "
+                    f"their verdicts rest on the {args.threshold:.0%} threshold alone, which "
+                    "a noisy machine passes by chance; run both sides with --rounds 3")
     head += [f"method:   {method_line(args.threshold, ALPHA, noise is not None)}",
              "basis:    absolute figures" if args.absolute else
              "basis:    jobs/s and CPU per job with the machine's speed taken out (per "
