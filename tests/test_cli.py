@@ -18,7 +18,7 @@ BAD_INPUT = [
     (["run", "--rounds", "0"], "rounds must be from 1 to 100: got 0"),
     (["run", "--rounds", "-3"], "rounds must be from 1 to 100"),
     (["run", "--slots", "100000"], "slots must be from 1 to 1,024"),
-    (["run", "--durations", "inf"], "job duration (ms) must be from 0 to 60,000: got inf"),
+    (["run", "--durations", "inf"], "job duration (ms) must be from 0 to 3,600,000: got inf"),
     (["run", "--durations", "nan"], "job duration (ms) must be from 0"),
     (["run", "--rates", "inf"], "rate (jobs/s) must be from 0.1 to 10,000,000"),
     (["run", "--payload-sizes", "99999999999"], "payload size (bytes) must be from 1 to"),
