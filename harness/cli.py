@@ -84,6 +84,22 @@ def whole_number(maximum: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def delay_microseconds(text: str) -> int | float:
+    """--inject-delay-us: 0 (off) to MAX_DELAY_US microseconds, in steps of 0.1 us (a fast
+    library's noop job takes a few tens of us, so a whole-us step is too coarse to size a
+    25% slowdown); whole values are kept as ints."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microseconds") from None
+    if not 0 <= value <= MAX_DELAY_US:
+        raise argparse.ArgumentTypeError(
+            f"the delay (us) must be from 0 to {MAX_DELAY_US:,}: got {text}")
+    if round(value, 1) != value:
+        raise argparse.ArgumentTypeError(f"the delay (us) takes steps of 0.1 us: got {text}")
+    return int(value) if value.is_integer() else value
+
+
 def window_seconds(text: str) -> float:
     """--window: seconds of steady state counted per throughput/payload cell (1 to 600)."""
     try:
@@ -212,11 +228,10 @@ def build_parser() -> OneLineParser:
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
                      help="steady-state window counted per throughput and payload cell "
                      "(default 2 with --quick, else 8)")
-    run.add_argument("--inject-delay-us", type=whole_number(MAX_DELAY_US, "the delay (us)"),
-                     metavar="N",
-                     help="test knob: every library job burns N us of CPU (not the raw "
-                     "ceilings), a known slowdown for the gate's tests; baseline save "
-                     "refuses such runs")
+    run.add_argument("--inject-delay-us", type=delay_microseconds, metavar="N",
+                     help="test knob: every library job burns N us of CPU (steps of 0.1 "
+                     "us; not the raw ceilings; 0 is off), a known slowdown for the gate's "
+                     "tests; baseline save refuses such runs")
     run.add_argument("--results", action="store_true",
                      help="turn result backends on for every backend (off by default)")
     run.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")

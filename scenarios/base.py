@@ -31,7 +31,7 @@ class RunOptions:
     window_s: float | None = None  # W, the steady-state window (None: the grid's)
     slots_sweep: tuple[int, ...] | None = None  # the scaling scenario's slot counts
     memory_jobs: tuple[int, ...] | None = None  # the memory scenario's job counts
-    inject_delay_us: int = 0  # test knob: CPU each library job burns (adapters/job.py)
+    inject_delay_us: float = 0  # test knob: CPU each library job burns (adapters/job.py)
     # the raw ceilings' layout sweep (harness/ceiling_layout.py); None: full runs only
     sweep: bool | None = None
 

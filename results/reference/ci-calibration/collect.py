@@ -8,9 +8,10 @@
    history entry in OUT/aa/.
 2. Injected: for every library backend, a per-job CPU delay (`--inject-delay-us`) sized
    so that its noop jobs/s falls by --target (25%) against the median of the A/A runs.
-   One-round noop probes of the backend alone refine the size (at most --probes): the
-   extra time per job a probe shows gives the parallelism the delay is spread over, and
-   the next size follows from it. Then the workflow's command runs with that delay, the
+   Noop probes of the backend alone (--probe-rounds rounds each, their median) refine the
+   size (at most --probes), in steps of 0.1 us: the extra time per job a probe shows
+   gives the parallelism the delay is spread over, and the next size follows from it.
+   Then the workflow's command runs with that delay, the
    backend with its ceiling; its summary.json is kept as OUT/injected/<backend>.json
    (history refuses the knob) and OUT/injected/delays.json records every probe, the
    delay used and the measured rate.
@@ -32,6 +33,7 @@ from harness.baselines import read_summary
 from harness.compare.table import ceiling_of
 
 WORKFLOW = ["--scenario", "throughput", "--quick", "--durations", "0,10"]
+DELAY_STEP_US = 0.1  # the knob's step (harness/cli.py delay_microseconds)
 NINE = "asyncio,redis-raw,amqp-raw,celery-redis,celery-rabbitmq,dramatiq-redis," \
        "dramatiq-rabbitmq,arq,rq"
 
@@ -67,26 +69,32 @@ def next_delay(delay_us: float, base: float, slowed: float, target: float) -> fl
     extra = 1 / slowed - 1 / base
     if extra <= wanted_extra / 10:  # no visible effect yet: grow fast
         return delay_us * 4
-    return max(1.0, delay_us * wanted_extra / extra)
+    return max(DELAY_STEP_US, delay_us * wanted_extra / extra)
+
+
+def to_step(delay_us: float) -> float:
+    """The delay in the knob's steps (0.1 us): asyncio's noop job takes about 20 us, so a
+    whole-us step moved its drop from 16% to 34% (results/reference/ci-calibration-cpu)."""
+    return max(DELAY_STEP_US, round(delay_us, 1))
 
 
 def size_delay(backend: str, base: float, base_per_s: float, target: float, probes: int,
-               work: Path) -> tuple[int, list[dict]]:
+               rounds: int, work: Path) -> tuple[float, list[dict]]:
     """The delay toward `target`, from probes compared with `base` (noop_rate's measure);
     the first guess takes the time a job gains as if on one core, from jobs/s."""
-    delay = max(1.0, 1e6 * (1 / (base_per_s * (1 - target)) - 1 / base_per_s))
+    delay = to_step(1e6 * (1 / (base_per_s * (1 - target)) - 1 / base_per_s))
     tried: list[dict] = []
     for i in range(probes):
         out = work / f"probe-{backend}-{i}"
         harness("run", "--scenario", "throughput", "--quick", "--durations", "0",
-                "--backend", backend, "--inject-delay-us", str(round(delay)),
-                "--out", str(out))
+                "--rounds", str(rounds), "--backend", backend,
+                "--inject-delay-us", str(delay), "--out", str(out))
         rate = noop_rate(read_summary(out), backend)
-        tried.append({"delay_us": round(delay), "rate": rate, "drop": round(1 - rate / base, 3)})
+        tried.append({"delay_us": delay, "rate": rate, "drop": round(1 - rate / base, 3)})
         if abs(1 - rate / base - target) <= 0.05:
             break
-        delay = next_delay(delay, base, rate, target)
-    return round(delay), tried  # the last hit, else the size the last miss points to
+        delay = to_step(next_delay(delay, base, rate, target))
+    return delay, tried  # the last hit, else the size the last miss points to
 
 
 def main() -> None:
@@ -96,6 +104,8 @@ def main() -> None:
     parser.add_argument("--backend", default=NINE)
     parser.add_argument("--target", type=float, default=0.25)
     parser.add_argument("--probes", type=int, default=3)
+    parser.add_argument("--probe-rounds", type=int, default=2,
+                        help="of every probe (one round's noise is 10-20%% on noop rows)")
     parser.add_argument("--rounds", type=int, default=3, help="of every A/A and injected run")
     parser.add_argument("--delays", type=Path,
                         help="a delays.json of an earlier collection: its delays, no probes")
@@ -119,7 +129,7 @@ def main() -> None:
         else:
             base_per_s = statistics.median(noop_rate(s, backend, "jobs_per_s") for s in aa)
             delay, tried = size_delay(backend, base, base_per_s, args.target, args.probes,
-                                      args.work)
+                                      args.probe_rounds, args.work)
         run = args.work / f"injected-{backend}"
         # the ceiling first, as in the A/A runs: a ceiling measured right after a slowed
         # library ran about 13% lower (results/reference/ci-calibration-10-rounds)
