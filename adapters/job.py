@@ -33,8 +33,7 @@ class InjectedFailure(RuntimeError):
 
 def _burn_cpu(ms: float) -> None:
     """Spend `ms` of this thread's CPU time, not of wall time: on busy cores a thread is
-    descheduled for part of a wall-clock loop, which then burns less than asked (an
-    injected delay meant to add 45% to dramatiq-rabbitmq's CPU per job added 25%). The
+    descheduled for part of a wall-clock loop, which then burns less than asked. The
     thread's CPU clock costs a system call (about 0.45 us), so the spin reads the cheap
     wall clock and checks the CPU clock only when the wall-clock share is spent."""
     begun = time.thread_time()
