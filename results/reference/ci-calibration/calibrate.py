@@ -7,6 +7,8 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
 1. every A/A pair (each run against the next, and all pairs): what the default gate says;
 2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd),
    and what each row can see (compare's `sees` column and the rounds a 25% drop needs);
+   whether the ceiling's CPU per job in the same round would be a quieter basis for a
+   library's than the probe loop (it is not, on the committed runs);
 3. per backend, the smallest drop that fires in every A/A pair when the current side's
    library figures are scaled down by it (real rounds, scaled: the ceilings stay);
 4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
@@ -32,7 +34,7 @@ from adapters import CEILINGS
 from harness.baselines import read_summary
 from harness.compare.judge import basis_rounds, compare
 from harness.compare.noise import NoiseModel, learn
-from harness.compare.table import label
+from harness.compare.table import ceiling_of, label
 
 DROPS = [d / 100 for d in range(10, 100, 10)]
 
@@ -78,6 +80,48 @@ def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
     return noop_slower(rows, backend, metrics)
 
 
+def noop_cpu_by_round(summary: dict) -> dict[str, dict[int, dict]]:
+    """backend -> round -> the metrics of its ok noop cell."""
+    found: dict[str, dict[int, dict]] = {}
+    for cell in summary["cells"]:
+        if cell["status"] == "ok" and cell["params"]["duration_ms"] == 0:
+            found.setdefault(cell["backend"], {})[cell["round"]] = cell["metrics"]
+    return found
+
+
+def cpu_over_ceiling(aa: list[dict]) -> None:
+    """Would the ceiling's CPU per job in the same round take out what moves a library's?
+    The sd of each noop row's log CPU per job over its rounds, per loop (what the gate
+    judges) and over its ceiling's CPU per job in the same round."""
+    print("== noop CPU per job: sd of its log over the rounds of one run, per probe loop "
+          "and over the same round's ceiling (a basis the gate does not use)")
+    lower = total = 0
+    medians: dict[str, list[tuple[float, float]]] = {}  # per run: (per loop, over ceiling)
+    for n, summary in enumerate(aa, 1):
+        cells = noop_cpu_by_round(summary)
+        for backend, rounds in sorted(cells.items()):
+            ceiling = cells.get(ceiling_of(backend) or "", {})
+            both = [r for r in sorted(rounds) if r in ceiling and all(
+                m.get("cpu_loops_per_job") for m in (rounds[r], ceiling[r]))]
+            if len(both) < 2:
+                continue
+            own = statistics.stdev(math.log(rounds[r]["cpu_loops_per_job"]) for r in both)
+            over = statistics.stdev(math.log(rounds[r]["cpu_us_per_job"]
+                                             / ceiling[r]["cpu_us_per_job"]) for r in both)
+            lower, total = lower + (own < over), total + 1
+            print(f"  a{n} {backend:20} per loop {own:.3f}  over the ceiling {over:.3f}")
+            medians.setdefault(backend, []).append((
+                statistics.median(rounds[r]["cpu_loops_per_job"] for r in both),
+                statistics.median(rounds[r]["cpu_us_per_job"] / ceiling[r]["cpu_us_per_job"]
+                                  for r in both)))
+    print(f"  per loop the quieter in {lower} of {total}")
+    print("  between runs: sd of the log of each run's median")
+    for backend, values in sorted(medians.items()):
+        if len(values) > 1:
+            own, over = (statistics.stdev(math.log(v[k]) for v in values) for k in (0, 1))
+            print(f"    {backend:20} per loop {own:.3f}  over the ceiling {over:.3f}")
+
+
 def as_current(summary: dict) -> dict:
     """The summary as the harness now writes it: runs made at 380a5e6 (the first speed
     meter) gave sleeping-job cells a jobs_per_loop too, which the meter no longer does
@@ -118,6 +162,8 @@ def main(folder: Path) -> None:
             noise[absolute] = statistics.median(sds) if sds else math.nan
         print(f"  {label(key):62} {metric:14} absolute {noise[True]:.3f}  gated basis "
               f"{noise[False]:.3f}")
+
+    cpu_over_ceiling(aa)
 
     print("== what each gated row can see (compare's 'sees' column): the smallest drop it "
           "could call, median over the A/A pairs, and the rounds per side a 25% drop needs "
