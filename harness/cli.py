@@ -17,7 +17,6 @@ from adapters.base import PROFILE_SETS, PROFILES
 from core import interrupts
 from core.brokers import KINDS, broker_kind
 from core.brokers.base import BrokerKind
-from core.envnames import INJECT_DELAY_ENV
 from core.results import ResultsError
 from harness import envs, variants
 from harness.argparsing import OneLineParser, UsageError
@@ -85,9 +84,9 @@ def whole_number(maximum: int, what: str) -> Callable[[str], int]:
 
 
 def delay_microseconds(text: str) -> int | float:
-    """--inject-delay-us: 0 (off) to MAX_DELAY_US microseconds, in steps of 0.1 us (a fast
-    library's noop job takes a few tens of us, so a whole-us step is too coarse to size a
-    25% slowdown); whole values are kept as ints."""
+    """--inject-delay-us: 0 (off) to MAX_DELAY_US microseconds, in steps of 0.1 us (asyncio's
+    noop job takes about 20 us, so a step of 1 us moves its rate by about a tenth); whole
+    values are kept as ints."""
     try:
         value = float(text)
     except ValueError:
@@ -334,8 +333,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                          payload_sizes=args.payload_sizes, window_s=args.window,
                          slots_sweep=args.slots_sweep, memory_jobs=args.memory_jobs,
                          inject_delay_us=args.inject_delay_us or 0, sweep=args.sweep)
-    if options.inject_delay_us:  # drivers and their workers inherit it (adapters/job.py)
-        os.environ[INJECT_DELAY_ENV] = str(options.inject_delay_us)
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]
     unused = [p for p in packages if not any(variants.uses(b, p) for b in args.backend
                                              if "@" not in b)]

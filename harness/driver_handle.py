@@ -46,15 +46,18 @@ class DriverHandle(Protocol):
 class LocalDriver:
     """A driver subprocess on this machine, in the backend's environment."""
 
-    def __init__(self, family: str, url: str | None, log: Path) -> None:
+    def __init__(self, family: str, url: str | None, log: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.family = family
         self.url = url
         self.log = log
+        self.env = env or {}  # set in the driver's environment, which its workers inherit
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, cell_dirs: Sequence[Path]) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(envs.REPO_ROOT)
+        env.update(self.env)
         if self.url:  # the real URL travels in the environment, never in cell.json
             env[BROKER_URL_ENV] = self.url
         self.proc = procs.spawn(

@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters import BACKENDS
 from core import interrupts, procs
+from core.envnames import INJECT_DELAY_ENV
 from core.protocol import CellSpec, DriverReport, Workload
 from core.results import RunWriter, new_run_id
 from core.urls import mask
@@ -90,6 +91,12 @@ class Runner:
                                 merge=merged_round_percentiles)
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
+        # TMPDIR of every driver and its workers, removed at the end: workers stopped with
+        # SIGKILL leave their temporary files behind (a Dramatiq worker group stopped
+        # leaves a multiprocessing pymp-* folder)
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix="queuebench-tmp-"))
+        # as /tmp: a driver's memory probe runs rabbitmqctl as user rabbitmq with its env
+        self.scratch_dir.chmod(0o1777)
         self.brokers = Brokers(self.broker_dir, config.urls)
         self.driver: DriverHandle | None = None
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
@@ -163,15 +170,27 @@ class Runner:
             if self.meter is not None:
                 self.meter.stop()
             brokers = self.brokers.describe()  # while the servers are known
-            self.stop_brokers()
+            self.brokers.stop_all()
             procs.stop_started()
+            self._remove_dirs()
         return brokers
 
     def stop_brokers(self) -> None:
-        """Stop the brokers this runner started and remove their data directories (all
-        release() does to brokers; for callers that ran cells without run())."""
+        """Stop the brokers this runner started, remove their data directories and the
+        drivers' TMPDIR (what release() does to them; for callers that ran cells without
+        run())."""
         self.brokers.stop_all()
-        shutil.rmtree(self.broker_dir, ignore_errors=True)
+        self._remove_dirs()
+
+    def _remove_dirs(self) -> None:
+        for folder in (self.broker_dir, self.scratch_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def driver_env(self) -> dict[str, str]:
+        """What a driver's environment (so its workers') takes from this run, whatever the
+        caller's shell holds: the injected delay ("" is off) and the TMPDIR."""
+        delay = self.config.options.inject_delay_us
+        return {INJECT_DELAY_ENV: str(delay) if delay else "", "TMPDIR": str(self.scratch_dir)}
 
     def sweep_layouts(self, cells: list[CellPlan]) -> dict[str, dict[str, Any]]:
         """backend -> {"sweep": processes -> noop jobs/s, "processes": the fastest} for
@@ -340,7 +359,8 @@ class Runner:
         and the cells after it go on in a fresh driver."""
         while items:
             family = BACKENDS[items[0].cell.backend].family
-            driver = LocalDriver(family, url, items[0].cell_dir / "driver.log")
+            driver = LocalDriver(family, url, items[0].cell_dir / "driver.log",
+                                 self.driver_env())
             if not items[0].bound and (done := self._bind(driver, items[0], round_no, queue, url)):
                 items.pop(0)
                 yield done

@@ -46,6 +46,16 @@ def params_of(row: pd.Series) -> dict[str, Any]:
             if isinstance(k, str) and k.startswith("params.")}
 
 
+def slowed_on_purpose(data: RunData) -> str | None:
+    """The sentence a run made with the gate's test knob must open with, else None."""
+    delay = (data.run.get("config") or {}).get("inject_delay_us")
+    if not delay:
+        return None
+    return (f"Every library job of this run burnt {delay} us of CPU on purpose "
+            f"(--inject-delay-us, the regression gate's test knob; the raw ceilings did "
+            f"not): its figures show a deliberately slowed library, not the library.")
+
+
 def completeness(data: RunData) -> list[str]:
     """Sentences on what this run lacks; empty for a complete run."""
     run, cells = data.run, data.cells
@@ -187,7 +197,8 @@ def context(data: RunData, tables: dict[str, list[Table]], cost: Table, charts: 
     extra = [s for s in dict.fromkeys(data.cells.get("scenario", [])) if s not in known]
     return {
         "run": data.run, "run_dir": str(data.run_dir), "counts": counts(data),
-        "missing": completeness(data), "scenarios": known, "extra_scenarios": extra,
+        "missing": completeness(data), "slowed": slowed_on_purpose(data),
+        "scenarios": known, "extra_scenarios": extra,
         "titles": {s.name: s.title for s in scenarios}, "tables": tables,
         "tie_rule": TIE_RULE, "cost": cost,
         "has_data": {s: data.has_data(s) for s in known},

@@ -407,6 +407,19 @@ def test_real_throughput_shape_without_other_scenarios(tmp_path: Path) -> None:
     assert 'id="incomplete"' not in page
 
 
+def test_a_run_slowed_with_the_test_knob_says_so_at_the_top(tmp_path: Path) -> None:
+    cells = [c for c in all_cells() if c["scenario"] == "throughput" and c["round"] == 1
+             and c["backend"] in ("asyncio", "redis-raw")]
+    info = run_info(len(cells))
+    info["config"] = {**info.get("config", {}), "inject_delay_us": 4.5}
+    page = render(write_run(tmp_path / "slowed", cells, info)).read_text()
+    assert 'id="slowed"' in page
+    assert page.index('id="slowed"') < page.index('id="verdicts"')
+    assert "burnt 4.5 us of CPU on purpose" in text_of(page)
+    info["config"]["inject_delay_us"] = 0
+    assert 'id="slowed"' not in render(write_run(tmp_path / "plain", cells, info)).read_text()
+
+
 def test_one_payload_size_gets_a_bar_per_backend(tmp_path: Path) -> None:
     """A quick run's memory cells hold one payload size: the chart is a bar per backend
     at that size, and a backend without a figure is named under it."""

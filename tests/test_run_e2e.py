@@ -263,3 +263,17 @@ def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path
         meta = json.loads((out / c["cell_dir"] / "driver.json").read_text())
         assert meta["phases"][1]["backlog_purged"]
         assert meta["phases"][1]["timed_out"] is False  # the purged jobs are not awaited
+
+
+def test_a_run_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """Dramatiq's workers, stopped with SIGKILL, leave multiprocessing's pymp-* folders in
+    their TMPDIR: the run gives its drivers and workers a TMPDIR of its own and removes it."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    done = harness_cli("run", "--scenario", "throughput", "--backend", "dramatiq-redis",
+                       "--quick", "--durations", "0", "--out", str(tmp_path / "run"),
+                       timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in scratch.iterdir()) == []

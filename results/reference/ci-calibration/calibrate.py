@@ -8,7 +8,7 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
 2. the round-to-round noise of each gated row, absolute and normalised (log-ratio sd),
    and what each row can see (compare's `sees` column and the rounds a 25% drop needs);
    whether the ceiling's CPU per job in the same round would be a quieter basis for a
-   library's than the probe loop (it is not, on the committed runs);
+   library's than the probe loop (it was not, on ci-calibration-cpu);
 3. per backend, the smallest drop that fires in every A/A pair when the current side's
    library figures are scaled down by it (real rounds, scaled: the ceilings stay);
 4. the injected runs against every A/A run: the measured drop and the verdicts, twice:
@@ -92,7 +92,7 @@ def noop_cpu_by_round(summary: dict) -> dict[str, dict[int, dict]]:
 def cpu_over_ceiling(aa: list[dict]) -> None:
     """Would the ceiling's CPU per job in the same round take out what moves a library's?
     The sd of each noop row's log CPU per job over its rounds, per loop (what the gate
-    judges) and over its ceiling's CPU per job in the same round."""
+    judges) and over its ceiling's CPU per job in the same round (asyncio has none)."""
     print("== noop CPU per job: sd of its log over the rounds of one run, per probe loop "
           "and over the same round's ceiling (a basis the gate does not use)")
     lower = total = 0
@@ -102,7 +102,8 @@ def cpu_over_ceiling(aa: list[dict]) -> None:
         for backend, rounds in sorted(cells.items()):
             ceiling = cells.get(ceiling_of(backend) or "", {})
             both = [r for r in sorted(rounds) if r in ceiling and all(
-                m.get("cpu_loops_per_job") for m in (rounds[r], ceiling[r]))]
+                m.get(name) for m in (rounds[r], ceiling[r])
+                for name in ("cpu_loops_per_job", "cpu_us_per_job"))]
             if len(both) < 2:
                 continue
             own = statistics.stdev(math.log(rounds[r]["cpu_loops_per_job"]) for r in both)

@@ -30,10 +30,11 @@ from pathlib import Path
 
 from adapters import CEILINGS
 from harness.baselines import read_summary
+from harness.cli import MAX_DELAY_US
 from harness.compare.table import ceiling_of
 
 WORKFLOW = ["--scenario", "throughput", "--quick", "--durations", "0,10"]
-DELAY_STEP_US = 0.1  # the knob's step (harness/cli.py delay_microseconds)
+DELAY_STEP_US = 0.1  # the knob's step and range (harness/cli.py delay_microseconds)
 NINE = "asyncio,redis-raw,amqp-raw,celery-redis,celery-rabbitmq,dramatiq-redis," \
        "dramatiq-rabbitmq,arq,rq"
 
@@ -73,9 +74,9 @@ def next_delay(delay_us: float, base: float, slowed: float, target: float) -> fl
 
 
 def to_step(delay_us: float) -> float:
-    """The delay in the knob's steps (0.1 us): asyncio's noop job takes about 20 us, so a
-    whole-us step moved its drop from 16% to 34% (results/reference/ci-calibration-cpu)."""
-    return max(DELAY_STEP_US, round(delay_us, 1))
+    """The delay in the knob's steps (0.1 us; asyncio's noop job takes about 20 us), within
+    what the knob takes."""
+    return min(MAX_DELAY_US, max(DELAY_STEP_US, round(delay_us, 1)))
 
 
 def size_delay(backend: str, base: float, base_per_s: float, target: float, probes: int,
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--backend", default=NINE)
     parser.add_argument("--target", type=float, default=0.25)
     parser.add_argument("--probes", type=int, default=3)
-    parser.add_argument("--probe-rounds", type=int, default=2,
+    parser.add_argument("--probe-rounds", type=int, default=2, choices=range(1, 11),
                         help="of every probe (one round's noise is 10-20%% on noop rows)")
     parser.add_argument("--rounds", type=int, default=3, help="of every A/A and injected run")
     parser.add_argument("--delays", type=Path,
