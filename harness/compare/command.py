@@ -98,6 +98,12 @@ def run_compare(args: argparse.Namespace) -> int:
             gated = [(r.key, r.metric, r.basis) for r in comparison.rows if r.gated]
             head.append(f"noise:    learned from {len(runs)} runs in {args.noise}: "
                         f"{freedom_summary(noise, gated)}")
+    if alike := comparison.with_their_ceiling:
+        head.append(f"warning:  {len(alike)} row(s) called slower whose raw ceiling was "
+                    "called slower in the same case too (" + "; ".join(
+                        f"{r.name}" for r in alike) + "): the machine may have changed in "
+                    "a way the speed probe does not measure; read them beside the "
+                    "ceiling's row (shown below the gated rows)")
     untested = sum(r.gated and r.p is None for r in comparison.rows)
     if untested:
         head.append(f"warning:  {untested} gated row(s) have too few rounds for the test: "
