@@ -33,6 +33,8 @@ BAD_INPUT = [
     (["run", "--profile", "paranoid"], "unknown profile 'paranoid'"),
     (["run", "--redis-url", "notaurl"], "argument --redis-url: not a redis:// URL: notaurl"),
     (["run", "--amqp-url", "redis://127.0.0.1:6379/0"], "not an amqp:// URL"),
+    (["run", "--redis-url", "rediss://:pw@127.0.0.1:6379/0"],
+     "TLS (rediss://) is not supported: each library needs TLS settings of its own"),
     (["run", "--redis-url", "redis://127.0.0.1:99999/0"], "bad port"),
     (["run", "--backend", "rq,asyncio", "--redis-url", "redis://:hunter2@127.0.0.1:1/0"],
      "cannot reach redis at redis://:***@127.0.0.1:1/0: [Errno 111] Connection refused "

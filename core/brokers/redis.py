@@ -171,6 +171,10 @@ class Redis(BrokerKind):
         if problem:
             return problem
         parts = urlsplit(url)
+        if parts.scheme == "rediss":
+            return (f"TLS (rediss://) is not supported: each library needs TLS settings of "
+                    f"its own (a CA, ssl_cert_reqs...) and the harness passes none; use a "
+                    f"redis:// URL: {mask(url)}")
         if not re.fullmatch(r"/?\d*", parts.path):
             return f"the database of a redis URL is a number (/0): {mask(url)}"
         if parts.query:
