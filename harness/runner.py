@@ -91,9 +91,9 @@ class Runner:
                                 merge=merged_round_percentiles)
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
-        # TMPDIR of every driver and its workers, removed at the end: workers stopped with
-        # SIGKILL leave their temporary files behind (a Dramatiq worker group stopped
-        # leaves a multiprocessing pymp-* folder)
+        # TMPDIR of every driver and its workers, removed at the end: workers leave their
+        # temporary files behind when stopped (Celery's prefork pool, billiard, a pymp-*
+        # folder each time)
         self.scratch_dir = Path(tempfile.mkdtemp(prefix="queuebench-tmp-"))
         # as /tmp: a driver's memory probe runs rabbitmqctl as user rabbitmq with its env
         self.scratch_dir.chmod(0o1777)

@@ -267,12 +267,12 @@ def test_one_driver_serves_a_backends_scenarios_and_reuses_the_max_cell(tmp_path
 
 def test_a_run_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
-    """Dramatiq's workers, stopped with SIGKILL, leave multiprocessing's pymp-* folders in
-    their TMPDIR: the run gives its drivers and workers a TMPDIR of its own and removes it."""
+    """Celery's prefork workers (billiard) leave a pymp-* folder in their TMPDIR when they
+    are stopped: the run gives its drivers and workers a TMPDIR of its own and removes it."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
-    done = harness_cli("run", "--scenario", "throughput", "--backend", "dramatiq-redis",
+    done = harness_cli("run", "--scenario", "throughput", "--backend", "celery-redis",
                        "--quick", "--durations", "0", "--out", str(tmp_path / "run"),
                        timeout=300)
     assert done.returncode == 0, done.stderr
