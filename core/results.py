@@ -55,8 +55,11 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def point_latest(run_dir: Path) -> None:
-    """results/latest -> the newest run (a relative symlink)."""
+    """results/latest -> the newest run (a relative symlink); a `latest` beside the run
+    that is not a symlink (a user's file or folder) is left alone."""
     link = run_dir.parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return
     tmp = run_dir.parent / f".latest.{os.getpid()}"
     if tmp.is_symlink():
         tmp.unlink()

@@ -419,8 +419,16 @@ def test_metric_option_and_latency_direction(base_run: Path, tmp_path: Path) -> 
     assert code == 0  # jobs_per_s unchanged; latency shown but not gated
     code, out, err = run(base_run, laggy, "--metric", "latency_ms.*")
     assert code == 1 and "latency_ms.p99" in err and "latency_ms.p50" in err
+    # a gate that would judge nothing is bad input, not a pass
     code, out, err = run(base_run, laggy, "--metric", "window_s")
-    assert code == 0 and "direction unknown: not gated" in out
+    assert code == 2 and "no better or worse way for window_s, so nothing would be gated" in err
+    code, out, err = run(base_run, laggy, "--metric", "jobs_per_s,cpu_us_per_jb")
+    assert code == 2 and "no metric matching cpu_us_per_jb in both runs" in err
+
+
+def test_a_threshold_a_rate_cannot_fall_by_is_refused(base_run: Path) -> None:
+    code, _, err = run(base_run, base_run, "--threshold", "100")
+    assert code == 2 and "must be a percentage above 0 and below 100" in err
 
 
 def test_threshold_option(base_run: Path, tmp_path: Path) -> None:

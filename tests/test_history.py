@@ -169,3 +169,20 @@ def test_an_entry_keeps_what_the_per_loop_basis_needs(tmp_path: Path) -> None:
     assert data["run"]["speed_probe"]["loop_iterations"] == 10_000
     noop = [c for c in data["cells"] if c["params"]["duration_ms"] == 0]
     assert noop and all("jobs_per_loop" in c["metrics"] for c in noop)
+
+
+def test_latest_points_at_the_newest_run_but_never_replaces_a_users_file(tmp_path: Path
+                                                                         ) -> None:
+    from core.results import point_latest
+
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run2").mkdir()
+    point_latest(tmp_path / "run1")
+    point_latest(tmp_path / "run2")
+    assert (tmp_path / "latest").resolve() == (tmp_path / "run2").resolve()
+    notes = tmp_path / "other"
+    notes.mkdir()
+    (notes / "latest").write_text("my notes")
+    (notes / "run").mkdir()
+    point_latest(notes / "run")
+    assert (notes / "latest").read_text() == "my notes"

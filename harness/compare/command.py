@@ -24,8 +24,8 @@ def threshold_arg(text: str) -> float:
         value = float(text.strip().rstrip("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not 0 < value < 1000:
-        raise argparse.ArgumentTypeError(f"{text} must be a percentage above 0 and below 1000")
+    if not 0 < value < 100:  # a rate falls by less than 100%: a threshold there never fires
+        raise argparse.ArgumentTypeError(f"{text} must be a percentage above 0 and below 100")
     return value / 100
 
 
@@ -42,7 +42,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "name (results/baselines/NAME.json); github/bencher formats also "
                              "take CURRENT alone")
     gated = default_metrics()
-    parser.add_argument("--metric", type=metric_list, metavar="LIST", default=gated,
+    parser.add_argument("--metric", type=metric_list, metavar="LIST", default=None,
                         help="metrics that gate: comma list, globs ok, e.g. "
                              f"'jobs_per_s,latency_ms.p99' (default: {','.join(gated)})")
     parser.add_argument("--threshold", type=threshold_arg, metavar="PCT", default=THRESHOLD,
@@ -120,7 +120,8 @@ def run_compare(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         text = render_markdown(comparison, head, args.report_only)
     else:
-        series = export_series(summaries[-1], args.metric, args.absolute, names[-1])
+        series = export_series(summaries[-1], args.metric or default_metrics(), args.absolute,
+                               names[-1])
         text = (render_github if args.format == "github" else render_bencher)(series)
     if args.output:
         try:

@@ -341,6 +341,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     """Judge every (case, metric) both runs have ok; `metrics` gate (globs; default: the
     declared ones). Cases the baseline watched and the current run lost are problems.
     `noise` (noise.learn over earlier runs) replaces Welch's test where it has the row."""
+    chosen = metrics is not None  # by the user: each pattern must gate something
     metrics = default_metrics() if metrics is None else metrics
     bt, ct = per_round(baseline, names[0]), per_round(current, names[1])
     bstates, cstates = case_states(baseline, names[0]), case_states(current, names[1])
@@ -356,10 +357,18 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     if not rows and not (bstates.keys() & cstates.keys()):
         raise ResultsError(f"{names[0]} and {names[1]} have no (scenario, backend, "
                            "profile, params) in common")
-    if rows and not any(selected(r.metric, metrics) for r in rows):
-        shared = sorted({r.metric for r in rows})
-        raise ResultsError(f"no metric matching {','.join(metrics)} in both runs; shared: "
-                           f"{', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''}")
+    shared = sorted({r.metric for r in rows})
+    listed = f"{', '.join(shared[:12])}{' ...' if len(shared) > 12 else ''}"
+    unmatched = [p for p in metrics if not any(selected(m, [p]) for m in shared)]
+    if rows and (len(unmatched) == len(metrics) or (chosen and unmatched)):
+        raise ResultsError(f"no metric matching {','.join(unmatched)} in both runs; shared: "
+                           f"{listed}")
+    undirected = sorted({r.metric for r in rows if selected(r.metric, metrics)
+                         and direction_of(r.metric) == 0})
+    if chosen and rows and len(undirected) == len({r.metric for r in rows
+                                                   if selected(r.metric, metrics)}):
+        raise ResultsError(f"--metric {','.join(metrics)}: no better or worse way for "
+                           f"{', '.join(undirected)}, so nothing would be gated")
     model = noise or {}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
