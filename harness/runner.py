@@ -83,6 +83,18 @@ class GroupCell:
     bound: bool = False
 
 
+def one_line(failure: str) -> str:
+    """A failure's reason on one line: its first line, and when that ends in a colon (a
+    worker's "exited before it was ready:" over its log's tail) the tail's last line, the
+    cause; failure.txt keeps the whole text."""
+    lines = [line.strip() for line in failure.splitlines() if line.strip()]
+    if not lines:
+        return "failed (no reason given)"
+    reason = f"{lines[0]} {lines[-1]}" if lines[0].endswith(":") and len(lines) > 1 \
+        else lines[0]
+    return reason[:500]
+
+
 class Runner:
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -413,7 +425,7 @@ class Runner:
                               "broker_persistence": self._persistence(cell),
                               "bulk_enqueue": report.bulk_enqueue}
         if failure:
-            failure = failure.splitlines()[0][:500]
+            failure = one_line(failure)
             save_failure(cell_dir, failure, report)
             result.update(status="failed", reason=failure)
             return result

@@ -116,9 +116,10 @@ def producer_headroom(runner: Runner, backends: list[str], options: RunOptions
 def headroom_verdict(rows: dict[str, Any]) -> dict[str, Any]:
     measured = {b: r for b, r in rows.items()
                 if r["status"] == "ok" and BACKENDS[b].broker is not None}
-    if not measured:
+    if not measured:  # None: nothing it applies to (no backend, or none with a broker)
+        brokered = [b for b in rows if BACKENDS[b].broker is not None]
         return {"fastest_backend": None, "headroom": None,
-                "passed": None if not rows else False}
+                "passed": False if brokered else None}
     fastest = max(measured, key=lambda b: measured[b]["jobs_per_s"])
     best_send = max(max(r["send_per_s"].values()) for r in measured.values())
     headroom = best_send / measured[fastest]["jobs_per_s"]
@@ -203,6 +204,9 @@ def render(report: dict[str, Any]) -> str:
                      f"(needed: {REQUIRED_HEADROOM:.0f}x)")
     elif report["passed"] is False:
         lines.append("FAIL: no broker-backed backend could be measured")
+    elif report["backends"]:
+        lines.append("producer headroom: not judged (no broker-backed backend was chosen, "
+                     "so nothing to compare the producer with)")
     lines += render_observer(report["observer"]["backends"])
     if report["observer_effect"]:
         lines.append(f"{'PASS' if report['observer_passed'] else 'FAIL'}: observer effect "

@@ -198,3 +198,16 @@ def test_a_user_given_broker_cannot_be_killed(tmp_path):
     brokers = Brokers(tmp_path, {"redis": "redis://127.0.0.1:1/0"})
     with pytest.raises(BrokerError, match="cannot be killed"):
         prepare(brokers, "redis", {"appendonly": "no"}, tmp_path / "cell")
+
+
+def test_a_failure_reason_keeps_its_cause_on_one_line() -> None:
+    from harness.runner import one_line
+
+    started = ("WorkerStartError: redis-raw worker exited with code 1 before it was ready:\n"
+               "Traceback (most recent call last):\n  File x.py, line 1\n"
+               "redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:6399.\n")
+    assert one_line(started) == (
+        "WorkerStartError: redis-raw worker exited with code 1 before it was ready: "
+        "redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:6399.")
+    assert one_line("driver died\nmore") == "driver died"
+    assert one_line("\n") == "failed (no reason given)"

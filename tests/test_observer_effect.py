@@ -200,3 +200,14 @@ def test_a_ceiling_whose_broker_cannot_be_had_is_a_failed_row(tmp_path: Path) ->
     from harness.selftest import render_ceilings
     assert render_ceilings({"redis": row}) == [
         "redis-raw          ceiling not measured: redis-server is not installed: apt-get install"]
+
+
+def test_producer_headroom_does_not_apply_without_a_broker_backed_backend() -> None:
+    """asyncio alone (no broker) has nothing to compare the producer with: not a failure."""
+    from harness.selftest import headroom_verdict
+
+    asyncio_row = {"status": "ok", "jobs_per_s": 65_000.0, "send_per_s": {1: 140_000.0}}
+    assert headroom_verdict({"asyncio": asyncio_row})["passed"] is None
+    assert headroom_verdict({})["passed"] is None
+    failed = {"status": "failed", "reason": "x"}
+    assert headroom_verdict({"asyncio": asyncio_row, "redis-raw": failed})["passed"] is False
