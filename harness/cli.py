@@ -44,8 +44,12 @@ MAX_MEMORY_JOBS = 10_000_000
 MAX_DELAY_US = 1_000_000
 
 
+def _nothing_else(_name: str) -> bool:
+    return False
+
+
 def name_list(valid: Callable[[], list[str]], what: str,
-              also: Callable[[str], bool] = lambda _name: False,
+              also: Callable[[str], bool] = _nothing_else,
               all_of: Callable[[], list[str]] | None = None) -> Callable[[str], list[str]]:
     """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'
     (`all_of()`, by default every valid name)."""
@@ -62,7 +66,7 @@ def name_list(valid: Callable[[], list[str]], what: str,
                 f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
                 f"{', '.join(valid())} (or all)" + (
                     "; a backend with its own environment may be BACKEND@VERSION"
-                    if what == "backend" else ""))
+                    if what == "backend" and also is not _nothing_else else ""))
         return list(dict.fromkeys(names))
 
     return parse

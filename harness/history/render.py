@@ -123,8 +123,10 @@ img{{max-width:100%}}</style></head>
 <h1>queuebench throughput history</h1>
 <p>{len(entries)} runs. Each point is the median of a run's rounds, the bars their min and
 max. A triangle marks a change <code>python -m harness compare</code> called against the
-previous run (its gate: threshold, Welch t-test, Benjamini-Hochberg), on the basis it gates
-(a library over its broker's raw ceiling where both runs have it).</p>
+previous run (its gate: threshold, Welch t-test, Benjamini-Hochberg), on the basis it gates:
+per probe loop (the machine's speed taken out) where both runs have the speed meter, else a
+library over its broker's raw ceiling, else absolute. The charts plot plain jobs/s, so a
+triangle can sit where the line hardly moves: the machine changed speed too.</p>
 <section id="runs"><h2>Runs</h2><table><tr><th>#</th><th>commit</th><th>date</th>
 <th>host</th><th>CPUs</th><th>Python</th></tr>{runs}</table></section>
 <section id="changes"><h2>Called changes</h2>
