@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from adapters import BACKENDS
+from adapters import BACKENDS, CEILINGS
 from reports.data import RunData, param, value
 from reports.style import fmt_num, fmt_share
 from reports.verdict import flagged_rounds
@@ -119,6 +119,8 @@ def select(data: RunData, claim: dict[str, Any]) -> pd.DataFrame:
         frame = frame[frame["backend"].map(
             lambda b: b in BACKENDS and BACKENDS[b].broker is not None
             and kind in ("any", BACKENDS[b].broker))]
+    if wanted_backends.get("libraries_only") and not frame.empty:  # no raw ceiling
+        frame = frame[frame["backend"].map(lambda b: b not in CEILINGS).astype(bool)]
     if "names" in wanted_backends:
         frame = frame[frame["backend"].isin(wanted_backends["names"])]
     return frame

@@ -342,9 +342,9 @@ def test_claims_section(full_run: Path) -> None:
     assert not any(s.startswith("asyncio") for s in requeue)  # no queue to re-queue to
     memory = {f.subject: f for f in results["one-kb-per-task"].findings}
     assert memory["celery-redis"].verdict == "holds"
-    assert "100,000 jobs take about 15" in memory["celery-redis"].figure
+    assert "100,000 jobs hold about 152 MB beyond their payloads" in memory["celery-redis"].figure
     assert "asyncio" not in memory  # no broker: not what the claim is about
-    assert memory["redis-raw"].verdict == "does not hold"
+    assert "redis-raw" not in memory  # a raw ceiling is not a task queue
     redis = {f.subject: f for f in results["redis-persistence"].findings}
     assert redis["dramatiq-redis"].verdict == "holds"
     assert redis["celery-redis"].verdict == "does not hold" and "aof-everysec: 12 lost" in \
@@ -858,3 +858,12 @@ def test_no_machine_speed_section_without_the_meter(tmp_path: Path) -> None:
     cells = throughput_cells("redis-raw", 1) + throughput_cells("redis-raw", 2)
     page = render(write_run(tmp_path / "run", cells, run_info(len(cells)))).read_text()
     assert "<h3>Machine speed</h3>" not in page
+
+
+def test_a_scenario_whose_cells_all_failed_is_not_called_unmeasured(tmp_path: Path) -> None:
+    cells = [dict(c, status="failed", reason="WorkerStartError: boom", metrics={})
+             for c in all_cells() if c["scenario"] == "throughput" and c["round"] == 1]
+    text = text_of(render(write_run(tmp_path / "failed", cells, run_info(len(cells))))
+                   .read_text())
+    assert "Throughput: no chart, every cell failed or was skipped" in text
+    assert "Throughput: not measured in this run" not in text
