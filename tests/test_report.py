@@ -342,7 +342,9 @@ def test_claims_section(full_run: Path) -> None:
     assert not any(s.startswith("asyncio") for s in requeue)  # no queue to re-queue to
     memory = {f.subject: f for f in results["one-kb-per-task"].findings}
     assert memory["celery-redis"].verdict == "holds"
-    assert "100,000 jobs hold about 152 MB beyond their payloads" in memory["celery-redis"].figure
+    # about 1.5 kB of overhead each (jittered): the payloads are not counted
+    assert re.search(r"100,000 jobs hold about 1[45]\d MB beyond their payloads$",
+                     memory["celery-redis"].figure), memory["celery-redis"].figure
     assert "asyncio" not in memory  # no broker: not what the claim is about
     assert "redis-raw" not in memory  # a raw ceiling is not a task queue
     redis = {f.subject: f for f in results["redis-persistence"].findings}
