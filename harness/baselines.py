@@ -111,8 +111,10 @@ def run_baseline(args: argparse.Namespace) -> int:
             print(f"{path.stem:20} {ok_cells(summary)} ok cells, git {git}, "
                   f"{run.get('host', '?')}, {run.get('started', '?')}")
         return 0
+    replaced = (args.baselines_dir / f"{args.name}.json").exists()
     target, summary = save(args.name, args.run, args.baselines_dir)
-    print(f"saved {target} ({ok_cells(summary)} ok cells from {args.run})")
+    print(f"{'replaced' if replaced else 'saved'} {target} ({ok_cells(summary)} ok cells from "
+          f"{args.run})")
     if not run_of(summary).get("complete", True):
         print(f"note: {args.run} did not finish normally; the baseline holds only its "
               "finished cells", file=sys.stderr)

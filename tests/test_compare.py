@@ -531,9 +531,13 @@ def test_bencher_format(base_run: Path) -> None:
     assert bench["jobs-per-s"]["value"] == pytest.approx(3000)
 
 
-def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path) -> None:
+def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "baselines"
     assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
+    assert capsys.readouterr().out.startswith("saved ")
+    assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
+    assert capsys.readouterr().out.startswith("replaced ")  # never silently
     saved = store / "main.json"
     assert saved.read_bytes() == (base_run / "summary.json").read_bytes()
     code, out, _ = run("main", base_run, "--baselines-dir", store)
