@@ -186,3 +186,12 @@ def test_latest_points_at_the_newest_run_but_never_replaces_a_users_file(tmp_pat
     (notes / "run").mkdir()
     point_latest(notes / "run")
     assert (notes / "latest").read_text() == "my notes"
+
+
+def test_add_says_when_the_run_did_not_finish(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    cut = make_run(tmp_path / "cut", info={"complete": False})
+    assert main(["history", "add", str(cut), "--dir", str(tmp_path / "h")]) == 0
+    assert "did not finish normally" in capsys.readouterr().err

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from harness.history import store
@@ -24,7 +26,11 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
 def run_history(args: argparse.Namespace) -> int:
     """Raises ResultsError on bad input (harness.cli turns that into exit 2)."""
     if args.history_command == "add":
-        print(f"added {store.add(args.run, args.dir)}")
+        target = store.add(args.run, args.dir)
+        print(f"added {target}")
+        if json.loads(target.read_text())["run"].get("complete") is False:
+            print(f"note: {args.run} did not finish normally; the entry holds only its "
+                  "finished cells", file=sys.stderr)
     else:
         from harness.history.render import render  # here: matplotlib is slow to import
 
