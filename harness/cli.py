@@ -44,13 +44,10 @@ MAX_MEMORY_JOBS = 10_000_000
 MAX_DELAY_US = 1_000_000
 
 
-def _nothing_else(_name: str) -> bool:
-    return False
-
-
 def name_list(valid: Callable[[], list[str]], what: str,
-              also: Callable[[str], bool] = _nothing_else,
-              all_of: Callable[[], list[str]] | None = None) -> Callable[[str], list[str]]:
+              also: Callable[[str], bool] = lambda _name: False,
+              all_of: Callable[[], list[str]] | None = None,
+              hint: str = "") -> Callable[[str], list[str]]:
     """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'
     (`all_of()`, by default every valid name)."""
 
@@ -64,9 +61,7 @@ def name_list(valid: Callable[[], list[str]], what: str,
         if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
-                f"{', '.join(valid())} (or all)" + (
-                    "; a backend with its own environment may be BACKEND@VERSION"
-                    if what == "backend" and also is not _nothing_else else ""))
+                f"{', '.join(valid())} (or all)" + (f"; {hint}" if hint else ""))
         return list(dict.fromkeys(names))
 
     return parse
@@ -190,7 +185,9 @@ def build_parser() -> OneLineParser:
                      default=everyday_scenario_names(),
                      help="comma list or all (default: all = every scenario but the long "
                           "sweeps scaling and depth, which run by name)")
-    run.add_argument("--backend", type=name_list(backend_names, "backend", is_variant),
+    run.add_argument("--backend", type=name_list(
+        backend_names, "backend", is_variant,
+        hint="a backend with its own environment may be BACKEND@VERSION"),
                      default=backend_names(), help="comma list or all (default: all); "
                      "BACKEND@VERSION runs that release of its library beside the pinned one")
     run.add_argument("--with", dest="checkouts", action="append", default=[],

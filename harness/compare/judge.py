@@ -97,9 +97,8 @@ class Comparison:
         measure (in results/reference/ci-calibration-cpu-time, the one A/A pair the
         gate failed had celery-rabbitmq's noop rate at -40% per loop and amqp-raw's at
         -42%, with the probe loop 5-10% slower)."""
-        slower_ceilings = {(r.key[0], r.key[1], r.key[2], r.key[3]) for r in self.rows
-                           if r.key[1] in CEILINGS and r.metric == "jobs_per_s"
-                           and r.verdict == "slower"}
+        slower_ceilings = {r.key for r in self.rows if r.key[1] in CEILINGS
+                           and r.metric == "jobs_per_s" and r.verdict == "slower"}
         return [r for r in self.regressed if r.key[1] not in CEILINGS
                 and (r.key[0], ceiling_of(r.key[1]), r.key[2], r.key[3]) in slower_ceilings]
 
@@ -363,12 +362,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     if rows and (len(unmatched) == len(metrics) or (chosen and unmatched)):
         raise ResultsError(f"no metric matching {','.join(unmatched)} in both runs; shared: "
                            f"{listed}")
-    undirected = sorted({r.metric for r in rows if selected(r.metric, metrics)
-                         and direction_of(r.metric) == 0})
-    if chosen and rows and len(undirected) == len({r.metric for r in rows
-                                                   if selected(r.metric, metrics)}):
+    picked = sorted({m for m in shared if selected(m, metrics)})
+    if chosen and picked and not any(direction_of(m) for m in picked):
         raise ResultsError(f"--metric {','.join(metrics)}: no better or worse way for "
-                           f"{', '.join(undirected)}, so nothing would be gated")
+                           f"{', '.join(picked)}, so nothing would be gated")
     model = noise or {}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
