@@ -1,5 +1,9 @@
 import sys
 
-from harness.cli import main
+try:  # importing pandas and the scenarios takes about a second: Ctrl-C may come first
+    from harness.cli import main
+except KeyboardInterrupt:
+    sys.stderr.write("python -m harness: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from core import interrupts, procs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_signal_inside_deferred_block_is_raised_when_it_ends():
@@ -46,3 +51,28 @@ def test_handlers_are_restored():
     with interrupts.handled():
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# Runs `python -m harness list` with an import hook that raises KeyboardInterrupt when
+# pandas is first imported: a Ctrl-C in the second `harness` spends importing, before
+# main() has its own handler.
+CTRL_C_DURING_IMPORT = """
+import runpy, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["harness", "list"]
+runpy.run_module("harness", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_harness_imports_is_one_line_and_exit_130():
+    done = subprocess.run([sys.executable, "-c", CTRL_C_DURING_IMPORT], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "python -m harness: interrupted\n"
