@@ -57,7 +57,7 @@ STEADY_METRICS = {
     # added by the runner's speed meter (harness/speed), when it ran
     "probe_us": Metric("us", doc="CPU time of the speed probe's fixed loop over the window, "
                                  "mean of all CPUs (lower: the machine ran faster)"),
-    "jobs_per_loop": Metric("jobs", "higher", doc="jobs_per_s x probe_us: jobs completed in "
+    "jobs_per_loop": Metric("jobs/loop", "higher", doc="jobs_per_s x probe_us: jobs completed in "
                                                   "the time one probe loop took, for jobs that "
                                                   "do not sleep; compare a backend only with "
                                                   "itself"),

@@ -877,7 +877,7 @@ def test_exports_carry_the_rate_per_probe_loop(tmp_path: Path) -> None:
     assert code == 0
     names = {e["name"]: e for e in json.loads(out)}
     key = "throughput/celery-redis/duration_ms=10,slots=8,window_s=2 jobs_per_loop"
-    assert names[key]["unit"] == "jobs" and names[key]["value"] == pytest.approx(1500 * 400e-6)
+    assert names[key]["unit"] == "jobs/loop" and names[key]["value"] == pytest.approx(1500 * 400e-6)
     code, out, _ = run(metered, metered, "--format", "github", "--absolute")
     assert not any(e["name"].endswith("jobs_per_loop") for e in json.loads(out))
     code, out, _ = run(metered, "--format", "bencher")
@@ -943,3 +943,35 @@ def test_a_library_that_fell_with_its_ceiling_is_flagged(tmp_path: Path) -> None
     alone = make_run(tmp_path / "alone", {"celery-redis": 0.6}, probe_us=SPEED)
     code, out, _ = run(base, alone)
     assert code == 1 and "raw ceiling was called slower" not in out
+
+
+def test_sees_is_signed_as_the_metric_worsens() -> None:
+    """A rate worsens by falling, a cost by rising: the same blindness reads -25% on a
+    jobs/s row and +33% on a CPU-per-job row, and the threshold floors each in its own
+    direction."""
+    from harness.compare.judge import Row, detectable_drop
+    from harness.compare.render import sees_cell
+    key = ("throughput", "asyncio", "duration_ms=0", "")
+    rate = Row(key, "jobs_per_s", "absolute", [1.0], [1.0], True, sees=0.25)
+    cost = Row(key, "cpu_us_per_job", "absolute", [1.0], [1.0], True, sees=0.25)
+    assert (sees_cell(rate), sees_cell(cost)) == ("-25%", "+33%")
+    cost.sees = detectable_drop([5.0, 5.0], [5.0, 5.0], 0.05, 0.1, lower_is_better=True)
+    assert sees_cell(cost) == "+10%"
+
+
+def test_verdict_words_fit_the_metric() -> None:
+    """A rate or a time is called faster or slower; lost jobs or a CV better or worse (a
+    rise in lost jobs is no slowdown, but it fails a gate that watches it)."""
+    from harness.compare.judge import Row, verdict_if_called
+    key = ("crash-recovery", "rq", "fault=job-process-kill", "")
+
+    def called(metric: str, ratio: float) -> Row:
+        row = Row(key, metric, "absolute", [1.0], [ratio], True, ratio=ratio)
+        row.verdict = verdict_if_called(row)
+        return row
+
+    assert [called(m, r).verdict for m, r in [
+        ("jobs_per_s", 0.5), ("cpu_us_per_job", 0.5), ("recovery_s.last", 2.0),
+        ("lost", 2.0), ("stability_cv", 0.5), ("window_s", 2.0)]] == [
+        "slower", "faster", "slower", "worse", "better", "higher"]
+    assert called("lost", 2.0).regressed and not called("stability_cv", 0.5).regressed

@@ -15,7 +15,7 @@ from typing import Any
 from adapters import CEILINGS
 from core.results import ResultsError
 from harness.compare.coverage import Skip, coverage, round_note
-from harness.compare.metrics import default_metrics, direction_of, selected
+from harness.compare.metrics import default_metrics, direction_of, selected, unit_of
 from harness.compare.noise import Noise, NoiseModel, RowKey, positive_logs
 from harness.compare.table import (
     AT_MACHINE_SPEED,
@@ -38,6 +38,10 @@ from harness.compare.table import (
 ALPHA = 0.05
 THRESHOLD = 0.10
 NO_CHANGE = "no significant change"
+FASTER, SLOWER, BETTER, WORSE = "faster", "slower", "better", "worse"
+WORSENED = (SLOWER, WORSE)  # the verdicts that fail the gate on a gated row
+IMPROVED = (FASTER, BETTER)
+TIME_UNITS = ("us", "ms", "s", "loops")  # with rates (x/s, x/loop): faster or slower
 DETECT = 0.25  # the drop compare says it could or could not see, per gated row
 MAX_ROUNDS = 50  # rounds per side it looks for when a row cannot see DETECT
 
@@ -56,7 +60,9 @@ class Row:
     p: float | None = None  # None: too few rounds for the test, threshold only
     p_limit: float = ALPHA  # what p had to reach (gated rows: benjamini_hochberg's limit)
     verdict: str = NO_CHANGE
-    sees: float | None = None  # the smallest drop this row could call (see detectable_drop)
+    # the smallest worsening this row could call, as the drop of a rate it equals (a
+    # lower-is-better row's increase x is the drop 1 - 1/(1 + x)): see detectable_drop
+    sees: float | None = None
     rounds_needed: int | None = None  # per side, to see DETECT at this noise (None: > MAX)
 
     @property
@@ -65,7 +71,7 @@ class Row:
 
     @property
     def regressed(self) -> bool:
-        return self.gated and self.verdict == "slower"
+        return self.gated and self.verdict in WORSENED
 
 
 @dataclass
@@ -98,7 +104,7 @@ class Comparison:
         gate failed had celery-rabbitmq's noop rate at -40% per loop and amqp-raw's at
         -42%, with the probe loop 5-10% slower)."""
         slower_ceilings = {r.key for r in self.rows if r.key[1] in CEILINGS
-                           and r.metric == "jobs_per_s" and r.verdict == "slower"}
+                           and r.metric == "jobs_per_s" and r.verdict == SLOWER}
         return [r for r in self.regressed if r.key[1] not in CEILINGS
                 and (r.key[0], ceiling_of(r.key[1]), r.key[2], r.key[3]) in slower_ceilings]
 
@@ -189,12 +195,15 @@ def _reach(base: Sequence[float], cur: Sequence[float], limit: float, noise: Noi
 
 
 def detectable_drop(base: Sequence[float], cur: Sequence[float], limit: float,
-                    threshold: float, noise: Noise | None = None) -> float | None:
+                    threshold: float, noise: Noise | None = None,
+                    lower_is_better: bool = False) -> float | None:
     """The smallest drop the test at `limit` could call with these rounds' own spread
     (or the learned one), and at least the threshold: how blind the row is. None
-    without a spread."""
+    without a spread. For a lower-is-better row the threshold bounds an increase, so
+    its floor is the drop that increase equals."""
     shift = _reach(base, cur, limit, noise, (len(base), len(cur)))
-    return None if shift is None else max(threshold, 1 - math.exp(-shift))
+    floor = 1 - 1 / (1 + threshold) if lower_is_better else threshold
+    return None if shift is None else max(floor, 1 - math.exp(-shift))
 
 
 def rounds_needed(base: Sequence[float], cur: Sequence[float], limit: float,
@@ -220,12 +229,18 @@ def judge(row: Row, threshold: float) -> None:
 
 
 def verdict_if_called(row: Row) -> str:
-    """What `row` would be called if significant: which way its medians moved."""
+    """What `row` would be called if significant: which way its medians moved, in words
+    that fit the metric (a rate or a time gets faster or slower; lost jobs or bytes get
+    better or worse; a metric with no better way, higher or lower)."""
     up = row.ratio > 1
     direction = direction_of(row.metric)
     if direction == 0:
         return "higher" if up else "lower"
-    return "faster" if up == (direction > 0) else "slower"
+    improved = up == (direction > 0)
+    unit = unit_of(row.metric)
+    if unit in TIME_UNITS or unit.endswith(("/s", "/loop")):
+        return FASTER if improved else SLOWER
+    return BETTER if improved else WORSE
 
 
 def benjamini_hochberg(rows: Sequence[Row], alpha: float) -> None:
@@ -380,7 +395,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
         judge(row, threshold)
         if row.gated:
             prior = model.get((row.key, row.metric, row.basis))
-            row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior)
+            row.sees = detectable_drop(row.base, row.cur, first_limit, threshold, prior,
+                                       direction_of(row.metric) < 0)
             row.rounds_needed = rounds_needed(row.base, row.cur, first_limit, noise=prior)
     rows.sort(key=lambda r: (not r.gated, r.verdict == NO_CHANGE))
     return Comparison(rows, skipped, allow_missing)

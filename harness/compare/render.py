@@ -9,7 +9,8 @@ from typing import Any
 
 from harness.baselines import run_of
 from harness.compare.coverage import Skip
-from harness.compare.judge import DETECT, MAX_ROUNDS, Comparison, Row
+from harness.compare.judge import DETECT, IMPROVED, MAX_ROUNDS, WORSENED, Comparison, Row
+from harness.compare.metrics import direction_of
 from harness.compare.table import label
 
 
@@ -30,7 +31,13 @@ def test_cell(row: Row) -> str:
 
 
 def sees_cell(row: Row) -> str:
-    return "" if row.sees is None else f"-{row.sees * 100:.0f}%"
+    """The smallest worsening the row could call, signed as its metric worsens: a drop
+    for a rate, an increase for a lower-is-better figure such as CPU per job."""
+    if row.sees is None:
+        return ""
+    if direction_of(row.metric) < 0:
+        return f"+{(1 / (1 - row.sees) - 1) * 100:.0f}%"
+    return f"-{row.sees * 100:.0f}%"
 
 
 def cells_of(row: Row) -> list[str]:
@@ -70,9 +77,11 @@ def blind_line(comparison: Comparison) -> str | None:
     def need(row: Row) -> str:
         n = row.rounds_needed
         return f"about {n} rounds a side" if n else f"more than {MAX_ROUNDS} rounds a side"
+    increase = 1 / (1 - DETECT) - 1
     return (f"blind spots: {len(blind)} gated row(s) could not call a {DETECT * 100:.0f}% "
-            "drop at the noise of these rounds, or the learned noise with --noise (column "
-            "'sees'): " + "; ".join(f"{r.name} sees -{(r.sees or 0) * 100:.0f}%, needs "
+            f"slowdown (a rate {DETECT * 100:.0f}% lower, a cost {increase * 100:.0f}% higher) "
+            "at the noise of these rounds, or the learned noise with --noise (column "
+            "'sees'): " + "; ".join(f"{r.name} sees {sees_cell(r)}, needs "
                                     f"{need(r)}" for r in blind))
 
 
@@ -132,7 +141,7 @@ def md_table(rows: list[list[str]]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    body = [[f"**{c}**" if c in ("slower", "faster") else c for c in r] for r in rows]
+    body = [[f"**{c}**" if c in (*WORSENED, *IMPROVED) else c for c in r] for r in rows]
     return "\n".join([line(HEADERS), line(["---"] * len(HEADERS)), *map(line, body)])
 
 

@@ -20,7 +20,7 @@ class Called:
     key: Key
     metric: str  # as judged: jobs_per_s on its basis
     basis: str
-    verdict: str  # slower or faster
+    verdict: str  # slower or faster (better or worse for a metric that is no speed)
     ratio: float
 
 

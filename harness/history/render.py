@@ -15,6 +15,7 @@ from typing import Any
 from matplotlib.axes import Axes
 
 from core.results import make_dir
+from harness.compare.judge import IMPROVED, WORSENED
 from harness.history.changes import Called, called_changes
 from reports.charts import new_figure, to_png
 from reports.html import data_uri
@@ -22,7 +23,7 @@ from reports.style import backend_rank, colour
 
 SCENARIO, METRIC = "throughput", "jobs_per_s"
 DURATIONS = (0.0, 10.0)
-MARKS = {"slower": ("v", "#d62728"), "faster": ("^", "#2ca02c")}
+MARKS = {**dict.fromkeys(WORSENED, ("v", "#d62728")), **dict.fromkeys(IMPROVED, ("^", "#2ca02c"))}
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 Points = dict[float, dict[int, list[float]]]  # duration -> entry index -> round values
