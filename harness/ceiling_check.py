@@ -37,6 +37,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -89,13 +90,16 @@ def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int,
     """{jobs_per_s, start_ns, end_ns} of the bare loop (harness/ceiling_bare.py) in the
     ceiling's environment, its consumers started by `start_method`, with `settings`
     (bare_layout) in their environment."""
-    done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
-                           "harness.ceiling_bare", broker, url, str(jobs), str(consumers),
-                           start_method],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent,
-                          env={**os.environ, **{SETTING_ENV[name]: str(value)
-                                                for name, value in (settings or {}).items()}})
+    with tempfile.TemporaryDirectory(prefix="queuebench-tmp-") as scratch:
+        # its own TMPDIR: what multiprocessing leaves in one (pymp-*) goes with it
+        done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
+                               "harness.ceiling_bare", broker, url, str(jobs), str(consumers),
+                               start_method],
+                              capture_output=True, text=True, timeout=300,
+                              cwd=Path(__file__).resolve().parent.parent,
+                              env={**os.environ, "TMPDIR": scratch,
+                                   **{SETTING_ENV[name]: str(value)
+                                      for name, value in (settings or {}).items()}})
     if done.returncode:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise BareLoopError(f"the {start_method} bare {broker} loop failed: {lines[-1]}")
