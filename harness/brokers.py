@@ -78,7 +78,9 @@ class Brokers:
             if reason:
                 self.unavailable[kind] = reason
                 raise BrokerError(reason)
-            self.versions.setdefault(kind, USER_GIVEN)
+            if kind not in self.versions:  # what the server says it is, as owned ones
+                self.versions[kind] = (broker.server_version(self.user_urls[kind],
+                                                             PROBE_TIMEOUT_S) or USER_GIVEN)
             return self.user_urls[kind]
         server = self.owned.get(slot)
         if server is not None and not server.alive():

@@ -16,6 +16,7 @@ from adapters import BACKENDS
 from core.brokers import KINDS, kind_for_url
 from core.brokers.base import BrokerKind, Persistence
 from harness import system
+from harness.brokers import Brokers
 from harness.cli import broker_urls, build_parser, main
 from tests.conftest import REPO, broker_url, epmd_pids
 
@@ -71,6 +72,18 @@ def test_the_driver_side_imports_without_site_packages():
     assert done.stdout.strip() == str(sorted(KINDS))
 
 
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_a_server_says_the_version_the_harness_reads_from_its_own(brokers, name):
+    """A user-given server's version comes over the wire (INFO server, AMQP's
+    Connection.Start, PostgreSQL's server_version and SHOW): on a harness-owned server
+    it must match what the harness reads from its binary or log."""
+    url = broker_url(brokers, name)
+    assert url is not None
+    said = KINDS[name].server_version(url)
+    assert said is not None and said == brokers.versions[name]
+    assert KINDS[name].server_version(f"{KINDS[name].schemes[0]}://127.0.0.1:1/") is None
+
+
 @pytest.mark.parametrize("name", [  # RabbitMQ's reading (a minute on a busy machine) is
     # also covered by tests/test_memory.py
     pytest.param(name, marks=pytest.mark.extended) if name == "amqp" else name
@@ -100,6 +113,10 @@ class FakeQ(BrokerKind):
     @classmethod
     def probe(cls, url: str, timeout_s: float = 3.0) -> str | None:
         return cls.url_problem(url) or "nothing answers"
+
+    @classmethod
+    def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:
+        return None
 
     @classmethod
     def memory(cls, url: str, control: list[str] | None) -> dict[str, Any]:
@@ -163,7 +180,6 @@ def test_a_rabbitmq_node_that_exits_at_start_leaves_no_epmd_behind(tmp_path: Pat
     from the node's process tree, is stopped too."""
     from core.brokers.base import BrokerError
     from core.brokers.rabbitmq import RabbitMQ
-    from harness.brokers import Brokers
     if RabbitMQ.find_binary() is None:
         pytest.skip(RabbitMQ.missing_binary())
     closed = tmp_path / "closed"
@@ -211,3 +227,13 @@ def test_a_rabbitmq_start_cut_short_by_two_signals_leaves_nothing(tmp_path: Path
     finally:
         proc.kill()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_user_given_server_is_recorded_with_its_version(brokers, tmp_path):
+    """run.json's broker_versions (and so compare's fingerprint) name what a user-given
+    server is, not only that it was user-given: a CI job whose broker image moved from
+    one version to the next is told so."""
+    url = broker_url(brokers, "redis")
+    given = Brokers(tmp_path, {"redis": url})
+    assert given.url("redis") == url
+    assert given.versions == {"redis": brokers.versions["redis"]}

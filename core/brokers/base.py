@@ -100,6 +100,12 @@ class BrokerKind(ABC):
 
     @classmethod
     @abstractmethod
+    def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:
+        """The version the server at `url` reports about itself (a user-given server:
+        a harness-owned one has read_version), or None when it cannot be read."""
+
+    @classmethod
+    @abstractmethod
     def memory(cls, url: str, control: list[str] | None, queue: str | None = None
                ) -> dict[str, Any]:
         """{"bytes": int | None, "method": str}: the broker's memory now, from the driver.

@@ -38,6 +38,17 @@ def _newest_bin_dir() -> Path | None:
     return max(found, key=lambda path: int(path.parent.name), default=None)
 
 
+def _described(url: str, timeout_s: float | None) -> str:
+    """The server's version and its durability settings: "15.14 (fsync=on, ...)"."""
+    timeout = {} if timeout_s is None else {"timeout_s": timeout_s}
+    with pgwire.Connection(url, Postgres.default_port, **timeout) as conn:
+        values = [conn.query(f"SHOW {name}")[0][0] for name in DURABILITY_SETTINGS]
+        version = conn.parameters.get("server_version", "unknown")
+    found = re.match(r"[\d.]+", version)
+    shown = ", ".join(f"{k}={v}" for k, v in zip(DURABILITY_SETTINGS, values, strict=True))
+    return f"{found.group(0) if found else version} ({shown})"
+
+
 @dataclass(kw_only=True)
 class Postgres(BrokerKind):
     name: ClassVar[str] = "postgres"
@@ -162,12 +173,15 @@ class Postgres(BrokerKind):
 
     def read_version(self) -> str:
         """The server version with its durability settings (the defaults unless options)."""
-        with pgwire.Connection(self.url, self.default_port) as conn:
-            values = [conn.query(f"SHOW {name}")[0][0] for name in DURABILITY_SETTINGS]
-            version = conn.parameters.get("server_version", "unknown")
-        found = re.match(r"[\d.]+", version)
-        shown = ", ".join(f"{k}={v}" for k, v in zip(DURABILITY_SETTINGS, values, strict=True))
-        return f"{found.group(0) if found else version} ({shown})"
+        return _described(self.url, None)
+
+    @classmethod
+    def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:
+        """As read_version: the version with its durability settings."""
+        try:
+            return _described(url, timeout_s)
+        except (pgwire.PgError, pgwire.PgProtocolError, OSError):
+            return None
 
     def stop(self) -> None:
         """A fast shutdown (SIGINT: running sessions are ended), SIGKILL if it hangs."""

@@ -53,6 +53,47 @@ def _read_method(sock: socket.socket) -> tuple[tuple[int, int], bytes]:
     return struct.unpack(">HH", body[:4]), body[4:]
 
 
+# Field-table value types of AMQP 0-9-1 (RabbitMQ's set) by the bytes each takes;
+# None: a 4-byte length, then that many bytes (a string, a nested table, an array).
+FIELD_SIZES: dict[bytes, int | None] = {
+    b"t": 1, b"b": 1, b"B": 1, b"s": 2, b"u": 2, b"I": 4, b"i": 4, b"f": 4, b"l": 8,
+    b"L": 8, b"d": 8, b"T": 8, b"D": 5, b"V": 0, b"S": None, b"x": None, b"F": None,
+    b"A": None}
+
+
+def _table_strings(table: bytes) -> dict[str, str]:
+    """The string fields of an AMQP field table (its 4-byte length already taken off)."""
+    found: dict[str, str] = {}
+    at = 0
+    while at < len(table):
+        size = table[at]
+        key = table[at + 1:at + 1 + size].decode(errors="replace")
+        kind, at = table[at + 1 + size:at + 2 + size], at + 2 + size
+        width = FIELD_SIZES.get(kind, -1)
+        if width == -1:
+            break  # a type this parser does not know: stop rather than misread
+        if width is None:
+            (width,) = struct.unpack(">I", table[at:at + 4])
+            at += 4
+            if kind == b"S":
+                found[key] = table[at:at + width].decode(errors="replace")
+        at += width
+    return found
+
+
+def _start_properties(sock: socket.socket) -> dict[str, str] | None:
+    """The server-properties strings of Connection.Start (product, version...), or None
+    when no AMQP 0-9-1 broker answers."""
+    sock.sendall(b"AMQP\x00\x00\x09\x01")
+    if sock.recv(1, socket.MSG_PEEK) != b"\x01":
+        return None
+    method, args = _read_method(sock)
+    if method != (10, 10):
+        return None
+    (size,) = struct.unpack(">I", args[2:6])  # after version-major and version-minor
+    return _table_strings(args[6:6 + size])
+
+
 def _handshake(sock: socket.socket, url: str) -> str | None:
     """Log in (PLAIN) and open the vhost of `url`; None when the broker accepts both."""
     parts = urlsplit(url)
@@ -138,6 +179,16 @@ class RabbitMQ(BrokerKind):
                     f"{timeout_s:.0f}s (wrong or missing credentials?)")
         except OSError as exc:
             return f"amqp broker at {mask(url)} failed the handshake: {exc}"
+
+    @classmethod
+    def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:
+        """The version in Connection.Start's server properties (no login needed)."""
+        try:
+            with connect(url, cls.default_port, timeout_s) as sock:
+                properties = _start_properties(sock)
+        except (OSError, struct.error):
+            return None
+        return (properties or {}).get("version")
 
     @classmethod
     def memory(cls, url: str, control: list[str] | None, queue: str | None = None

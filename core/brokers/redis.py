@@ -227,6 +227,14 @@ class Redis(BrokerKind):
         return reading
 
     @classmethod
+    def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:
+        """redis_version from INFO server."""
+        try:
+            return cls.info(url, "server", timeout_s).get("redis_version")
+        except (OSError, RedisReplyError):
+            return None
+
+    @classmethod
     def info(cls, url: str, section: str, timeout_s: float = 5.0) -> dict[str, str]:
         """INFO <section> of the Redis at `url` as a dict."""
         with RedisSession(url, timeout_s) as session:
