@@ -201,6 +201,12 @@ class Adapter(ABC):
     def worker_pids(self) -> list[int]:
         """PIDs of live processes that execute jobs."""
 
+    def cpu_seconds(self) -> float:
+        """CPU time the workers have used so far (read at a window's two ends): their
+        processes' CPU clocks. An adapter whose jobs share a process with the driver
+        overrides it, or the driver's own work would count as the backend's."""
+        return procs.cpu_seconds(self.worker_pids())
+
     def kill_job_process(self, running: Sequence[int]) -> int | None:
         """SIGKILL one process that runs a job now: the first pid of `running` (the
         records' pids with a START and no END yet, oldest first) that is one of ours.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -61,6 +62,13 @@ class PrivateLoop:
         """Run the loop forever in a daemon thread; give it work with call_soon."""
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
+
+    def thread_cpu_seconds(self) -> float | None:
+        """CPU time the loop's thread (start_thread) has used; None when it is not running."""
+        thread = self._thread
+        if thread is None or thread.ident is None or not thread.is_alive():
+            return None
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
     def submit(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run `coro` on the loop's thread (start_thread first) and wait for its result."""

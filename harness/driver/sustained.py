@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass
 
 from core import interrupts
-from core.procs import cpu_seconds
 from core.protocol import PhaseReport, SustainedPhase
 from harness.driver.cell import CellRun
 
@@ -222,10 +221,10 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     busy_before, sent_before_window = backlog.busy_ns, backlog.sent
     while time.monotonic_ns() < window_start:
         time.sleep(WATCH_POLL_S / 10)
-    cpu_before = cpu_seconds(run.adapter.worker_pids())
+    cpu_before = run.adapter.cpu_seconds()
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
-    report.window_cpu_s = round(cpu_seconds(run.adapter.worker_pids()) - cpu_before, 6)
+    report.window_cpu_s = round(run.adapter.cpu_seconds() - cpu_before, 6)
     run.clock.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_sent = backlog.sent - sent_before_window
