@@ -529,6 +529,8 @@ def test_bencher_format(base_run: Path) -> None:
             assert set(metric) == {"value", "lower_value", "upper_value"}
             assert metric["lower_value"] <= metric["value"] <= metric["upper_value"]
     assert bench["jobs-per-s"]["value"] == pytest.approx(3000)
+    code, out, err = run(base_run, "--format", "bencher", "--metric", "jobs_per_sec")
+    assert (code, out) == (2, "") and "matches --metric jobs_per_sec" in err
 
 
 def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path,

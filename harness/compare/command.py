@@ -120,8 +120,11 @@ def run_compare(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         text = render_markdown(comparison, head, args.report_only)
     else:
-        series = export_series(summaries[-1], args.metric or default_metrics(), args.absolute,
-                               names[-1])
+        patterns = args.metric or default_metrics()
+        series = export_series(summaries[-1], patterns, args.absolute, names[-1])
+        if not series:
+            raise ResultsError(f"nothing to export: no metric of {names[-1]} matches "
+                               f"--metric {','.join(patterns)}")
         text = (render_github if args.format == "github" else render_bencher)(series)
     if args.output:
         try:
