@@ -114,6 +114,9 @@ class Scenario(ABC):
     stops_workers: bool = False  # its cells stop the workers: runs after the others
     measures_speed: bool = True  # its figures depend on how fast workers drain (layout sweep)
     in_all: bool = True  # part of `--scenario all`; long sweeps (scaling, depth) run by name
+    # params whose value is a run option (--slots, --window) rather than a point of the
+    # grid: `compare --force` pairs cases of two runs that set the option differently
+    option_params: tuple[str, ...] = ()
 
     @abstractmethod
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:

@@ -126,6 +126,7 @@ class Latency(Scenario):
     title = "Latency"
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
     order = 20
+    option_params = ("window_s",)
     grids = GRIDS
     metrics = {
         **STEADY_METRICS,  # the closed-loop max cell

@@ -52,6 +52,7 @@ class Payload(Scenario):
     title = "Payload size"
     description = "throughput, enqueue rate and latency from 64 B to 1 MiB payloads"
     order = 30
+    option_params = ("slots", "window_s")
     grids = GRIDS
     metrics = {
         **STEADY_METRICS,

@@ -110,6 +110,7 @@ class Throughput(Scenario):
     title = "Throughput"
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
     order = 10
+    option_params = ("slots", "window_s")
     grids = GRIDS
     metrics = {
         **STEADY_METRICS,

@@ -694,7 +694,27 @@ def test_different_slots_refuse_unless_forced(base_run: Path, tmp_path: Path) ->
     assert code == 0 and "fingerprint: slots: 8 -> 4 (forced)" in out
     window = make_run(tmp_path / "window", config={"quick": False, "window_s": 8.0})
     code, _, err = run(base_run, window)
-    assert code == 2 and "quick True vs False" in err and "window_s None vs 8.0" in err
+    assert code == 2 and "quick True vs False" in err and "window_s 2.0 vs 8.0" in err
+    same = make_run(tmp_path / "same-window", config={"window_s": 2.0})  # --quick --window 2
+    code, out, _ = run(base_run, same)
+    assert code == 0 and "fingerprint: same machine shape, versions and settings" in out
+
+
+def test_forced_runs_pair_their_cases_without_the_forced_option(base_run: Path,
+                                                                tmp_path: Path) -> None:
+    """slots and window_s are case params too: `--force` pairs the cases of an 8-slot
+    and a 4-slot run without them, or it would find no case in common."""
+    four = make_run(tmp_path / "four", config={"slots": 4}, factors={"celery-redis": 0.5})
+    summary = json.loads((four / "summary.json").read_text())
+    for cell in summary["cells"]:
+        cell["params"]["slots"] = 4
+    (four / "summary.json").write_text(json.dumps(summary))
+    assert run(base_run, four)[0] == 2
+    code, out, _ = run(base_run, four, "--force")
+    assert code == 1 and "forced:   cases paired without slots" in out
+    rows = gated_rows(out)
+    assert rows and all("slots" not in r.split()[0] for r in rows)
+    assert any(r.startswith("throughput/celery-redis/") and "slower" in r for r in rows)
 
 
 def test_other_differences_are_printed_at_the_top(base_run: Path, tmp_path: Path) -> None:
@@ -977,3 +997,18 @@ def test_verdict_words_fit_the_metric() -> None:
         ("lost", 2.0), ("stability_cv", 0.5), ("window_s", 2.0)]] == [
         "slower", "faster", "slower", "worse", "better", "higher"]
     assert called("lost", 2.0).regressed and not called("stability_cv", 0.5).regressed
+
+
+def test_a_rate_that_fell_to_zero_fails_the_gate(tmp_path: Path) -> None:
+    """Logs of 0 do not exist, and a t-test on the raw values of 2-3 rounds lets 27,000
+    -> 0 jobs/s pass: a round at 0 leaves the threshold alone to judge the row."""
+    base = make_run(tmp_path / "b", per_round={"asyncio": [20000, 21000, 20500]},
+                    backends=("asyncio",))
+    cur = make_run(tmp_path / "c", per_round={"asyncio": [0, 0, 0]}, backends=("asyncio",))
+    code, out, _ = run(base, cur)
+    assert code == 1
+    rows = [r for r in gated_rows(out) if "duration_ms=0," in r]
+    assert rows and all("slower" in r and "a round at 0 or below" in r for r in rows)
+    assert "too few rounds" not in out
+    code, out, _ = run(cur, base)
+    assert code == 0 and "up from 0" in out

@@ -195,3 +195,16 @@ def test_add_says_when_the_run_did_not_finish(tmp_path: Path,
     cut = make_run(tmp_path / "cut", info={"complete": False})
     assert main(["history", "add", str(cut), "--dir", str(tmp_path / "h")]) == 0
     assert "did not finish normally" in capsys.readouterr().err
+
+
+def test_a_pair_of_runs_that_cannot_be_compared_offers_no_force() -> None:
+    """`history render` has no --force: its note about two incomparable runs names the
+    difference and no option the reader cannot use."""
+    from harness.history.changes import called_changes
+    entry = {"fingerprint": {"slots": 8, "profiles": ["default"], "quick": True,
+                             "window_s": None}, "cells": []}
+    older = {**entry, "commit": "a" * 40}
+    newer = {**entry, "commit": "b" * 40, "fingerprint": {**entry["fingerprint"], "slots": 4}}
+    called, notes = called_changes([older, newer])
+    assert called == [] and len(notes) == 1
+    assert "slots 8 vs 4" in notes[0] and "--force" not in notes[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 from core.results import ResultsError
 from harness.baselines import BASELINES, read_summary, resolve
 from harness.compare.export import export_series, render_bencher, render_github
-from harness.compare.fingerprint import check
+from harness.compare.fingerprint import check, forced_params, without_params
 from harness.compare.judge import ALPHA, THRESHOLD, Comparison, basis_rounds, compare
 from harness.compare.metrics import default_metrics
 from harness.compare.noise import NoiseModel, freedom_summary, learn, read_runs
@@ -87,6 +87,9 @@ def run_compare(args: argparse.Namespace) -> int:
     noise: NoiseModel | None = None
     if len(summaries) == 2:
         head += check(summaries[0], summaries[1], args.force)
+        if args.force and (forced := forced_params(summaries[0], summaries[1])):
+            summaries = [without_params(summary, forced) for summary in summaries]
+            head.append(f"forced:   cases paired without {', '.join(sorted(forced))}")
         if args.noise:
             runs = read_runs(args.noise)
             noise = learn(runs, lambda s: basis_rounds(s, args.metric, args.absolute))
@@ -104,7 +107,8 @@ def run_compare(args: argparse.Namespace) -> int:
                         f"{r.name}" for r in alike) + "): the machine may have changed in "
                     "a way the speed probe does not measure; read them beside the "
                     "ceiling's row (shown below the gated rows)")
-    untested = sum(r.gated and r.p is None for r in comparison.rows)
+    untested = sum(r.gated and r.p is None and min(*r.base, *r.cur) > 0
+                   for r in comparison.rows)
     if untested:
         head.append(f"warning:  {untested} gated row(s) have too few rounds for the test: "
                     f"their verdicts rest on the {args.threshold:.0%} threshold alone, which "

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from core.results import ResultsError
+from scenarios import SCENARIOS
+from scenarios.base import RunOptions
+from scenarios.throughput import window_of
 
 REFUSING = ("slots", "profiles", "quick", "window_s")
 # Per environment or broker: one run may use some the other did not (fewer backends).
@@ -34,10 +37,51 @@ def changes(base: Any, cur: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
         yield path, base, cur
 
 
-def check(baseline: dict[str, Any], current: dict[str, Any], force: bool) -> list[str]:
+def with_window_used(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fingerprint with the window its cells counted: run.json keeps --window as
+    given (None: the grid's, 2 s quick and 8 s full), so `--quick` and `--quick
+    --window 2` measured the same thing."""
+    if found is None or found.get("window_s") is not None or found.get("quick") is None:
+        return found
+    return {**found, "window_s": window_of(RunOptions(quick=bool(found["quick"])))}
+
+
+def forced_params(baseline: dict[str, Any], current: dict[str, Any]) -> frozenset[str]:
+    """The run options two runs set differently that are also case params (slots,
+    window_s): `--force` pairs their cases without them."""
+    fingerprints = (with_window_used(fingerprint_of(baseline)),
+                    with_window_used(fingerprint_of(current)))
+    if None in fingerprints:
+        return frozenset()
+    base, cur = fingerprints
+    return frozenset(name for name in ("slots", "window_s") if base.get(name) != cur.get(name))
+
+
+def without_params(summary: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """`summary` with `names` moved out of each cell's params into `forced_params`, where
+    the cell's scenario takes them from a run option (scaling's slots is its grid)."""
+    if not names:
+        return summary
+    cells = []
+    for cell in summary.get("cells") or []:
+        scenario = SCENARIOS.get(cell.get("scenario")) if isinstance(cell, dict) else None
+        params = cell.get("params") if isinstance(cell, dict) else None
+        moved = names & set(scenario.option_params) if scenario else frozenset()
+        if not moved or not isinstance(params, dict):
+            cells.append(cell)
+            continue
+        cells.append({**cell, "params": {k: v for k, v in params.items() if k not in moved},
+                      "forced_params": {k: params[k] for k in moved if k in params}})
+    return {**summary, "cells": cells}
+
+
+def check(baseline: dict[str, Any], current: dict[str, Any], force: bool,
+          offer_force: bool = True) -> list[str]:
     """Lines for the head of the comparison; raises ResultsError (exit 2) when the runs
-    measured different things and `force` is off."""
-    fingerprints = fingerprint_of(baseline), fingerprint_of(current)
+    measured different things and `force` is off (naming --force where the caller has
+    it: `offer_force`)."""
+    fingerprints = (with_window_used(fingerprint_of(baseline)),
+                    with_window_used(fingerprint_of(current)))
     missing = [side for side, f in zip(("baseline", "current"), fingerprints, strict=True)
                if f is None]
     if missing:
@@ -48,7 +92,8 @@ def check(baseline: dict[str, Any], current: dict[str, Any], force: bool) -> lis
     refused = [c for c in found if c[0].split(".")[0] in REFUSING]
     if refused and not force:
         raise ResultsError("runs not comparable: " + "; ".join(
-            f"{name} {b!r} vs {c!r}" for name, b, c in refused) + " (--force compares anyway)")
+            f"{name} {b!r} vs {c!r}" for name, b, c in refused)
+            + (" (--force compares anyway)" if offer_force else ""))
     if not found:
         return ["fingerprint: same machine shape, versions and settings"]
     return [f"fingerprint: {name}: {b!r} -> {c!r}"

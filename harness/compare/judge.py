@@ -384,8 +384,14 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     model = noise or {}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
-        row.p = p_value(row.base, row.cur, row.ratio > 1,
-                        model.get((row.key, row.metric, row.basis)))
+        if direction_of(row.metric) and min(*row.base, *row.cur) <= 0:
+            # no log test (a rate that fell to 0 would pass a test on raw values of
+            # 2-3 rounds): the threshold alone judges it
+            row.p = None
+            add_note(row, "a round at 0 or below: threshold only")
+        else:
+            row.p = p_value(row.base, row.cur, row.ratio > 1,
+                            model.get((row.key, row.metric, row.basis)))
         row.p_limit = alpha
     gated = [r for r in rows if r.gated]
     benjamini_hochberg(gated, alpha)

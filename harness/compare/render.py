@@ -21,7 +21,8 @@ def fmt(value: float) -> str:
 
 
 def change(ratio: float) -> str:
-    return "inf" if math.isinf(ratio) else f"{(ratio - 1) * 100:+.1f}%"
+    """The relative change; "up from 0" where the baseline's median was 0."""
+    return "up from 0" if math.isinf(ratio) else f"{(ratio - 1) * 100:+.1f}%"
 
 
 def test_cell(row: Row) -> str:

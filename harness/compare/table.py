@@ -83,7 +83,8 @@ def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
         if status == "ok" and isinstance(metrics, dict):
             state.unstable += metrics.get("unstable") is True
             state.producer_bound += metrics.get("producer_bound") is True
-            state.short += window_short(metrics, cell.get("params"))
+            state.short += window_short(metrics, {**(cell.get("params") or {}),
+                                                  **(cell.get("forced_params") or {})})
     return states
 
 

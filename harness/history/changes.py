@@ -30,7 +30,7 @@ def called_changes(entries: list[dict[str, Any]]) -> tuple[list[Called], list[st
     for index in range(1, len(entries)):
         older, newer = entries[index - 1], entries[index]
         try:
-            check(older, newer, force=False)
+            check(older, newer, force=False, offer_force=False)
             comparison = compare(older, newer, allow_missing=True)
         except ResultsError as exc:
             notes.append(f"{older['commit'][:10]} -> {newer['commit'][:10]}: {exc}")
