@@ -238,7 +238,7 @@ class Runner:
         try:
             return None, self.brokers.url(info.broker, self._persistence(cell))
         except BrokerError as exc:
-            return str(exc).splitlines()[0], None
+            return one_line(str(exc)), None
 
     def _persistence(self, cell: CellPlan) -> str | None:
         """The broker persistence a cell runs with (None: no broker); a broker-kill cell's

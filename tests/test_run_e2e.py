@@ -163,6 +163,26 @@ def test_an_unreachable_broker_url_stops_the_run_before_it_starts(tmp_path):
     assert not out.exists()
 
 
+def test_a_broker_that_cannot_start_skips_its_cells_with_the_cause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A harness-owned server that exits at start: its cells are skipped with the last
+    line of the server's log (its data dir, and so the log, is removed at the end)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = fake / "redis-server"
+    script.write_text("#!/bin/sh\necho 'FATAL CONFIG FILE ERROR: bad directive'\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "run"
+    done = harness_cli("run", "--scenario", "memory", "--backend", "redis-raw", "--quick",
+                       "--out", str(out))
+    assert done.returncode == 3, done.stderr
+    reasons = {cell["reason"] for cell in load_summary(out)["cells"]}
+    assert len(reasons) == 1
+    (reason,) = reasons
+    assert "exited with code 1" in reason and "FATAL CONFIG FILE ERROR" in reason
+
+
 def test_a_user_given_url_keeps_its_password_out_of_the_results(brokers, tmp_path):
     """The URL reaches the driver through its environment: cell.json, run.json, the
     summaries and the report hold it masked."""
