@@ -97,6 +97,8 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 def run_baseline(args: argparse.Namespace) -> int:
     """Raises ResultsError on bad input (harness.cli turns that into exit 2)."""
     if args.baseline_command == "list":
+        if not args.baselines_dir.is_dir():
+            raise ResultsError(f"{args.baselines_dir}: no such baselines directory")
         found = sorted(args.baselines_dir.glob("*.json"))
         if not found:
             print(f"no baselines in {args.baselines_dir}")

@@ -1012,3 +1012,19 @@ def test_a_rate_that_fell_to_zero_fails_the_gate(tmp_path: Path) -> None:
     assert "too few rounds" not in out
     code, out, _ = run(cur, base)
     assert code == 0 and "up from 0" in out
+
+
+def test_an_unfinished_run_is_named_at_the_top(base_run: Path, tmp_path: Path) -> None:
+    """A baseline cut short gates fewer cases than it seems to: compare says which side
+    did not finish and what that costs."""
+    cut = make_run(tmp_path / "cut", backends=("asyncio",),
+                   info={"complete": False, "interrupted": "SIGINT", "planned_cells": 18})
+    code, out, _ = run(cut, base_run)
+    assert code == 0
+    assert ("warning:  the baseline run was interrupted (SIGINT): it holds 6 of 18 planned "
+            "cells; the cases it never ran are not gated") in out.split("\n\n")[0]
+    assert "did not finish" not in run(base_run, base_run)[1]
+
+
+def test_baseline_list_of_a_missing_directory_is_an_error(tmp_path: Path) -> None:
+    assert main(["baseline", "list", "--baselines-dir", str(tmp_path / "nope")]) == 2

@@ -29,7 +29,8 @@ def history(tmp_path: Path) -> Path:
     return store
 
 
-def test_add_keeps_one_small_entry_per_run(history: Path, tmp_path: Path) -> None:
+def test_add_keeps_one_small_entry_per_run(history: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     files = sorted(history.glob("*.json"))
     assert len(files) == 5 and all(f.stat().st_size < 20_000 for f in files)
     entry = json.loads(files[0].read_text())
@@ -40,7 +41,9 @@ def test_add_keeps_one_small_entry_per_run(history: Path, tmp_path: Path) -> Non
     assert {c["round"] for c in entry["cells"]} == {1, 2, 3}
     # the same run added again is the same file; an entry is a summary compare reads
     assert main(["history", "add", str(tmp_path / "run-a1a1"), "--dir", str(history)]) == 2
+    capsys.readouterr()
     assert main(["history", "add", str(tmp_path / "run-a1"), "--dir", str(history)]) == 0
+    assert capsys.readouterr().out.startswith("replaced ")
     assert len(list(history.glob("*.json"))) == 5
     assert main(["compare", str(files[0]), str(files[1])]) == 0
 

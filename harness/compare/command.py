@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.results import ResultsError
-from harness.baselines import BASELINES, read_summary, resolve
+from harness.baselines import BASELINES, read_summary, resolve, run_of
 from harness.compare.export import export_series, render_bencher, render_github
 from harness.compare.fingerprint import check, forced_params, without_params
 from harness.compare.judge import ALPHA, THRESHOLD, Comparison, basis_rounds, compare
@@ -70,6 +71,25 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where baseline names are looked up (default: results/baselines)")
 
 
+def unfinished_lines(summaries: list[dict[str, Any]], sides: tuple[str, ...]) -> list[str]:
+    """A warning per run that did not finish (interrupted, or its coordinator died): a
+    baseline's missing cases are not gated, a current run's fail the gate."""
+    lines = []
+    for side, summary in zip(sides, summaries, strict=True):
+        run = run_of(summary)
+        if run.get("complete", True):
+            continue
+        why = f"was interrupted ({run['interrupted']})" if run.get("interrupted") else \
+            "did not finish"
+        planned = run.get("planned_cells")
+        held = f"{len(summary['cells'])} of {planned} planned cells" if planned else \
+            f"{len(summary['cells'])} cells"
+        cost = ("the cases it never ran are not gated" if side == "baseline" else
+                "the cases it never ran count as missing")
+        lines.append(f"warning:  the {side} run {why}: it holds {held}; {cost}")
+    return lines
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """0: no regression, 1: a gated row got slower or a gated case was not measured.
     Raises ResultsError on bad input or runs that measured different things."""
@@ -84,6 +104,7 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = Comparison([])
     head = [f"baseline: {describe(summaries[0], names[0])}",
             f"current:  {describe(summaries[-1], names[-1])}"]
+    head += unfinished_lines(summaries, ("baseline", "current")[-len(summaries):])
     noise: NoiseModel | None = None
     if len(summaries) == 2:
         head += check(summaries[0], summaries[1], args.force)

@@ -26,8 +26,8 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
 def run_history(args: argparse.Namespace) -> int:
     """Raises ResultsError on bad input (harness.cli turns that into exit 2)."""
     if args.history_command == "add":
-        target = store.add(args.run, args.dir)
-        print(f"added {target}")
+        target, replaced = store.add(args.run, args.dir)
+        print(f"{'replaced' if replaced else 'added'} {target}")
         if json.loads(target.read_text())["run"].get("complete") is False:
             print(f"note: {args.run} did not finish normally; the entry holds only its "
                   "finished cells", file=sys.stderr)
@@ -35,5 +35,5 @@ def run_history(args: argparse.Namespace) -> int:
         from harness.history.render import render  # here: matplotlib is slow to import
 
         entries = store.load(args.dir)
-        print(f"{render(entries, args.out)} ({len(entries)} runs)")
+        print(f"{render(entries, args.out)} ({len(entries)} run{'s' * (len(entries) != 1)})")
     return 0

@@ -113,6 +113,7 @@ def page(entries: list[dict[str, Any]], charts: dict[str, bytes], called: list[C
         f"<figcaption>{esc(name)} ({esc(name)}.png)</figcaption></figure>"
         for name, png in charts.items())
     skipped = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    runs = f"{len(entries)} run{'s' * (len(entries) != 1)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
@@ -122,7 +123,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}
 img{{max-width:100%}}</style></head>
 <body><main>
 <h1>queuebench throughput history</h1>
-<p>{len(entries)} runs. Each point is the median of a run's rounds, the bars their min and
+<p>{runs}. Each point is the median of a run's rounds, the bars their min and
 max. A triangle marks a change <code>python -m harness compare</code> called against the
 previous run (its gate: threshold, Welch t-test, Benjamini-Hochberg), on the basis it gates:
 per probe loop (the machine's speed taken out) where both runs have the speed meter, else a

@@ -54,16 +54,18 @@ def file_name(entry: dict[str, Any]) -> str:
     return f"{stamp}-{re.sub(r'[^0-9A-Za-z]', '', entry['commit'])[:12]}.json"
 
 
-def add(run_dir: Path, directory: Path) -> Path:
-    """Write RUN_DIR's entry into DIRECTORY (the same run added twice is one file)."""
+def add(run_dir: Path, directory: Path) -> tuple[Path, bool]:
+    """Write RUN_DIR's entry into DIRECTORY (the same run added twice is one file); the
+    entry's path and whether it replaced one."""
     entry = entry_of(run_dir)
     target = directory / file_name(entry)
     make_dir(directory)
+    replaced = target.exists()
     try:
         write_json(target, entry)
     except OSError as exc:
         raise ResultsError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return target
+    return target, replaced
 
 
 def load(directory: Path) -> list[dict[str, Any]]:
