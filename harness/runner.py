@@ -148,12 +148,12 @@ class Runner:
             for round_no, group in self.groups(plan):
                 interrupts.check()
                 progress.step(_label(round_no, group[0].scenario, group[0].backend,
-                                     group[0].params))
+                                     group[0].profile, group[0].params))
                 for result in self.run_group(round_no, group):
                     self.writer.add(result)
                     progress.done(_label(round_no, result["scenario"], result["backend"],
-                                         result["params"]), result["status"],
-                                  self._headline(result))
+                                         result.get("profile"), result["params"]),
+                                  result["status"], self._headline(result))
             ran_all = True
         except interrupts.Interrupted as exc:
             interrupted = str(exc)
@@ -454,8 +454,12 @@ def save_failure(cell_dir: Path, failure: str, report: DriverReport) -> None:
     (cell_dir / "failure.txt").write_text("\n".join(p for p in parts if p) + "\n")
 
 
-def _label(round_no: int, scenario: str, backend: str, params: dict[str, Any]) -> str:
-    return f"r{round_no} {scenario} {backend} {_brief(params)}"
+def _label(round_no: int, scenario: str, backend: str, profile: str | None,
+           params: dict[str, Any]) -> str:
+    """r1 throughput redis-raw[reliable] duration_ms=0 ... (the profile as compare labels
+    a case: only when it is not the default one)."""
+    shown = backend if profile in (None, "default") else f"{backend}[{profile}]"
+    return f"r{round_no} {scenario} {shown} {_brief(params)}"
 
 
 def _brief(params: dict[str, Any]) -> str:

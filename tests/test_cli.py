@@ -112,3 +112,13 @@ def test_all_scenarios_leaves_the_long_sweeps_to_be_named():
     assert "scaling" not in every and "depth" not in every
     named = build_parser().parse_args(["run", "--scenario", "scaling,depth"]).scenario
     assert named == ["scaling", "depth"]
+
+
+def test_progress_lines_name_a_profile_that_is_not_the_default() -> None:
+    """With --profile both, a backend's two cells must not print the same line."""
+    from harness.runner import _label
+    params = {"duration_ms": 0, "slots": 8, "window_s": 2.0}
+    assert _label(1, "throughput", "asyncio", "default", params) == \
+        "r1 throughput asyncio duration_ms=0 slots=8 window_s=2.0"
+    assert _label(1, "throughput", "asyncio", "reliable", params) == \
+        "r1 throughput asyncio[reliable] duration_ms=0 slots=8 window_s=2.0"
