@@ -1028,3 +1028,13 @@ def test_an_unfinished_run_is_named_at_the_top(base_run: Path, tmp_path: Path) -
 
 def test_baseline_list_of_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     assert main(["baseline", "list", "--baselines-dir", str(tmp_path / "nope")]) == 2
+
+
+def test_a_case_that_failed_in_current_only_is_not_called_new(tmp_path: Path) -> None:
+    small = make_run(tmp_path / "small", backends=("asyncio",))
+    cur = make_run(tmp_path / "cur", backends=("asyncio", "redis-raw"), failed=("redis-raw",))
+    code, out, _ = run(small, cur)
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("throughput/redis-raw/")]
+    assert lines and all("failed in current, not in baseline" in line for line in lines)
+    assert not any("new in current" in line for line in lines)

@@ -89,7 +89,11 @@ def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: T
     for key in sorted(bstates.keys() | cstates.keys()):
         base, cur = bstates.get(key), cstates.get(key)
         watched = bool(gating(bt, key, patterns))
-        if base is None:
+        if base is None and cur is not None and not cur.ok:
+            reason = cur.reasons[0] if cur.reasons else "no reason given"
+            out.append(Skip(key, f"{cur.statuses[0]} in current, not in baseline: {reason}",
+                            False))
+        elif base is None:
             out.append(Skip(key, "new in current: nothing to compare with", False))
         elif not base.ok:
             out.append(Skip(key, "not ok in baseline", False))
