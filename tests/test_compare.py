@@ -1035,6 +1035,7 @@ def test_a_case_that_failed_in_current_only_is_not_called_new(tmp_path: Path) ->
     cur = make_run(tmp_path / "cur", backends=("asyncio", "redis-raw"), failed=("redis-raw",))
     code, out, _ = run(small, cur)
     assert code == 0
-    lines = [line for line in out.splitlines() if line.startswith("throughput/redis-raw/")]
+    lines = [line.strip() for line in out.splitlines()
+             if line.strip().startswith("throughput/redis-raw/")]
     assert lines and all("failed in current, not in baseline" in line for line in lines)
     assert not any("new in current" in line for line in lines)
