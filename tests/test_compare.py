@@ -1039,3 +1039,9 @@ def test_a_case_that_failed_in_current_only_is_not_called_new(tmp_path: Path) ->
              if line.strip().startswith("throughput/redis-raw/")]
     assert lines and all("failed in current, not in baseline" in line for line in lines)
     assert not any("new in current" in line for line in lines)
+
+
+def test_exporting_a_run_without_an_ok_cell_says_so(tmp_path: Path) -> None:
+    broken = make_run(tmp_path / "broken", backends=("asyncio",), failed=("asyncio",))
+    code, out, err = run(broken, "--format", "github")
+    assert (code, out) == (2, "") and "has no ok cell" in err

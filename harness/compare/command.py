@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.results import ResultsError
-from harness.baselines import BASELINES, read_summary, resolve, run_of
+from harness.baselines import BASELINES, ok_cells, read_summary, resolve, run_of
 from harness.compare.export import export_series, render_bencher, render_github
 from harness.compare.fingerprint import check, forced_params, without_params
 from harness.compare.judge import ALPHA, THRESHOLD, Comparison, basis_rounds, compare
@@ -146,6 +146,8 @@ def run_compare(args: argparse.Namespace) -> int:
         text = render_markdown(comparison, head, args.report_only)
     else:
         patterns = args.metric or default_metrics()
+        if not ok_cells(summaries[-1]):
+            raise ResultsError(f"nothing to export: {names[-1]} has no ok cell")
         series = export_series(summaries[-1], patterns, args.absolute, names[-1])
         if not series:
             raise ResultsError(f"nothing to export: no metric of {names[-1]} matches "
