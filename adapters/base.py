@@ -201,10 +201,11 @@ class Adapter(ABC):
     def worker_pids(self) -> list[int]:
         """PIDs of live processes that execute jobs."""
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> float | None:
         """CPU time the workers have used so far (read at a window's two ends): their
         processes' CPU clocks. An adapter whose jobs share a process with the driver
-        overrides it, or the driver's own work would count as the backend's."""
+        overrides it, or the driver's own work would count as the backend's; None when
+        it cannot be read."""
         return procs.cpu_seconds(self.worker_pids())
 
     def kill_job_process(self, running: Sequence[int]) -> int | None:

@@ -68,7 +68,10 @@ class PrivateLoop:
         thread = self._thread
         if thread is None or thread.ident is None or not thread.is_alive():
             return None
-        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:  # the thread ended since is_alive()
+            return None
 
     def submit(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run `coro` on the loop's thread (start_thread first) and wait for its result."""

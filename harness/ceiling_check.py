@@ -90,7 +90,8 @@ def bare_drain(broker: str, backend: str, url: str, consumers: int, jobs: int,
     """{jobs_per_s, start_ns, end_ns} of the bare loop (harness/ceiling_bare.py) in the
     ceiling's environment, its consumers started by `start_method`, with `settings`
     (bare_layout) in their environment."""
-    with tempfile.TemporaryDirectory(prefix="queuebench-tmp-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="queuebench-tmp-",
+                                     ignore_cleanup_errors=True) as scratch:
         # its own TMPDIR: what multiprocessing leaves in one (pymp-*) goes with it
         done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-m",
                                "harness.ceiling_bare", broker, url, str(jobs), str(consumers),

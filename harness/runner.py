@@ -295,7 +295,7 @@ class Runner:
                                        self.broker_dir / f"cell{self.cell_index + 1}")
                 url = fault.url
             except BrokerError as exc:
-                reason = str(exc).splitlines()[0]
+                reason = one_line(str(exc))
         queue = f"qb{os.getpid()}c{self.cell_index + 1}"
         items: list[GroupCell] = []
         for cell in cells:

@@ -38,7 +38,7 @@ from harness.observer import (
     observer_file,
     render_observer,
 )
-from harness.runner import RunConfig, Runner
+from harness.runner import RunConfig, Runner, one_line
 from harness.speed import SpeedMeter
 from scenarios.base import CellPlan, RunOptions
 from scenarios.common import events
@@ -135,7 +135,7 @@ def ceiling_row(runner: Runner, drain_cell: DrainCell, broker: str, ceiling: str
         url = runner.brokers.url(broker)
     except BrokerError as exc:
         return {"backend": ceiling, "sweep": {}, "status": "failed",
-                "reason": str(exc).splitlines()[0]}
+                "reason": one_line(str(exc))}
     return check_ceiling(runner.run_cell, drain_cell, broker, url, meter=meter)
 
 

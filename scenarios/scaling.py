@@ -44,6 +44,7 @@ class Scaling(Scenario):
     title = "Scaling"
     description = "jobs/s of noop and 10 ms jobs at 1, 2, 4 ... 32 slots (--slots-sweep)"
     order = 60
+    option_params = ("window_s",)
     in_all = False  # minutes per backend: run by name, not in every `all` run
     grids = GRIDS
     metrics = {

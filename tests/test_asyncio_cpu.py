@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from adapters.asyncio_local.adapter import AsyncioAdapter
 from adapters.base import AdapterConfig
 
@@ -15,7 +17,9 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_the_drivers_own_work_is_not_the_backends_cpu(tmp_path: Path) -> None:
+def test_the_drivers_own_work_is_not_the_backends_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QB_RECORDS_DIR", str(tmp_path))  # the adapter sets it otherwise
     adapter = AsyncioAdapter(AdapterConfig(
         backend="asyncio", broker_url=None, slots=2, profile="default", results=False,
         queue="q", records_dir=tmp_path, log_dir=tmp_path))
@@ -31,6 +35,7 @@ def test_the_drivers_own_work_is_not_the_backends_cpu(tmp_path: Path) -> None:
         adapter.stop_workers()
     assert driver_only < 0.1
     assert with_loop >= 0.25
+    assert adapter.cpu_seconds() is None  # no loop thread: no reading, not the process's
 
 
 async def _spin_async(seconds: float) -> None:

@@ -237,3 +237,27 @@ def test_a_user_given_server_is_recorded_with_its_version(brokers, tmp_path):
     given = Brokers(tmp_path, {"redis": url})
     assert given.url("redis") == url
     assert given.versions == {"redis": brokers.versions["redis"]}
+
+
+def test_a_peer_that_hangs_up_mid_handshake_has_no_version() -> None:
+    """server_version of a user-given URL never raises: a peer that sends AMQP's first
+    byte and hangs up gives None, so the run goes on."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_once() -> None:
+        peer, _ = listener.accept()
+        peer.recv(8)
+        peer.sendall(b"\x01")
+        peer.close()
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        assert KINDS["amqp"].server_version(f"amqp://guest:guest@127.0.0.1:{port}/") is None
+    finally:
+        thread.join(5)
+        listener.close()

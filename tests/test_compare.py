@@ -973,12 +973,15 @@ def test_sees_is_signed_as_the_metric_worsens() -> None:
     direction."""
     from harness.compare.judge import Row, detectable_drop
     from harness.compare.render import sees_cell
-    key = ("throughput", "asyncio", "duration_ms=0", "")
+    key = ("throughput", "asyncio", "default", '{"duration_ms": 0}')
     rate = Row(key, "jobs_per_s", "absolute", [1.0], [1.0], True, sees=0.25)
     cost = Row(key, "cpu_us_per_job", "absolute", [1.0], [1.0], True, sees=0.25)
     assert (sees_cell(rate), sees_cell(cost)) == ("-25%", "+33%")
     cost.sees = detectable_drop([5.0, 5.0], [5.0, 5.0], 0.05, 0.1, lower_is_better=True)
     assert sees_cell(cost) == "+10%"
+    cost.sees = detectable_drop([100, 100.001], [100, 180], 0.05 / 40, 0.1,
+                                lower_is_better=True)  # one tight side: a drop of 1.0
+    assert sees_cell(cost) == ">+900%"
 
 
 def test_verdict_words_fit_the_metric() -> None:

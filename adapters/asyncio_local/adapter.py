@@ -161,15 +161,15 @@ class AsyncioAdapter(Adapter):
         self._loop = None
         self._started = False
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> float | None:
         """The event loop thread's CPU time: the driver's own threads share the process
         (its watch loop reads every job's records in a window, which no other backend's
-        CPU figure holds). A forked child (asyncio_process) is a process of its own."""
-        if not self._in_child and self._loop is not None:
-            used = self._loop.thread_cpu_seconds()
-            if used is not None:
-                return used
-        return super().cpu_seconds()
+        CPU figure holds); None without a running loop thread, never the process's
+        clock in its place (a window's two readings must be of one clock). A forked
+        child (asyncio_process) is a process of its own."""
+        if self._in_child:
+            return super().cpu_seconds()
+        return self._loop.thread_cpu_seconds() if self._loop is not None else None
 
     def worker_pids(self) -> list[int]:
         if self._in_child:

@@ -38,10 +38,9 @@ def _newest_bin_dir() -> Path | None:
     return max(found, key=lambda path: int(path.parent.name), default=None)
 
 
-def _described(url: str, timeout_s: float | None) -> str:
+def _described(url: str, timeout_s: float = 5.0) -> str:
     """The server's version and its durability settings: "15.14 (fsync=on, ...)"."""
-    timeout = {} if timeout_s is None else {"timeout_s": timeout_s}
-    with pgwire.Connection(url, Postgres.default_port, **timeout) as conn:
+    with pgwire.Connection(url, Postgres.default_port, timeout_s) as conn:
         values = [conn.query(f"SHOW {name}")[0][0] for name in DURABILITY_SETTINGS]
         version = conn.parameters.get("server_version", "unknown")
     found = re.match(r"[\d.]+", version)
@@ -173,7 +172,7 @@ class Postgres(BrokerKind):
 
     def read_version(self) -> str:
         """The server version with its durability settings (the defaults unless options)."""
-        return _described(self.url, None)
+        return _described(self.url)
 
     @classmethod
     def server_version(cls, url: str, timeout_s: float = 3.0) -> str | None:

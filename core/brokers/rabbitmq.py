@@ -69,9 +69,9 @@ def _table_strings(table: bytes) -> dict[str, str]:
         size = table[at]
         key = table[at + 1:at + 1 + size].decode(errors="replace")
         kind, at = table[at + 1 + size:at + 2 + size], at + 2 + size
-        width = FIELD_SIZES.get(kind, -1)
-        if width == -1:
+        if kind not in FIELD_SIZES:
             break  # a type this parser does not know: stop rather than misread
+        width = FIELD_SIZES[kind]
         if width is None:
             (width,) = struct.unpack(">I", table[at:at + 4])
             at += 4
@@ -186,7 +186,7 @@ class RabbitMQ(BrokerKind):
         try:
             with connect(url, cls.default_port, timeout_s) as sock:
                 properties = _start_properties(sock)
-        except (OSError, struct.error):
+        except (OSError, struct.error, ValueError, _ClosedByBroker):
             return None
         return (properties or {}).get("version")
 

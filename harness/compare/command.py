@@ -108,12 +108,14 @@ def run_compare(args: argparse.Namespace) -> int:
     noise: NoiseModel | None = None
     if len(summaries) == 2:
         head += check(summaries[0], summaries[1], args.force)
-        if args.force and (forced := forced_params(summaries[0], summaries[1])):
+        forced = forced_params(*summaries) if args.force else frozenset()
+        if forced:
             summaries = [without_params(summary, forced) for summary in summaries]
             head.append(f"forced:   cases paired without {', '.join(sorted(forced))}")
         if args.noise:
             runs = read_runs(args.noise)
-            noise = learn(runs, lambda s: basis_rounds(s, args.metric, args.absolute))
+            noise = learn(runs, lambda s: basis_rounds(without_params(s, forced), args.metric,
+                                                       args.absolute))
         comparison = compare(summaries[0], summaries[1], metrics=args.metric,
                              threshold=args.threshold, absolute=args.absolute,
                              allow_missing=args.allow_missing, names=(names[0], names[1]),
@@ -128,8 +130,7 @@ def run_compare(args: argparse.Namespace) -> int:
                         f"{r.name}" for r in alike) + "): the machine may have changed in "
                     "a way the speed probe does not measure; read them beside the "
                     "ceiling's row (shown below the gated rows)")
-    untested = sum(r.gated and r.p is None and min(*r.base, *r.cur) > 0
-                   for r in comparison.rows)
+    untested = sum(r.gated and r.p is None and not r.at_zero for r in comparison.rows)
     if untested:
         head.append(f"warning:  {untested} gated row(s) have too few rounds for the test: "
                     f"their verdicts rest on the {args.threshold:.0%} threshold alone, which "

@@ -9,6 +9,7 @@ used is not a difference (its cases are judged missing or new).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,15 +63,23 @@ def without_params(summary: dict[str, Any], names: frozenset[str]) -> dict[str, 
     the cell's scenario takes them from a run option (scaling's slots is its grid)."""
     if not names:
         return summary
-    cells = []
+    cells, seen = [], set()
     for cell in summary.get("cells") or []:
-        scenario = SCENARIOS.get(cell.get("scenario")) if isinstance(cell, dict) else None
+        scenario = SCENARIOS.get(str(cell.get("scenario"))) if isinstance(cell, dict) else None
         params = cell.get("params") if isinstance(cell, dict) else None
         moved = names & set(scenario.option_params) if scenario else frozenset()
         if not moved or not isinstance(params, dict):
             cells.append(cell)
             continue
-        cells.append({**cell, "params": {k: v for k, v in params.items() if k not in moved},
+        kept = {k: v for k, v in params.items() if k not in moved}
+        case = (cell.get("scenario"), cell.get("backend"), cell.get("profile"),
+                json.dumps(kept, sort_keys=True, default=str), cell.get("round"))
+        if case in seen:
+            raise ResultsError(f"--force cannot pair cases without {', '.join(sorted(moved))}: "
+                               f"one run has {cell.get('scenario')}/{cell.get('backend')} "
+                               f"cells that differ only in them")
+        seen.add(case)
+        cells.append({**cell, "params": kept,
                       "forced_params": {k: params[k] for k in moved if k in params}})
     return {**summary, "cells": cells}
 

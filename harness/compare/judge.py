@@ -64,6 +64,7 @@ class Row:
     # lower-is-better row's increase x is the drop 1 - 1/(1 + x)): see detectable_drop
     sees: float | None = None
     rounds_needed: int | None = None  # per side, to see DETECT at this noise (None: > MAX)
+    at_zero: bool = False  # a gated row with a round at 0 or below: no log test
 
     @property
     def name(self) -> str:
@@ -244,7 +245,8 @@ def verdict_if_called(row: Row) -> str:
 
 
 def benjamini_hochberg(rows: Sequence[Row], alpha: float) -> None:
-    """Benjamini-Hochberg's step-up limit, per way a row can be called (slower, faster):
+    """Benjamini-Hochberg's step-up limit, per way a row can move (worse: slower or worse;
+    better: faster or better):
     over the rows whose medians moved that way, sorted by their one-sided p, k* is the
     largest rank k (from 1) whose p reaches k alpha / m, m counting every tested row;
     each of those rows gets k* alpha / m (alpha / m when none reaches its rank's).
@@ -260,13 +262,15 @@ def benjamini_hochberg(rows: Sequence[Row], alpha: float) -> None:
     discovery rate, not the family-wise rate); the gate fails either way then."""
     tested = [r for r in rows if r.p is not None]
     m = max(1, len(tested))
-    for way in {verdict_if_called(r) for r in tested}:
-        moved = sorted(r.p or 0.0 for r in tested
-                       if verdict_if_called(r) == way and r.ratio != 1)
+    def way(row: Row) -> bool:  # would it be called a worsening?
+        return verdict_if_called(row) in WORSENED
+
+    for worse in {way(r) for r in tested}:
+        moved = sorted(r.p or 0.0 for r in tested if way(r) == worse and r.ratio != 1)
         passing = [k for k, p in enumerate(moved, 1) if p <= k * alpha / m * (1 + 1e-9)]
         limit = max(passing, default=1) * alpha / m
         for row in tested:
-            if verdict_if_called(row) == way:
+            if way(row) == worse:
                 row.p_limit = limit
 
 
@@ -384,10 +388,10 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], *,
     model = noise or {}
     for row in rows:
         row.ratio = median_ratio(row.base, row.cur)
-        if direction_of(row.metric) and min(*row.base, *row.cur) <= 0:
+        if row.gated and min([*row.base, *row.cur]) <= 0:
             # no log test (a rate that fell to 0 would pass a test on raw values of
             # 2-3 rounds): the threshold alone judges it
-            row.p = None
+            row.p, row.at_zero = None, True
             add_note(row, "a round at 0 or below: threshold only")
         else:
             row.p = p_value(row.base, row.cur, row.ratio > 1,

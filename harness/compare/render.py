@@ -31,13 +31,16 @@ def test_cell(row: Row) -> str:
     return f"p={row.p:.3g} (<= {row.p_limit:.3g})"
 
 
+SEES_CAP = 0.9  # a drop of 90% equals a rise of 900%: beyond it, a cost's `sees` is capped
+
+
 def sees_cell(row: Row) -> str:
     """The smallest worsening the row could call, signed as its metric worsens: a drop
     for a rate, an increase for a lower-is-better figure such as CPU per job."""
     if row.sees is None:
         return ""
-    if direction_of(row.metric) < 0:
-        return f"+{(1 / (1 - row.sees) - 1) * 100:.0f}%"
+    if direction_of(row.metric) < 0:  # the rise a drop of `sees` equals; >10x: capped
+        return ">+900%" if row.sees >= SEES_CAP else f"+{(1 / (1 - row.sees) - 1) * 100:.0f}%"
     return f"-{row.sees * 100:.0f}%"
 
 

@@ -224,7 +224,9 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     cpu_before = run.adapter.cpu_seconds()
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
-    report.window_cpu_s = round(run.adapter.cpu_seconds() - cpu_before, 6)
+    cpu_after = run.adapter.cpu_seconds()
+    report.window_cpu_s = (None if cpu_before is None or cpu_after is None
+                           else round(cpu_after - cpu_before, 6))
     run.clock.mark("window")
     report.window_start_ns, report.window_end_ns = window_start, window_end
     report.window_sent = backlog.sent - sent_before_window

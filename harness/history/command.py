@@ -35,5 +35,5 @@ def run_history(args: argparse.Namespace) -> int:
         from harness.history.render import render  # here: matplotlib is slow to import
 
         entries = store.load(args.dir)
-        print(f"{render(entries, args.out)} ({len(entries)} run{'s' * (len(entries) != 1)})")
+        print(f"{render(entries, args.out)} ({store.runs_phrase(len(entries))})")
     return 0
