@@ -18,6 +18,25 @@ from harness.brokers import BrokerError, Brokers
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scratch_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for every process the tests start, removed at the end: what a library
+    leaves in one (billiard's pymp-* when a Celery prefork pool stops) goes with it, as a
+    run's drivers and workers get one of the run's (harness/runner.py)."""
+    scratch = Path(tempfile.mkdtemp(prefix="queuebench-test-tmp-"))
+    scratch.chmod(0o1777)  # the broker users (rabbitmq, postgres) write there too
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(scratch)
+    try:
+        yield scratch
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def brokers() -> Iterator[Brokers]:
     base = Path(tempfile.mkdtemp(prefix="queuebench-test-brokers-"))
