@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -24,6 +25,23 @@ def relative_spread(values: Sequence[float]) -> float | None:
     if len(clean) < 2:
         return None
     return (max(clean) - min(clean)) / statistics.median(clean)
+
+
+def flatten_all(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """As flatten, but every value: numbers as floats, flags and texts as they are, a
+    list as JSON (summary.csv: a reader must see `unstable` beside the rate it marks)."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_all(value, f"{name}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, list):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:

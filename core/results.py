@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from core.numbers import flatten, spread
+from core.numbers import flatten, flatten_all, spread
 
 SCHEMA = 1
 STATUSES = ("ok", "failed", "skipped")
@@ -173,9 +173,10 @@ class RunWriter:
         rows = []
         for cell in self.cells:
             row = {k: cell.get(k) for k in ("scenario", "backend", "profile", "round", "status",
-                                            "reason")}
+                                            "reason", "reused_from")}
             row.update({f"params.{k}": v for k, v in cell["params"].items()})
-            row.update({f"metrics.{k}": v for k, v in flatten(cell.get("metrics") or {}).items()})
+            row.update({f"metrics.{k}": v
+                        for k, v in flatten_all(cell.get("metrics") or {}).items()})
             rows.append(row)
         columns: list[str] = []
         for row in rows:

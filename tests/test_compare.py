@@ -1048,3 +1048,16 @@ def test_exporting_a_run_without_an_ok_cell_says_so(tmp_path: Path) -> None:
     broken = make_run(tmp_path / "broken", backends=("asyncio",), failed=("asyncio",))
     code, out, err = run(broken, "--format", "github")
     assert (code, out) == (2, "") and "has no ok cell" in err
+
+
+def test_summary_csv_keeps_flags_texts_and_reuse(tmp_path: Path) -> None:
+    """A CSV reader sees `unstable` beside the rate it marks, as summary.json holds it."""
+    import csv
+    run_dir = make_run(tmp_path / "r", rounds=1, backends=("asyncio",), unstable=("asyncio",))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = list(csv.DictReader((run_dir / "summary.csv").open()))
+    assert len(rows) == len(summary["cells"])
+    assert {"metrics.unstable", "metrics.timed_out", "reused_from",
+            "metrics.latency_ms.p99"} <= set(rows[0])
+    assert {row["metrics.unstable"] for row in rows} == {"True"}
+    assert float(rows[0]["metrics.jobs_per_s"]) == summary["cells"][0]["metrics"]["jobs_per_s"]
