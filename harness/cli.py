@@ -244,7 +244,7 @@ def build_parser() -> OneLineParser:
     selftest.add_argument("--backend", type=name_list(backend_names, "backend"),
                           default=backend_names(),
                           help="backends to test (default: all); the producer is timed "
-                               "against those without a ceiling, the observer effect "
+                               "against the raw ceilings and asyncio, the observer effect "
                                "measured on the broker-backed ones")
     add_broker_urls(selftest)
     selftest.add_argument("--out", type=Path, help="the self-test's own results folder")

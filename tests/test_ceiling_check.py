@@ -152,3 +152,16 @@ def test_the_bare_loop_opens_as_many_connections_as_the_ceiling_consumes_with():
     assert ceiling_check.bare_layout("postgres", 8, 4) == (8, {})
     assert ceiling_check.bare_layout("amqp", 8, 2) == (2, {"prefetch": 16})
     assert ceiling_check.bare_layout("amqp", 8, 8) == (8, {"prefetch": 4})
+
+
+def test_the_printed_verdict_says_it_is_a_median_of_paired_ratios() -> None:
+    """302,151 / 327,752 is 0.92x, yet the verdict was 0.88x: the median of the rounds'
+    paired ratios. The line says so and gives their range."""
+    from harness.selftest import render_ceilings
+    row = {"status": "ok", "backend": "redis-raw", "processes": 4, "consumers": 8,
+           "ceiling_bare_mode_per_s": [302_151.0] * 4, "bare_loop_per_s": [327_752.0] * 4,
+           "pair_ratios": [0.85, 1.035, 0.714, 0.907], "ratio": 0.88, "passed": False,
+           "goal": 0.9, "jobs": 936310, "sweep": {2: 250_000.0}}
+    (line,) = render_ceilings({"redis": row})
+    assert "0.88x" in line and "median of 4 adjacent pairs' ratios, 0.71x to 1.03x" in line
+    assert "936,310 jobs" in line
