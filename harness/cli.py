@@ -432,6 +432,10 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         if folder:
             (folder / OBSERVER_FILE).write_text(json.dumps(report["observer"], indent=1))
     print(json.dumps(report, indent=1) if args.json else selftest.render(report))
+    if args.attach:  # its report shows the observer effect once rendered again
+        from reports import render
+
+        sys.stderr.write(f"report: {render(args.attach)} (with this observer effect)\n")
     return 0 if selftest.succeeded(report) else 1
 
 

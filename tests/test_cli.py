@@ -122,3 +122,28 @@ def test_progress_lines_name_a_profile_that_is_not_the_default() -> None:
         "r1 throughput asyncio duration_ms=0 slots=8 window_s=2.0"
     assert _label(1, "throughput", "asyncio", "reliable", params) == \
         "r1 throughput asyncio[reliable] duration_ms=0 slots=8 window_s=2.0"
+
+
+def test_selftest_attach_renders_the_runs_report_with_the_observer_effect(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`selftest --attach RUN_DIR` saved observer.json but left report.html without it
+    until `harness report` ran again: it renders the report itself now."""
+    import json
+    import shutil
+
+    from harness import selftest
+    reference = REPO / "results" / "reference"
+    canned = json.loads((reference / "2026-12-03-selftest-batched-amqp"
+                         / "selftest.json").read_text())
+    def canned_run(_backends: list[str], out: Path, *_args: object) -> dict:
+        out.mkdir(parents=True, exist_ok=True)  # what the real one makes first
+        return canned
+
+    monkeypatch.setattr(selftest, "run", canned_run)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("run.json", "summary.json"):
+        shutil.copy(reference / "2026-12-01-depth-1m" / name, run_dir / name)
+    main(["selftest", "--backend", "redis-raw", "--json", "--attach", str(run_dir),
+          "--out", str(tmp_path / "selftest")])
+    assert 'id="observer-effect"' in (run_dir / "report.html").read_text()

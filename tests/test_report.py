@@ -869,3 +869,17 @@ def test_a_scenario_whose_cells_all_failed_is_not_called_unmeasured(tmp_path: Pa
                    .read_text())
     assert "Throughput: no chart, every cell failed or was skipped" in text
     assert "Throughput: not measured in this run" not in text
+
+
+def test_a_scenario_without_charts_is_not_called_failed(tmp_path: Path) -> None:
+    """depth draws no chart: its Charts entry must not say every cell failed when all
+    were ok (the committed 1M-job depth run)."""
+    import shutil
+    source = Path(__file__).resolve().parent.parent / "results/reference/2026-12-01-depth-1m"
+    run_dir = tmp_path / "depth"
+    run_dir.mkdir()
+    for name in ("run.json", "summary.json"):
+        shutil.copy(source / name, run_dir / name)
+    text = render(run_dir).read_text()
+    assert "Depth: no chart for these figures" in text
+    assert "Depth: no chart, every cell failed" not in text
