@@ -197,7 +197,10 @@ def duration_chart(kit: ReportKit) -> Any:
     notes = kit.gap_notes(frame, lambda r: f"{kit.fmt_num(kit.param(r, 'duration_ms'))} ms")
     slots = kit.param(frame.iloc[0], "slots") if "params.slots" in frame else None
     if positive and slots:
-        xs = np.geomspace(positive[0], positive[-1], 50)
+        # one duration (a quick run's 10 ms) would give a line of no length: a short stroke
+        low, high = ((positive[0], positive[-1]) if len(positive) > 1
+                     else (positive[0] / 1.5, positive[0] * 1.5))
+        xs = np.geomspace(low, high, 50)
         ax.plot(xs, slots * 1000 / xs, color="black", linestyle="--", linewidth=1,
                 label=f"ideal: {slots} slots / duration")
     ax.set_xscale("log")
