@@ -330,6 +330,10 @@ def share_of_ceiling(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
         if flagged_rounds(part.iloc[0], "producer_bound") and not stands:
             return UNMEASURED, (f"{figure}; {name}'s queue ran dry inside the window, so "
                                 f"its figure is a lower bound and the share cannot decide")
+    shaky = [name for name, part in ((backend, mine), (ceiling, raw))
+             if flagged_rounds(part.iloc[0], "unstable")]
+    if shaky:
+        figure += f"; unstable: {' and '.join(shaky)} (a short window or a CV above 10%)"
     return (HOLDS if holds else FAILS), figure
 
 

@@ -334,7 +334,13 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
         if dry := flagged_rounds(figures, "producer_bound"):
             detail += (f"; {side}'s queue ran dry inside the window in {dry} of "
                        f"{figures.get('rounds_ok')} rounds: its figure is a lower bound")
-    return Entry(fmt_share(mine / top), detail=detail, median=mine / top)
+        if shaky := flagged_rounds(figures, "unstable"):
+            detail += (f"; {side}'s figure is unstable (a short window or a per-second CV "
+                       f"above 10%) in {shaky} of {figures.get('rounds_ok')} rounds")
+    shown = fmt_share(mine / top)
+    if flagged_rounds(row, "unstable") or flagged_rounds(base, "unstable"):
+        shown += " (unstable)"
+    return Entry(shown, detail=detail, median=mine / top)
 
 
 def add_not_run(data: RunData, name: str, tables: list[Table]) -> None:

@@ -883,3 +883,18 @@ def test_a_scenario_without_charts_is_not_called_failed(tmp_path: Path) -> None:
     text = render(run_dir).read_text()
     assert "Depth: no chart for these figures" in text
     assert "Depth: no chart, every cell failed" not in text
+
+
+def test_a_share_of_an_unstable_ceiling_is_marked(tmp_path: Path) -> None:
+    """A library's share of a ceiling whose window was not steady says so, in the cell and
+    its detail, as the ceiling's own row does."""
+    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", "celery-redis", params, 1, {"jobs_per_s": 900.0}),
+             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 5000.0,
+                                                         "unstable": True})]
+    from reports.verdict import library_cost
+    table = library_cost(load(write_run(tmp_path / "shaky", cells, run_info(len(cells)))),
+                         {"celery-redis": "redis-raw"})
+    (_, entries), = table.rows
+    assert entries[0].text == "18% (unstable)"
+    assert "redis-raw's figure is unstable" in entries[0].detail
