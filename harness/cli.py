@@ -363,8 +363,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     if incomplete := incomplete_backends(cells):
-        print(f"incomplete: {'; '.join(incomplete)} (exit {EXIT_INCOMPLETE}; the other "
-              f"cells are in {out}/summary.json)", file=sys.stderr)
+        where = (f"the other cells are in {out}/summary.json" if counts["ok"] else
+                 f"the reasons are in {out}/summary.json")
+        print(f"incomplete: {'; '.join(incomplete)} (exit {EXIT_INCOMPLETE}; {where})",
+              file=sys.stderr)
         return EXIT_INCOMPLETE
     return 0
 
@@ -379,7 +381,8 @@ def incomplete_backends(cells: list[dict[str, Any]]) -> list[str]:
         mine = [c for c in cells if c["backend"] == backend]
         failed = sum(c["status"] == "failed" for c in mine)
         if failed:
-            problems.append(f"{backend}: {failed} of {len(mine)} cells failed")
+            problems.append(f"{backend}: {failed} of {len(mine)} cell{'s' * (len(mine) != 1)} "
+                            "failed")
         elif not any(c["status"] == "ok" for c in mine):
             problems.append(f"{backend}: skipped ({mine[0].get('reason')})")
     return problems

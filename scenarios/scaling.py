@@ -91,7 +91,8 @@ class Scaling(Scenario):
         tables = []
         for duration in kit.numeric_params("duration_ms"):
             rows = frame[frame["params.duration_ms"] == duration]
-            columns = [kit.column(f"{slots:g} slots", {"duration_ms": duration, "slots": slots},
+            columns = [kit.column(f"{slots:g} slot{'s' * (slots != 1)}",
+                                  {"duration_ms": duration, "slots": slots},
                                   "jobs_per_s", extra=efficiency_text)
                        for slots in kit.numeric_params("slots", rows)]
             job = "no-op jobs" if duration == 0 else f"{kit.fmt_num(duration)} ms jobs"

@@ -147,3 +147,9 @@ def test_selftest_attach_renders_the_runs_report_with_the_observer_effect(
     main(["selftest", "--backend", "redis-raw", "--json", "--attach", str(run_dir),
           "--out", str(tmp_path / "selftest")])
     assert 'id="observer-effect"' in (run_dir / "report.html").read_text()
+
+
+def test_an_incomplete_backend_with_one_cell_reads_right() -> None:
+    from harness.cli import incomplete_backends
+    cells = [{"backend": "rq", "status": "failed", "reason": "boom"}]
+    assert incomplete_backends(cells) == ["rq: 1 of 1 cell failed"]
