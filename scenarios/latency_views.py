@@ -15,6 +15,25 @@ from scenarios.stats import merge_encoded, percentiles_ms
 PANEL_TITLE_CHARS = 40  # what fits a 3.4 in panel at 10 pt
 
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"))
+# the samples a percentile needs before it is more than the largest one: 1 / (1 - p)
+SAMPLES_FOR = {"p50": 2, "p90": 10, "p99": 100, "p999": 1000}
+
+
+def supported(ys: list[float], samples: int | None) -> list[float]:
+    """The leading percentiles `samples` can tell apart from the maximum (all of them when
+    the count is not known): 5 idle probes give a p50, not a p99."""
+    if samples is None:
+        return ys
+    keys = [key for key, _ in PERCENTILES]
+    return [y for y, key in zip(ys, keys, strict=True) if samples >= SAMPLES_FOR[key]]
+
+
+def samples_of(cells: pd.DataFrame) -> int | None:
+    """Jobs with a latency over the ok rounds of one series (None if a round lacks it)."""
+    counts = [c.get("samples") for c in cells[cells["status"] == "ok"]["raw"]]
+    if not counts or not all(isinstance(n, int | float) for n in counts):
+        return None
+    return int(sum(counts))
 
 
 def mid_rate_label(frame: Rows) -> str | None:
@@ -117,6 +136,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
     missing: dict[str, tuple[str, str]] = {}
     drawn = False
     gaps: dict[str, list[tuple[str, str]]] = {}
+    few: dict[str, int] = {}  # panels where a series had too few samples for a percentile
     for ax, label in zip(axes, labels, strict=False):
         here = frame[frame["params.rate_label"] == label]
         for series, rows in here.groupby("series", sort=False):
@@ -130,7 +150,11 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
             ys, source = found
             sources.add(source)
             drawn = True
-            ax.plot(range(len(PERCENTILES)), ys, marker="o", color=kit.colour(backend),
+            samples = samples_of(cells[cells["key"].isin(rows["key"])])
+            kept = supported(ys, samples)
+            if len(kept) < len(ys):
+                few.setdefault(label, samples or 0)
+            ax.plot(range(len(kept)), kept, marker="o", color=kit.colour(backend),
                     label=series)
         ax.set_xticks(range(len(PERCENTILES)), [name for _, name in PERCENTILES])
         ax.set_xlim(-0.4, len(PERCENTILES) - 0.6)
@@ -165,6 +189,9 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
     notes = kit.gap_notes(frame[frame["params.rate_label"] != "max"],
                           lambda r: str(kit.param(r, "rate_label")))
     notes += producer_limited_notes(frame)
+    notes += [f"offered {label}: {n} jobs with a latency, too few for the higher percentiles "
+              f"(p90 needs 10, p99 100, p99.9 1,000); the line stops where they run out"
+              for label, n in few.items()]
     return kit.chart("latency_percentiles", "Latency percentiles per backend", fig,
                      "Computed from " + " and ".join(how[s] for s in sorted(sources))
                      + ". Evenly spaced percentile categories; log y.", notes)

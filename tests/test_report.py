@@ -898,3 +898,12 @@ def test_a_share_of_an_unstable_ceiling_is_marked(tmp_path: Path) -> None:
     (_, entries), = table.rows
     assert entries[0].text == "18% (unstable)"
     assert "redis-raw's figure is unstable" in entries[0].detail
+
+
+def test_a_percentile_is_drawn_only_where_the_samples_can_tell_it() -> None:
+    """5 idle probes have a p50, not a p90, p99 or p99.9 (each would be their maximum)."""
+    from scenarios.latency_views import supported
+    ys = [1.0, 2.0, 3.0, 4.0]
+    assert supported(ys, 5) == [1.0]
+    assert supported(ys, 300) == [1.0, 2.0, 3.0]
+    assert supported(ys, 5000) == ys and supported(ys, None) == ys
