@@ -11,7 +11,7 @@ its reason goes into the chart's notes.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,9 +85,31 @@ def edge_marks(ax: Axes, xs: Iterable[float], backend: str, top: bool = False) -
     return bool(xs)
 
 
-def gap_handles(bottom: bool, top: bool = False) -> list[Line2D]:
-    """Legend entries explaining the edge marks that were drawn."""
+FLAG_COUNTS = ("unstable_rounds", "producer_bound_rounds")  # reports/data.py, per row
+
+
+def flag_rings(ax: Axes, rows: pd.DataFrame, xs: Sequence[float], ys: Sequence[float],
+               backend: str) -> bool:
+    """A ring around each point (xs, ys: one per row of `rows`) whose figure was flagged
+    in a round: unstable (a short window, a per-second CV above 10%) or producer-bound (a
+    lower bound). A figure to read with care, drawn as plainly as the others otherwise."""
+    flagged = [any(pd.to_numeric(row.get(col), errors="coerce") > 0 for col in FLAG_COUNTS)
+               for _, row in rows.iterrows()]
+    points = [(x, y) for x, y, hit in zip(xs, ys, flagged, strict=True) if hit]
+    if points:
+        ax.plot([x for x, _ in points], [y for _, y in points], linestyle="none", marker="o",
+                markersize=14, markerfacecolor="none", markeredgecolor=colour(backend),
+                markeredgewidth=1.5, zorder=4)
+    return bool(points)
+
+
+def gap_handles(bottom: bool, top: bool = False, flagged: bool = False) -> list[Line2D]:
+    """Legend entries explaining the edge marks and rings that were drawn."""
     handles = []
+    if flagged:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markersize=11,
+                              markerfacecolor="none", markeredgecolor="0.4",
+                              label="ring: unstable or producer-bound in a round"))
     if bottom:
         handles.append(Line2D([], [], linestyle="none", marker="x", color="0.4",
                               markeredgewidth=2, label="x at bottom: failed/skipped"))

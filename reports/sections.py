@@ -88,6 +88,7 @@ class Kit:
     errors = staticmethod(charts.errors)
     edge_marks = staticmethod(charts.edge_marks)
     gap_handles = staticmethod(charts.gap_handles)
+    flag_rings = staticmethod(charts.flag_rings)
     gap_notes = staticmethod(charts.gap_notes)
     legend_outside = staticmethod(charts.legend_outside)
     plain_log_y = staticmethod(charts.plain_log_y)

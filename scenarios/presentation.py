@@ -8,7 +8,7 @@ the hooks return what the kit made.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
@@ -96,7 +96,13 @@ class ReportKit(Protocol):
         """An 'x' on the bottom (or top) edge for points without a value."""
         ...
 
-    def gap_handles(self, bottom: bool, top: bool = False) -> list[Any]: ...
+    def gap_handles(self, bottom: bool, top: bool = False, flagged: bool = False
+                    ) -> list[Any]: ...
+
+    def flag_rings(self, ax: Any, rows: Rows, xs: Sequence[float], ys: Sequence[float],
+                   backend: str) -> bool:
+        """A ring around the points whose figure was unstable or producer-bound."""
+        ...
 
     def gap_notes(self, frame: Rows, where: Callable[[pd.Series], str]) -> list[str]:
         """One line per series for its failed/skipped/saturated points, with the reason."""

@@ -165,7 +165,7 @@ def slots_chart(kit: ReportKit) -> Any:
     fig = kit.figure(12, 5)
     axes = np.atleast_1d(fig.subplots(1, len(durations), sharex=True))
     absent: list[Any] = []
-    marked = False
+    marked = ringed = False
     notes: list[str] = []
     for ax, duration in zip(axes, durations, strict=True):
         part = frame[frame["params.duration_ms"] == duration]
@@ -177,6 +177,8 @@ def slots_chart(kit: ReportKit) -> Any:
                         linestyle="--" if ceiling else "-",
                         label=f"{series} (ceiling)" if ceiling else series)
             marked |= kit.edge_marks(ax, rows[~rows.index.isin(ok.index)]["params.slots"],
+                                     backend)
+            ringed |= kit.flag_rings(ax, ok, list(ok["params.slots"]), list(ok["jobs_per_s"]),
                                      backend)
         if duration > 0 and slots:
             xs = np.array(slots, dtype=float)
@@ -199,7 +201,7 @@ def slots_chart(kit: ReportKit) -> Any:
         notes += kit.gap_notes(part, lambda r, d=duration: (
             f"{kit.fmt_num(d)} ms, {kit.fmt_num(kit.param(r, 'slots'))} slots"))
     axes[0].set_ylabel("completed jobs per second (log scale)")
-    kit.legend_outside(axes[-1], kit.gap_handles(marked) + absent)
+    kit.legend_outside(axes[-1], kit.gap_handles(marked, flagged=ringed) + absent)
     return kit.chart(
         "scaling_vs_slots", "Throughput vs slots", fig,
         "Error bars: min..max across rounds. Dashed: the raw broker clients (the most a "

@@ -181,7 +181,7 @@ def duration_chart(kit: ReportKit) -> Any:
     fig = kit.figure(9, 5)
     ax = fig.add_subplot()
     absent: list[Any] = []
-    marked = False
+    marked = ringed = False
     for series, backend, rows, ok in kit.present(frame, "jobs_per_s", absent):
         ok = ok.sort_values("params.duration_ms")
         pos = ok[ok["params.duration_ms"] > 0]
@@ -192,6 +192,8 @@ def duration_chart(kit: ReportKit) -> Any:
         ax.errorbar([zero_x] * len(zero), zero["jobs_per_s"],
                     yerr=kit.errors(zero, "jobs_per_s"), color=kit.colour(backend), marker="s",
                     capsize=3, linestyle="none")
+        ringed |= kit.flag_rings(ax, ok, [xpos(d) for d in ok["params.duration_ms"]],
+                                 list(ok["jobs_per_s"]), backend)
         bad = rows[~rows.index.isin(ok.index)]
         marked |= kit.edge_marks(ax, [xpos(d) for d in bad["params.duration_ms"]], backend)
     notes = kit.gap_notes(frame, lambda r: f"{kit.fmt_num(kit.param(r, 'duration_ms'))} ms")
@@ -216,10 +218,11 @@ def duration_chart(kit: ReportKit) -> Any:
     ax.set_ylabel("completed jobs per second (log scale)")
     ax.set_title(f"Throughput vs job duration ({slots} slots per backend)")
     ax.grid(True, which="major", alpha=0.3)
-    kit.legend_outside(ax, kit.gap_handles(marked) + absent)
+    kit.legend_outside(ax, kit.gap_handles(marked, flagged=ringed) + absent)
     return kit.chart("throughput_vs_duration", "Throughput vs job duration", fig,
                      "Error bars: min..max across rounds. The dashed line is the most any "
-                     "backend can do: slots / duration.", notes)
+                     "backend can do: slots / duration. A ring marks a figure that was unstable "
+                     "or producer-bound in a round.", notes)
 
 
 THROUGHPUT = Throughput()

@@ -907,3 +907,22 @@ def test_a_percentile_is_drawn_only_where_the_samples_can_tell_it() -> None:
     assert supported(ys, 5) == [1.0]
     assert supported(ys, 300) == [1.0, 2.0, 3.0]
     assert supported(ys, 5000) == ys and supported(ys, None) == ys
+
+
+def test_flagged_figures_get_a_ring_in_the_charts() -> None:
+    """An unstable or producer-bound figure is drawn with a ring, the others plainly."""
+    from matplotlib.figure import Figure
+
+    from reports.charts import flag_rings
+    rows = pd_frame({"unstable_rounds": [0, 1, 0], "producer_bound_rounds": [0, 0, 2]})
+    ax = Figure().add_subplot()
+    assert flag_rings(ax, rows, [1.0, 2.0, 3.0], [10.0, 20.0, 30.0], "asyncio")
+    (ring,) = ax.lines
+    assert list(ring.get_xdata()) == [2.0, 3.0]
+    plain = pd_frame({"unstable_rounds": [0, 0]})
+    assert not flag_rings(Figure().add_subplot(), plain, [1.0, 2.0], [1.0, 2.0], "asyncio")
+
+
+def pd_frame(columns: dict[str, list[int]]) -> Any:
+    import pandas as pd
+    return pd.DataFrame(columns)
