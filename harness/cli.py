@@ -476,8 +476,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             problems += not ok
     families = sorted({i.family for i in BACKENDS.values()} - {envs.CORE})
     for family in families:
-        problem = envs.status(family)
-        print(f"{'.venvs/' + family:18} {problem or 'ok'}")
+        problem = envs.status(family) or envs.installed_problem(family)
+        where = envs.VENVS / family
+        shown = f".venvs/{family}" if where == envs.REPO_ROOT / ".venvs" / family else str(where)
+        print(f"{shown:18} {problem or 'ok'}")
         problems += problem is not None
     print("all good" if not problems else f"{problems} problem(s)")
     return 0 if not problems else 1

@@ -110,6 +110,40 @@ def status(family: str) -> str | None:
     return None
 
 
+# Run in an environment: the distributions of its pins that are not installed at the
+# pinned version (the marker file says what was asked, this what is there).
+_CHECK_INSTALLED = """
+import importlib.metadata as meta, sys
+wrong = []
+for req in sys.argv[1:]:
+    name, _, want = req.partition("==")
+    name = name.split("[")[0]  # celery[redis]: the distribution celery
+    try:
+        got = meta.version(name)
+    except meta.PackageNotFoundError:
+        got = None
+    if got is None or (want and got != want):
+        wrong.append(f"{name} {got or 'missing'} (pinned {want or 'any'})")
+print("; ".join(wrong))
+"""
+
+
+def installed_problem(family: str) -> str | None:
+    """What the environment lacks of its pins (a marker can outlive a package someone
+    removed); None when every pinned distribution is there at its version. Pins only: a
+    --with checkout (a path) is not checked."""
+    pins = [r for r in requirements(family) if "==" in r]
+    try:
+        done = subprocess.run([str(python_of(family)), "-c", _CHECK_INSTALLED, *pins],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"environment {VENVS / family} cannot run: {exc}"
+    if done.returncode:
+        return f"environment {VENVS / family} cannot run: {done.stderr.strip()[-200:]}"
+    return f"not as pinned: {done.stdout.strip()}: run `make setup`" if done.stdout.strip() \
+        else None
+
+
 def _uv() -> str | None:
     beside = Path(sys.executable).parent / "uv"
     return str(beside) if beside.exists() else shutil.which("uv")

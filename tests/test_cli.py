@@ -153,3 +153,17 @@ def test_an_incomplete_backend_with_one_cell_reads_right() -> None:
     from harness.cli import incomplete_backends
     cells = [{"backend": "rq", "status": "failed", "reason": "boom"}]
     assert incomplete_backends(cells) == ["rq: 1 of 1 cell failed"]
+
+
+def test_doctor_sees_a_pinned_package_that_is_not_installed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker file says what setup installed; a package removed since (or another
+    version) must not pass as ok."""
+    from harness import envs
+    assert envs.installed_problem("rq") is None
+    monkeypatch.setattr(envs, "requirements",
+                        lambda _family: ["nosuchpkg==1.0", "rq[extra]==0.0.1"])
+    problem = envs.installed_problem("rq")
+    assert problem is not None
+    assert "nosuchpkg missing (pinned 1.0)" in problem and "rq 3" in problem
+    assert "(pinned 0.0.1)" in problem
