@@ -165,5 +165,5 @@ def test_doctor_sees_a_pinned_package_that_is_not_installed(
                         lambda _family: ["nosuchpkg==1.0", "rq[extra]==0.0.1"])
     problem = envs.installed_problem("rq")
     assert problem is not None
-    assert "nosuchpkg missing (pinned 1.0)" in problem and "rq 3" in problem
+    assert "nosuchpkg missing (pinned 1.0)" in problem and "; rq " in problem
     assert "(pinned 0.0.1)" in problem
