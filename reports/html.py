@@ -134,7 +134,10 @@ def libraries(data: RunData) -> list[dict[str, Any]]:
 
 
 def plain(value: Any) -> str:
-    """A config value for people: lists joined, empty things as 'none'."""
+    """A config value for people: lists joined, empty things as 'none', an option left
+    unset (None) as the scenario grid's default it stood for."""
+    if value is None:
+        return "not set (the scenario grid's, quick or full)"
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value)) or "none"
     if isinstance(value, dict):

@@ -926,3 +926,9 @@ def test_flagged_figures_get_a_ring_in_the_charts() -> None:
 def pd_frame(columns: dict[str, list[int]]) -> Any:
     import pandas as pd
     return pd.DataFrame(columns)
+
+
+def test_an_option_left_unset_is_not_shown_as_none() -> None:
+    from reports.html import plain
+    assert plain(None) == "not set (the scenario grid's, quick or full)"
+    assert plain([]) == "none" and plain([0, 10]) == "0, 10"
