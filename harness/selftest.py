@@ -16,6 +16,7 @@ schedule lag.
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -139,6 +140,11 @@ def ceiling_row(runner: Runner, drain_cell: DrainCell, broker: str, ceiling: str
     return check_ceiling(runner.run_cell, drain_cell, broker, url, meter=meter)
 
 
+def say(step: str) -> None:
+    """What the self-test measures now, on stderr (stdout is its report, or --json's)."""
+    print(f"selftest: {step} ...", file=sys.stderr, flush=True)
+
+
 def run(backends: list[str], out: Path, urls: dict[str, str | None],
         observer: ObserverSettings) -> dict[str, Any]:
     """Run the self-test; returns the report (the caller saves it)."""
@@ -151,13 +157,21 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
                               "job_path_us": job_path_us()}
     try:
         fastest = [b for b in backends if BACKENDS[b].ceiling is None]
+        if fastest:
+            say(f"producer headroom: {', '.join(fastest)}")
         report["backends"] = producer_headroom(runner, fastest, options)
         measurement = ObserverMeasurement(runner, observer)
-        observed = {b: measurement.measure(b) for b in broker_backed(backends)}
+        observed: dict[str, Any] = {}
+        for backend in broker_backed(backends):
+            say(f"observer effect: {backend}")
+            observed[backend] = measurement.measure(backend)
         meter.start()
-        report["ceilings"] = {
-            broker: ceiling_row(runner, measurement.probe.cell, broker, ceiling, meter)
-            for broker, ceiling in ceilings_by_broker().items() if ceiling in backends}
+        report["ceilings"] = {}
+        for broker, ceiling in ceilings_by_broker().items():
+            if ceiling in backends:
+                say(f"ceiling check: {ceiling} against a bare {broker} client loop")
+                report["ceilings"][broker] = ceiling_row(runner, measurement.probe.cell,
+                                                         broker, ceiling, meter)
     finally:
         with interrupts.shielded():  # a second Ctrl-C must not leave a broker running
             meter.stop()
