@@ -407,7 +407,7 @@ def print_profile_pairs(run_dir: Path, others: list[str]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from reports import render
 
-    print(render(args.run_dir))
+    print(render(args.run_dir.resolve()))  # the page names its folder: absolute, as a run's
     return 0
 
 
