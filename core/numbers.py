@@ -38,7 +38,7 @@ def flatten_all(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             out[name] = float(value)
         elif isinstance(value, list):
-            out[name] = json.dumps(value)
+            out[name] = json.dumps(value, default=str)
         else:
             out[name] = value
     return out
@@ -46,13 +46,4 @@ def flatten_all(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """{'latency_ms': {'p50': 1}} -> {'latency_ms.p50': 1}; numbers only."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool):
-            continue
-        elif isinstance(value, int | float):
-            out[name] = float(value)
-    return out
+    return {k: v for k, v in flatten_all(metrics, prefix).items() if isinstance(v, float)}

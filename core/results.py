@@ -175,8 +175,9 @@ class RunWriter:
             row = {k: cell.get(k) for k in ("scenario", "backend", "profile", "round", "status",
                                             "reason", "reused_from")}
             row.update({f"params.{k}": v for k, v in cell["params"].items()})
-            row.update({f"metrics.{k}": v
-                        for k, v in flatten_all(cell.get("metrics") or {}).items()})
+            metrics = {k: v for k, v in (cell.get("metrics") or {}).items()
+                       if k != "hdr"}  # encoded histograms: summary.json has them
+            row.update({f"metrics.{k}": v for k, v in flatten_all(metrics).items()})
             rows.append(row)
         columns: list[str] = []
         for row in rows:

@@ -438,7 +438,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     if args.attach:  # its report shows the observer effect once rendered again
         from reports import render
 
-        sys.stderr.write(f"report: {render(args.attach)} (with this observer effect)\n")
+        try:
+            sys.stderr.write(f"report: {render(args.attach.resolve())} (with this observer "
+                             "effect)\n")
+        except (ResultsError, OSError, ValueError) as exc:
+            sys.stderr.write(f"warning: {args.attach}/report.html not rendered again ({exc}); "
+                             f"`python -m harness report {args.attach}` does it\n")
     return 0 if selftest.succeeded(report) else 1
 
 
@@ -493,11 +498,13 @@ def cmd_setup(args: argparse.Namespace) -> int:
     families = sorted({BACKENDS[b].family for b in args.backend} - {envs.CORE})
     for family in families:
         state = envs.status(family)
-        if state is None:
+        wrong = envs.installed_problem(family) if state is None else None
+        if state is None and wrong is None:
             print(f".venvs/{family}: up to date")
             continue
-        print(f".venvs/{family}: building ({', '.join(envs.requirements(family))})", flush=True)
-        envs.build(family)
+        print(f".venvs/{family}: {'rebuilding, ' + wrong if wrong else 'building'} "
+              f"({', '.join(envs.requirements(family))})", flush=True)
+        envs.build(family, force=wrong is not None)
     return 0
 
 

@@ -104,9 +104,9 @@ def status(family: str) -> str | None:
         return None
     marker = VENVS / family / MARKER
     if not python_of(family).exists():
-        return f"environment .venvs/{family} is not built: run `make setup`"
+        return f"environment {VENVS / family} is not built: run `make setup`"
     if not marker.exists() or marker.read_text() != _fingerprint(family):
-        return f"environment .venvs/{family} is out of date: run `make setup`"
+        return f"environment {VENVS / family} is out of date: run `make setup`"
     return None
 
 
@@ -140,8 +140,8 @@ def installed_problem(family: str) -> str | None:
         return f"environment {VENVS / family} cannot run: {exc}"
     if done.returncode:
         return f"environment {VENVS / family} cannot run: {done.stderr.strip()[-200:]}"
-    return f"not as pinned: {done.stdout.strip()}: run `make setup`" if done.stdout.strip() \
-        else None
+    return f"not as pinned: {done.stdout.strip()} (`make setup` rebuilds it)" \
+        if done.stdout.strip() else None
 
 
 def _uv() -> str | None:

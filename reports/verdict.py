@@ -270,7 +270,9 @@ def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
                   note="share = library jobs/s \u00f7 raw client jobs/s on the same broker, "
                        "medians over rounds; 100% = no cost on top of the broker. A share "
                        "marked ABOVE CEILING means that in some round the library drained "
-                       "faster than the raw client of that round: the ceiling is not one")
+                       "faster than the raw client of that round: the ceiling is not one; "
+                       "one marked (unstable) rests on a figure whose window was short or "
+                       "uneven (a per-second CV above 10%) in some round")
     if frame.empty:
         return table
     durations = numeric_params(frame, "duration_ms")
@@ -330,16 +332,16 @@ def _share(lib: pd.DataFrame, raw: pd.DataFrame, ceiling: str) -> Entry:
     if not mine or not top:
         return Entry("no jobs_per_s in results", status="missing")
     detail = f"{per_s(mine)} of {per_s(top)}"
+    unsteady = False
     for side, figures in (("the library", row), (ceiling, base)):
         if dry := flagged_rounds(figures, "producer_bound"):
             detail += (f"; {side}'s queue ran dry inside the window in {dry} of "
                        f"{figures.get('rounds_ok')} rounds: its figure is a lower bound")
         if shaky := flagged_rounds(figures, "unstable"):
+            unsteady = True
             detail += (f"; {side}'s figure is unstable (a short window or a per-second CV "
                        f"above 10%) in {shaky} of {figures.get('rounds_ok')} rounds")
-    shown = fmt_share(mine / top)
-    if flagged_rounds(row, "unstable") or flagged_rounds(base, "unstable"):
-        shown += " (unstable)"
+    shown = fmt_share(mine / top) + (" (unstable)" if unsteady else "")
     return Entry(shown, detail=detail, median=mine / top)
 
 

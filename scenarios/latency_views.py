@@ -28,12 +28,14 @@ def supported(ys: list[float], samples: int | None) -> list[float]:
     return [y for y, key in zip(ys, keys, strict=True) if samples >= SAMPLES_FOR[key]]
 
 
-def samples_of(cells: pd.DataFrame) -> int | None:
-    """Jobs with a latency over the ok rounds of one series (None if a round lacks it)."""
+def samples_of(cells: pd.DataFrame, source: str) -> int | None:
+    """The jobs behind one series' percentiles: every ok round's together when their
+    histograms were merged ("hdr"), one round's (the fewest) when each percentile is a
+    median of per-round ones; None if a round lacks the count."""
     counts = [c.get("samples") for c in cells[cells["status"] == "ok"]["raw"]]
     if not counts or not all(isinstance(n, int | float) for n in counts):
         return None
-    return int(sum(counts))
+    return int(sum(counts)) if source == "hdr" else int(min(counts))
 
 
 def mid_rate_label(frame: Rows) -> str | None:
@@ -136,7 +138,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
     missing: dict[str, tuple[str, str]] = {}
     drawn = False
     gaps: dict[str, list[tuple[str, str]]] = {}
-    few: dict[str, int] = {}  # panels where a series had too few samples for a percentile
+    few: dict[tuple[str, str], int] = {}  # (panel, series): too few jobs for a percentile
     for ax, label in zip(axes, labels, strict=False):
         here = frame[frame["params.rate_label"] == label]
         for series, rows in here.groupby("series", sort=False):
@@ -146,14 +148,17 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
                 missing.setdefault(str(series), (str(backend), kit.state_of(rows)))
                 gaps.setdefault(label, []).append((str(series), kit.state_of(rows)))
                 continue
-            shown.add(str(series))
             ys, source = found
+            samples = samples_of(cells[cells["key"].isin(rows["key"])], source)
+            kept = supported(ys, samples)
+            if not kept:  # not even a median: a gap, as a missing value is
+                gaps.setdefault(label, []).append((str(series), f"{samples} job(s) only"))
+                continue
+            if len(kept) < len(ys):
+                few[(label, str(series))] = samples or 0
+            shown.add(str(series))
             sources.add(source)
             drawn = True
-            samples = samples_of(cells[cells["key"].isin(rows["key"])])
-            kept = supported(ys, samples)
-            if len(kept) < len(ys):
-                few.setdefault(label, samples or 0)
             ax.plot(range(len(kept)), kept, marker="o", color=kit.colour(backend),
                     label=series)
         ax.set_xticks(range(len(PERCENTILES)), [name for _, name in PERCENTILES])
@@ -189,9 +194,12 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
     notes = kit.gap_notes(frame[frame["params.rate_label"] != "max"],
                           lambda r: str(kit.param(r, "rate_label")))
     notes += producer_limited_notes(frame)
-    notes += [f"offered {label}: {n} jobs with a latency, too few for the higher percentiles "
-              f"(p90 needs 10, p99 100, p99.9 1,000); the line stops where they run out"
-              for label, n in few.items()]
+    grouped: dict[tuple[str, int], list[str]] = {}
+    for (label, series), n in few.items():
+        grouped.setdefault((label, n), []).append(series)
+    notes += [f"offered {label}: {n} jobs with a latency ({', '.join(names)}), too few for "
+              f"the higher percentiles (p90 needs 10, p99 100, p99.9 1,000); their lines "
+              f"stop there" for (label, n), names in grouped.items()]
     return kit.chart("latency_percentiles", "Latency percentiles per backend", fig,
                      "Computed from " + " and ".join(how[s] for s in sorted(sources))
                      + ". Evenly spaced percentile categories; log y.", notes)

@@ -91,7 +91,7 @@ class Scaling(Scenario):
         tables = []
         for duration in kit.numeric_params("duration_ms"):
             rows = frame[frame["params.duration_ms"] == duration]
-            columns = [kit.column(f"{slots:g} slot{'s' * (slots != 1)}",
+            columns = [kit.column(f"{slots:g} slot{'' if slots == 1 else 's'}",
                                   {"duration_ms": duration, "slots": slots},
                                   "jobs_per_s", extra=efficiency_text)
                        for slots in kit.numeric_params("slots", rows)]
@@ -208,7 +208,8 @@ def slots_chart(kit: ReportKit) -> Any:
         "Python client gets from that broker). Dotted: the most the slots allow. Right of "
         "the dash-dotted line there are more slots than CPUs: no-op jobs need only CPU, so "
         "a flat curve there is this machine's cores, not the library; 10 ms jobs mostly "
-        "wait, so there more slots should still add throughput.", notes)
+        "wait, so there more slots should still add throughput. A ring marks a figure "
+        "that was unstable or producer-bound in a round.", notes)
 
 
 SCALING = Scaling()

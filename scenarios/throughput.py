@@ -204,7 +204,7 @@ def duration_chart(kit: ReportKit) -> Any:
                      else (positive[0] / 1.5, positive[0] * 1.5))
         xs = np.geomspace(low, high, 50)
         ax.plot(xs, slots * 1000 / xs, color="black", linestyle="--", linewidth=1,
-                label=f"ideal: {slots} slots / duration")
+                label=f"ideal: {slots} slot{'' if slots == 1 else 's'} / duration")
     ax.set_xscale("log")
     kit.plain_log_y(ax)
     ticks = ([zero_x] if 0 in durations else []) + positive
@@ -216,7 +216,8 @@ def duration_chart(kit: ReportKit) -> Any:
     ax.set_xlim(zero_x / 2, (positive[-1] if positive else 1) * 2)
     ax.set_xlabel("job duration (sleep, log scale; no-op plotted apart on the left)")
     ax.set_ylabel("completed jobs per second (log scale)")
-    ax.set_title(f"Throughput vs job duration ({slots} slots per backend)")
+    ax.set_title(f"Throughput vs job duration ({slots} slot{'' if slots == 1 else 's'} per "
+                 "backend)")
     ax.grid(True, which="major", alpha=0.3)
     kit.legend_outside(ax, kit.gap_handles(marked, flagged=ringed) + absent)
     return kit.chart("throughput_vs_duration", "Throughput vs job duration", fig,

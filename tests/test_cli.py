@@ -160,6 +160,8 @@ def test_doctor_sees_a_pinned_package_that_is_not_installed(
     """The marker file says what setup installed; a package removed since (or another
     version) must not pass as ok."""
     from harness import envs
+    from tests.conftest import require_env
+    require_env("rq")
     assert envs.installed_problem("rq") is None
     monkeypatch.setattr(envs, "requirements",
                         lambda _family: ["nosuchpkg==1.0", "rq[extra]==0.0.1"])

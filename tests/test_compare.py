@@ -1061,3 +1061,11 @@ def test_summary_csv_keeps_flags_texts_and_reuse(tmp_path: Path) -> None:
             "metrics.latency_ms.p99"} <= set(rows[0])
     assert {row["metrics.unstable"] for row in rows} == {"True"}
     assert float(rows[0]["metrics.jobs_per_s"]) == summary["cells"][0]["metrics"]["jobs_per_s"]
+    writer = RunWriter(tmp_path / "w", {"id": "w", "config": {}})
+    reused = {**cell("asyncio", 0, 1, 100.0), "reused_from": "cells/0001-throughput"}
+    reused["metrics"].update(per_second=[99, 101], hdr={"latency": "HISTFAAAA"})
+    writer.add(reused)
+    (row,) = list(csv.DictReader((tmp_path / "w" / "summary.csv").open()))
+    assert row["reused_from"] == "cells/0001-throughput"
+    assert json.loads(row["metrics.per_second"]) == [99, 101]
+    assert not any(column.startswith("metrics.hdr") for column in row)

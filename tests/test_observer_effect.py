@@ -215,12 +215,15 @@ def test_producer_headroom_does_not_apply_without_a_broker_backed_backend() -> N
 
 def test_producer_headroom_divides_a_backends_own_producer_by_its_own_drain() -> None:
     """The committed 2026-12-01 self-test had amqp-raw's producer (19,399/s) over
-    redis-raw's drain (103,594/s): a rate into one broker against a drain from another."""
+    redis-raw's drain (103,594/s): a rate into one broker against a drain from another.
+    Each backend's own ratio now, and the tightest is judged."""
     from harness.selftest import headroom_verdict
     rows = {"redis-raw": {"status": "ok", "jobs_per_s": 103_594.0,
                           "send_per_s": {1: 14_111.0, 4: 12_000.0}},
             "amqp-raw": {"status": "ok", "jobs_per_s": 9_000.0,
                          "send_per_s": {1: 19_399.0, 4: 15_000.0}}}
     verdict = headroom_verdict(rows)
-    assert verdict["fastest_backend"] == "redis-raw"
+    assert verdict["tightest_backend"] == "redis-raw"
     assert verdict["headroom"] == pytest.approx(14_111.0 / 103_594.0)
+    rows["pg-raw"] = {"status": "ok", "jobs_per_s": 60_000.0, "send_per_s": {1: 3_000.0}}
+    assert headroom_verdict(rows)["tightest_backend"] == "pg-raw"

@@ -932,3 +932,16 @@ def test_an_option_left_unset_is_not_shown_as_none() -> None:
     from reports.html import plain
     assert plain(None) == "not set (the scenario grid's, quick or full)"
     assert plain([]) == "none" and plain([0, 10]) == "0, 10"
+
+
+def test_a_percentiles_jobs_are_counted_as_it_was_computed() -> None:
+    """Merged histograms rest on every round's jobs; a median of per-round percentiles on
+    one round's: 3 rounds of 50 jobs have a p90 either way, a p99 only when merged."""
+    import pandas as pd
+
+    from scenarios.latency_views import samples_of, supported
+    cells = pd.DataFrame({"status": ["ok", "ok", "ok", "failed"],
+                          "raw": [{"samples": 50}, {"samples": 50}, {"samples": 60}, {}]})
+    assert samples_of(cells, "hdr") == 160 and samples_of(cells, "median") == 50
+    assert len(supported([1.0, 2.0, 3.0, 4.0], samples_of(cells, "median"))) == 2
+    assert samples_of(cells.assign(raw=[{}, {}, {}, {}]), "hdr") is None
