@@ -718,16 +718,21 @@ def test_sleeping_jobs_at_the_clocks_limit_are_not_above_the_ceiling(
     assert ("ABOVE CEILING" in entries[0].text) is above
 
 
-def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
-        tmp_path: Path) -> None:
+def celery_share_of_flagged_ceiling(run_dir: Path, flag: str) -> Any:
+    """celery-redis's library-cost entry against a redis-raw noop cell flagged `flag`."""
+    from reports.verdict import library_cost
     params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
     cells = [cell("throughput", "celery-redis", params, 1, {"jobs_per_s": 900.0}),
-             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 5000.0,
-                                                         "producer_bound": True})]
-    from reports.verdict import library_cost
-    table = library_cost(load(write_run(tmp_path / "dry", cells, run_info(len(cells)))),
+             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 5000.0, flag: True})]
+    table = library_cost(load(write_run(run_dir, cells, run_info(len(cells)))),
                          {"celery-redis": "redis-raw"})
     (_, entries), = table.rows
+    return entries[0]
+
+
+def test_a_share_of_a_producer_bound_ceiling_says_the_ceiling_is_a_lower_bound(
+        tmp_path: Path) -> None:
+    entries = [celery_share_of_flagged_ceiling(tmp_path / "dry", "producer_bound")]
     assert entries[0].text == "18%"
     assert "redis-raw's queue ran dry inside the window in 1 of 1 rounds" in entries[0].detail
     assert "library's" not in entries[0].detail
@@ -888,16 +893,9 @@ def test_a_scenario_without_charts_is_not_called_failed(tmp_path: Path) -> None:
 def test_a_share_of_an_unstable_ceiling_is_marked(tmp_path: Path) -> None:
     """A library's share of a ceiling whose window was not steady says so, in the cell and
     its detail, as the ceiling's own row does."""
-    params = {"duration_ms": 0, "slots": SLOTS, "window_s": 2.0}
-    cells = [cell("throughput", "celery-redis", params, 1, {"jobs_per_s": 900.0}),
-             cell("throughput", "redis-raw", params, 1, {"jobs_per_s": 5000.0,
-                                                         "unstable": True})]
-    from reports.verdict import library_cost
-    table = library_cost(load(write_run(tmp_path / "shaky", cells, run_info(len(cells)))),
-                         {"celery-redis": "redis-raw"})
-    (_, entries), = table.rows
-    assert entries[0].text == "18% (unstable)"
-    assert "redis-raw's figure is unstable" in entries[0].detail
+    entry = celery_share_of_flagged_ceiling(tmp_path / "shaky", "unstable")
+    assert entry.text == "18% (unstable)"
+    assert "redis-raw's figure is unstable" in entry.detail
 
 
 def test_a_percentile_is_drawn_only_where_the_samples_can_tell_it() -> None:
