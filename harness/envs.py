@@ -132,6 +132,8 @@ def installed_problem(family: str) -> str | None:
     """What the environment lacks of its pins (a marker can outlive a package someone
     removed); None when every pinned distribution is there at its version. Pins only: a
     --with checkout (a path) is not checked."""
+    if family == CORE:
+        return None
     pins = [r for r in requirements(family) if "==" in r]
     try:
         done = subprocess.run([str(python_of(family)), "-c", _CHECK_INSTALLED, *pins],

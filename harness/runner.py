@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ class Runner:
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
         self.cell_index = 0
         self.meter: SpeedMeter | None = None  # runs for the whole of run(), see _run
+        self.env_problems: dict[str, str | None] = {}  # per family, asked once a run
 
     def plan(self) -> list[tuple[int, CellPlan]]:
         """Round-major, then backend-major: one backend's cells of a round run back to
@@ -136,6 +138,7 @@ class Runner:
 
     def _run(self) -> dict[str, Any]:
         plan = self.plan()
+        self._ask_environments({BACKENDS[cell.backend].family for _, cell in plan})
         progress = Progress(len(plan))
         interrupted = None
         ran_all = False  # every planned cell ran (a signal during the clean-up comes after)
@@ -230,7 +233,7 @@ class Runner:
     def _skip_reason(self, cell: CellPlan) -> tuple[str | None, str | None]:
         """(reason to skip, broker url)."""
         info = BACKENDS[cell.backend]
-        env_problem = envs.status(info.family)
+        env_problem = self._env_problem(info.family)
         if env_problem:
             return env_problem, None
         if info.broker is None:
@@ -239,6 +242,24 @@ class Runner:
             return None, self.brokers.url(info.broker, self._persistence(cell))
         except BrokerError as exc:
             return one_line(str(exc)), None
+
+    def _ask_environments(self, families: set[str]) -> None:
+        """Ask every environment of the run at once (a Python start each, in parallel)."""
+        names = sorted(families)
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            problems = pool.map(self._env_problem_now, names)
+            self.env_problems.update(zip(names, problems, strict=True))
+
+    @staticmethod
+    def _env_problem_now(family: str) -> str | None:
+        return envs.status(family) or envs.installed_problem(family)
+
+    def _env_problem(self, family: str) -> str | None:
+        """What keeps `family`'s environment from running as pinned (its marker, then the
+        distributions it holds), asked once a run."""
+        if family not in self.env_problems:
+            self.env_problems[family] = self._env_problem_now(family)
+        return self.env_problems[family]
 
     def _persistence(self, cell: CellPlan) -> str | None:
         """The broker persistence a cell runs with (None: no broker); a broker-kill cell's

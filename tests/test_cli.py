@@ -169,3 +169,36 @@ def test_doctor_sees_a_pinned_package_that_is_not_installed(
     assert problem is not None
     assert "nosuchpkg missing (pinned 1.0)" in problem and "; rq " in problem
     assert "(pinned 0.0.1)" in problem
+
+
+def test_a_run_skips_a_backend_whose_environment_lacks_a_pin(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker can outlive a removed package: the runner asks the environment itself,
+    once a run, and skips the backend's cells with what is missing, not a worker that
+    fails to import."""
+    from harness import envs
+    from harness.runner import RunConfig, Runner
+    from scenarios.base import RunOptions
+    from tests.conftest import require_env
+    require_env("rq")
+    asked = []
+    real = envs.requirements
+
+    def requirements(family: str) -> list[str]:
+        asked.append(family)
+        return [*real(family), "nosuchpkg==1.0"] if family == "rq" else real(family)
+
+    monkeypatch.setattr(envs, "requirements", requirements)
+    # the marker still says the environment is current: setup built it before the pin came
+    monkeypatch.setattr(envs, "_fingerprint",
+                        lambda family: (envs.VENVS / family / envs.MARKER).read_text())
+    runner = Runner(RunConfig(scenarios=["throughput"], backends=["rq"], rounds=1,
+                              out=tmp_path / "run", options=RunOptions(quick=True)))
+    try:
+        reasons = {runner._skip_reason(cell)[0] for _, cell in runner.plan()}
+    finally:
+        runner.stop_brokers()
+    assert len(reasons) == 1
+    reason = reasons.pop()
+    assert reason and "nosuchpkg missing (pinned 1.0)" in reason and "make setup" in reason
+    assert asked.count("rq") == 1  # asked once for every cell of the family
