@@ -23,6 +23,7 @@ from typing import Any
 from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
+from harness.selftest import headroom_verdict
 from scenarios.latency import KEEP_UP, MAX_WAIT_GROWTH, saturation_backlog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +201,31 @@ def selftest_table(source: Path) -> str:
                      f"{'-' if steady is None else f'{steady:.3f}x'} | "
                      f">= {row['goal']:.1f}x{'' if row['passed'] else ' (not met)'} | "
                      f"{start_method_split(row)} |")
+    return "\n".join(lines)
+
+
+def headroom_table(source: Path) -> str:
+    """Per backend the self-test drove: its noop drain, the producer's send rates into the
+    same broker with no worker running, and the best of them over the drain (the tightest
+    broker-backed backend is the one judged)."""
+    report = json.loads((source / "selftest.json").read_text())
+    rows = report["backends"]
+    counts = sorted({n for row in rows.values() for n in row.get("send_per_s", {})}, key=int)
+    lines = ["| backend | noop drain (jobs/s) | "
+             + " | ".join(f"{n} producer{'s' if int(n) > 1 else ''} (jobs/s)" for n in counts)
+             + " | best send / drain |", "| --- " * (len(counts) + 3) + "|"]
+    tightest = headroom_verdict(rows)["tightest_backend"]
+    for backend, row in sorted(rows.items(), key=lambda item: _rank(item[0])):
+        if row["status"] != "ok":
+            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} |"
+                         + " |" * (len(counts) + 1))
+            continue
+        sends = row["send_per_s"]
+        ratio = max(sends.values()) / row["jobs_per_s"]
+        mark = " (judged: the tightest)" if backend == tightest else ""
+        lines.append(f"| {backend} | {_num(row['jobs_per_s'])} | "
+                     + " | ".join(_num(sends.get(n)) for n in counts)
+                     + f" | {ratio:.2f}x{mark} |")
     return "\n".join(lines)
 
 
@@ -438,6 +464,7 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "run-time": run_time_table,
     "run-steps": run_steps_table,
     "selftest": selftest_table,
+    "headroom": headroom_table,
     "window-feed": window_feed_table,
     "latency-saturation": latency_saturation_table,
 }
