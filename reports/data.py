@@ -62,6 +62,8 @@ def _cell_rows(cells: list[dict[str, Any]]) -> pd.DataFrame:
             "status": cell["status"], "reason": cell.get("reason") or "",
             "settings": cell.get("settings") or {}, "raw": metrics,
             "cell_dir": cell.get("cell_dir") or "",
+            "reused_from": cell.get("reused_from") or "",
+            "params": dict(cell["params"]),
             "wall_s": cell.get("wall_s") if isinstance(cell.get("wall_s"), int | float)
             else None,
             "wall_parts": cell.get("wall_parts") if isinstance(cell.get("wall_parts"), dict)

@@ -107,5 +107,34 @@ def build(data: RunData) -> tuple[dict[str, list[Table]], list[Chart]]:
         kit = Kit(data, scenario)
         tables[scenario.name] = scenario.tables(kit)
         verdict.add_not_run(data, scenario.name, tables[scenario.name])
+        add_reused(data, scenario.name, tables[scenario.name])
         figures += [c for c in scenario.charts(kit) if c is not None]
     return tables, figures
+
+
+def add_reused(data: RunData, name: str, tables: list[Table]) -> None:
+    """Say on scenario `name`'s first table which of its figures are another scenario's
+    cells, reused rather than measured again (`reused_from`): the same measurement must
+    not read as a second, agreeing one."""
+    cells = data.scenario_cells(name)
+    if cells.empty or not any(t.columns for t in tables):
+        return
+    reused = cells[(cells["status"] == "ok") & (cells["reused_from"] != "")]
+    by_dir = {row["cell_dir"]: row for _, row in data.cells.iterrows() if row["cell_dir"]}
+    pairs = sorted({_differing(row["params"], by_dir[row["reused_from"]]["params"])
+                    + (by_dir[row["reused_from"]]["scenario"],)
+                    for _, row in reused.iterrows() if row["reused_from"] in by_dir})
+    if not pairs:
+        return
+    said = "; ".join(f"{here or 'its figure'} is the {source} cell {there}".rstrip()
+                     for here, there, source in pairs)
+    table = next(t for t in tables if t.columns)
+    table.note = (f"{table.note} Reused, not measured again: {said}, in the same rounds "
+                  "with the same settings (one measurement shown twice, not two that "
+                  "agree).").strip()
+
+
+def _differing(here: dict[str, Any], there: dict[str, Any]) -> tuple[str, str]:
+    """Two cells' params in brief, each without what both share."""
+    return (brief({k: v for k, v in here.items() if there.get(k) != v}),
+            brief({k: v for k, v in there.items() if here.get(k) != v}))

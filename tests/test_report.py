@@ -943,3 +943,21 @@ def test_a_percentiles_jobs_are_counted_as_it_was_computed() -> None:
     assert samples_of(cells, "hdr") == 160 and samples_of(cells, "median") == 50
     assert len(supported([1.0, 2.0, 3.0, 4.0], samples_of(cells, "median"))) == 2
     assert samples_of(cells.assign(raw=[{}, {}, {}, {}]), "hdr") is None
+
+
+def test_a_reused_cell_is_said_to_be_the_same_measurement(tmp_path: Path) -> None:
+    """payload's smallest size at the throughput grid's settings is the throughput noop
+    cell (`reused_from`): the payload table must say so, not show it as a second figure."""
+    cells = [c for c in all_cells() if c["scenario"] in ("throughput", "payload")
+             and c["round"] == 1 and c["backend"] in ("asyncio", "redis-raw")]
+    for c in cells:
+        if c["scenario"] == "payload" and c["params"]["payload_bytes"] == PAYLOAD_BYTES[0]:
+            source = next(t for t in cells if t["scenario"] == "throughput"
+                          and t["backend"] == c["backend"] and t["params"]["duration_ms"] == 0)
+            source["cell_dir"] = f"cells/throughput-{c['backend']}-noop"
+            c["reused_from"], c["metrics"] = source["cell_dir"], source["metrics"]
+    text = text_of(render(write_run(tmp_path / "run", cells, run_info(len(cells))))
+                   .read_text())
+    assert (f"Reused, not measured again: payload_bytes={PAYLOAD_BYTES[0]} is the throughput "
+            "cell duration_ms=0") in text
+    assert text.count("Reused, not measured again") == 1
