@@ -97,13 +97,15 @@ def overlaps(a: Entry, b: Entry) -> bool:
 
 
 def mark(entries: list[Entry], higher_is_better: bool) -> None:
-    """Mark the best entry and those tied with it (needs two measured entries). A lower
-    bound (a producer-bound figure) is never marked, and no best is called while one
-    is at or above the best of the others."""
+    """Mark the best entry and those tied with it (needs two entries to rank: measured
+    ones, or a measured one beside a saturated one, which could not keep up and so lost).
+    A lower bound (a producer-bound figure) is never marked, and no best is called while
+    one is at or above the best of the others."""
     measured = [e for e in entries if e.status == "ok" and e.median is not None]
     bounds = [e for e in measured if e.lower_bound]
     measured = [e for e in measured if not e.lower_bound]
-    if len(measured) < 2:
+    saturated = sum(e.status == "saturated" for e in entries)
+    if not measured or len(measured) + saturated < 2:
         return
     best = (max if higher_is_better else min)(measured, key=lambda e: e.median or 0.0)
     if higher_is_better and any((e.median or 0.0) >= (best.median or 0.0) for e in bounds):

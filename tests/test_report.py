@@ -961,3 +961,18 @@ def test_a_reused_cell_is_said_to_be_the_same_measurement(tmp_path: Path) -> Non
     assert (f"Reused, not measured again: payload_bytes={PAYLOAD_BYTES[0]} is the throughput "
             "cell duration_ms=0") in text
     assert text.count("Reused, not measured again") == 1
+
+
+def test_the_one_backend_that_kept_up_is_the_best_of_its_latency_column() -> None:
+    """A saturated backend could not keep up with the rate: a measured one beside it wins,
+    as it would beside a slower measured one; alone, nothing is ranked."""
+    from reports.verdict import Entry, mark
+    kept_up, lost = Entry("3 ms", median=3.0, n=1), Entry("saturated", status="saturated")
+    mark([kept_up, lost], higher_is_better=False)
+    assert kept_up.mark == "best" and lost.mark == ""
+    alone = Entry("3 ms", median=3.0, n=1)
+    mark([alone, Entry("failed: boom", status="failed")], higher_is_better=False)
+    assert alone.mark == ""
+    bound = Entry("9,000 jobs/s", median=9000.0, n=1, lower_bound=True)
+    mark([bound, Entry("saturated", status="saturated")], higher_is_better=False)
+    assert bound.mark == ""  # a lower bound is never ranked
