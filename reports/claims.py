@@ -33,6 +33,7 @@ OPS: dict[str, Callable[[float, Any], bool]] = {
     "between": lambda v, bounds: bounds[0] <= v <= bounds[1],
 }
 STATS = ("median", "min", "max")
+UNSTABLE = "a short window or a per-second CV above 10%"
 
 
 @dataclass
@@ -200,6 +201,8 @@ def judge_row(claim: dict[str, Any], row: pd.Series) -> Finding:
             and not lower_bound_decides(test["op"], holds)):
         return Finding(subject, UNMEASURED, f"{figure}, a lower bound (the queue ran dry "
                                             f"inside the window): it cannot decide")
+    if shaky := flagged_rounds(row, "unstable"):
+        figure += f" (unstable in {shaky} of {row.get('rounds_ok') or shaky} rounds: {UNSTABLE})"
     return Finding(subject, HOLDS if holds else FAILS, figure)
 
 
@@ -333,7 +336,7 @@ def share_of_ceiling(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
     shaky = [name for name, part in ((backend, mine), (ceiling, raw))
              if flagged_rounds(part.iloc[0], "unstable")]
     if shaky:
-        figure += f"; unstable: {' and '.join(shaky)} (a short window or a CV above 10%)"
+        figure += f"; unstable: {' and '.join(shaky)} ({UNSTABLE})"
     return (HOLDS if holds else FAILS), figure
 
 
@@ -348,13 +351,16 @@ def rises_with_workers(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
     points = [(float(s), float(r)) for s, r in zip(ok["params.slots"], ok["jobs_per_s"],
                                                     strict=True)]
     reached = rises_up_to(points, args["min_gain"])
+    shaky = [f"{float(row['params.slots']):g}" for _, row in ok.iterrows()
+             if flagged_rounds(row, "unstable")]
     top = ok.iloc[-1]
     cpus = data.run.get("cpu_count")
     figure = (f"jobs/s rise up to {reached:g} slots: {fmt_num(points[0][1])} at "
               f"{points[0][0]:g} -> {fmt_num(max(r for _, r in points))} at best; "
               f"{fmt_num(top['jobs_per_s'])} at {points[-1][0]:g} slots = "
               f"{top['linear_efficiency']:.0%} of linear scaling"
-              + (f" (this machine: {cpus} CPUs)" if cpus else ""))
+              + (f" (this machine: {cpus} CPUs)" if cpus else "")
+              + (f"; unstable at {', '.join(shaky)} slots ({UNSTABLE})" if shaky else ""))
     return (HOLDS if reached == points[-1][0] else FAILS), figure
 
 

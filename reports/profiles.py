@@ -12,6 +12,7 @@ import pandas as pd
 
 from adapters import BACKENDS
 from reports.data import RunData
+from reports.verdict import flagged_rounds
 from scenarios import in_report_order
 from scenarios.base import Scenario
 
@@ -47,6 +48,7 @@ class Pair:
     default: float
     value: float  # the other profile's figure
     changes: dict[str, str]  # setting -> its value there (and source); empty: same as default
+    caveat: str = ""  # which side's figure was unstable or producer-bound in a round
 
     @property
     def ratio(self) -> float | None:
@@ -54,9 +56,21 @@ class Pair:
 
     def line(self) -> str:
         ratio = f" (x{self.ratio:.2f})" if self.ratio is not None else ""
+        caveat = f"; {self.caveat}" if self.caveat else ""
         return (f"{self.scenario} {self.backend} {self.point}: {self.metric} default "
                 f"{self.default:,.1f} {self.unit}, {self.profile} {self.value:,.1f} "
-                f"{self.unit}{ratio}")
+                f"{self.unit}{ratio}{caveat}")
+
+
+def caveat_of(sides: dict[str, pd.Series]) -> str:
+    """'unstable: default; producer-bound: reliable': which side's steady-state figure
+    was not clean in some round, so the ratio is read with care ('' when both were)."""
+    parts = []
+    for flag, words in (("unstable", "unstable"), ("producer_bound", "producer-bound")):
+        which = [name for name, row in sides.items() if flagged_rounds(row, flag)]
+        if which:
+            parts.append(f"{words}: {' and '.join(which)}")
+    return "; ".join(parts)
 
 
 def headline_metric(scenario: Scenario) -> str | None:
@@ -120,7 +134,8 @@ def pairs(data: RunData, profile: str) -> list[Pair]:
                 continue
             out.append(Pair(scenario.name, other["backend"], _point(other), metric,
                             scenario.metrics[metric].unit, profile, float(base[metric]),
-                            float(other[metric]), changes(data, profile, base, other)))
+                            float(other[metric]), changes(data, profile, base, other),
+                            caveat_of({BASE: base, profile: other})))
     return out
 
 

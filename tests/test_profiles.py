@@ -84,3 +84,22 @@ def test_tuned_figures_beside_default_ones(tmp_path: Path) -> None:
     assert "default 16.0 jobs/s, tuned 220.0 jobs/s" in text
     assert "tuned poll_delay_s = 0.01 (source: arq docs)" in text
     assert "tuned = same as default" in text  # asyncio: the backend.toml line says why
+
+
+def test_a_ratio_over_an_unclean_window_says_which_side(tmp_path: Path) -> None:
+    """A profile's ratio to default divides two steady-state figures: one from an unstable
+    or producer-bound window is named, in the report and the terminal."""
+    params = {"duration_ms": 0, "slots": 8, "jobs": 100}
+    shaky = cell("throughput", "arq", params, 1, {"jobs_per_s": 900.0, "unstable": True},
+                 profile="reliable")
+    dry = cell("throughput", "arq", params, 1, {"jobs_per_s": 1000.0, "producer_bound": True})
+    clean = [cell("throughput", "asyncio", params, 1, {"jobs_per_s": 700.0}),
+             cell("throughput", "asyncio", params, 1, {"jobs_per_s": 600.0},
+                  profile="reliable")]
+    run_dir = write_run(tmp_path / "run", [dry, shaky, *clean], run_info(4))
+    found = {p.backend: p for p in pairs(load(run_dir), "reliable")}
+    assert found["arq"].caveat == "unstable: reliable; producer-bound: default"
+    assert found["asyncio"].caveat == ""
+    assert "(x0.90); unstable: reliable; producer-bound: default" in found["arq"].line()
+    from reports import render
+    assert "unstable: reliable; producer-bound: default" in render(run_dir).read_text()

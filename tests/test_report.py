@@ -976,3 +976,17 @@ def test_the_one_backend_that_kept_up_is_the_best_of_its_latency_column() -> Non
     bound = Entry("9,000 jobs/s", median=9000.0, n=1, lower_bound=True)
     mark([bound, Entry("saturated", status="saturated")], higher_is_better=False)
     assert bound.mark == ""  # a lower bound is never ranked
+
+
+def test_a_claim_on_an_unstable_figure_says_so(tmp_path: Path) -> None:
+    """A jobs/s claim judged on a window that was not steady keeps its verdict and says
+    the figure was unstable, as the tables do."""
+    params = {"duration_ms": 100, "slots": SLOTS, "window_s": 2.0}
+    cells = [cell("throughput", "asyncio", params, 1, {"jobs_per_s": 79.0, "unstable": True}),
+             cell("throughput", "arq", params, 1, {"jobs_per_s": 16.0})]
+    results = {r.id: r for r in evaluate_all(load(write_run(tmp_path / "run", cells,
+                                                             run_info(len(cells)))))}
+    findings = {f.subject: f.figure for f in results["ten-thousand-per-second"].findings}
+    assert "(unstable in 1 of 1 rounds: a short window or a per-second CV above 10%)" \
+        in findings["asyncio"]
+    assert "unstable" not in findings["arq"]
