@@ -1,9 +1,12 @@
 """Runs inside a backend's environment for tests/test_reliable_rabbitmq.py.
 
-    python tests/reliable_probe.py BACKEND PROFILE QUEUE WORKDIR   (broker URL: BROKER_URL_ENV)
+    python tests/reliable_probe.py BACKEND PROFILE QUEUE WORKDIR [hold]   (broker URL:
+    BROKER_URL_ENV)
 
 Builds the backend's adapter in PROFILE, enqueues JOBS jobs through it with no worker
 running, and prints its settings as JSON; the queue stays for the broker to be asked.
+With `hold`, the adapter (its connections and channels) stays open until a line comes
+on stdin, so the broker can be asked about them too.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ def main() -> None:
     for job_id in range(JOBS):
         adapter.enqueue(JobCall(job_id, time.monotonic_ns(), {"kind": "noop", "ms": 0}, "x"))
     settings = adapter.settings()
+    print(json.dumps(settings, default=str), flush=True)
+    if sys.argv[5:] == ["hold"]:
+        sys.stdin.readline()
     adapter.close()
-    print(json.dumps(settings, default=str))
 
 
 if __name__ == "__main__":

@@ -72,3 +72,42 @@ def test_reliable_cells_declare_durable_queues_and_persistent_messages(
     for name, (durable, messages, persistent) in holding.items():
         assert durable == "true", f"{name} is not durable"
         assert persistent == messages, f"{name}: {persistent} of {messages} persistent"
+
+
+def confirming_channels(brokers: Brokers) -> int:
+    """How many of the node's channels are in confirm mode (publisher confirms)."""
+    control = brokers.control("amqp")
+    assert control is not None
+    done = subprocess.run([*control, "list_channels", "--no-table-headers", "confirm"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return sum(line.strip() == "true" for line in done.stdout.splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.extended
+@pytest.mark.parametrize("backend", AMQP_BACKENDS)
+def test_reliable_cells_publish_with_confirms(backend: str, brokers: Brokers,
+                                              tmp_path: Path) -> None:
+    """Every RabbitMQ backend's reliable profile waits for the broker's confirm on each
+    publish, as the broker sees its channels while the producer is open."""
+    url = broker_url(brokers, "amqp")
+    assert url is not None
+    python = require_env(BACKENDS[backend].family)
+    before = confirming_channels(brokers)
+    with subprocess.Popen([str(python), str(REPO / "tests" / "reliable_probe.py"), backend,
+                           "reliable", f"confirms-{backend}", str(tmp_path), "hold"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO),
+                               BROKER_URL_ENV: url}) as probe:
+        try:
+            assert probe.stdout is not None and probe.stdin is not None
+            assert probe.stdout.readline(), f"{backend}: the probe printed no settings"
+            during = confirming_channels(brokers)
+            probe.stdin.write("\n")
+            probe.stdin.flush()
+        finally:
+            try:
+                probe.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                probe.kill()
+    assert during > before, f"{backend}: no channel of its producer is in confirm mode"

@@ -6,7 +6,9 @@ with the `celery` CLI. Profiles:
 - default: what a new user gets (early ack, prefetch multiplier 4, Redis
   visibility_timeout 1 h);
 - reliable: what Celery's docs recommend against lost jobs: task_acks_late,
-  task_reject_on_worker_lost and worker_prefetch_multiplier=1;
+  task_reject_on_worker_lost and worker_prefetch_multiplier=1, and on RabbitMQ
+  publisher confirms (broker_transport_options confirm_publish, kombu's pyamqp
+  transport), as the other RabbitMQ backends' reliable profiles;
 - tuned: what Celery's Optimizing guide advises for many short tasks: a large
   prefetch multiplier (64). The pool stays prefork (see backend.toml).
 
@@ -89,6 +91,10 @@ def celery_conf(config: AdapterConfig) -> dict[str, Any]:
         conf["broker_transport_options"] = {"visibility_timeout": timeout,
                                             "unacked_restore_interval": 1,
                                             "unacked_restore_throttle": 1}
+    if reliable and transport == "amqp":
+        # publisher confirms, as the other RabbitMQ backends' reliable profiles: without
+        # them a publish the broker drops raises nothing (kombu's pyamqp transport docs)
+        conf["broker_transport_options"] = {"confirm_publish": True}
     return conf
 
 
@@ -143,7 +149,10 @@ class CeleryAdapter(WorkerProcessAdapter):
         return {
             "processes": conf["worker_concurrency"], "concurrency_per_process": 1,
             "pool": "prefork: one worker node, a pool process per slot",
-            "prefetch": conf["worker_prefetch_multiplier"] * conf["worker_concurrency"],
+            # the broker's window counts unacked messages; an early-acked task is acked as
+            # it starts, so the running ones come on top of the window
+            "prefetch": conf["worker_prefetch_multiplier"] * conf["worker_concurrency"]
+            + (0 if conf["task_acks_late"] else conf["worker_concurrency"]),
             "acks": late if conf["task_acks_late"]
             else "early: when a pool process starts the task",
             "results": backend is not None,
@@ -165,7 +174,11 @@ class CeleryAdapter(WorkerProcessAdapter):
             "result_backend": backend.split("://", 1)[0] if backend else "off",
             "ignore_result": conf["task_ignore_result"],
             "visibility_timeout_s": self._visibility_timeout(),
-            "redis_transport_options": conf.get("broker_transport_options"),
+            "redis_transport_options": (conf.get("broker_transport_options")
+                                        if self.transport == "redis" else None),
+            "publisher_confirms": (bool(conf.get("broker_transport_options", {})
+                                        .get("confirm_publish"))
+                                   if self.transport == "amqp" else None),
             "amqp_durability": self._amqp_durability(),
             "cancel_long_running_tasks_on_connection_loss":
                 self.app.conf.worker_cancel_long_running_tasks_on_connection_loss,
