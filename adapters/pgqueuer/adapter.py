@@ -2,11 +2,12 @@
 
 Slots map to P `pgq run` processes (adapters/slots.py); the entrypoint's
 concurrency_limit (slots, enforced in SQL across workers) caps the jobs
-picked at once. Each dequeues at most slots / P jobs (`--batch-size`,
-pgqueuer's default is 10): a finished job stays picked until its worker's
-status buffer flushes, on batch_size entries or every 0.1 s, so with 8
-slots and batches of 10 the buffer never filled and 8 jobs ran per 0.1 s
-(80 jobs/s whatever the job). A picked
+picked at once, in all processes together. Each dequeues up to `--batch-size`
+jobs at once, pgqueuer's 10 in the default profile: a finished job stays picked
+until its worker's status buffer flushes, on batch_size entries or every 0.1 s,
+so with 8 slots and batches of 10 the buffer never fills and about 8 jobs
+run per 0.1 s flush whatever the job, as for any user whose concurrency_limit
+is below the batch size. The tuned profile dequeues slots / P jobs at once. A picked
 job whose heartbeat is older than heartbeat_timeout (30 s) is picked again
 by another worker. The producer keeps one private event loop and asyncpg
 connection: `Queries.enqueue` per job, and its list form per batch (one
@@ -35,6 +36,7 @@ from adapters.base import (
     AdapterConfig,
     JobCall,
     RequiredSettings,
+    Tuning,
 )
 from adapters.event_loop import PrivateLoop
 from adapters.pgqueuer.worker import READY_LINE, encode, on_failure, worker_environment
@@ -43,6 +45,11 @@ from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, w
 
 TIMEOUT_S = 30.0
 BATCH_SIZE, HEARTBEAT_TIMEOUT_S = 10, 30.0  # `pgq run` defaults
+BATCH_DOCS = ("pgqueuer's CLI reference, `pgq run --batch-size`: 'Number of jobs to pull from "
+              "the queue at once' (https://janbjorge.github.io/pgqueuer/); a finished job "
+              "counts against the concurrency_limit until the status buffer, batch_size "
+              "entries long, flushes (else every 0.1 s), so a batch no larger than the "
+              "process's share of the limit (the docs give no value)")
 TABLES = "pgqueuer, pgqueuer_log, pgqueuer_statistics"
 
 
@@ -57,7 +64,7 @@ class PgqueuerAdapter(WorkerProcessAdapter):
         if not config.broker_url:
             raise ValueError("pgqueuer needs a PostgreSQL broker URL")
         self.processes, self.per_process = slot_map(config.slots, config.cpu_count)
-        self.batch_size = min(BATCH_SIZE, self.per_process)
+        self.batch_size = min(BATCH_SIZE, self.per_process) if self.tuned else BATCH_SIZE
         timeout = config.options.get("heartbeat_timeout_s")
         self.heartbeat_s = HEARTBEAT_TIMEOUT_S if timeout is None else float(timeout)
         self._loop = PrivateLoop()
@@ -76,11 +83,15 @@ class PgqueuerAdapter(WorkerProcessAdapter):
             if not await self.queries.schema_is_installed():
                 await self.queries.install()
 
+    def tunings(self) -> dict[str, Tuning]:
+        return {"batch_size": Tuning(min(BATCH_SIZE, self.per_process), BATCH_DOCS)}
+
     def required_settings(self) -> RequiredSettings:
         return {
-            "processes": self.processes, "concurrency_per_process": self.per_process,
+            # the limit is the entrypoint's, across processes: any one may run all slots
+            "processes": self.processes, "concurrency_per_process": self.config.slots,
             "pool": "asyncio tasks in the pgq run processes (entrypoint concurrency_limit "
-                    f"{self.config.slots} across them)",
+                    f"{self.config.slots} across them, not per process)",
             "prefetch": self.config.slots,
             "acks": "the row is picked on dequeue and deleted (logged) after the job; a "
                     "picked job whose heartbeat is older than heartbeat_timeout is picked "
@@ -96,10 +107,8 @@ class PgqueuerAdapter(WorkerProcessAdapter):
             "worker": "pgqueuer.run('adapters.pgqueuer.worker:create_manager', "
                       f"heartbeat_timeout={self.heartbeat_s:g} s), as pgq run does",
             "batch_size": self.batch_size,
-            "batch_size_from": f"slots per process (pgqueuer's default {BATCH_SIZE} would "
-                               "exceed the concurrency limit: completions flushed only on "
-                               "its 0.1 s timer)" if self.batch_size < BATCH_SIZE
-                               else "pgqueuer default",
+            "batch_size_from": ("tuned profile: slots per process" if self.tuned
+                                else "pgqueuer default"),
             "dequeue_timeout_s": 30.0,
             "statistics": STATISTICS_AFTER_FILL,
             "heartbeat_timeout_s": self.heartbeat_s,
