@@ -132,6 +132,10 @@ class DramatiqAdapter(WorkerProcessAdapter):
             "maintenance_chance": (f"{self.app.maintenance_chance or DEFAULT_MAINTENANCE_CHANCE}"
                                    " per million commands") if redis else "n/a",
             "confirm_delivery": self.app.confirm_delivery if not redis else "n/a",
+            "redis_consume": ("a fetch of up to prefetch minus the outstanding jobs, no "
+                              "blocking pop; an empty fetch, or a full prefetch, sleeps a "
+                              "jittered backoff doubling from 5-10 ms to 0.5-1 s, half to all "
+                              "of worker_timeout 1000 ms (Dramatiq defaults)") if redis else "n/a",
             "persistence": "as the Redis server is configured" if redis
             else "durable queues, persistent messages (delivery_mode=2), Dramatiq default",
             "result_backend": self._results_setting(),

@@ -124,7 +124,7 @@ class RqAdapter(WorkerProcessAdapter):
             "job_id": "'<queue>-<n>' set by the adapter (RQ default: uuid4)",
             "key_prefix": (f"{KEY_PREFIX} (RQ default)" if KEY_PREFIX == "rq"
                            else f"{KEY_PREFIX} (RQ_KEY_PREFIX)"),
-            "serializer": "pickle (RQ default)",
+            "serializer": "pickle, job data zlib-compressed in Redis (RQ defaults)",
             "worker_log": "INFO, lines per job (RQ default)",
             "delivery": (f"at least once while retries are left: a killed job is re-run (up to "
                          f"{RELIABLE_RETRIES} times), so a job may run more than once"
