@@ -32,6 +32,7 @@ class Kit:
     value = staticmethod(value)
     param = staticmethod(param)
     nearest = staticmethod(verdict.nearest)
+    above_ceiling = staticmethod(verdict.above_ceiling)
     fmt_num = staticmethod(fmt_num)
     fmt_bytes = staticmethod(fmt_bytes)
     colour = staticmethod(colour)

@@ -10,6 +10,7 @@ in the same round, its result is reused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,10 +101,17 @@ class Payload(Scenario):
         """One column per payload size the run measured (the grid's or --payload-sizes),
         smallest first, so the table reads as the drop from the smallest job to the largest."""
         columns = [kit.column(f"jobs/s at {kit.fmt_bytes(size)}", {"payload_bytes": size},
-                              "jobs_per_s")
+                              "jobs_per_s", extra=self._above_ceiling(kit, size))
                    for size in sorted(kit.numeric_params("payload_bytes"))]
         return [kit.table("Payload: throughput by payload size", columns,
-                          f"Higher is better. {STEADY_TABLE_NOTE}")]
+                          f"Higher is better. {STEADY_TABLE_NOTE} ABOVE <ceiling>: in that "
+                          "round the library drained faster than the raw client on its "
+                          "broker at that size, so the ceiling was not one there (often a "
+                          "ceiling whose window the driver had to feed: producer-bound)")]
+
+    @staticmethod
+    def _above_ceiling(kit: ReportKit, size: float) -> Callable[[Any], str]:
+        return lambda row: kit.above_ceiling(kit.cells, row["backend"], "payload_bytes", size)
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [size_chart(kit)] if kit.has_data else []

@@ -990,3 +990,19 @@ def test_a_claim_on_an_unstable_figure_says_so(tmp_path: Path) -> None:
     assert "(unstable in 1 of 1 rounds: a short window or a per-second CV above 10%)" \
         in findings["asyncio"]
     assert "unstable" not in findings["arq"]
+
+
+def test_a_library_above_its_ceiling_in_a_payload_round_is_named(tmp_path: Path) -> None:
+    """At 1 MiB the ceiling's window may be fed by the driver: a library that drained
+    faster than it in a round is named in the payload table, as in the throughput one."""
+    cells = []
+    for rnd, (lib, raw) in enumerate(((150.0, 94.0), (90.0, 120.0)), start=1):
+        for backend, rate in (("arq", lib), ("redis-raw", raw)):
+            one = cell("payload", backend, {"payload_bytes": 1048576, "slots": SLOTS}, rnd,
+                       {"jobs_per_s": rate})
+            one["cell_dir"] += f"-{rnd}"
+            cells.append(one)
+    text = text_of(render(write_run(tmp_path / "run", cells, run_info(len(cells))))
+                   .read_text())
+    assert "ABOVE redis-raw (round 1)" in text
+    assert "ABOVE redis-raw (rounds" not in text and "ABOVE arq" not in text
