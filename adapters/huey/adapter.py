@@ -1,9 +1,12 @@
 """huey on Redis: sync jobs run by huey's own consumer, `huey_consumer`.
 
-One consumer runs `slots` workers (`-w <slots>`) of the worker type huey's
-docs give for the job: "thread" (the default, "a safe choice" for anything
-that is neither CPU-heavy nor socket-heavy: the noop and sleep jobs here).
-The option huey_worker_type=process measures its CPU-bound choice
+Thread workers (huey's default type, "a safe choice" for anything that is
+neither CPU-heavy nor socket-heavy: the noop and sleep jobs here) run as the
+other thread and coroutine libraries do (adapters/slots.py): P consumers on
+the one queue, each `-w <slots / P>`, so they may use every core as the
+process-per-slot backends do (each consumer pops with its own BRPOP). The
+option huey_worker_type=process measures its CPU-bound choice: one consumer
+forking `slots` worker processes
 ("greenlet", for socket I/O, needs gevent's monkey-patching of the whole
 app and is not offered). The consumer is started with `-g TERM`, huey's
 option that makes SIGTERM (what the harness sends to stop workers) its
@@ -27,6 +30,7 @@ import huey
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
 from adapters.huey.app import build, environment
 from adapters.redis_keys import glob_escape, purge_keys
+from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, console_script, worker_env
 
 WORKER_TYPES = ("thread", "process")
@@ -46,6 +50,10 @@ class HueyAdapter(WorkerProcessAdapter):
         if self.worker_type not in WORKER_TYPES:
             raise ValueError(f"huey_worker_type {self.worker_type!r}; valid: "
                              f"{', '.join(WORKER_TYPES)}")
+        # thread workers: P consumers of slots / P threads; process workers: one consumer
+        self.consumers, self.per_consumer = (slot_map(config.slots, config.cpu_count)
+                                             if self.worker_type == "thread"
+                                             else (1, config.slots))
         self.requeue_interrupted = config.profile == "reliable"
         self.huey, self.task = build(config.broker_url, config.queue, config.results,
                                      self.requeue_interrupted)
@@ -57,9 +65,10 @@ class HueyAdapter(WorkerProcessAdapter):
         threads = self.worker_type == "thread"
         slots = self.config.slots
         return {
-            "processes": 1 if threads else slots,
-            "concurrency_per_process": slots if threads else 1,
-            "pool": ("worker threads of one huey_consumer process" if threads
+            "processes": self.consumers if threads else slots,
+            "concurrency_per_process": self.per_consumer if threads else 1,
+            "pool": (f"worker threads of {self.consumers} huey_consumer process"
+                     f"{'es' if self.consumers > 1 else ''} on the one queue" if threads
                      else "worker processes forked by one huey_consumer"),
             # Each idle worker blocks in BRPOP for one task: none is held beyond a slot.
             "prefetch": slots,
@@ -72,8 +81,8 @@ class HueyAdapter(WorkerProcessAdapter):
     def extra_settings(self) -> dict[str, Any]:
         return {
             "library": f"huey {huey.__version__}",
-            "worker_command": f"huey_consumer adapters.huey.app.huey -w {self.config.slots} "
-                              f"-k {self.worker_type} -g TERM",
+            "worker_command": f"{self.consumers} x huey_consumer adapters.huey.app.huey "
+                              f"-w {self.per_consumer} -k {self.worker_type} -g TERM",
             "worker_type": self.worker_type,
             "worker_type_from": ("huey's docs: thread is the default and safe choice; "
                                  "process for CPU-heavy, greenlet (gevent) for socket-heavy"
@@ -100,8 +109,8 @@ class HueyAdapter(WorkerProcessAdapter):
 
     def start_workers(self) -> None:
         cmd = [console_script("huey_consumer"), "adapters.huey.app.huey",
-               "-w", str(self.config.slots), "-k", self.worker_type, "-g", "TERM"]
-        self.workers.start(cmd, 1, ready=r"Huey consumer started with")
+               "-w", str(self.per_consumer), "-k", self.worker_type, "-g", "TERM"]
+        self.workers.start(cmd, self.consumers, ready=r"Huey consumer started with")
 
     def enqueue(self, job: JobCall) -> None:
         self.task(job.job_id, job.sent_ns, job.spec, job.payload)
