@@ -66,6 +66,13 @@ def gap_notes(frame: pd.DataFrame, where: Callable[[pd.Series], str]) -> list[st
             points = ", ".join(where(r) for _, r in partial.iterrows())
             notes.append(f"{series} ({points}) \u2014 plotted from the ok rounds only; the "
                          f"others failed (reasons under Environment: Skipped and failed)")
+        if "saturated_rounds" in rows:
+            some = rows[(rows["status"] == "ok") & ~rows["saturated"]
+                        & (rows["saturated_rounds"] > 0)]
+            for _, row in some.iterrows():
+                notes.append(f"{series} ({where(row)}) \u2014 saturated in "
+                             f"{int(row['saturated_rounds'])} of {int(row['rounds_ok'])} "
+                             f"rounds; plotted from the others")
         if "producer_bound_rounds" in rows:
             fed_short = rows[(rows["status"] == "ok") & (rows["producer_bound_rounds"] > 0)]
             if len(fed_short):

@@ -104,11 +104,13 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                 row[name] = spread["merged"]
         if not cells.empty:
             mine = cells[(cells["key"] == key) & (cells["status"] == "ok")]
-            for flag in ("saturated", "timed_out", "producer_limited"):
+            for flag in ("timed_out", "producer_limited"):
                 if flag in mine:
                     # older summaries hold numpy bools written as "True"/"False"
                     row[flag] = bool(mine[flag].isin([True, "True"]).any())
-            for flag in ("unstable", "producer_bound"):  # steady-state cells, per round
+            if "saturated" in mine and len(mine):  # no latency in any round: no figure
+                row["saturated"] = bool(mine["saturated"].isin([True, "True"]).all())
+            for flag in ("unstable", "producer_bound", "saturated"):  # counted per round
                 if flag in mine:
                     row[f"{flag}_rounds"] = int(mine[flag].isin([True, "True"]).sum())
             for flag in ("explanation", "measured", "second_queue"):

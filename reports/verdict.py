@@ -48,6 +48,7 @@ class Entry:
     high: float | None = None
     n: int = 0
     lower_bound: bool = False  # the producer may have set the pace: never ranked
+    partial: bool = False  # from some rounds only (the others saturated): never ranked
 
     @property
     def css(self) -> str:
@@ -103,7 +104,7 @@ def mark(entries: list[Entry], higher_is_better: bool) -> None:
     one is at or above the best of the others."""
     measured = [e for e in entries if e.status == "ok" and e.median is not None]
     bounds = [e for e in measured if e.lower_bound]
-    measured = [e for e in measured if not e.lower_bound]
+    measured = [e for e in measured if not e.lower_bound and not e.partial]
     saturated = sum(e.status == "saturated" for e in entries)
     if not measured or len(measured) + saturated < 2:
         return
@@ -169,8 +170,15 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
         detail += (f"; not steady in {unstable} of {row.get('rounds_ok', n)} rounds "
                    f"(window short of W, or per-second CV above 10%"
                    f"{f'; CV up to {cv:.0%}' if cv is not None else ''}): rank with care")
+    saturated = flagged_rounds(row, "saturated")
+    if saturated:  # the other rounds could not keep up: the figure is the rest's
+        text += f" (saturated in {saturated} of {row.get('rounds_ok', n)} rounds)"
+        detail += (f"; in {saturated} of {row.get('rounds_ok', n)} rounds the backend could "
+                   f"not keep up with the rate, so they have no latency: the figure is the "
+                   f"other rounds', not ranked")
     if not column.higher_is_better:  # a window's feed bounds rates, not latencies
-        return Entry(text, detail=detail, median=median, low=low, high=high, n=n)
+        return Entry(text, detail=detail, median=median, low=low, high=high, n=n,
+                     partial=bool(saturated))
     busy = value(row, "window_producer_busy_s", "max")
     if busy:
         detail += (f"; the driver had to top the queue up inside the window (sending for up "

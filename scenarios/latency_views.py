@@ -32,10 +32,18 @@ def samples_of(cells: pd.DataFrame, source: str) -> int | None:
     """The jobs behind one series' percentiles: every ok round's together when their
     histograms were merged ("hdr"), one round's (the fewest) when each percentile is a
     median of per-round ones; None if a round lacks the count."""
-    counts = [c.get("samples") for c in cells[cells["status"] == "ok"]["raw"]]
+    counts = [c.get("samples") for c in with_latency(cells)["raw"]]
     if not counts or not all(isinstance(n, int | float) for n in counts):
         return None
     return int(sum(counts)) if source == "hdr" else int(min(counts))
+
+
+def with_latency(cells: pd.DataFrame) -> pd.DataFrame:
+    """The ok rounds that have a latency: a round that saturated has none."""
+    ok = cells[cells["status"] == "ok"]
+    if ok.empty:
+        return ok
+    return ok[~ok["raw"].map(lambda metrics: metrics.get("saturated") in (True, "True"))]
 
 
 def mid_rate_label(frame: Rows) -> str | None:
@@ -106,7 +114,7 @@ def rate_order(label: str) -> tuple[int, float]:
 
 def percentiles_of(cells: pd.DataFrame, groups: Rows) -> tuple[list[float], str] | None:
     """p50..p99.9 in ms: merged HdrHistograms of ok rounds, else medians of aggregates."""
-    ok = cells[cells["status"] == "ok"]
+    ok = with_latency(cells)
     encoded = [c.get("hdr", {}).get("latency") for c in ok["raw"]]
     if len(ok) and all(isinstance(e, str) for e in encoded):
         pct = percentiles_ms(merge_encoded([e for e in encoded if e]))

@@ -1006,3 +1006,38 @@ def test_a_library_above_its_ceiling_in_a_payload_round_is_named(tmp_path: Path)
                    .read_text())
     assert "ABOVE redis-raw (round 1)" in text
     assert "ABOVE redis-raw (rounds" not in text and "ABOVE arq" not in text
+
+
+def test_a_latency_saturated_in_one_round_says_so_and_is_not_ranked(tmp_path: Path) -> None:
+    """Round 1 could not keep up at 200/s (no latency), round 2 could: the figure is round
+    2's, the table says in how many rounds it saturated, it takes no star, and the
+    percentiles chart draws round 2's histogram with a note, not a 'not plotted' one."""
+    params = {"rate": 200.0, "rate_label": "200/s", "duration_s": 2.0}
+    cells = [cell("latency", "celery-redis", params, 1, {
+                 "achieved_per_s": 150.0, "saturated": True, "backlog": 48,
+                 "latency_ms": None, "completed": 300}),
+             cell("latency", "celery-redis", params, 2, {
+                 **latency_metrics(20.0, 0.1, 300), "achieved_per_s": 200.0,
+                 "saturated": False, "backlog": 0, "completed": 400})]
+    for rnd in (1, 2):
+        cells.append(cell("latency", "arq", params, rnd, {
+            **latency_metrics(90.0, 0.1, 300), "achieved_per_s": 200.0, "saturated": False,
+            "backlog": 0, "completed": 400}))
+    for i, one in enumerate(cells):
+        one["cell_dir"] += f"-{i}"
+    data = load(write_run(tmp_path / "run", cells, run_info(len(cells))))
+    from reports.sections import Kit
+    from scenarios.latency import LATENCY
+    kit = Kit(data, LATENCY)
+    (table,) = LATENCY.tables(kit)
+    entries = dict(table.rows)
+    (celery,) = entries["celery-redis"]
+    assert "(saturated in 1 of 2 rounds)" in celery.text and "not ranked" in celery.detail
+    assert celery.mark == ""
+    charts = {c.slug: c for c in LATENCY.charts(kit) if c is not None}
+    notes = " ".join(charts["latency_percentiles"].notes)
+    assert "celery-redis (200/s) \u2014 saturated in 1 of 2 rounds; plotted from the others" \
+        in notes
+    assert "not plotted" not in notes
+    assert "merged HdrHistograms" in charts["latency_percentiles"].caption
+    assert "medians of per-round" not in charts["latency_percentiles"].caption
