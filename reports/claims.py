@@ -201,6 +201,10 @@ def judge_row(claim: dict[str, Any], row: pd.Series) -> Finding:
             and not lower_bound_decides(test["op"], holds)):
         return Finding(subject, UNMEASURED, f"{figure}, a lower bound (the queue ran dry "
                                             f"inside the window): it cannot decide")
+    if holds and (untested := flagged_rounds(row, "untested")):
+        return Finding(subject, UNMEASURED, f"{figure}, but in {untested} of "
+                                            f"{row.get('rounds_ok') or untested} rounds the "
+                                            f"kill hit no running job: it cannot decide")
     if shaky := flagged_rounds(row, "unstable"):
         figure += f" (unstable in {shaky} of {row.get('rounds_ok') or shaky} rounds: {UNSTABLE})"
     return Finding(subject, HOLDS if holds else FAILS, figure)

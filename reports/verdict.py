@@ -176,9 +176,15 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
         detail += (f"; in {saturated} of {row.get('rounds_ok', n)} rounds the backend could "
                    f"not keep up with the rate, so they have no latency: the figure is the "
                    f"other rounds', not ranked")
+    untested = flagged_rounds(row, "untested")
+    if untested:  # a worker kill that hit no running job shows nothing about recovery
+        text += f" (kill hit no running job in {untested} of {row.get('rounds_ok', n)} rounds)"
+        detail += (f"; in {untested} of {row.get('rounds_ok', n)} rounds no job was running "
+                   f"on the killed process, so those rounds show no re-delivery either way: "
+                   f"no \u2713")
     if not column.higher_is_better:  # a window's feed bounds rates, not latencies
         return Entry(text, detail=detail, median=median, low=low, high=high, n=n,
-                     partial=bool(saturated))
+                     partial=bool(saturated or untested))
     busy = value(row, "window_producer_busy_s", "max")
     if busy:
         detail += (f"; the driver had to top the queue up inside the window (sending for up "
@@ -224,7 +230,8 @@ def build(frame: pd.DataFrame, scenario: str, title: str, columns: list[Column],
         if column.zero_is_goal:
             for entry in entries:
                 if entry.status == "ok" and entry.median is not None:
-                    entry.mark = "good" if (entry.high or entry.median) == 0 else "bad"
+                    lost = (entry.high or entry.median) != 0
+                    entry.mark = "bad" if lost else ("" if entry.partial else "good")
         else:
             mark(entries, column.higher_is_better)
     table.rows = [(name, grid[name]) for name in series]

@@ -139,6 +139,8 @@ class CrashRecovery(Scenario):
         "ended_before_kill": Metric("jobs", doc="jobs that ended before the kill"),
         "in_flight_at_kill": Metric("jobs", doc="jobs running when the kill came"),
         "in_flight_on_killed": Metric("jobs", doc="running on the killed process(es)"),
+        "untested": Metric(doc="bool: a worker fault whose kill hit no running job, so the "
+                               "cell shows nothing about re-delivery"),
         "lost_in_flight_on_killed": Metric("jobs", doc="lost of those on the killed process"),
         "lost_never_started": Metric("jobs", doc="lost jobs that never started"),
         "recovery_s.*": Metric("s", "lower", doc="{first, last}: kill -> first and last END of "
@@ -215,6 +217,8 @@ class CrashRecovery(Scenario):
                                "after_kill": phase.capacity_after_kill,
                                "after": phase.capacity_after}
         outcome["workers_replaced"] = int(phase.workers_replaced or 0)
+        outcome["untested"] = bool(plan.params["fault"] in WORKER_FAULTS
+                                   and not outcome["in_flight_on_killed"])
         outcome["explanation"] = explain(plan, outcome)
         return outcome
 

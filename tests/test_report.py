@@ -1041,3 +1041,29 @@ def test_a_latency_saturated_in_one_round_says_so_and_is_not_ranked(tmp_path: Pa
     assert "not plotted" not in notes
     assert "merged HdrHistograms" in charts["latency_percentiles"].caption
     assert "medians of per-round" not in charts["latency_percentiles"].caption
+
+
+def test_a_worker_kill_that_hit_no_running_job_earns_no_tick(tmp_path: Path) -> None:
+    """0 lost after a kill that hit no running job shows nothing about re-delivery: no
+    tick in the table, and the re-queue claim cannot decide on it."""
+    params = {"fault": "job-process-kill", "mode": "default", "persistence": None, "jobs": 24}
+    cells = []
+    for backend, untested in (("rq", True), ("celery-redis", False)):
+        one = cell("crash-recovery", backend, params, 1, {
+            "completed": 24, "lost": 0, "duplicated": 0, "in_flight_on_killed": 0 if untested
+            else 4, "untested": untested, "recovery_s": {"first": 0.4, "last": 1.9}})
+        one["cell_dir"] += f"-{backend}"
+        cells.append(one)
+    data = load(write_run(tmp_path / "run", cells, run_info(len(cells))))
+    from reports.sections import Kit
+    from scenarios.crash import CRASH_RECOVERY
+    tables = CRASH_RECOVERY.tables(Kit(data, CRASH_RECOVERY))
+    entries = {name: row[0] for name, row in tables[0].rows}
+    assert entries["rq"].mark == "" and "kill hit no running job in 1 of 1 rounds" \
+        in entries["rq"].text
+    assert entries["celery-redis"].mark == "good"
+    results = {r.id: r for r in evaluate_all(data)}
+    findings = {f.subject: f for f in results["requeue-on-worker-death"].findings}
+    verdicts = {subject.split(" / ")[0]: f.verdict for subject, f in findings.items()}
+    assert verdicts["rq"] == "not measured in this run"
+    assert verdicts["celery-redis"] == "holds"
