@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,6 +35,9 @@ OPS: dict[str, Callable[[float, Any], bool]] = {
 }
 STATS = ("median", "min", "max")
 UNSTABLE = "a short window or a per-second CV above 10%"
+# a percentile of a recorded histogram: its aggregate is the rounds' histograms merged
+# (scenarios.stats.merged_round_percentiles), not a median of the rounds' percentiles
+PERCENTILE = re.compile(r"_ms\.(p\d+|max)$")
 
 
 @dataclass
@@ -234,7 +238,10 @@ def describe_rule(claim: dict[str, Any]) -> str:
     test = claim["test"]
     bound = (f"between {test['value'][0]:,} and {test['value'][1]:,}"
              if test["op"] == "between" else f"{test['op']} {test['value']:,}")
-    parts = [f"holds if {claim['metric']} ({claim.get('stat', 'median')} over rounds) {bound}"]
+    stat = claim.get("stat", "median")
+    over = (f"{stat} over rounds" if stat != "median" or not PERCENTILE.search(claim["metric"])
+            else "of all rounds' jobs together: their histograms merged")
+    parts = [f"holds if {claim['metric']} ({over}) {bound}"]
     if claim.get("where"):
         parts.append("where " + ", ".join(f"{k} = {v}" for k, v in claim["where"].items()))
     if claim.get("pick"):

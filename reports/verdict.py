@@ -28,7 +28,8 @@ TIE_PCT = 5.0
 # amqp-raw's 10 ms jobs ran at 742/s of 800 and dramatiq-rabbitmq's at 762/s.
 CLOCK_BOUND = 0.9
 YARDSTICK_NOTE = "ceiling, not ranked"
-TIE_RULE = (f"best = highest (or lowest, where lower is better) median over rounds. "
+TIE_RULE = (f"best = highest (or lowest, where lower is better) median over rounds (a "
+            f"latency percentile: of all rounds' jobs together, their histograms merged). "
             f"Another backend ties with the best when their [min, max] ranges across rounds "
             f"overlap, or, when both ran a single round, when the two differ by less than "
             f"{TIE_PCT:g}%. Ties are marked \u2248; only differences outside that noise are "
