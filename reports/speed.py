@@ -30,6 +30,8 @@ def machine_speed(data: RunData) -> dict[str, Any] | None:
     if "jobs_per_loop" not in cells:
         return None
     timed = cells[(cells["status"] == "ok") & cells["jobs_per_loop"].notna()]
+    if "reused_from" in timed:  # a reused cell is its source's window, listed once
+        timed = timed[timed["reused_from"] == ""]
     params = [c for c in timed.columns if c.startswith("params.")]
     rows = []
     for _, group in timed.groupby("key", sort=False):
