@@ -47,7 +47,10 @@ def fmt_num(value: float | None, digits: int = 3) -> str:
         return "n/a"
     if value == 0:
         return "0"
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    magnitude = int(math.floor(math.log10(abs(value))))
+    if magnitude >= digits:  # 102,730 -> 103,000: no digit finer than the figure's noise
+        value = round(value, digits - 1 - magnitude)
+    decimals = max(0, digits - 1 - magnitude)
     text = f"{value:,.{decimals}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
