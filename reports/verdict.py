@@ -158,6 +158,9 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     text = column.fmt(median) + (f" {extra}" if extra else "")
     if row.get("rounds_ok", 0) < row.get("rounds", 0):
         detail += f"; only {row['rounds_ok']} of {row['rounds']} rounds ok"
+    counted = value(row, "window_jobs")
+    if counted is not None and column.metric == "jobs_per_s":  # a rate with its job count
+        detail += f"; {fmt_num(counted)} jobs counted in the window"
     steadiness = value(row, "stability_cv")
     if steadiness is not None:
         detail += f"; per-second CV {steadiness:.0%}"
