@@ -89,6 +89,18 @@ class Brokers:
             server = self._start(broker, slot, persistence or broker.default_persistence)
         return server.url
 
+    def lost(self, kind: str, persistence: str | None = None) -> str | None:
+        """Why the server `kind` at `persistence` is gone now (a harness-owned one that
+        exited, a user-given one that no longer answers), or None while it is there."""
+        if kind in self.user_urls:
+            reason = broker_kind(kind).probe(self.user_urls[kind], timeout_s=PROBE_TIMEOUT_S)
+            return f"the broker stopped answering during the cell: {reason}" if reason else None
+        server = self.owned.get(self.slot(kind, persistence))
+        if server is None or server.alive():
+            return None
+        return (f"the harness's {kind} server ({mask(server.url)}) died during the cell; "
+                f"a figure measured without it would be false")
+
     def _start(self, broker: type[BrokerKind], slot: str, persistence: str) -> BrokerKind:
         """A new server of `broker` in its own data dir, with `persistence`'s options."""
         if broker.find_binary() is None:

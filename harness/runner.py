@@ -7,6 +7,7 @@ fails its own cells; brokers and drivers are stopped on every exit path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -254,6 +255,22 @@ class Runner:
     def _env_problem_now(family: str) -> str | None:
         return envs.status(family) or envs.installed_problem(family)
 
+    def _broker_lost(self, cell: CellPlan) -> str | None:
+        """Why the cell's broker was gone when the cell ended (a figure measured while it
+        was would be false), or None. A broker-kill cell restarts its own on purpose."""
+        broker = BACKENDS[cell.backend].broker
+        if broker is None or cell.broker_kill is not None:
+            return None
+        return self.brokers.lost(broker, self._persistence(cell))
+
+    def _revive_broker(self, cell: CellPlan) -> None:
+        """Start a harness-owned broker that died again (same port and data), so the
+        cells after this one run; if it cannot start, they are skipped with the reason."""
+        broker = BACKENDS[cell.backend].broker
+        if broker is not None:
+            with contextlib.suppress(BrokerError):
+                self.brokers.url(broker, self._persistence(cell))
+
     def _env_problem(self, family: str) -> str | None:
         """What keeps `family`'s environment from running as pinned (its marker, then the
         distributions it holds), asked once a run."""
@@ -412,10 +429,15 @@ class Runner:
                 report = driver.report(item.cell_dir)
                 if report is not None:
                     items.pop(0)
-                    if not items:  # let the driver stop its workers before the next group
+                    lost = None if report.error else self._broker_lost(item.cell)
+                    if not items and not lost:  # let the driver stop its workers first
                         driver.wait_exit(30.0)
                     item.result["wall_s"] = round(time.monotonic() - began, 2)
-                    yield self._finish(item, report, report.error)
+                    yield self._finish(item, report, report.error or lost)
+                    if lost:  # its workers lost the broker: the rest starts afresh
+                        driver.stop()
+                        self._revive_broker(item.cell)
+                        break
                     began = time.monotonic()
                     continue
                 if not driver.alive():

@@ -83,3 +83,24 @@ def test_the_runner_hands_reliable_cells_the_aof_server(tmp_path: Path) -> None:
     finally:
         runner.stop_brokers()
     assert servers and not runner.broker_dir.exists()  # stopped, and no data left behind
+
+
+def test_a_broker_that_died_or_stopped_answering_is_lost(tmp_path: Path) -> None:
+    """The runner asks after each cell whether its broker is still there: a figure measured
+    while it was gone would be false. A harness-owned server that exited is lost (and
+    starts again on the same port), a user-given URL that stopped answering too."""
+    owned = Brokers(tmp_path / "owned", {})
+    try:
+        url = owned.url("redis")
+        assert owned.lost("redis") is None
+        owned.owned["redis"].kill9()
+        reason = owned.lost("redis")
+        assert reason and "died during the cell" in reason
+        assert owned.url("redis") == url and owned.lost("redis") is None  # back again
+        users = Brokers(tmp_path / "users", {"redis": url})
+        assert users.lost("redis") is None
+        owned.owned["redis"].kill9()
+        reason = users.lost("redis")
+        assert reason and "stopped answering" in reason
+    finally:
+        owned.stop_all()

@@ -224,6 +224,9 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     cpu_before = run.adapter.cpu_seconds()
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
+    if dead := run.adapter.dead_workers():  # their share of the window is missing
+        raise RuntimeError(f"{dead} worker process{'es' if dead > 1 else ''} exited during "
+                           f"the window (their logs say why)")
     cpu_after = run.adapter.cpu_seconds()
     report.window_cpu_s = (None if cpu_before is None or cpu_after is None
                            else round(cpu_after - cpu_before, 6))
