@@ -13,6 +13,7 @@ import os
 import pwd
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,16 @@ def spawn(
     finally:
         if handle is not None:
             handle.close()
+
+
+def orphan_guard(group: int, cleanup: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start core/orphan_guard.py for process group `group`: outside this process's tree
+    and session (it must outlive a harness killed with SIGKILL), it stops the group and
+    runs `cleanup` once the harness is gone."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "core.orphan_guard", str(os.getpid()), str(group), *cleanup],
+        cwd=Path(__file__).resolve().parent.parent, start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_started(grace_s: float = 5.0) -> None:

@@ -76,6 +76,7 @@ class BrokerKind(ABC):
     options: Mapping[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    guard: subprocess.Popen[bytes] | None = None  # core/orphan_guard.py, where needed
     version: str = "unknown"
 
     @classmethod
@@ -171,11 +172,20 @@ class BrokerKind(ABC):
         """The user the server runs as; None: the harness's own."""
         return None
 
+    def orphan_cleanup(self) -> list[str] | None:
+        """For a server whose processes escape the harness's death signal (forked after a
+        change of user): what to run, besides stopping its process group, when the
+        harness dies without stopping it (core/orphan_guard.py); None: nothing escapes."""
+        return None
+
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the server (again: same port, same data) and wait until it answers."""
         cmd, env = self.command()
         self.proc = procs.spawn(cmd, env=env, log_path=self.data_dir / "server.log",
                                 cwd=self.data_dir, user=self.run_as())
+        cleanup = self.orphan_cleanup()
+        if cleanup is not None:
+            self.guard = procs.orphan_guard(self.proc.pid, cleanup)
         deadline = time.monotonic() + timeout_s
         try:
             while (reason := self.probe(self.url, timeout_s=1.0)) is not None:
@@ -200,6 +210,17 @@ class BrokerKind(ABC):
         if self.proc is not None:
             procs.stop_tree(self.proc, grace_s=10.0, whole_group=True)
             self.proc = None
+        self._release_guard()
+
+    def _release_guard(self) -> None:
+        """Reap the orphan guard of a server that is gone (it exits once its group is)."""
+        if self.guard is not None:
+            try:
+                self.guard.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.guard.kill()
+                self.guard.wait()
+            self.guard = None
 
     def kill9(self) -> None:
         """SIGKILL the server (crash scenario); `start` brings it back on the same data."""
@@ -207,3 +228,4 @@ class BrokerKind(ABC):
             procs.signal_tree(self.proc.pid, 9)
             self.proc.wait(10)
             self.proc = None
+        self._release_guard()

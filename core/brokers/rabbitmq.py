@@ -283,10 +283,20 @@ class RabbitMQ(BrokerKind):
         super().stop()
         self._stop_epmd()
 
-    def _stop_epmd(self) -> None:
-        """The node's private epmd daemon detaches from the tree; stop it by its port."""
+    def orphan_cleanup(self) -> list[str] | None:
+        """runuser forks the server after it drops root, so beam and epmd do not die
+        with the harness: the guard stops the group, and then the private epmd."""
+        return self._epmd_kill() or []
+
+    def _epmd_kill(self) -> list[str] | None:
+        """The command that stops this node's private epmd daemon (it detaches from the
+        tree), by its port; None without an epmd binary."""
         epmd = shutil.which("epmd") or next(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"), None)
         if epmd is None:
-            return
-        subprocess.run([str(epmd), "-kill"], env={"ERL_EPMD_PORT": str(self.epmd_port)},
-                       capture_output=True, timeout=10, check=False)
+            return None
+        return ["env", f"ERL_EPMD_PORT={self.epmd_port}", str(epmd), "-kill"]
+
+    def _stop_epmd(self) -> None:
+        command = self._epmd_kill()
+        if command is not None:
+            subprocess.run(command, capture_output=True, timeout=10, check=False)
