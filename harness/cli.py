@@ -25,7 +25,7 @@ from harness.brokers import unreachable_user_urls
 from harness.compare.command import add_compare_arguments, run_compare
 from harness.history.command import add_history_arguments, run_history
 from harness.variants import is_variant
-from scenarios import everyday_scenario_names, scenario_names
+from scenarios import SCENARIOS, everyday_scenario_names, scenario_names
 from scenarios.base import RunOptions
 
 PROG = "python -m harness"
@@ -302,6 +302,18 @@ def render_report(run_dir: Path) -> None:
         print(f"report not rendered ({exc}); the results are in {run_dir}", file=sys.stderr)
 
 
+def say_not_planned(scenarios: list[str], backends: list[str]) -> None:
+    """Name each chosen (scenario, backend) pair the scenario gives no cell, and why; a
+    run left with nothing to run is bad input."""
+    skipped = [(name, backend, why) for name in scenarios for backend in backends
+               if (why := SCENARIOS[name].not_planned(backend))]
+    if len(skipped) == len(scenarios) * len(backends):
+        raise UsageError("nothing to run: " + "; ".join(
+            f"{name} has no cell for {backend} ({why})" for name, backend, why in skipped))
+    for name, backend, why in skipped:
+        print(f"not run: {name} for {backend}: {why}", file=sys.stderr)
+
+
 def with_reference(profiles: tuple[str, ...]) -> tuple[str, ...]:
     """`profiles`, plus default when tuned is there without it: tuned is read as a
     change from default, so its reference runs beside it."""
@@ -342,6 +354,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          f"({', '.join(args.backend)}) uses it")
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
+    say_not_planned(args.scenario, backends)
     urls = user_urls_reachable(args, backends)
     out = fresh_out((args.out or default_run_dir()).resolve())
     variants.prepare(backends)
@@ -459,8 +472,6 @@ def backend_problem(name: str, urls: dict[str, str | None]) -> str | None:
 
 
 def cmd_list(_args: argparse.Namespace) -> int:
-    from scenarios import SCENARIOS
-
     print("backends:")
     for name, info in BACKENDS.items():
         problem = backend_problem(name, {})

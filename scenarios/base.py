@@ -118,6 +118,10 @@ class Scenario(ABC):
     # grid: `compare --force` pairs cases of two runs that set the option differently
     option_params: tuple[str, ...] = ()
 
+    def not_planned(self, backend: str) -> str | None:
+        """Why `plan` gives `backend` no cell at all (None: it gives it some)."""
+        return None
+
     @abstractmethod
     def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
         """The cells this scenario runs for `backend`."""

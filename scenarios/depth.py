@@ -94,8 +94,13 @@ class Depth(Scenario):
         "time_cap_s": Metric("s", doc="the stated cap: enqueue limit + drain limit"),
     }
 
-    def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
+    def not_planned(self, backend: str) -> str | None:
         if BACKENDS[backend].broker is None:
+            return "it fills a broker's queue, and this backend's queue is the driver's memory"
+        return None
+
+    def plan(self, backend: str, options: RunOptions) -> list[CellPlan]:
+        if self.not_planned(backend):
             return []
         grid = self.grids.pick(options)
         steady, _ = sustained(options)

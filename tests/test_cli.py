@@ -202,3 +202,14 @@ def test_a_run_skips_a_backend_whose_environment_lacks_a_pin(
     reason = reasons.pop()
     assert reason and "nosuchpkg missing (pinned 1.0)" in reason and "make setup" in reason
     assert asked.count("rq") == 1  # asked once for every cell of the family
+
+
+def test_a_scenario_with_no_cell_for_the_chosen_backend_says_why(tmp_path: Path) -> None:
+    """depth fills a broker's queue: asyncio alone gives it nothing to run, which is bad
+    input (exit 2, one line), not an empty run that exits 0."""
+    done = harness_cli("run", "--scenario", "depth", "--backend", "asyncio", "--quick",
+                       "--out", str(tmp_path / "run"), timeout=120)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "nothing to run: depth has no cell for asyncio" in line
+    assert not (tmp_path / "run").exists()
