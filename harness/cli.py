@@ -352,6 +352,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if unused:  # asked for, and nothing would run it: a run without it would mislead
         raise UsageError(f"--with {', '.join(unused)}: none of the chosen backends "
                          f"({', '.join(args.backend)}) uses it")
+    local = [b for b in args.backend if b.endswith(f"@{envs.LOCAL}")]
+    if local and not packages:  # it would build the pinned release under a checkout's name
+        raise UsageError(f"{', '.join(local)}: @{envs.LOCAL} is a --with checkout's twin; "
+                         f"give --with PACKAGE=PATH (or name the backend without it)")
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
     say_not_planned(args.scenario, backends)

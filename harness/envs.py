@@ -82,6 +82,9 @@ def add_checkout(text: str) -> tuple[str, Path]:
     if not ((checkout / "pyproject.toml").exists() or (checkout / "setup.py").exists()):
         raise EnvError(f"--with {text!r}: {checkout} is not a Python project "
                        "(no pyproject.toml or setup.py)")
+    if name in CHECKOUTS and CHECKOUTS[name] != checkout:
+        raise EnvError(f"--with {name} given twice ({CHECKOUTS[name]} and {checkout}): "
+                       "one checkout per package")
     CHECKOUTS[name] = checkout
     return name, checkout
 

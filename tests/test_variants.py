@@ -48,9 +48,18 @@ def test_with_checkouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert variants.expand(["asyncio", "celery-redis", "arq"], ["celery"]) == [
         "asyncio", "celery-redis", "celery-redis@local", "arq"]
     assert "rq@local" in variants.expand(["rq"], ["redis"])
-    for bad in ("celery", "nosuch=/tmp", f"celery={tmp_path / 'missing'}"):
+    for bad in ("celery", "nosuch=/tmp", f"celery={tmp_path / 'missing'}",
+                f"celery={checkout(tmp_path, 'other-celery')}"):  # the last: twice
         with pytest.raises(envs.EnvError):
             envs.add_checkout(bad)
+
+
+def test_a_local_twin_needs_a_checkout(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--backend arq@local` without --with would build the pinned release and label it
+    as a checkout's."""
+    assert main(["run", "--backend", "arq@local", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "give --with PACKAGE=PATH" in err
 
 
 def test_the_backend_option_takes_variants(capsys: pytest.CaptureFixture[str]) -> None:
