@@ -365,7 +365,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(scenarios=args.scenario, backends=backends, rounds=rounds, out=out,
                        options=options, urls=urls)
     outcome = Runner(config).run()
-    render_report(out)
+    try:
+        with interrupts.handled():  # SIGTERM too: one line, not a silent death
+            render_report(out)
+    except interrupts.Interrupted as exc:
+        print(f"{PROG}: interrupted ({exc}) while rendering the report; the results are "
+              f"in {out} (python -m harness report {out} renders it)", file=sys.stderr)
+        return 130
     others = [p for p in args.profile if p != "default"]
     if others and "default" in args.profile:
         print_profile_pairs(out, others)
