@@ -54,8 +54,15 @@ class Pair:
     def ratio(self) -> float | None:
         return self.value / self.default if self.default else None
 
+    @property
+    def noise_only(self) -> bool:
+        """No setting differs from default: the ratio is two runs of the same settings."""
+        return not self.changes
+
     def line(self) -> str:
         ratio = f" (x{self.ratio:.2f})" if self.ratio is not None else ""
+        if self.noise_only and self.ratio is not None:
+            ratio += " same settings: the ratio is run-to-run noise"
         caveat = f"; {self.caveat}" if self.caveat else ""
         return (f"{self.scenario} {self.backend} {self.point}: {self.metric} default "
                 f"{self.default:,.1f} {self.unit}, {self.profile} {self.value:,.1f} "

@@ -84,6 +84,9 @@ def test_tuned_figures_beside_default_ones(tmp_path: Path) -> None:
     assert "default 16.0 jobs/s, tuned 220.0 jobs/s" in text
     assert "tuned poll_delay_s = 0.01 (source: arq docs)" in text
     assert "tuned = same as default" in text  # asyncio: the backend.toml line says why
+    # the same settings twice: asyncio's 795 -> 790 is noise, said so
+    assert "(x0.99) same settings: the ratio is run-to-run noise" in text
+    assert "x13.75) same settings" not in text
 
 
 def test_a_ratio_over_an_unclean_window_says_which_side(tmp_path: Path) -> None:
