@@ -165,13 +165,17 @@ def broker_urls(args: argparse.Namespace) -> dict[str, str | None]:
 
 def user_urls_reachable(args: argparse.Namespace, backends: Sequence[str]
                         ) -> dict[str, str | None]:
-    """broker_urls, once each user-given URL that `backends` use answers; UsageError
-    naming every one that does not (bad input: nothing has started yet)."""
+    """broker_urls, once each user-given URL answers; UsageError naming every one that
+    does not (bad input: nothing has started yet). A URL no chosen backend uses is checked
+    too, said to be unused, and left out of the run's record."""
     urls = broker_urls(args)
-    kinds = {kind for name in backends if (kind := BACKENDS[name].broker)}
-    if problems := unreachable_user_urls(urls, kinds):
+    if problems := unreachable_user_urls(urls, {kind for kind, url in urls.items() if url}):
         raise UsageError("; ".join(problems))
-    return urls
+    used = {kind for name in backends if (kind := BACKENDS[name].broker)}
+    for kind in sorted(k for k, url in urls.items() if url and k not in used):
+        print(f"{broker_kind(kind).flag()} not used: no chosen backend runs on {kind}",
+              file=sys.stderr)
+    return {kind: url if kind in used else None for kind, url in urls.items()}
 
 
 def build_parser() -> OneLineParser:

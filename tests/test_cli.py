@@ -41,6 +41,8 @@ BAD_INPUT = [
      "(--redis-url)"),
     (["run", "--backend", "amqp-raw", "--amqp-url", "amqp://u:pw@127.0.0.1:1/"],
      "cannot reach amqp broker at amqp://u:***@127.0.0.1:1/"),
+    (["run", "--backend", "asyncio", "--redis-url", "redis://127.0.0.1:1/0"],
+     "cannot reach redis at redis://127.0.0.1:1/0"),  # unused, still the user's input
     (["selftest", "--backend", "redis-raw", "--redis-url", "redis://127.0.0.1:1/0"],
      "cannot reach redis at redis://127.0.0.1:1/0"),
     (["doctor", "--amqp-url", "amqp://u:p@"], "no host in amqp://u:***@"),
