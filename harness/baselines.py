@@ -88,6 +88,8 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
     save_cmd.add_argument("name", metavar="NAME", help="baseline name ([A-Za-z0-9_.-]+), e.g. main")
     save_cmd.add_argument("run", nargs="?", type=Path, default=LATEST, metavar="RUN_DIR",
                           help="run directory or summary.json (default: results/latest)")
+    save_cmd.add_argument("--replace", action="store_true",
+                          help="overwrite a baseline of that name (refused without it)")
     list_cmd = sub.add_parser("list", help="list the saved baselines")
     for cmd in (save_cmd, list_cmd):
         cmd.add_argument("--baselines-dir", type=Path, default=BASELINES, metavar="DIR",
@@ -113,7 +115,10 @@ def run_baseline(args: argparse.Namespace) -> int:
             print(f"{path.stem:20} {ok_cells(summary)} ok cells, git {git}, "
                   f"{run.get('host', '?')}, {run.get('started', '?')}")
         return 0
-    replaced = (args.baselines_dir / f"{args.name}.json").exists()
+    existing = args.baselines_dir / f"{args.name}.json"
+    replaced = existing.exists()
+    if replaced and not args.replace:  # a committed baseline is CI's reference
+        raise ResultsError(f"{existing} exists; --replace to overwrite it")
     target, summary = save(args.name, args.run, args.baselines_dir)
     print(f"{'replaced' if replaced else 'saved'} {target} ({ok_cells(summary)} ok cells from "
           f"{args.run})")

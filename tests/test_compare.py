@@ -538,8 +538,11 @@ def test_baseline_save_and_compare_by_name(base_run: Path, tmp_path: Path,
     store = tmp_path / "baselines"
     assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
     assert capsys.readouterr().out.startswith("saved ")
-    assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 0
-    assert capsys.readouterr().out.startswith("replaced ")  # never silently
+    assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store)]) == 2
+    assert "exists; --replace to overwrite it" in capsys.readouterr().err  # never silently
+    assert main(["baseline", "save", "main", str(base_run), "--baselines-dir", str(store),
+                 "--replace"]) == 0
+    assert capsys.readouterr().out.startswith("replaced ")
     saved = store / "main.json"
     assert saved.read_bytes() == (base_run / "summary.json").read_bytes()
     code, out, _ = run("main", base_run, "--baselines-dir", store)
