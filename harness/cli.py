@@ -18,6 +18,7 @@ from core import interrupts
 from core.brokers import KINDS, broker_kind
 from core.brokers.base import BrokerKind
 from core.results import ResultsError
+from core.words import counted
 from harness import envs, variants
 from harness.argparsing import OneLineParser, UsageError
 from harness.baselines import add_baseline_arguments, run_baseline
@@ -511,7 +512,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         shown = f".venvs/{family}" if where == envs.REPO_ROOT / ".venvs" / family else str(where)
         print(f"{shown:18} {problem or 'ok'}")
         problems += problem is not None
-    print("all good" if not problems else f"{problems} problem(s)")
+    print("all good" if not problems else counted(problems, "problem"))
     return 0 if not problems else 1
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS, CEILINGS
+from core.words import counted
 from reports.data import RunData, param, value
 from reports.style import fmt_num, fmt_share
 from reports.verdict import flagged_rounds
@@ -357,7 +358,7 @@ def rises_with_workers(rows: pd.DataFrame, data: RunData, args: dict[str, Any]
     ok = rows[(rows["status"] == "ok") & rows["jobs_per_s"].notna()] \
         if "jobs_per_s" in rows else rows.iloc[0:0]
     if len(ok) < 2:
-        return UNMEASURED, f"{len(ok)} slot count(s) measured; the sweep needs two or more"
+        return UNMEASURED, f"{counted(len(ok), 'slot count')} measured; the sweep needs two or more"
     ok = with_linear_efficiency(ok).sort_values("params.slots")
     points = [(float(s), float(r)) for s, r in zip(ok["params.slots"], ok["jobs_per_s"],
                                                     strict=True)]

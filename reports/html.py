@@ -79,9 +79,11 @@ def completeness(data: RunData) -> list[str]:
     empty_scenarios = [s for s in scenarios if not any(s == a for a, _ in seen)]
     empty_backends = [b for b in backends if not any(b == x for _, x in seen)]
     if empty_scenarios:
-        lines.append("No data at all for scenario(s): " + ", ".join(empty_scenarios) + ".")
+        kind = "scenario" if len(empty_scenarios) == 1 else "scenarios"
+        lines.append(f"No data at all for {kind}: " + ", ".join(empty_scenarios) + ".")
     if empty_backends:
-        lines.append("No data at all for backend(s): " + ", ".join(empty_backends) + ".")
+        kind = "backend" if len(empty_backends) == 1 else "backends"
+        lines.append(f"No data at all for {kind}: " + ", ".join(empty_backends) + ".")
     pairs = [f"{s} \u00d7 {b}" for s in scenarios for b in backends
              if (s, b) not in seen and s not in empty_scenarios and b not in empty_backends]
     if pairs:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.words import counted
 from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit, Rows
 from scenarios.stats import merge_encoded, percentiles_ms
@@ -160,7 +161,8 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
             samples = samples_of(cells[cells["key"].isin(rows["key"])], source)
             kept = supported(ys, samples)
             if not kept:  # not even a median: a gap, as a missing value is
-                gaps.setdefault(label, []).append((str(series), f"{samples} job(s) only"))
+                gaps.setdefault(label, []).append((str(series),
+                                                   f"{counted(samples or 0, 'job')} only"))
                 continue
             if len(kept) < len(ys):
                 few[(label, str(series))] = samples or 0

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from core.protocol import DriverReport
+from core.words import counted
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.presentation import ReportKit
 
@@ -160,7 +161,7 @@ class Memory(Scenario):
             "control": {name: control.get(name) for name in ("queue_bytes", "broker_bytes")},
             "samples": {"before": before.get("samples") or {},
                         "after": after.get("samples") or {}},
-            "measured": f"{method}; median of {readings} sample(s) before and after",
+            "measured": f"{method}; median of {counted(readings, 'sample')} before and after",
         }
 
     def headline(self, metrics: dict[str, Any]) -> str:

@@ -114,7 +114,7 @@ def base_run(tmp_path: Path) -> Path:
 def test_run_against_itself_is_clean(base_run: Path) -> None:
     code, out, err = run(base_run, base_run)
     assert code == 0, err
-    assert "no regression in 4 gated row(s)" in out
+    assert "no regression in 4 gated rows" in out
     assert "slower" not in out and "faster" not in out
     # library rows are normalised by their ceiling, the ceiling and asyncio are absolute
     rows = gated_rows(out)
@@ -135,7 +135,7 @@ def test_twenty_percent_slower_is_a_regression(base_run: Path, tmp_path: Path) -
     for name in ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2 jobs_per_s",
                  "throughput/asyncio/duration_ms=10,slots=8,window_s=2 jobs_per_s"):
         assert name in err and name in out
-    assert len(err.splitlines()) == 1 and err.startswith("REGRESSION in 4 row(s)")
+    assert len(err.splitlines()) == 1 and err.startswith("REGRESSION in 4 rows")
 
 
 def test_faster_is_not_a_regression(base_run: Path, tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_a_noisy_row_says_what_drop_it_could_not_see(tmp_path: Path) -> None:
     code, out, _ = run(base, cur)
     assert code == 0
     blind = [line for line in out.splitlines() if line.startswith("blind spots:")]
-    assert len(blind) == 1 and "2 gated row(s)" in blind[0]
+    assert len(blind) == 1 and "2 gated rows" in blind[0]
     needed = [int(part.split("needs about ")[1].split()[0]) for part in blind[0].split(";")]
     assert all(n > 3 for n in needed)
     sees = [int(r.split(" -")[-1].split("%")[0]) for r in gated_rows(out)
@@ -202,7 +202,7 @@ def test_whole_float_params_match_int_params(tmp_path: Path) -> None:
     (cur / "summary.json").write_text(json.dumps(summary))
     code, out, err = run(base, cur)
     assert code == 0, out + err
-    assert "no regression in 4 gated row(s)" in out and "missing in current" not in out
+    assert "no regression in 4 gated rows" in out and "missing in current" not in out
 
 
 def test_single_round_is_threshold_only(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_one_round_a_side_warns_that_only_the_threshold_judges(tmp_path: Path,
                                                                base_run: Path) -> None:
     one = make_run(tmp_path / "one", rounds=1)
     _, out, _ = run(one, make_run(tmp_path / "other", rounds=1, noise=NOISE_B))
-    assert "warning:  4 gated row(s) have too few rounds for the test" in out
+    assert "warning:  4 gated rows with too few rounds for the test" in out
     _, out, _ = run(base_run, base_run)
     assert "warning:" not in out
 
@@ -441,7 +441,7 @@ def test_report_only_never_fails_on_regression(base_run: Path, tmp_path: Path) -
     slow = make_run(tmp_path / "slow", {"asyncio": 0.8}, noise=NOISE_B)
     code, out, err = run(base_run, slow, "--report-only")
     assert code == 0
-    assert "REGRESSION in 2 row(s)" in out and "(report only: not failing)" in out
+    assert "REGRESSION in 2 rows" in out and "(report only: not failing)" in out
     assert "asyncio" in err
     code, _, err = run(base_run, tmp_path / "missing", "--report-only")
     assert code == 2
@@ -492,7 +492,7 @@ def test_markdown_format(base_run: Path, tmp_path: Path) -> None:
     assert lines.count(header) == 2  # gated table and the folded one
     table = [ln for ln in lines if ln.startswith("| throughput/")]
     assert all(ln.count("|") == len(HEADERS) + 1 for ln in table)
-    assert "**slower**" in out and "<details>" in out and "**REGRESSION in 2 row(s)" in out
+    assert "**slower**" in out and "<details>" in out and "**REGRESSION in 2 rows" in out
 
 
 def test_github_format(base_run: Path, tmp_path: Path) -> None:
@@ -591,7 +591,7 @@ def test_missing_backend_fails_and_is_named(base_run: Path, tmp_path: Path) -> N
     code, out, err = run(base_run, gone, "--allow-missing")
     assert code == 0 and not err
     assert "missing in current [allowed (--allow-missing)]" in out
-    assert "no regression in 2 gated row(s); 2 missing case(s) allowed" in out
+    assert "no regression in 2 gated rows; 2 missing cases allowed" in out
 
 
 def test_failed_backend_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
@@ -847,7 +847,7 @@ def test_learned_noise_calls_a_drop_the_rounds_alone_cannot(tmp_path: Path) -> N
     assert code == 0 and not any("slower" in r for r in gated_rows(out))
     code, out, _ = run(base, cur, "--noise", history)
     assert code == 1, out
-    assert "noise:    learned from 10 runs" in out and "2 gated row(s) learned, 10 degrees" in out
+    assert "noise:    learned from 10 runs" in out and "2 gated rows learned, 10 degrees" in out
     noop = next(r for r in gated_rows(out) if "duration_ms=0," in r)
     assert "slower" in noop
     code, out, _ = run(base, base, "--noise", history)
@@ -861,7 +861,7 @@ def test_noise_needs_a_folder_of_runs(base_run: Path, tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_run(tmp_path / "two" / name)
     code, _, err = run(base_run, base_run, "--noise", tmp_path / "two")
-    assert code == 2 and "2 run(s) found, at least 3" in err
+    assert code == 2 and "2 runs found, at least 3" in err
 
 
 def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:
@@ -962,7 +962,7 @@ def test_a_library_that_fell_with_its_ceiling_is_flagged(tmp_path: Path) -> None
     both = make_run(tmp_path / "both", {"celery-redis": 0.6, "redis-raw": 0.6}, probe_us=SPEED)
     code, out, _ = run(base, both)
     assert code == 1
-    assert ("warning:  2 row(s) called slower whose raw ceiling was called slower in the "
+    assert ("warning:  2 rows called slower whose raw ceiling was called slower in the "
             "same case too (throughput/celery-redis/duration_ms=0,slots=8,window_s=2 "
             "jobs_per_s; throughput/celery-redis/duration_ms=10,") in out
     alone = make_run(tmp_path / "alone", {"celery-redis": 0.6}, probe_us=SPEED)

@@ -385,8 +385,8 @@ def test_interrupted_run(interrupted_run: Path) -> None:
     total = len(all_cells())
     done = len(load(interrupted_run).cells)
     assert f"{total - done} of {total} planned cells never ran" in text
-    assert "No data at all for scenario(s): payload, memory, crash-recovery" in text
-    assert "No data at all for backend(s): rq" in text
+    assert "No data at all for scenarios: payload, memory, crash-recovery" in text
+    assert "No data at all for backend: rq" in text
     assert "rq not run (every column)" in text
     assert "Payload size: not measured in this run" in text
     assert "Crash recovery: not measured in this run" in text

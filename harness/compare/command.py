@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.results import ResultsError
+from core.words import counted
 from harness.baselines import BASELINES, ok_cells, read_summary, resolve, run_of
 from harness.compare.export import export_series, render_bencher, render_github
 from harness.compare.fingerprint import check, forced_params, without_params
@@ -125,14 +126,14 @@ def run_compare(args: argparse.Namespace) -> int:
             head.append(f"noise:    learned from {len(runs)} runs in {args.noise}: "
                         f"{freedom_summary(noise, gated)}")
     if alike := comparison.with_their_ceiling:
-        head.append(f"warning:  {len(alike)} row(s) called slower whose raw ceiling was "
+        head.append(f"warning:  {counted(len(alike), 'row')} called slower whose raw ceiling was "
                     "called slower in the same case too (" + "; ".join(
                         f"{r.name}" for r in alike) + "): the machine may have changed in "
                     "a way the speed probe does not measure; read them beside the "
                     "ceiling's row (shown below the gated rows)")
     untested = sum(r.gated and r.p is None and not r.at_zero for r in comparison.rows)
     if untested:
-        head.append(f"warning:  {untested} gated row(s) have too few rounds for the test: "
+        head.append(f"warning:  {counted(untested, 'gated row')} with too few rounds for the test: "
                     f"their verdicts rest on the {args.threshold:.0%} threshold alone, which "
                     "a noisy machine passes by chance; run both sides with --rounds 3")
     head += [f"method:   {method_line(args.threshold, ALPHA, noise is not None)}",

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.results import ResultsError
+from core.words import counted
 from harness.compare.metrics import direction_of, selected, unit_of
 from harness.compare.table import (
     AT_MACHINE_SPEED,
@@ -54,7 +55,7 @@ def render_github(series: list[Series]) -> str:
         entries.append({
             "name": f"{case} {measure}", "unit": unit, "value": statistics.median(values),
             "range": f"± {(max(values) - min(values)) / 2:.6g}",
-            "extra": f"median of {len(values)} round(s); min {min(values):.6g}, "
+            "extra": f"median of {counted(len(values), 'round')}; min {min(values):.6g}, "
                      f"max {max(values):.6g}",
         })
     if not entries:

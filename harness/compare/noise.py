@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.results import ResultsError
+from core.words import counted
 from harness.baselines import read_summary
 from harness.compare.table import Key
 
@@ -106,8 +107,8 @@ def read_runs(folder: Path) -> list[dict[str, Any]]:
     unique = {path.resolve(): path for path in found}  # a `latest` link is no second run
     runs = [read_summary(path) for path in unique.values()]
     if len(runs) < MIN_RUNS:
-        raise ResultsError(f"--noise {folder}: {len(runs)} run(s) found, at least {MIN_RUNS} "
-                           "needed (history entries or run directories)")
+        raise ResultsError(f"--noise {folder}: {counted(len(runs), 'run')} found, at least "
+                           f"{MIN_RUNS} needed (history entries or run directories)")
     return runs
 
 
@@ -118,6 +119,6 @@ def freedom_summary(model: NoiseModel, rows: Iterable[RowKey]) -> str:
     low, high = min(n.freedom for n in used), max(n.freedom for n in used)
     span = f"{low}" if low == high else f"{low}-{high}"
     drifting = sum(n.between > 0 for n in used)
-    return (f"{len(used)} gated row(s) learned, {span} degrees of freedom each; "
+    return (f"{counted(len(used), 'gated row')} learned, {span} degrees of freedom each; "
             f"{drifting} with a run-to-run drift")
 

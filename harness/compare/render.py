@@ -7,6 +7,7 @@ import math
 import statistics
 from typing import Any
 
+from core.words import counted
 from harness.baselines import run_of
 from harness.compare.coverage import Skip
 from harness.compare.judge import DETECT, IMPROVED, MAX_ROUNDS, WORSENED, Comparison, Row
@@ -82,7 +83,7 @@ def blind_line(comparison: Comparison) -> str | None:
         n = row.rounds_needed
         return f"about {n} rounds a side" if n else f"more than {MAX_ROUNDS} rounds a side"
     increase = 1 / (1 - DETECT) - 1
-    return (f"blind spots: {len(blind)} gated row(s) could not call a {DETECT * 100:.0f}% "
+    return (f"blind spots: {counted(len(blind), 'gated row')} could not call a {DETECT * 100:.0f}% "
             f"slowdown (a rate {DETECT * 100:.0f}% lower, a cost {increase * 100:.0f}% higher) "
             "at the noise of these rounds, or the learned noise with --noise (column "
             "'sees'): " + "; ".join(f"{r.name} sees {sees_cell(r)}, needs "
@@ -99,15 +100,15 @@ def outcome_line(comparison: Comparison, report_only: bool) -> str:
     bad, problems = comparison.regressed, comparison.problems
     parts = []
     if bad:
-        parts.append(f"REGRESSION in {len(bad)} row(s): " + "; ".join(
+        parts.append(f"REGRESSION in {counted(len(bad), 'row')}: " + "; ".join(
             f"{r.name} {change(r.ratio)}" for r in bad))
     if problems and not comparison.allow_missing:
-        parts.append(f"NOT MEASURED in current: {len(problems)} case(s) the baseline gates: "
-                     + "; ".join(f"{s.name} ({s.reason})" for s in problems))
+        parts.append(f"NOT MEASURED in current: {counted(len(problems), 'case')} the "
+                     "baseline gates: " + "; ".join(f"{s.name} ({s.reason})" for s in problems))
     if not parts:
         gated = sum(r.gated for r in comparison.rows)
-        allowed = f"; {len(problems)} missing case(s) allowed" if problems else ""
-        return f"no regression in {gated} gated row(s){allowed}"
+        allowed = f"; {counted(len(problems), 'missing case')} allowed" if problems else ""
+        return f"no regression in {counted(gated, 'gated row')}{allowed}"
     tail = " (report only: not failing)" if report_only else ""
     return " | ".join(parts) + tail
 
@@ -131,7 +132,7 @@ def render_text(comparison: Comparison, head: list[str], report_only: bool) -> s
     if gated:
         out += [f"gated rows: {len(gated)} judged", text_table(gated), ""]
     if skipped:
-        out += [f"not judged ({len(skipped)} case(s)):", *(f"  {s}" for s in skipped), ""]
+        out += [f"not judged ({counted(len(skipped), 'case')}):", *(f"  {s}" for s in skipped), ""]
     if other:
         out += ["other shared metrics (shown, not gated):", text_table(other), ""]
     blind = blind_line(comparison)
@@ -156,7 +157,8 @@ def render_markdown(comparison: Comparison, head: list[str], report_only: bool) 
     if gated:
         out += [md_table(gated), ""]
     if skipped:
-        out += [f"Not judged ({len(skipped)} case(s)):", "", *(f"- {s}" for s in skipped), ""]
+        out += [f"Not judged ({counted(len(skipped), 'case')}):", "",
+                *(f"- {s}" for s in skipped), ""]
     blind = blind_line(comparison)
     if blind:
         out += [blind, ""]

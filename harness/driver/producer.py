@@ -22,6 +22,7 @@ from adapters import load_adapter
 from adapters.base import Adapter, AdapterConfig, JobCall
 from core.protocol import JobSpec, PhaseReport
 from core.recorder import Event, Recorder
+from core.words import counted
 from harness.driver.schedule import Schedule, follow
 
 BATCH = 250
@@ -153,7 +154,7 @@ class Producer:
             self._fill_range(self.adapter, first_id, min(share, count), batch)
             failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
             if failed:
-                raise RuntimeError(f"{failed} forked fill producer(s) failed")
+                raise RuntimeError(f"{counted(failed, 'forked fill producer')} failed")
             self.adapter.backlog_filled()
             gc.collect()
         finally:

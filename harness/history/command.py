@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.words import counted
 from harness.history import store
 
 
@@ -35,5 +36,5 @@ def run_history(args: argparse.Namespace) -> int:
         from harness.history.render import render  # here: matplotlib is slow to import
 
         entries = store.load(args.dir)
-        print(f"{render(entries, args.out)} ({store.runs_phrase(len(entries))})")
+        print(f"{render(entries, args.out)} ({counted(len(entries), 'run')})")
     return 0

@@ -15,9 +15,9 @@ from typing import Any
 from matplotlib.axes import Axes
 
 from core.results import make_dir
+from core.words import counted
 from harness.compare.judge import IMPROVED, WORSENED
 from harness.history.changes import Called, called_changes
-from harness.history.store import runs_phrase
 from reports.charts import new_figure, to_png
 from reports.html import data_uri
 from reports.style import backend_rank, colour
@@ -114,7 +114,7 @@ def page(entries: list[dict[str, Any]], charts: dict[str, bytes], called: list[C
         f"<figcaption>{esc(name)} ({esc(name)}.png)</figcaption></figure>"
         for name, png in charts.items())
     skipped = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    runs = runs_phrase(len(entries))
+    runs = counted(len(entries), "run")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">

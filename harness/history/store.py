@@ -54,11 +54,6 @@ def file_name(entry: dict[str, Any]) -> str:
     return f"{stamp}-{re.sub(r'[^0-9A-Za-z]', '', entry['commit'])[:12]}.json"
 
 
-def runs_phrase(count: int) -> str:
-    """"1 run", "5 runs"."""
-    return f"{count} run{'s' * (count != 1)}"
-
-
 def add(run_dir: Path, directory: Path) -> tuple[Path, bool]:
     """Write RUN_DIR's entry into DIRECTORY (the same run added twice is one file); the
     entry's path and whether it replaced one."""
