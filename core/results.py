@@ -134,7 +134,9 @@ class RunWriter:
     """Owns one run directory while the run goes on."""
 
     def __init__(self, run_dir: Path, run_info: dict[str, Any],
-                 merge: RoundMerger | None = None) -> None:
+                 merge: RoundMerger | None = None, latest: bool = False) -> None:
+        """`latest`: point the `latest` link beside the run at it (a run in the results
+        folder; a run the user sent elsewhere with --out leaves that folder alone)."""
         self.run_dir = run_dir
         self.merge = merge
         try:
@@ -148,10 +150,11 @@ class RunWriter:
         self.cells: list[dict[str, Any]] = []
         self.flush()  # summary.json first: a run dir with run.json always has one
         write_json(run_dir / "run.json", run_info)
-        try:
-            point_latest(run_dir)
-        except OSError:
-            pass
+        if latest:
+            try:
+                point_latest(run_dir)
+            except OSError:
+                pass
 
     def add(self, cell: dict[str, Any]) -> None:
         self.cells.append(cell)

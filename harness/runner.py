@@ -102,7 +102,8 @@ class Runner:
         self.config = config
         self.run_id = config.out.name
         self.writer = RunWriter(config.out, run_info(config, self.run_id),
-                                merge=merged_round_percentiles)
+                                merge=merged_round_percentiles,
+                                latest=config.out.parent == default_run_dir().parent)
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
         # TMPDIR of every driver and its workers, removed at the end: workers leave their

@@ -211,3 +211,12 @@ def test_a_pair_of_runs_that_cannot_be_compared_offers_no_force() -> None:
     called, notes = called_changes([older, newer])
     assert called == [] and len(notes) == 1
     assert "slots 8 vs 4" in notes[0] and "--force" not in notes[0]
+
+
+def test_a_run_elsewhere_leaves_its_folder_without_a_latest_link(tmp_path: Path) -> None:
+    """`--out ~/bench1` must not create ~/latest: only a run in results/ moves the link."""
+    from core.results import RunWriter
+    RunWriter(tmp_path / "bench1", {"id": "bench1"})
+    assert not (tmp_path / "latest").exists()
+    RunWriter(tmp_path / "bench2", {"id": "bench2"}, latest=True)
+    assert (tmp_path / "latest").resolve() == (tmp_path / "bench2").resolve()
