@@ -270,7 +270,8 @@ def build_parser() -> OneLineParser:
     add_broker_urls(sub.add_parser("doctor", help="check brokers, binaries and environments"))
     setup = sub.add_parser("setup", help="build the backend environments (.venvs/)")
     setup.add_argument("--backend", type=name_list(backend_names, "backend"),
-                       default=backend_names())
+                       default=backend_names(),
+                       help="build only these backends' environments (default: all)")
     setup.add_argument("--test-tools", action="store_true",
                        help="also install what the tests need (chromium, docker-compose)")
     figures = sub.add_parser("docs-figures",
@@ -499,19 +500,17 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    problems = 0
     urls = broker_urls(args)
-    for name, kind in KINDS.items():
-        for subject, finding, ok in kind.doctor_lines(urls[name]):
-            print(f"{subject:18} {finding}")
-            problems += not ok
-    families = sorted({i.family for i in BACKENDS.values()} - {envs.CORE})
-    for family in families:
+    rows = [line for name, kind in KINDS.items() for line in kind.doctor_lines(urls[name])]
+    for family in sorted({i.family for i in BACKENDS.values()} - {envs.CORE}):
         problem = envs.status(family) or envs.installed_problem(family)
         where = envs.VENVS / family
         shown = f".venvs/{family}" if where == envs.REPO_ROOT / ".venvs" / family else str(where)
-        print(f"{shown:18} {problem or 'ok'}")
-        problems += problem is not None
+        rows.append((shown, problem or "ok", problem is None))
+    width = max(len(subject) for subject, _, _ in rows)
+    for subject, finding, _ok in rows:
+        print(f"{subject:{width}}  {finding}")
+    problems = sum(not ok for _, _, ok in rows)
     print("all good" if not problems else counted(problems, "problem"))
     return 0 if not problems else 1
 

@@ -148,7 +148,7 @@ class BrokerKind(ABC):
         lines = [(cls.binary, path or f"MISSING: {cls.install_hint()}", path is not None)]
         if url:
             reason = cls.probe(url, timeout_s=3.0)
-            lines.append((mask(url), reason or "reachable", reason is None))
+            lines.append((cls.flag(), reason or f"{mask(url)} reachable", reason is None))
         return lines
 
     # -- a harness-owned server -----------------------------------------------------------
