@@ -37,7 +37,7 @@ from harness.progress import Progress
 from harness.speed import SpeedMeter
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
-from scenarios.records import load_records
+from scenarios.records import as_of, load_records
 from scenarios.stats import merged_round_percentiles
 
 
@@ -474,7 +474,9 @@ class Runner:
             result.update(status="failed", reason=failure)
             return result
         try:
-            records = load_records(cell_dir / "records")
+            ends = [phase.done_ns for phase in report.phases]
+            records = as_of(load_records(cell_dir / "records"),
+                            max(ends) if ends and None not in ends else None)
             result["metrics"] = self.scenarios[cell.scenario].analyze(cell, records, report)
             if self.meter is not None:
                 self.meter.annotate(result["metrics"], report)

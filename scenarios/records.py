@@ -64,6 +64,13 @@ def load_records(directory: Path) -> pd.DataFrame:
     return frame[valid].sort_values("t_ns", kind="stable").reset_index(drop=True)
 
 
+def as_of(frame: pd.DataFrame, end_ns: int | None) -> pd.DataFrame:
+    """The records up to `end_ns`, the moment the driver closed the cell (None: all).
+    Workers may still write after it (an RQ work horse finishing its job); a figure
+    computed from the files later must be the one published."""
+    return frame if end_ns is None else frame[frame["t_ns"] <= end_ns]
+
+
 def times_of(frame: pd.DataFrame, event: Event) -> pd.Series:
     """First time of `event` per job id."""
     rows = frame[frame["event"] == int(event)]

@@ -126,3 +126,15 @@ def test_the_gate_shuts_again_for_a_process_that_mapped_it_open(tmp_path, monkey
     os.write(from_parent, b"o")
     os.read(to_parent, 1)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_a_cell_is_analysed_as_of_its_end() -> None:
+    """Records written after the driver closed the cell (a work horse finishing its job)
+    are not the cell's: a figure recomputed from the files later must match."""
+    import pandas as pd
+
+    from scenarios.records import as_of
+    frame = pd.DataFrame({"job_id": [1, 2, 3], "event": [2, 2, 2], "pid": [9, 9, 9],
+                          "t_ns": [100, 200, 300]})
+    assert list(as_of(frame, 200)["job_id"]) == [1, 2]
+    assert len(as_of(frame, None)) == 3
