@@ -232,7 +232,8 @@ def scan(root: Path = ROOT, package: str = __name__) -> dict[str, BackendInfo]:
     return {info.name: info for info in sorted(infos, key=lambda info: info.order)}
 
 
-VARIANT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+# a release (a version starts with a digit: 5.6.3, 2.0rc1) or "local" (a --with checkout)
+VARIANT_LABEL = re.compile(r"local|[0-9][A-Za-z0-9._+-]*")
 
 
 class Registry(dict[str, BackendInfo]):

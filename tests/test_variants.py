@@ -67,7 +67,7 @@ def test_the_backend_option_takes_variants(capsys: pytest.CaptureFixture[str]) -
                                       "--with", "celery=/x"])
     assert args.backend == ["celery-redis", "celery-redis@5.6.3"]
     assert args.checkouts == ["celery=/x"]
-    for bad in ("asyncio@1.0", "celery-redis@../x"):
+    for bad in ("asyncio@1.0", "celery-redis@../x", "celery-redis@nonexistent-version"):
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args(["run", "--backend", bad])
         assert exc.value.code == 2
