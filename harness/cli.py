@@ -375,7 +375,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with interrupts.handled():  # SIGTERM too: one line, not a silent death
             render_report(out)
     except interrupts.Interrupted as exc:
-        print(f"{PROG}: interrupted ({exc}) while rendering the report; the results are "
+        print(f"{PROG} run: interrupted ({exc}) while rendering the report; the results are "
               f"in {out} (python -m harness report {out} renders it)", file=sys.stderr)
         return 130
     others = [p for p in args.profile if p != "default"]
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ResultsError, UsageError, envs.EnvError) as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")  # as argparse's
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -569,5 +569,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # a results folder removed or full mid-run, a file unreadable
         where = f": {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"{PROG}: error: {exc.strerror or exc}{where}\n")
+        sys.stderr.write(f"{PROG} {args.command}: error: {exc.strerror or exc}{where}\n")
         return 1

@@ -158,7 +158,7 @@ def test_an_unreachable_broker_url_stops_the_run_before_it_starts(tmp_path):
     assert done.returncode == 2, done.stderr
     assert time.monotonic() - began < 30
     assert done.stderr.strip().splitlines() == [
-        "python -m harness: error: cannot reach redis at redis://:***@127.0.0.1:1/0: "
+        "python -m harness run: error: cannot reach redis at redis://:***@127.0.0.1:1/0: "
         "[Errno 111] Connection refused (--redis-url)"]
     assert not out.exists()
 
