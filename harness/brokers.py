@@ -14,6 +14,7 @@ it spawned, by `stop_all` on every exit path of the run (end, Ctrl-C, error).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from core.brokers import broker_kind
@@ -83,8 +84,13 @@ class Brokers:
                                                              PROBE_TIMEOUT_S) or USER_GIVEN)
             return self.user_urls[kind]
         server = self.owned.get(slot)
-        if server is not None and not server.alive():
-            server.start()  # it died since the last cell: same port, same data dir
+        if server is not None and not server.alive():  # it died since the last cell
+            server.stop()  # what is left of it (its guard, RabbitMQ's epmd)
+            try:
+                server.start()  # same port, same data dir
+            except BrokerError as exc:
+                self.unavailable[slot] = str(exc)
+                raise
         if server is None:
             server = self._start(broker, slot, persistence or broker.default_persistence)
         return server.url
@@ -93,7 +99,11 @@ class Brokers:
         """Why the server `kind` at `persistence` is gone now (a harness-owned one that
         exited, a user-given one that no longer answers), or None while it is there."""
         if kind in self.user_urls:
-            reason = broker_kind(kind).probe(self.user_urls[kind], timeout_s=PROBE_TIMEOUT_S)
+            broker, url = broker_kind(kind), self.user_urls[kind]
+            reason = broker.probe(url, timeout_s=PROBE_TIMEOUT_S)
+            if reason:  # once more: a server at its connection limit may refuse one probe
+                time.sleep(0.5)
+                reason = broker.probe(url, timeout_s=PROBE_TIMEOUT_S)
             return f"the broker stopped answering during the cell: {reason}" if reason else None
         server = self.owned.get(self.slot(kind, persistence))
         if server is None or server.alive():

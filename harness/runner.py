@@ -7,7 +7,6 @@ fails its own cells; brokers and drivers are stopped on every exit path.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -103,7 +102,8 @@ class Runner:
         self.run_id = config.out.name
         self.writer = RunWriter(config.out, run_info(config, self.run_id),
                                 merge=merged_round_percentiles,
-                                latest=config.out.parent == default_run_dir().parent)
+                                latest=(config.out.parent.resolve()
+                                        == default_run_dir().parent.resolve()))
         self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
         self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
         # TMPDIR of every driver and its workers, removed at the end: workers leave their
@@ -140,13 +140,13 @@ class Runner:
 
     def _run(self) -> dict[str, Any]:
         plan = self.plan()
-        self._ask_environments({BACKENDS[cell.backend].family for _, cell in plan})
         progress = Progress(len(plan))
         interrupted = None
         ran_all = False  # every planned cell ran (a signal during the clean-up comes after)
         layouts: dict[str, dict[str, Any]] = {}
         self.meter = SpeedMeter(self.config.out / "speed")
         try:
+            self._ask_environments({BACKENDS[cell.backend].family for _, cell in plan})
             self.meter.start()
             layouts = self.sweep_layouts([cell for _, cell in plan])
             plan = [(round_no, with_layout(cell, layouts)) for round_no, cell in plan]
@@ -264,13 +264,18 @@ class Runner:
             return None
         return self.brokers.lost(broker, self._persistence(cell))
 
-    def _revive_broker(self, cell: CellPlan) -> None:
-        """Start a harness-owned broker that died again (same port and data), so the
-        cells after this one run; if it cannot start, they are skipped with the reason."""
+    def _revive_broker(self, cell: CellPlan) -> str | None:
+        """Before a driver starts: a harness-owned broker that died in an earlier cell is
+        started again (same port and data); why the cell's broker cannot be had, if so.
+        A broker-kill cell's broker is its fault's own."""
         broker = BACKENDS[cell.backend].broker
-        if broker is not None:
-            with contextlib.suppress(BrokerError):
-                self.brokers.url(broker, self._persistence(cell))
+        if broker is None or cell.broker_kill is not None:
+            return None
+        try:
+            self.brokers.url(broker, self._persistence(cell))
+        except BrokerError as exc:
+            return one_line(str(exc))
+        return None
 
     def _env_problem(self, family: str) -> str | None:
         """What keeps `family`'s environment from running as pinned (its marker, then the
@@ -409,6 +414,11 @@ class Runner:
         """One driver for `items`; a cell that kills or hangs the driver fails alone
         and the cells after it go on in a fresh driver."""
         while items:
+            if gone := self._revive_broker(items[0].cell):  # it died in an earlier cell
+                for item in items:
+                    item.result.update(status="skipped", reason=gone)
+                    yield item.result
+                return
             family = BACKENDS[items[0].cell.backend].family
             driver = LocalDriver(family, url, items[0].cell_dir / "driver.log",
                                  self.driver_env())
@@ -430,14 +440,13 @@ class Runner:
                 report = driver.report(item.cell_dir)
                 if report is not None:
                     items.pop(0)
-                    lost = None if report.error else self._broker_lost(item.cell)
+                    lost = self._broker_lost(item.cell)
                     if not items and not lost:  # let the driver stop its workers first
                         driver.wait_exit(30.0)
                     item.result["wall_s"] = round(time.monotonic() - began, 2)
-                    yield self._finish(item, report, report.error or lost)
+                    yield self._finish(item, report, with_cause(report.error, lost))
                     if lost:  # its workers lost the broker: the rest starts afresh
                         driver.stop()
-                        self._revive_broker(item.cell)
                         break
                     began = time.monotonic()
                     continue
@@ -453,7 +462,8 @@ class Runner:
                 driver.stop()
                 items.pop(0)
                 item.result["wall_s"] = round(time.monotonic() - began, 2)
-                yield self._finish(item, driver.report(item.cell_dir) or DriverReport(), failure)
+                yield self._finish(item, driver.report(item.cell_dir) or DriverReport(),
+                                   with_cause(failure, self._broker_lost(item.cell)))
                 break  # the rest of the group goes on in a fresh driver
             self._stop_driver()
 
@@ -488,6 +498,14 @@ class Runner:
         if self.driver is not None:
             self.driver.stop()
             self.driver = None
+
+
+def with_cause(failure: str | None, lost: str | None) -> str | None:
+    """A cell's failure, led by the broker's loss when that is what happened (the
+    library's own error, a lost connection, follows it)."""
+    if lost is None:
+        return failure
+    return f"{lost}; the cell's own error: {failure}" if failure else lost
 
 
 def save_failure(cell_dir: Path, failure: str, report: DriverReport) -> None:

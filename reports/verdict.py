@@ -308,11 +308,14 @@ def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
             continue
         entries = []
         cells = data.scenario_cells("throughput")
+        profile = mine["profile"].iloc[0]  # each profile against its own ceiling
         for duration in durations:
             lib = mine[mine["params.duration_ms"] == duration]
-            raw = frame[(frame["backend"] == ceiling) & (frame["params.duration_ms"] == duration)]
-            entry = _share(lib, raw, ceiling)
-            rounds = rounds_above(cells, backend, ceiling, "duration_ms", duration)
+            raw = frame[(frame["backend"] == ceiling) & (frame["params.duration_ms"] == duration)
+                        & (frame["profile"] == profile)]
+            entry = _share(lib, raw, f"{ceiling} [{profile}]" if profile != "default"
+                           else ceiling)
+            rounds = rounds_above(cells, backend, ceiling, "duration_ms", duration, profile)
             if rounds and entry.status == "ok":
                 entry.text += " ABOVE CEILING"
                 entry.mark = "bad"
@@ -322,8 +325,8 @@ def library_cost(data: RunData, ceilings: dict[str, str]) -> Table:
     return table
 
 
-def rounds_above(cells: pd.DataFrame, backend: str, ceiling: str, param: str, point: float
-                 ) -> list[int]:
+def rounds_above(cells: pd.DataFrame, backend: str, ceiling: str, param: str, point: float,
+                 profile: str) -> list[int]:
     """Rounds in which `backend` drained faster than its ceiling at this parameter point
     (a job duration, a payload size), the ceiling being below the clock's limit: where
     sleeping jobs hold the ceiling at CLOCK_BOUND of their ideal (slots / duration) or
@@ -332,7 +335,8 @@ def rounds_above(cells: pd.DataFrame, backend: str, ceiling: str, param: str, po
     column = f"params.{param}"
     if cells.empty or "jobs_per_s" not in cells or column not in cells:
         return []
-    ok = cells[(cells["status"] == "ok") & (cells[column] == point)]
+    ok = cells[(cells["status"] == "ok") & (cells[column] == point)
+               & (cells["profile"] == profile)]  # each profile against its own ceiling
     lib = ok[ok["backend"] == backend].groupby("round")["jobs_per_s"].max()
     mine = ok[ok["backend"] == ceiling]
     top = mine.groupby("round")["jobs_per_s"].max()
@@ -343,12 +347,14 @@ def rounds_above(cells: pd.DataFrame, backend: str, ceiling: str, param: str, po
                   and not top[r] >= CLOCK_BOUND * ideal.get(r, float("inf")))
 
 
-def above_ceiling(cells: pd.DataFrame, backend: str, param: str, point: float) -> str:
+def above_ceiling(cells: pd.DataFrame, backend: str, param: str, point: float,
+                  profile: str) -> str:
     """'ABOVE redis-raw (round 2)' where a library drained faster than its broker's raw
-    ceiling at this point in some round ('' otherwise, and for a backend with none)."""
+    ceiling in the same profile at this point in some round ('' otherwise, and for a
+    backend with none)."""
     info = BACKENDS.get(backend)
     ceiling = info.ceiling if info else None
-    rounds = rounds_above(cells, backend, ceiling, param, point) if ceiling else []
+    rounds = rounds_above(cells, backend, ceiling, param, point, profile) if ceiling else []
     if not rounds:
         return ""
     return f"ABOVE {ceiling} (round{'s' if len(rounds) > 1 else ''} {', '.join(map(str, rounds))})"

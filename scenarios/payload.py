@@ -111,7 +111,8 @@ class Payload(Scenario):
 
     @staticmethod
     def _above_ceiling(kit: ReportKit, size: float) -> Callable[[Any], str]:
-        return lambda row: kit.above_ceiling(kit.cells, row["backend"], "payload_bytes", size)
+        return lambda row: kit.above_ceiling(kit.cells, row["backend"], "payload_bytes", size,
+                                             row["profile"])
 
     def charts(self, kit: ReportKit) -> list[Any]:
         return [size_chart(kit)] if kit.has_data else []

@@ -39,9 +39,9 @@ class ReportKit(Protocol):
         ...
 
     def above_ceiling(self, cells: pd.DataFrame, backend: str, param: str,
-                      point: float) -> str:
+                      point: float, profile: str) -> str:
         """'ABOVE <ceiling> (round N)' where `backend` drained faster than its broker's
-        raw ceiling at this point in some round, else ''."""
+        raw ceiling in the same profile at this point in some round, else ''."""
         ...
 
     def fmt_num(self, value: float | None, digits: int = 3) -> str: ...

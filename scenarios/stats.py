@@ -48,14 +48,17 @@ def merge_encoded(encoded: Sequence[str]) -> HdrHistogram:
 def merged_round_percentiles(ok_cells: Sequence[dict]) -> dict[str, float | None]:
     """The percentiles of every round's histograms merged, as flat metric names:
     histogram `latency` gives `latency_ms.p50` ... `latency_ms.max`. Only when every
-    ok round carries that histogram (core.results.aggregate stores them as `merged`)."""
+    ok round with a latency carries that histogram (core.results.aggregate stores them as
+    `merged`); a round that saturated has no latency, so the others' are merged."""
     out: dict[str, float | None] = {}
     encoded_by_name: dict[str, list[str]] = {}
-    for cell in ok_cells:
+    kept = [c for c in ok_cells
+            if (c.get("metrics") or {}).get("saturated") not in (True, "True")]
+    for cell in kept:
         for name, text in ((cell.get("metrics") or {}).get("hdr") or {}).items():
             encoded_by_name.setdefault(name, []).append(text)
     for name, encoded in encoded_by_name.items():
-        if len(encoded) != len(ok_cells) or not all(isinstance(e, str) and e for e in encoded):
+        if len(encoded) != len(kept) or not all(isinstance(e, str) and e for e in encoded):
             continue
         for key, value in percentiles_ms(merge_encoded(encoded)).items():
             out[f"{name}_ms.{key}"] = value

@@ -768,6 +768,11 @@ def test_latency_aggregates_merge_the_rounds_histograms() -> None:
     # all 3000 jobs: 66 at 50 ms = 2.2%, so the p99 of the run is 50 ms
     assert p99["merged"] == pytest.approx(50.0, rel=0.01)
     assert agg["metrics"]["latency_ms.max"]["merged"] == pytest.approx(50.0, rel=0.01)
+    # a round that saturated has no latency: the rounds that kept up are still merged
+    cells.append(cell("latency", "rq", {"rate": 10}, 4, {"latency_ms": None,
+                                                         "saturated": True}))
+    agg, = aggregate(cells, merged_round_percentiles)
+    assert agg["metrics"]["latency_ms.p99"]["merged"] == pytest.approx(50.0, rel=0.01)
 
 
 def test_an_unstable_window_is_said_in_the_table(tmp_path: Path) -> None:
@@ -1067,3 +1072,26 @@ def test_a_worker_kill_that_hit_no_running_job_earns_no_tick(tmp_path: Path) -> 
     verdicts = {subject.split(" / ")[0]: f.verdict for subject, f in findings.items()}
     assert verdicts["rq"] == "not measured in this run"
     assert verdicts["celery-redis"] == "holds"
+
+
+def test_each_profile_is_held_against_its_own_ceiling(tmp_path: Path) -> None:
+    """arq[reliable] at 40/s is below redis-raw[reliable] at 60/s: not above its ceiling
+    because arq[default] outran redis-raw[default]; its share is of the reliable ceiling."""
+    from reports.verdict import library_cost
+    cells = []
+    for profile, lib, raw in (("default", 150.0, 94.0), ("reliable", 40.0, 60.0)):
+        for scenario, params in (("payload", {"payload_bytes": 1048576, "slots": SLOTS}),
+                                 ("throughput", {"duration_ms": 0, "slots": SLOTS})):
+            for backend, rate in (("arq", lib), ("redis-raw", raw)):
+                one = cell(scenario, backend, params, 1, {"jobs_per_s": rate},
+                           profile=profile)
+                one["cell_dir"] += f"-{profile}"
+                cells.append(one)
+    run_dir = write_run(tmp_path / "run", cells, run_info(len(cells)))
+    text = text_of(render(run_dir).read_text())
+    assert text.count("ABOVE redis-raw (round 1)") == 1
+    shares = {name: row[0].text for name, row in
+              library_cost(load(run_dir), {"arq": "redis-raw"}).rows}
+    assert shares["arq [reliable] vs redis-raw"].startswith("67%")  # 40 / 60, not 40 / 94
+    assert "ABOVE CEILING" in shares["arq [default] vs redis-raw"]
+    assert "ABOVE" not in shares["arq [reliable] vs redis-raw"]

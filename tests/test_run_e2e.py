@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -297,3 +298,29 @@ def test_a_run_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.Mon
                        timeout=300)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in scratch.iterdir()) == []
+
+
+def test_a_broker_that_dies_mid_cell_fails_that_cell_and_the_rest_goes_on(
+        tmp_path: Path) -> None:
+    """kill -9 of the harness's redis-server while a cell runs: that cell is failed with
+    the broker's death as its reason (never ok with a false rate), the server comes back,
+    the other cell runs, and the run exits 3."""
+    out = tmp_path / "run"
+    proc = start_harness("run", "--scenario", "throughput", "--backend", "redis-raw",
+                         "--quick", "--durations", "100,0", "--out", str(out))
+    deadline = time.monotonic() + 60
+    while not list(out.glob("cells/0001-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(4)  # inside the first cell (warm-up, fill, a 2 s window: about 6 s)
+    servers = subprocess.run(["pgrep", "-s", str(proc.pid), "redis-server"],
+                             capture_output=True, text=True, check=False).stdout.split()
+    assert servers, "no redis-server in the harness's session"
+    for pid in servers:
+        os.kill(int(pid), signal.SIGKILL)
+    _stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 3, stderr
+    assert wait_gone(proc.pid) == []
+    cells = load_summary(out)["cells"]
+    failed = [c for c in cells if c["status"] == "failed"]
+    assert len(failed) == 1 and "died during the cell" in failed[0]["reason"], cells
+    assert [c["status"] for c in cells if c is not failed[0]] == ["ok"]

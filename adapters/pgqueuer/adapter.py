@@ -84,7 +84,8 @@ class PgqueuerAdapter(WorkerProcessAdapter):
                 await self.queries.install()
 
     def tunings(self) -> dict[str, Tuning]:
-        return {"batch_size": Tuning(min(BATCH_SIZE, self.per_process), BATCH_DOCS)}
+        tuned = min(BATCH_SIZE, self.per_process)  # with 10+ slots a process: the default
+        return {"batch_size": Tuning(tuned, BATCH_DOCS)} if tuned < BATCH_SIZE else {}
 
     def required_settings(self) -> RequiredSettings:
         return {

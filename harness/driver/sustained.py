@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from core import interrupts
 from core.protocol import PhaseReport, SustainedPhase
+from core.words import counted
 from harness.driver.cell import CellRun
 
 FEED_POLL_S = 0.005  # while the driver feeds the queue
@@ -222,11 +223,12 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     while time.monotonic_ns() < window_start:
         time.sleep(WATCH_POLL_S / 10)
     cpu_before = run.adapter.cpu_seconds()
+    dead_before = run.adapter.dead_workers()
     run.clock.mark("gate_settle")
     report.window_min_backlog = watch_window(backlog, spec, rate, window_end)
-    if dead := run.adapter.dead_workers():  # their share of the window is missing
-        raise RuntimeError(f"{dead} worker process{'es' if dead > 1 else ''} exited during "
-                           f"the window (their logs say why)")
+    if dead := run.adapter.dead_workers() - dead_before:  # their share of the window is missing
+        raise RuntimeError(f"{counted(dead, 'worker process', 'worker processes')} exited "
+                           f"during the window (their logs say why)")
     cpu_after = run.adapter.cpu_seconds()
     report.window_cpu_s = (None if cpu_before is None or cpu_after is None
                            else round(cpu_after - cpu_before, 6))
