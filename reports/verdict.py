@@ -161,6 +161,10 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     counted = value(row, "window_jobs")
     if counted is not None and column.metric == "jobs_per_s":  # a rate with its job count
         detail += f"; {fmt_num(counted)} jobs counted in the window"
+    ideal = value(row, "ideal_jobs_per_s")
+    if ideal and column.metric == "jobs_per_s":  # sleeping jobs: how far from slots / duration
+        detail += (f"; {fmt_share(median / ideal)} of the ideal {fmt_num(ideal)}/s "
+                   "(slots / duration)")
     steadiness = value(row, "stability_cv")
     if steadiness is not None:
         detail += f"; per-second CV {steadiness:.0%}"
