@@ -76,3 +76,31 @@ def test_a_harness_killed_with_sigkill_leaves_no_rabbitmq() -> None:
     shutil.rmtree(data, ignore_errors=True)
     assert not left, f"RabbitMQ outlived the harness: {left}"
     assert not epmd_was_left, "the node's private epmd outlived the harness"
+
+
+GUARDED_PARENT = """
+import subprocess, sys
+from core import procs
+group = subprocess.Popen(["sleep", "600"], start_new_session=True)
+procs.orphan_guard(group.pid, ["touch", sys.argv[1]])
+print(group.pid, flush=True)
+"""
+
+
+def test_the_guard_stops_the_group_and_cleans_up_once_its_parent_is_gone(
+        tmp_path: Path) -> None:
+    """The parent exits without stopping its server (a stand-in: `sleep`): the guard,
+    re-parented, stops the group and runs the clean-up command."""
+    done = subprocess.run([sys.executable, "-c", GUARDED_PARENT, str(tmp_path / "cleaned")],
+                          capture_output=True, text=True, cwd=REPO, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    group = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (tmp_path / "cleaned").exists():
+        time.sleep(0.1)
+    alive = subprocess.run(["ps", "-o", "stat=", "-p", str(group)], capture_output=True,
+                           text=True, check=False).stdout.strip()
+    if alive and not alive.startswith("Z"):
+        os.killpg(group, signal.SIGKILL)
+    assert (tmp_path / "cleaned").exists(), "the guard never ran its clean-up"
+    assert not alive or alive.startswith("Z"), f"the group outlived its parent ({alive})"
