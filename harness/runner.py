@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from core import interrupts, procs
 from core.envnames import INJECT_DELAY_ENV
 from core.protocol import CellSpec, DriverReport, Workload
 from core.results import RunWriter, new_run_id
+from core.scratch import private_dir
 from core.urls import mask
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
@@ -104,14 +104,13 @@ class Runner:
                                 merge=merged_round_percentiles,
                                 latest=(config.out.parent.resolve()
                                         == default_run_dir().parent.resolve()))
-        self.broker_dir = Path(tempfile.mkdtemp(prefix="queuebench-brokers-"))
-        self.broker_dir.chmod(0o755)  # rabbitmq-server runs as its own user
+        # rabbitmq-server runs as its own user: it must reach its data dir
+        self.broker_dir = private_dir("queuebench-brokers-", 0o755)
         # TMPDIR of every driver and its workers, removed at the end: workers leave their
         # temporary files behind when stopped (Celery's prefork pool, billiard, a pymp-*
-        # folder each time)
-        self.scratch_dir = Path(tempfile.mkdtemp(prefix="queuebench-tmp-"))
-        # as /tmp: a driver's memory probe runs rabbitmqctl as user rabbitmq with its env
-        self.scratch_dir.chmod(0o1777)
+        # folder each time); as /tmp, since a driver's memory probe runs rabbitmqctl as
+        # user rabbitmq with its env
+        self.scratch_dir = private_dir("queuebench-tmp-", 0o1777)
         self.brokers = Brokers(self.broker_dir, config.urls)
         self.driver: DriverHandle | None = None
         self.scenarios: dict[str, Scenario] = dict(SCENARIOS)
