@@ -179,9 +179,11 @@ def build(family: str, quiet: bool = True, force: bool = False) -> None:
     except subprocess.CalledProcessError as exc:
         if not (target / MARKER).exists():  # never built: leave no half-made environment
             shutil.rmtree(target, ignore_errors=True)
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+        lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
+        # uv draws its reasons in boxes and arrows: keep the words, on one line
+        detail = [text for line in lines if (text := " ".join(line.split()).strip(" ×╰─▶│|"))]
         raise EnvError(f"could not build .venvs/{family} ({' '.join(reqs)}): "
-                       f"{' | '.join(detail)}") from None
+                       f"{'; '.join(detail)}") from None
     (target / MARKER).write_text(_fingerprint(family))
 
 
