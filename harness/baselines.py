@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.results import ResultsError, load_summary, make_dir
+from core.words import counted
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASELINES = REPO_ROOT / "results" / "baselines"
@@ -112,7 +113,7 @@ def run_baseline(args: argparse.Namespace) -> int:
                 continue
             run = run_of(summary)
             git = str(run.get("git_revision", "?"))[:10]
-            print(f"{path.stem:20} {ok_cells(summary)} ok cells, git {git}, "
+            print(f"{path.stem:20} {counted(ok_cells(summary), 'ok cell')}, git {git}, "
                   f"{run.get('host', '?')}, {run.get('started', '?')}")
         return 0
     existing = args.baselines_dir / f"{args.name}.json"
@@ -120,8 +121,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     if replaced and not args.replace:  # a committed baseline is CI's reference
         raise ResultsError(f"{existing} exists; --replace to overwrite it")
     target, summary = save(args.name, args.run, args.baselines_dir)
-    print(f"{'replaced' if replaced else 'saved'} {target} ({ok_cells(summary)} ok cells from "
-          f"{args.run})")
+    cells = counted(ok_cells(summary), "ok cell")
+    print(f"{'replaced' if replaced else 'saved'} {target} ({cells} from {args.run})")
     if not run_of(summary).get("complete", True):
         print(f"note: {args.run} did not finish normally; the baseline holds only its "
               "finished cells", file=sys.stderr)

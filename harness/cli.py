@@ -553,10 +553,12 @@ COMMANDS = {"run": cmd_run, "report": cmd_report, "selftest": cmd_selftest, "lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    sub = getattr(args, f"{args.command}_command", None)  # baseline save, history add
+    command = f"{args.command} {sub}" if sub else args.command
     try:
         return COMMANDS[args.command](args)
     except (ResultsError, UsageError, envs.EnvError) as exc:
-        sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")  # as argparse's
+        sys.stderr.write(f"{PROG} {command}: error: {exc}\n")  # as argparse's
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
@@ -569,5 +571,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # a results folder removed or full mid-run, a file unreadable
         where = f": {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"{PROG} {args.command}: error: {exc.strerror or exc}{where}\n")
+        sys.stderr.write(f"{PROG} {command}: error: {exc.strerror or exc}{where}\n")
         return 1

@@ -23,6 +23,7 @@ from typing import Any
 from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
+from core.words import counted
 from harness.selftest import headroom_verdict
 from scenarios.latency import KEEP_UP, MAX_WAIT_GROWTH, saturation_backlog
 
@@ -335,7 +336,8 @@ def run_time_table(source: Path) -> str:
     total = (ended - began).total_seconds()
     swept = ", ".join(sorted(run.get("ceiling_layouts") or {}))
     outside = f"layout sweeps ({swept}), " if swept else ""
-    lines.append(f"\nSeconds in cells (`wall_s`), {len(cells)} cells. From start to summary "
+    lines.append(f"\nSeconds in cells (`wall_s`), {counted(len(cells), 'cell')}. From start "
+                 f"to summary "
                  f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
                  f" s outside cells ({outside}broker starts, analysis between cells); "
                  f"`run {'--quick ' if run['config']['quick'] else ''}--scenario "

@@ -103,14 +103,23 @@ def settings_table(data: RunData) -> list[dict[str, Any]]:
         mine = merged[(cell["backend"], cell["profile"])]
         for key, val in (cell.get("settings") or {}).items():
             values = mine.setdefault(key, [])
-            if str(val) not in values:
-                values.append(str(val))
+            shown = setting_text(val)
+            if shown not in values:
+                values.append(shown)
     rows = []
     for (backend, profile) in sorted(merged, key=lambda k: (backend_rank(k[0]), k[1])):
         settings = merged[(backend, profile)]
         rows.append({"backend": backend, "profile": profile, "colour": colour(backend),
                      "settings": [(k, " | ".join(v)) for k, v in sorted(settings.items())]})
     return rows
+
+
+def setting_text(value: Any) -> str:
+    """A recorded setting as the report words it: nothing set (None, an empty mapping or
+    list) reads "none", as the adapters' own texts do, not as a Python literal."""
+    if value is None or (isinstance(value, dict | list | tuple) and not value):
+        return "none"
+    return str(value)
 
 
 def key_packages(family: str) -> list[str]:

@@ -46,6 +46,7 @@ from adapters.base import WORKER_FAULTS
 from core.brokers import broker_kind
 from core.brokers.base import Persistence
 from core.protocol import DriverReport
+from core.words import counted
 from scenarios import crash_views
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
 from scenarios.crash_classify import classify
@@ -265,13 +266,14 @@ def explain(plan: CellPlan, out: dict[str, Any]) -> str:
     if out["lost"]:
         cause = (persistence_of(backend, plan.params["persistence"]).loss
                  or "see the worker logs")
-        twice = f"; {out['duplicated']} jobs ran more than once" if out["duplicated"] else ""
+        twice = (f"; {counted(out['duplicated'], 'job')} ran more than once"
+                 if out["duplicated"] else "")
         return f"{head}: {cause}{twice}."
     if out["duplicated"]:
-        return (f"{head}: nothing lost, but {out['started_twice']} jobs started twice and "
-                f"{out['ended_twice']} ended twice, as work in progress or prefetched when the "
-                f"broker died was delivered again after it came back; all done {last:.1f} s "
-                f"after the kill.")
+        return (f"{head}: nothing lost, but {counted(out['started_twice'], 'job')} started "
+                f"twice and {out['ended_twice']} ended twice, as work in progress or "
+                f"prefetched when the broker died was delivered again after it came back; all "
+                f"done {last:.1f} s after the kill.")
     done = f"; all done {last:.1f} s after the kill" if last is not None else ""
     return f"{head}: every queued job survived the restart and ran exactly once{done}."
 

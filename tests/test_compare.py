@@ -1072,3 +1072,15 @@ def test_summary_csv_keeps_flags_texts_and_reuse(tmp_path: Path) -> None:
     assert row["reused_from"] == "cells/0001-throughput"
     assert json.loads(row["metrics.per_second"]) == [99, 101]
     assert not any(column.startswith("metrics.hdr") for column in row)
+
+
+def test_a_comparison_with_nothing_gated_says_it_checks_nothing(tmp_path: Path) -> None:
+    """Runs of a raw ceiling alone share no gated row: the gate passes, and says that it
+    checked nothing rather than "no regression" alone."""
+    base = make_run(tmp_path / "base", backends=("redis-raw",))
+    cur = make_run(tmp_path / "cur", backends=("redis-raw",))
+    code, out, _ = run(base, cur)
+    assert code == 0 and "warning:  no gated row in common: this comparison checks nothing" \
+        in out
+    code, out, _ = run(make_run(tmp_path / "b2"), make_run(tmp_path / "c2"))
+    assert "checks nothing" not in out

@@ -84,7 +84,7 @@ def unfinished_lines(summaries: list[dict[str, Any]], sides: tuple[str, ...]) ->
             "did not finish"
         planned = run.get("planned_cells")
         held = f"{len(summary['cells'])} of {planned} planned cells" if planned else \
-            f"{len(summary['cells'])} cells"
+            counted(len(summary["cells"]), "cell")
         cost = ("the cases it never ran are not gated" if side == "baseline" else
                 "the cases it never ran count as missing")
         lines.append(f"warning:  the {side} run {why}: it holds {held}; {cost}")
@@ -95,7 +95,7 @@ def run_compare(args: argparse.Namespace) -> int:
     """0: no regression, 1: a gated row got slower or a gated case was not measured.
     Raises ResultsError on bad input or runs that measured different things."""
     if len(args.runs) > 2:
-        raise ResultsError(f"compare takes BASELINE CURRENT, got {len(args.runs)} runs")
+        raise ResultsError(f"compare takes BASELINE CURRENT, got {counted(len(args.runs), 'run')}")
     if len(args.runs) == 1 and args.format not in ("github", "bencher"):
         raise ResultsError("compare needs BASELINE and CURRENT (only the github and bencher "
                            "formats export a single run)")
@@ -131,6 +131,10 @@ def run_compare(args: argparse.Namespace) -> int:
                         f"{r.name}" for r in alike) + "): the machine may have changed in "
                     "a way the speed probe does not measure; read them beside the "
                     "ceiling's row (shown below the gated rows)")
+    if not any(r.gated for r in comparison.rows):  # a gate that checks nothing passes
+        head.append("warning:  no gated row in common: this comparison checks nothing "
+                    "(the raw ceilings are never gated; run a library backend, or choose "
+                    "--metric)")
     untested = sum(r.gated and r.p is None and not r.at_zero for r in comparison.rows)
     if untested:
         head.append(f"warning:  {counted(untested, 'gated row')} with too few rounds for the test: "

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adapters import CEILINGS
+from core.words import counted
 from harness.compare.metrics import direction_of, selected
 from harness.compare.table import CaseState, Key, Table, label
 
@@ -57,7 +58,7 @@ def why_not(base: CaseState, cur: CaseState | None) -> str | None:
         return f"{kinds} in current{reason}"
     if cur.short == cur.ok and not base.short:
         return (f"unstable in current: window shorter than asked in {cur.short} of "
-                f"{cur.ok} ok rounds")
+                f"{counted(cur.ok, 'ok round')}")
     return None
 
 

@@ -163,6 +163,6 @@ def render_markdown(comparison: Comparison, head: list[str], report_only: bool) 
     if blind:
         out += [blind, ""]
     if other:
-        out += [f"<details><summary>Other shared metrics ({len(other)} rows, not gated)"
+        out += [f"<details><summary>Other shared metrics ({counted(len(other), 'row')}, not gated)"
                 "</summary>", "", md_table(other), "", "</details>", ""]
     return "\n".join(out)
