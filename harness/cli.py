@@ -409,9 +409,10 @@ def incomplete_backends(cells: list[dict[str, Any]]) -> list[str]:
     for backend in dict.fromkeys(c["backend"] for c in cells):
         mine = [c for c in cells if c["backend"] == backend]
         failed = sum(c["status"] == "failed" for c in mine)
+        skipped = sum(c["status"] == "skipped" for c in mine)
         if failed:
-            problems.append(f"{backend}: {failed} of {len(mine)} cell{'s' * (len(mine) != 1)} "
-                            "failed")
+            also = f", {skipped} skipped" if skipped else ""
+            problems.append(f"{backend}: {failed} of {counted(len(mine), 'cell')} failed{also}")
         elif not any(c["status"] == "ok" for c in mine):
             problems.append(f"{backend}: skipped ({mine[0].get('reason')})")
     return problems

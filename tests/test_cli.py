@@ -155,6 +155,9 @@ def test_an_incomplete_backend_with_one_cell_reads_right() -> None:
     from harness.cli import incomplete_backends
     cells = [{"backend": "rq", "status": "failed", "reason": "boom"}]
     assert incomplete_backends(cells) == ["rq: 1 of 1 cell failed"]
+    cells += [{"backend": "rq", "status": "skipped", "reason": "broker gone"},
+              {"backend": "rq", "status": "ok", "reason": None}]
+    assert incomplete_backends(cells) == ["rq: 1 of 3 cells failed, 1 skipped"]
 
 
 def test_doctor_sees_a_pinned_package_that_is_not_installed(
