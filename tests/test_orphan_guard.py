@@ -46,6 +46,7 @@ def listening(port: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # a RabbitMQ start and stop; the guard's loop has a fast test below
 def test_a_harness_killed_with_sigkill_leaves_no_rabbitmq() -> None:
     if RabbitMQ.find_binary() is None:
         pytest.skip(RabbitMQ.missing_binary())
