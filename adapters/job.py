@@ -19,7 +19,6 @@ from core.gate import pass_gate
 from core.jobcount import process_counter
 from core.recorder import Event, Recorder, cell_index, process_recorder
 
-KINDS = ("noop", "sleep", "cpu", "fail")
 GATE_POLL_S = 0.001
 # Test knob (run --inject-delay-us): CPU time every library job burns on top of its work, a
 # simulated slower library for the regression gate's own tests. Raw ceilings run

@@ -18,8 +18,18 @@ from collections.abc import Callable
 
 from adapters.base import AdapterConfig
 from adapters.slots import slot_map
+from core.envnames import WORKER_PROFILE_ENV, WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 THREADS_ENV = "QB_CONSUMER_THREADS"
+CONSUMERS_ENV = "QB_CONSUMERS"  # the consumers of all processes together (the slots)
+
+
+def consumer_env(config: AdapterConfig, threads: int) -> dict[str, str]:
+    """What every raw ceiling's worker processes are told: broker, queue, profile, their
+    consumer threads and how many consumers there are in all."""
+    return {WORKER_URL_ENV: config.broker_url or "", WORKER_QUEUE_ENV: config.queue,
+            WORKER_PROFILE_ENV: config.profile, THREADS_ENV: str(threads),
+            CONSUMERS_ENV: str(config.slots)}
 
 
 def layout(config: AdapterConfig) -> tuple[int, int]:

@@ -18,7 +18,6 @@ from core.numbers import flatten, flatten_all, spread
 
 SCHEMA = 1
 STATUSES = ("ok", "failed", "skipped")
-RESULTS_ROOT = Path("results")
 
 
 def seconds_by_step(cells: Iterable[tuple[str, dict[str, float] | None]]

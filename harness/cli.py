@@ -1,4 +1,4 @@
-"""Command line: python -m harness {run,list,doctor,setup}.
+"""Command line: python -m harness <command>, one handler per command (COMMANDS).
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -213,12 +213,16 @@ def build_parser() -> OneLineParser:
                      "profile (default: default)")
     run.add_argument("--durations",
                      type=number_list(float, 0, MAX_DURATION_MS, "job duration (ms)"),
-                     help="throughput job durations in ms (default 0,1,10,100)")
+                     help="throughput job durations in ms (default 0,1,10,100; 0,10 with "
+                     "--quick)")
     run.add_argument("--rates", type=number_list(float, 0.1, MAX_RATE, "rate (jobs/s)"),
-                     help="latency: fixed offered rates in jobs/s (default 50,200,1000)")
+                     help="latency: fixed offered rates in jobs/s (default 50,200,1000; 200 "
+                     "with --quick)")
     run.add_argument("--payload-sizes",
                      type=number_list(int, 1, MAX_PAYLOAD_BYTES, "payload size (bytes)"),
-                     help="payload and memory: sizes in bytes (default 64 .. 1048576)")
+                     help="payload and memory: sizes in bytes (payload's default "
+                     "64,1024,16384,262144,1048576, 64,1048576 with --quick; memory's "
+                     "64,16384, 1024 with --quick)")
     run.add_argument("--memory-jobs", type=number_list(int, 1, MAX_MEMORY_JOBS, "job count"),
                      metavar="N,N,...",
                      help="memory: jobs queued per cell (default 5000; 2000 with --quick), "
@@ -231,8 +235,8 @@ def build_parser() -> OneLineParser:
                      help="time the raw ceilings at each consumer-process count first and "
                      "run them at the fastest (default: in a full run, not with --quick)")
     run.add_argument("--window", type=window_seconds, metavar="SECONDS",
-                     help="steady-state window counted per throughput and payload cell "
-                     "(default 2 with --quick, else 8)")
+                     help="steady-state window counted per throughput, payload, scaling and "
+                     "depth cell and latency's max cell (default 2 with --quick, else 8)")
     run.add_argument("--inject-delay-us", type=delay_microseconds, metavar="N",
                      help="test knob: every library job burns N us of CPU (steps of 0.1 "
                      "us; not the raw ceilings; 0 is off), a known slowdown for the gate's "

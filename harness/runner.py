@@ -443,7 +443,7 @@ class Runner:
                     if not items and not lost:  # let the driver stop its workers first
                         driver.wait_exit(30.0)
                     item.result["wall_s"] = round(time.monotonic() - began, 2)
-                    yield self._finish(item, report, with_cause(report.error, lost))
+                    yield self._finish(item, report, with_cause(report.error, lost), driver.log)
                     if lost:  # its workers lost the broker: the rest starts afresh
                         driver.stop()
                         break
@@ -462,13 +462,14 @@ class Runner:
                 items.pop(0)
                 item.result["wall_s"] = round(time.monotonic() - began, 2)
                 yield self._finish(item, driver.report(item.cell_dir) or DriverReport(),
-                                   with_cause(failure, self._broker_lost(item.cell)))
+                                   with_cause(failure, self._broker_lost(item.cell)), driver.log)
                 break  # the rest of the group goes on in a fresh driver
             self._stop_driver()
 
-    def _finish(self, item: GroupCell, report: DriverReport, failure: str | None
-                ) -> dict[str, Any]:
-        """Fill in a cell's result from its driver.json and records."""
+    def _finish(self, item: GroupCell, report: DriverReport, failure: str | None,
+                driver_log: Path) -> dict[str, Any]:
+        """Fill in a cell's result from its driver.json and records; `driver_log`: the log
+        of the driver that ran it (in the folder of its group's first cell)."""
         cell, cell_dir, result = item.cell, item.cell_dir, item.result
         parts = wall_parts(report.steps_s, result.get("wall_s") or 0.0)
         if parts:
@@ -479,7 +480,7 @@ class Runner:
                               "bulk_enqueue": report.bulk_enqueue}
         if failure:
             failure = one_line(failure)
-            save_failure(cell_dir, failure, report)
+            save_failure(cell_dir, failure, report, driver_log)
             result.update(status="failed", reason=failure)
             return result
         try:
@@ -507,10 +508,12 @@ def with_cause(failure: str | None, lost: str | None) -> str | None:
     return f"{lost}; the cell's own error: {failure}" if failure else lost
 
 
-def save_failure(cell_dir: Path, failure: str, report: DriverReport) -> None:
+def save_failure(cell_dir: Path, failure: str, report: DriverReport, driver_log: Path) -> None:
+    """failure.txt: the reason, the driver's error, and the last lines of the driver's
+    and the workers' logs."""
     parts = [f"reason: {failure}", report.error or "", report.traceback or ""]
     logs = Path(report.worker_log_dir or cell_dir / "logs")
-    for log in [cell_dir / "driver.log", *sorted(logs.glob("*.log"))]:
+    for log in [driver_log, *sorted(logs.glob("*.log"))]:
         text = procs.tail(log, 30)
         if text:
             parts.append(f"--- last lines of {log.name} ---\n{text}")

@@ -45,7 +45,8 @@ def ensure(with_test_tools: bool = False) -> list[str]:
     done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
                            *absent], check=False, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        return [f"`{command}` failed: {done.stderr.strip().splitlines()[-1:]}"]
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return [f"`{command}` failed: {last}"]
     _stop_distro_services()
     return [f"installed {', '.join(absent)}"]
 

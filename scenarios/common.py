@@ -11,11 +11,9 @@ import pandas as pd
 
 from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
-from scenarios.base import CellFailed, Grids, Metric, RunOptions
+from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions
 from scenarios.stats import histogram_of, percentiles_ms
 
-WARMUP_FRACTION = 0.1
-MIN_JOBS = 20
 MAX_STABLE_CV = 0.10  # above this, the per-second completions are too uneven to rank
 # The steady-state tables' note on their markers (reports/verdict.py sets them).
 STEADY_TABLE_NOTE = ("Each figure is a steady-state window; \"(unstable)\" marks one whose "
@@ -80,14 +78,15 @@ def events(records: pd.DataFrame, event: Event) -> pd.DataFrame:
     return records[records["event"] == int(event)]
 
 
-def enqueue_per_s(records: pd.DataFrame) -> float | None:
-    """Jobs sent per second: count / (last SENT - first INTENDED)."""
-    sent = events(records, Event.SENT)["t_ns"]
-    intended = events(records, Event.INTENDED)["t_ns"]
-    if len(sent) < 2 or intended.empty:
-        return None
-    span = (sent.max() - intended.min()) / 1e9
-    return len(sent) / span if span > 0 else None
+def same_round_cell(finished: list[dict[str, Any]], plan: CellPlan, round_no: int,
+                    scenario: str, **params: Any) -> dict[str, Any] | None:
+    """The ok `scenario` cell of `plan`'s backend and profile in this round whose params
+    include `params`, if one has ended: what a later cell reuses or derives from."""
+    return next((cell for cell in finished
+                 if cell["scenario"] == scenario and cell["backend"] == plan.backend
+                 and cell["round"] == round_no and cell["profile"] == plan.profile
+                 and cell["status"] == "ok"
+                 and all(cell["params"].get(k) == v for k, v in params.items())), None)
 
 
 def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> dict[str, Any]:

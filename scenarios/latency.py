@@ -29,6 +29,7 @@ from scenarios.common import (
     declared_only,
     job_counts,
     per_job_times,
+    same_round_cell,
     split_probes,
     steady_rate,
 )
@@ -205,17 +206,16 @@ class Latency(Scenario):
         fraction = plan.options.get("rate_fraction")
         if fraction is None:
             return plan
-        for cell in finished:
-            if (cell["scenario"] == self.name and cell["backend"] == plan.backend
-                    and cell["round"] == round_no and cell["params"].get("rate_label") == "max"
-                    and cell["status"] == "ok"):
-                rate = round(fraction * cell["metrics"]["jobs_per_s"], 1)
-                phases = [{**plan.workload["phases"][0], "rate": rate,
-                           "producers": producers_for(rate),
-                           "saturated_backlog": saturation_backlog(rate)}]
-                return dataclasses.replace(plan, params={**plan.params, "rate": rate},
-                                           workload={**plan.workload, "phases": phases})
-        raise CellFailed("no measured maximum rate for this backend in this round")
+        top = same_round_cell(finished, plan, round_no, self.name, rate_label="max")
+        if top is None:
+            raise CellFailed("no measured maximum rate for this backend and profile in this "
+                             "round")
+        rate = round(fraction * top["metrics"]["jobs_per_s"], 1)
+        phases = [{**plan.workload["phases"][0], "rate": rate,
+                   "producers": producers_for(rate),
+                   "saturated_backlog": saturation_backlog(rate)}]
+        return dataclasses.replace(plan, params={**plan.params, "rate": rate},
+                                   workload={**plan.workload, "phases": phases})
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport
                 ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pandas as pd
 from core.words import counted
 from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit, Rows
-from scenarios.stats import merge_encoded, percentiles_ms
+from scenarios.stats import merged_round_percentiles, saturated
 
 PANEL_TITLE_CHARS = 40  # what fits a 3.4 in panel at 10 pt
 
@@ -44,7 +44,7 @@ def with_latency(cells: pd.DataFrame) -> pd.DataFrame:
     ok = cells[cells["status"] == "ok"]
     if ok.empty:
         return ok
-    return ok[~ok["raw"].map(lambda metrics: metrics.get("saturated") in (True, "True"))]
+    return ok[~ok["raw"].map(saturated)]
 
 
 def mid_rate_label(frame: Rows) -> str | None:
@@ -115,12 +115,11 @@ def rate_order(label: str) -> tuple[int, float]:
 
 def percentiles_of(cells: pd.DataFrame, groups: Rows) -> tuple[list[float], str] | None:
     """p50..p99.9 in ms: merged HdrHistograms of ok rounds, else medians of aggregates."""
-    ok = with_latency(cells)
-    encoded = [c.get("hdr", {}).get("latency") for c in ok["raw"]]
-    if len(ok) and all(isinstance(e, str) for e in encoded):
-        pct = percentiles_ms(merge_encoded([e for e in encoded if e]))
-        if all(pct[key] is not None for key, _ in PERCENTILES):
-            return [float(pct[key]) for key, _ in PERCENTILES], "hdr"  # type: ignore[arg-type]
+    merged = merged_round_percentiles([{"metrics": metrics}
+                                       for metrics in cells[cells["status"] == "ok"]["raw"]])
+    hdr = [merged.get(f"latency_ms.{key}") for key, _ in PERCENTILES]
+    if all(value is not None for value in hdr):
+        return [float(value) for value in hdr], "hdr"  # type: ignore[arg-type]
     rows = groups[groups["status"] == "ok"]
     cols = [f"latency_ms.{key}" for key, _ in PERCENTILES]
     if rows.empty or not all(c in rows for c in cols) or rows[cols].isna().any(axis=None):

@@ -29,6 +29,7 @@ import pandas as pd
 from core.protocol import DriverReport
 from core.words import counted
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scenario
+from scenarios.common import same_round_cell
 from scenarios.presentation import ReportKit
 
 MIB = 1024 * 1024
@@ -120,14 +121,10 @@ class Memory(Scenario):
         """Hand the deltas of this round's control cell to the cell, for its metrics."""
         if plan.params.get("control"):
             return plan
-        for cell in finished:
-            if (cell["scenario"] == self.name and cell["backend"] == plan.backend
-                    and cell["round"] == round_no and cell["profile"] == plan.profile
-                    and cell["params"].get("control") and cell["status"] == "ok"):
-                control = {name: cell["metrics"].get(name)
-                           for name in ("queue_bytes", "broker_bytes")}
-                return dataclasses.replace(plan, options={**plan.options,
-                                                          CONTROL_OPTION: control})
+        cell = same_round_cell(finished, plan, round_no, self.name, control=True)
+        if cell is not None:
+            control = {name: cell["metrics"].get(name) for name in ("queue_bytes", "broker_bytes")}
+            return dataclasses.replace(plan, options={**plan.options, CONTROL_OPTION: control})
         return plan
 
     def analyze(self, plan: CellPlan, records: pd.DataFrame, report: DriverReport

@@ -70,8 +70,3 @@ def as_of(frame: pd.DataFrame, end_ns: int | None) -> pd.DataFrame:
     computed from the files later must be the one published."""
     return frame if end_ns is None else frame[frame["t_ns"] <= end_ns]
 
-
-def times_of(frame: pd.DataFrame, event: Event) -> pd.Series:
-    """First time of `event` per job id."""
-    rows = frame[frame["event"] == int(event)]
-    return rows.groupby("job_id")["t_ns"].min()

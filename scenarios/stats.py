@@ -45,6 +45,11 @@ def merge_encoded(encoded: Sequence[str]) -> HdrHistogram:
     return merged
 
 
+def saturated(metrics: dict) -> bool:
+    """Whether a latency cell's queue grew without bound (its latency is no figure)."""
+    return metrics.get("saturated") in (True, "True")
+
+
 def merged_round_percentiles(ok_cells: Sequence[dict]) -> dict[str, float | None]:
     """The percentiles of every round's histograms merged, as flat metric names:
     histogram `latency` gives `latency_ms.p50` ... `latency_ms.max`. Only when every
@@ -52,8 +57,7 @@ def merged_round_percentiles(ok_cells: Sequence[dict]) -> dict[str, float | None
     `merged`); a round that saturated has no latency, so the others' are merged."""
     out: dict[str, float | None] = {}
     encoded_by_name: dict[str, list[str]] = {}
-    kept = [c for c in ok_cells
-            if (c.get("metrics") or {}).get("saturated") not in (True, "True")]
+    kept = [c for c in ok_cells if not saturated(c.get("metrics") or {})]
     for cell in kept:
         for name, text in ((cell.get("metrics") or {}).get("hdr") or {}).items():
             encoded_by_name.setdefault(name, []).append(text)

@@ -30,6 +30,7 @@ from scenarios.common import (
     idle_probe_phase,
     job_counts,
     preload_enqueue_per_s,
+    same_round_cell,
     split_probes,
     steady_rate,
 )
@@ -84,11 +85,7 @@ def same_round_throughput(finished: list[dict[str, Any]], plan: CellPlan, round_
                           **params: Any) -> dict[str, Any] | None:
     """The ok throughput cell of `plan`'s backend and profile in this round whose params
     include `params`, if one has ended: a later cell that would measure the same reuses it."""
-    return next((cell for cell in finished
-                 if cell["scenario"] == THROUGHPUT_NAME and cell["backend"] == plan.backend
-                 and cell["round"] == round_no and cell["profile"] == plan.profile
-                 and cell["status"] == "ok"
-                 and all(cell["params"].get(k) == v for k, v in params.items())), None)
+    return same_round_cell(finished, plan, round_no, THROUGHPUT_NAME, **params)
 
 
 def steady_workload(duration_ms: float, options: RunOptions, probes: bool = True

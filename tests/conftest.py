@@ -37,6 +37,14 @@ def scratch_tmpdir() -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses real brokers (the `brokers` fixture) is an end-to-end test: marked
+    slow, so `make test-fast` (-m "not slow") leaves it out whether or not it says so."""
+    for item in items:
+        if "brokers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def brokers() -> Iterator[Brokers]:
     base = Path(tempfile.mkdtemp(prefix="queuebench-test-brokers-"))

@@ -4,6 +4,8 @@ the plain one (the two sides load the cores differently)."""
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from harness import ceiling_bare, ceiling_check
 from harness.speed import SAMPLE_DTYPE, SpeedMeter
+from tests.conftest import REPO
 
 SLOW_FROM = 1_000  # the machine ran 1.25x slower from this time on (ns)
 
@@ -165,3 +168,26 @@ def test_the_printed_verdict_says_it_is_a_median_of_paired_ratios() -> None:
     (line,) = render_ceilings({"redis": row})
     assert "0.88x" in line and "median of 4 adjacent pairs' ratios, 0.71x to 1.03x" in line
     assert "936,310 jobs" in line
+
+
+def module_constants(path: Path) -> dict[str, object]:
+    """The module-level NAME = literal assignments of a source file, without importing it
+    (the ceilings' modules import their broker clients, which live in .venvs/)."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                with contextlib.suppress(ValueError):
+                    found[target.id] = ast.literal_eval(node.value)
+    return found
+
+
+def test_the_bare_loops_fetch_and_ack_as_the_ceilings_do() -> None:
+    """The bare loops are only a yardstick for the ceilings while they fetch the same
+    batch (redis-raw), prefetch and ack as often (amqp-raw)."""
+    amqp = module_constants(REPO / "adapters" / "amqp_raw" / "adapter.py")
+    redis = module_constants(REPO / "adapters" / "redis_raw" / "worker.py")
+    assert ceiling_bare.BATCH == redis["BATCH"]
+    assert ceiling_bare.PREFETCH == amqp["PREFETCH"]
+    assert ceiling_bare.ACK_EVERY == amqp["ACK_EVERY"]

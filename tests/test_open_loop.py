@@ -15,7 +15,7 @@ from core.protocol import DriverReport, PhaseReport
 from core.recorder import Event
 from harness.driver.producer import FILL_SHARE
 from harness.driver.schedule import CUTOFF_FACTOR, Schedule, follow
-from scenarios.base import CellPlan
+from scenarios.base import CellFailed, CellPlan, RunOptions
 from scenarios.latency import LATENCY, offered_rate
 from tests.conftest import REPO, broker_url, require_env
 
@@ -190,3 +190,20 @@ def test_a_backend_that_starts_four_in_five_is_saturated():
     assert metrics["backlog"] < 200  # the backlog rule alone would not see it
     assert metrics["saturated"] is True and metrics["latency_ms"] is None
 
+
+
+def test_a_fraction_of_max_cell_takes_the_maximum_of_its_own_profile() -> None:
+    """With two profiles in one run, the reliable 50%max cell offers half the reliable
+    maximum, not half the default one."""
+    finished = [{"scenario": "latency", "backend": "redis-raw", "round": 1, "profile": profile,
+                 "params": {"rate": None, "rate_label": "max"}, "status": "ok",
+                 "metrics": {"jobs_per_s": top}}
+                for profile, top in (("default", 1000.0), ("reliable", 200.0))]
+    for profile, half in (("reliable", 100.0), ("default", 500.0)):
+        cells = LATENCY.plan("redis-raw", RunOptions(quick=True, profile=profile))
+        cell = next(c for c in cells if c.params["rate_label"] == "50%max")
+        assert LATENCY.resolve(cell, finished, 1).params["rate"] == half
+    cells = LATENCY.plan("redis-raw", RunOptions(quick=True, profile="tuned"))
+    with pytest.raises(CellFailed, match="this backend and profile"):
+        LATENCY.resolve(next(c for c in cells if c.params["rate_label"] == "50%max"),
+                        finished, 1)

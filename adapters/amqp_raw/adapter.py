@@ -48,7 +48,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.raw_consumers import THREADS_ENV, layout, layout_source
+from adapters.raw_consumers import consumer_env, layout, layout_source
 from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.brokers.rabbitmq import RabbitMQ
@@ -110,10 +110,8 @@ class AmqpRawAdapter(WorkerProcessAdapter):
         self.connection: pika.BlockingConnection | None = None
         self._chan: BlockingChannel | None = None
         self.processes, self.threads = layout(config)
-        env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url or "",
-                                              "QB_QUEUE": config.queue,
-                                              "QB_DURABLE": "1" if self.durable else "0",
-                                              THREADS_ENV: str(self.threads)})
+        env = worker_env(config.records_dir, {**consumer_env(config, self.threads),
+                                              "QB_DURABLE": "1" if self.durable else "0"})
         self.workers = WorkerGroup("amqp-raw", config.log_dir, env)
 
     def required_settings(self) -> RequiredSettings:

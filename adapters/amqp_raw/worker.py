@@ -49,6 +49,7 @@ from adapters.amqp_raw.adapter import (
 )
 from adapters.raw_consumers import THREADS_ENV
 from adapters.raw_message import DeferredAcks, run_batch, run_if_noops
+from core.envnames import WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 IDLE_S = 0.002  # no delivery for this long: ack what ran
 NOT_FOUND = 404
@@ -178,7 +179,7 @@ def reconnect(url: str) -> BlockingConnection:
 
 
 def main() -> None:
-    url, queue = os.environ["QB_BROKER_URL"], os.environ["QB_QUEUE"]
+    url, queue = os.environ[WORKER_URL_ENV], os.environ[WORKER_QUEUE_ENV]
     durable = os.environ.get("QB_DURABLE") == "1"
     try:  # a refused start fails the process
         consumer = Consumer(url, queue, durable, int(os.environ.get(THREADS_ENV, "1")))

@@ -18,10 +18,11 @@ from typing import Any
 from arq.connections import RedisSettings
 
 from adapters.job import bench_job_async
+from core.envnames import WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 FUNCTION_NAME = "bench_job"
 
-_URL, _QUEUE = "QB_BROKER_URL", "QB_QUEUE"
+_URL, _QUEUE = WORKER_URL_ENV, WORKER_QUEUE_ENV
 _MAX_JOBS = "QB_ARQ_MAX_JOBS"
 _POLL_DELAY = "QB_ARQ_POLL_DELAY_S"
 _KEEP_RESULT = "QB_ARQ_KEEP_RESULT_S"

@@ -20,13 +20,12 @@ from psycopg import sql
 from adapters.base import STATISTICS_AFTER_FILL, AdapterConfig, JobCall, RequiredSettings
 from adapters.pg_raw.worker import (
     BATCH,
-    CONSUMERS_ENV,
     FRESH_S,
     READY_LINE,
     WAIT_S,
     statement,
 )
-from adapters.raw_consumers import THREADS_ENV, layout, layout_source
+from adapters.raw_consumers import consumer_env, layout, layout_source
 from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
@@ -63,11 +62,7 @@ class PgRawAdapter(WorkerProcessAdapter):
         self.insert_one = statement(INSERT, config.queue)
         self.insert_many = statement(INSERT_MANY, config.queue)
         self.processes, self.threads = layout(config)
-        env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url,
-                                              "QB_QUEUE": config.queue,
-                                              "QB_PROFILE": config.profile,
-                                              THREADS_ENV: str(self.threads),
-                                              CONSUMERS_ENV: str(config.slots)})
+        env = worker_env(config.records_dir, consumer_env(config, self.threads))
         self.workers = WorkerGroup("pg-raw", config.log_dir, env)
 
     def _create_table(self) -> None:

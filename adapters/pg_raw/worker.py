@@ -23,15 +23,15 @@ import time
 import psycopg
 from psycopg import sql
 
-from adapters.raw_consumers import run_consumers
+from adapters.raw_consumers import CONSUMERS_ENV, run_consumers
 from adapters.raw_message import DeferredAcks, run_batch
 from core import procs
+from core.envnames import WORKER_PROFILE_ENV, WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 READY_LINE = "pg-raw consumer ready"
 BATCH = 64  # rows per claim at most
 WAIT_S = 1.0  # an idle consumer claims again after this long even without a NOTIFY
 RECONNECT_S = 30.0  # how long a consumer waits for a killed server to come back
-CONSUMERS_ENV = "QB_CONSUMERS"
 FRESH_S = 0.05  # a full claim this recent says the queue is still long
 
 # The unclaimed rows' id span over the consumers, at most BATCH (LEAST ignores a NULL).
@@ -139,8 +139,8 @@ class Consumer(DeferredAcks):
 
 
 def main() -> None:
-    url, queue = os.environ["QB_BROKER_URL"], os.environ["QB_QUEUE"]
-    reliable = os.environ.get("QB_PROFILE") == "reliable"
+    url, queue = os.environ[WORKER_URL_ENV], os.environ[WORKER_QUEUE_ENV]
+    reliable = os.environ.get(WORKER_PROFILE_ENV) == "reliable"
     consumers = int(os.environ.get(CONSUMERS_ENV, "1"))
     if reliable:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -39,7 +39,8 @@ from adapters.base import (
     Tuning,
 )
 from adapters.event_loop import PrivateLoop
-from adapters.pgqueuer.worker import READY_LINE, encode, on_failure, worker_environment
+from adapters.pgqueuer.worker import READY_LINE, on_failure, worker_environment
+from adapters.raw_message import encode
 from adapters.slots import slot_map
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
@@ -145,13 +146,13 @@ class PgqueuerAdapter(WorkerProcessAdapter):
 
     def _enqueue_one(self, job: JobCall, priority: int) -> None:
         self._loop.run(self.queries.enqueue(
-            self.config.queue, encode(job.job_id, job.sent_ns, job.spec, job.payload),
+            self.config.queue, encode(job),
             priority))
 
     def enqueue_batch(self, jobs: Sequence[JobCall]) -> None:
         self._loop.run(self.queries.enqueue(
             [self.config.queue] * len(jobs),
-            [encode(job.job_id, job.sent_ns, job.spec, job.payload) for job in jobs],
+            [encode(job) for job in jobs],
             [0] * len(jobs)))
 
     def close(self) -> None:

@@ -23,9 +23,10 @@ from pgqueuer import AsyncpgDriver, Job, Queries, QueueManager
 from pgqueuer.core import logconfig
 
 from adapters.job import bench_job_async
+from core.envnames import WORKER_PROFILE_ENV, WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 READY_LINE = "pgqueuer manager ready"
-_URL, _QUEUE, _SLOTS, _PROFILE = "QB_BROKER_URL", "QB_QUEUE", "QB_SLOTS", "QB_PROFILE"
+_URL, _QUEUE, _SLOTS, _PROFILE = WORKER_URL_ENV, WORKER_QUEUE_ENV, "QB_SLOTS", WORKER_PROFILE_ENV
 
 
 def on_failure(profile: str) -> str:
@@ -35,10 +36,6 @@ def on_failure(profile: str) -> str:
 
 def worker_environment(url: str, queue: str, slots: int, profile: str) -> dict[str, str]:
     return {_URL: url, _QUEUE: queue, _SLOTS: str(slots), _PROFILE: profile}
-
-
-def encode(job_id: int, sent_ns: int, spec: dict, payload: str) -> bytes:
-    return json.dumps({"id": job_id, "sent": sent_ns, "spec": spec, "p": payload}).encode()
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from typing import Any
 import procrastinate
 
 from adapters.job import bench_job_async
+from core.envnames import WORKER_PROFILE_ENV, WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 TASK_NAME = "bench_job"
 RETRY_TASK_NAME = "retry_stalled_jobs"
@@ -28,7 +29,7 @@ RETRY_TASK_NAME = "retry_stalled_jobs"
 HEARTBEAT_S, STALLED_S, RETRY_CRON = 10.0, 30.0, "*/10 * * * *"
 EVERY_SECOND = "* * * * * *"  # croniter's sixth field: seconds
 
-_URL, _QUEUE, _PROFILE = "QB_BROKER_URL", "QB_QUEUE", "QB_PROFILE"
+_URL, _QUEUE, _PROFILE = WORKER_URL_ENV, WORKER_QUEUE_ENV, WORKER_PROFILE_ENV
 _STALLED = "QB_PROCRASTINATE_STALLED_S"
 
 

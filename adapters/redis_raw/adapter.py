@@ -18,12 +18,11 @@ from typing import Any
 import redis
 
 from adapters.base import AdapterConfig, JobCall, RequiredSettings
-from adapters.raw_consumers import THREADS_ENV, layout, layout_source
+from adapters.raw_consumers import consumer_env, layout, layout_source
 from adapters.raw_message import ACK_FLUSH_S, encode
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.redis_raw.worker import (
     BATCH,
-    CONSUMERS_ENV,
     READY_LINE,
     processing_list,
 )
@@ -37,11 +36,7 @@ class RedisRawAdapter(WorkerProcessAdapter):
         super().__init__(config)
         self.client = redis.Redis.from_url(config.broker_url, socket_timeout=10)
         self.processes, self.threads = layout(config)
-        env = worker_env(config.records_dir, {"QB_BROKER_URL": config.broker_url or "",
-                                              "QB_QUEUE": config.queue,
-                                              "QB_PROFILE": config.profile,
-                                              THREADS_ENV: str(self.threads),
-                                              CONSUMERS_ENV: str(config.slots)})
+        env = worker_env(config.records_dir, consumer_env(config, self.threads))
         self.workers = WorkerGroup("redis-raw", config.log_dir, env)
 
     def required_settings(self) -> RequiredSettings:

@@ -19,17 +19,17 @@ from collections.abc import Callable
 
 import redis
 
-from adapters.raw_consumers import run_consumers
+from adapters.raw_consumers import CONSUMERS_ENV, run_consumers
 from adapters.raw_message import DeferredAcks, run_batch
 from adapters.redis_keys import glob_escape
 from core import procs
+from core.envnames import WORKER_PROFILE_ENV, WORKER_QUEUE_ENV, WORKER_URL_ENV
 
 READY_LINE = "redis-raw consumer ready"
 # Well below redis-py's default socket_timeout (5 s): a blocking pop that waits as long
 # as the socket does ends in TimeoutError, which killed idle consumers.
 BLOCK_S = 1
 BATCH = 64  # messages per fetch at most
-CONSUMERS_ENV = "QB_CONSUMERS"
 # The reliable fetch. KEYS: queue, processing list / ARGV: batch, consumers
 FETCH_SCRIPT = """
 local n = math.min(tonumber(ARGV[1]),
@@ -136,9 +136,9 @@ def consumer(client: redis.Redis, queue: str, reliable: bool, index: int
 
 
 def main() -> None:
-    queue = os.environ["QB_QUEUE"]
-    reliable = os.environ.get("QB_PROFILE") == "reliable"
-    pool = redis.ConnectionPool.from_url(os.environ["QB_BROKER_URL"])
+    queue = os.environ[WORKER_QUEUE_ENV]
+    reliable = os.environ.get(WORKER_PROFILE_ENV) == "reliable"
+    pool = redis.ConnectionPool.from_url(os.environ[WORKER_URL_ENV])
     if reliable:
         requeue_orphans(redis.Redis(connection_pool=pool), queue)
     redis.Redis(connection_pool=pool).ping()

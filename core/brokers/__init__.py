@@ -21,8 +21,12 @@ def _scan() -> dict[str, type[BrokerKind]]:
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for obj in vars(module).values():
-            if (isinstance(obj, type) and issubclass(obj, BrokerKind)
-                    and obj.__module__ == module.__name__ and not inspect.isabstract(obj)):
+            if (isinstance(obj, type) and issubclass(obj, BrokerKind) and obj is not BrokerKind
+                    and obj.__module__ == module.__name__):
+                if inspect.isabstract(obj):  # a kind written without every method
+                    missing = ", ".join(sorted(obj.__abstractmethods__))
+                    raise RuntimeError(f"broker kind {obj.__name__} ({module.__name__}) does "
+                                       f"not define {missing}")
                 if obj.name in found:
                     raise RuntimeError(f"two broker kinds are named {obj.name!r}")
                 found[obj.name] = obj

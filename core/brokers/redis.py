@@ -92,12 +92,16 @@ class RedisSession:
     def __init__(self, url: str, timeout_s: float) -> None:
         self.sock = connect(url, Redis.default_port, timeout_s)
         self.stream = self.sock.makefile("rb")
-        words = _auth_words(url)
-        if words is not None:
-            self.call(*words)
-        database = urlsplit(url).path.lstrip("/")
-        if database.isdigit() and database != "0":
-            self.call("SELECT", database)
+        try:
+            words = _auth_words(url)
+            if words is not None:
+                self.call(*words)
+            database = urlsplit(url).path.lstrip("/")
+            if database.isdigit() and database != "0":
+                self.call("SELECT", database)
+        except BaseException:  # a refused password or database: nothing left open
+            self.__exit__()
+            raise
 
     def __enter__(self) -> RedisSession:
         return self

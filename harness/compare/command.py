@@ -145,7 +145,7 @@ def run_compare(args: argparse.Namespace) -> int:
              "basis:    jobs/s and CPU per job with the machine's speed taken out (per "
              "loop: jobs_per_loop, cpu_loops_per_job) where both runs have it, else a "
              "library's jobs/s over its broker's raw ceiling round by round (/redis-raw, "
-             "/amqp-raw), else absolute"]
+             "/amqp-raw, /pg-raw), else absolute"]
     if args.format == "text":
         text = render_text(comparison, head, args.report_only)
     elif args.format == "markdown":

@@ -130,7 +130,8 @@ def metric_names(summary: dict[str, Any]) -> set[str]:
 
 
 def label(key: Key) -> str:
-    """throughput/celery-redis/duration_ms=10,jobs=2400,slots=8 (profile in [] unless default)."""
+    """throughput/celery-redis/duration_ms=10,slots=8,window_s=8.0 (profile in [] unless
+    default)."""
     scenario, backend, profile, params = key
     backend += "" if profile == "default" else f"[{profile}]"
     parts = [f"{k}={'null' if v is None else v}" for k, v in json.loads(params).items()]

@@ -20,6 +20,11 @@ harness modules it names (tests/test_imports.py checks the closure).
     cell.py      one cell: start gate, phases in order, settle for the next cell
     phases.py    one function per phase type
     producer.py  enqueueing: batches, open-loop schedules, forked producers
-    tally.py     counting ended/started jobs from the records
+    schedule.py  an open-loop schedule and its producer's cut-off
+    sustained.py the steady-state window: warm-up, calibration, gated fill, count
+    alternate.py a drain whose record mode alternates (the self-test's observer effect)
+    depth.py     a deep backlog queued with no worker running, then drained
     crash.py     the crash phase: fault, supervisor, observation window
+    tally.py     counting ended/started jobs from the records
+    steps.py     where a cell's time goes (steps_s)
 """

@@ -16,6 +16,7 @@ import mmap
 import os
 import struct
 import time
+import traceback
 from typing import Any
 
 from adapters import load_adapter
@@ -176,6 +177,7 @@ class Producer:
                 self._fill_range(adapter, first_id, count, batch)
                 adapter.close()
             except BaseException:  # noqa: BLE001 - the parent reports the failed fill
+                traceback.print_exc()  # into driver.log, which failure.txt quotes
                 code = 1
             os._exit(code)
         return pid
@@ -245,6 +247,7 @@ class Producer:
                                        range(rank, total, producers), counts, rank)
                 adapter.close()
             except BaseException:  # noqa: BLE001 - the parent sees the missing jobs
+                traceback.print_exc()  # into driver.log, which failure.txt quotes
                 code = 1
             finally:
                 os.write(ready_w, b"x")  # never leave the parent waiting
