@@ -25,6 +25,9 @@ from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
 from core.words import counted
 from harness.selftest import headroom_verdict
+from reports.data import load as load_run
+from reports.runtime import run_time
+from reports.style import backend_rank
 from scenarios.latency import KEEP_UP, MAX_WAIT_GROWTH, saturation_backlog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,11 +43,6 @@ class FiguresError(ValueError):
 
 def _cells(source: Path) -> list[dict[str, Any]]:
     return json.loads((source / "summary.json").read_text())["cells"]
-
-
-def _rank(backend: str) -> int:
-    info = BACKENDS.get(backend)
-    return info.order if info else 10**6
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -70,7 +68,7 @@ def throughput_table(source: Path) -> str:
     head = "| backend | " + " | ".join(f"{d:g} ms jobs/s (rounds' min-max, worst CV)"
                                        for d in durations) + " |"
     lines = [head, "|" + " --- |" * (len(durations) + 1)]
-    for backend, profile in sorted(rows, key=lambda key: (_rank(key[0]), key[1] != "default",
+    for backend, profile in sorted(rows, key=lambda key: (backend_rank(key[0]), key[1] != "default",
                                                           key[1])):
         entries = []
         for duration in durations:
@@ -97,7 +95,7 @@ def machine_speed_table(source: Path) -> str:
              and c["metrics"].get("jobs_per_loop") is not None]
     lines = ["| backend | probe loop per round (us) | jobs/s spread | jobs_per_loop spread |",
              "| --- | --- | --- | --- |"]
-    for backend in sorted({c["backend"] for c in cells}, key=_rank):
+    for backend in sorted({c["backend"] for c in cells}, key=backend_rank):
         mine = sorted((c for c in cells if c["backend"] == backend), key=lambda c: c["round"])
         if len(mine) < 2:
             continue
@@ -146,7 +144,7 @@ def crash_table(fault: str) -> Callable[[Path], str]:
                  "last job done after kill | slots before / after |",
                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (backend, mode, persistence), mine in sorted(
-                groups.items(), key=lambda item: (_rank(item[0][0]), item[0][1:])):
+                groups.items(), key=lambda item: (backend_rank(item[0][0]), item[0][1:])):
             ok = [c["metrics"] for c in mine if c["status"] == "ok"]
             if not ok:
                 reason = next((c.get("reason") for c in mine if c.get("reason")), "")
@@ -174,7 +172,7 @@ def selftest_table(source: Path) -> str:
     lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | groups (range) "
              "| goal |", "| --- | --- | --- | --- | --- | --- |"]
     for backend, row in sorted(report["observer"]["backends"].items(),
-                               key=lambda item: _rank(item[0])):
+                               key=lambda item: backend_rank(item[0])):
         if row["status"] != "ok":
             lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | | |")
             continue
@@ -216,7 +214,7 @@ def headroom_table(source: Path) -> str:
              + " | ".join(f"{n} producer{'s' if int(n) > 1 else ''} (jobs/s)" for n in counts)
              + " | best send / drain |", "| --- " * (len(counts) + 3) + "|"]
     tightest = headroom_verdict(rows)["tightest_backend"]
-    for backend, row in sorted(rows.items(), key=lambda item: _rank(item[0])):
+    for backend, row in sorted(rows.items(), key=lambda item: backend_rank(item[0])):
         if row["status"] != "ok":
             lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} |"
                          + " |" * (len(counts) + 1))
@@ -262,7 +260,7 @@ def crash_summary(source: Path) -> str:
         found.setdefault(cell["backend"], {}).setdefault(key, []).append(cell)
     lines = ["| backend | " + " | ".join(f"{fault}, {mode}" for fault, mode in columns) + " |",
              "| --- |" + " --- |" * len(columns)]
-    for backend in sorted(found, key=_rank):
+    for backend in sorted(found, key=backend_rank):
         entries = []
         for key in columns:
             mine = found[backend].get(key, [])
@@ -290,7 +288,7 @@ def memory_table(source: Path) -> str:
     head = [f"{_size(size)} x {deepest[size]:,}: B/job (MB per 100,000)" for size in sizes]
     lines = ["| backend | " + " | ".join(head) + " | on disk, B/job | control drift, B |",
              "| --- |" + " --- |" * (len(sizes) + 2)]
-    for backend in sorted({c["backend"] for c in cells}, key=_rank):
+    for backend in sorted({c["backend"] for c in cells}, key=backend_rank):
         entries, disk, drift = [], [], []
         for size in sizes:
             mine = [c for c in cells if c["backend"] == backend
@@ -312,36 +310,30 @@ def memory_table(source: Path) -> str:
 
 def run_time_table(source: Path) -> str:
     """Where a run's time went: seconds in cells per backend and scenario (their
-    `wall_s`), and start to summary from run.json (the report's rendering comes after)."""
-    from datetime import datetime
-
-    run = json.loads((source / "run.json").read_text())
-    cells = _cells(source)
-    scenarios = list(dict.fromkeys(c["scenario"] for c in cells))
-    seconds: dict[tuple[str, str], float] = {}
-    for cell in cells:
-        key = (cell["backend"], cell["scenario"])
-        seconds[key] = seconds.get(key, 0.0) + float(cell.get("wall_s") or 0.0)
+    `wall_s`, reports.runtime as the report sums them), and start to summary from
+    run.json (the report's rendering comes after)."""
+    data = load_run(source)
+    spent = run_time(data)
+    if spent is None or spent["whole"] is None:
+        raise ValueError("this run's cells recorded no time (wall_s), or run.json no end")
+    scenarios = spent["scenarios"]
     lines = ["| backend | " + " | ".join(scenarios) + " | all |",
              "| --- |" + " --- |" * (len(scenarios) + 1)]
-    backends = sorted({c["backend"] for c in cells}, key=_rank)
-    for backend in backends:
-        row = [seconds.get((backend, s), 0.0) for s in scenarios]
-        lines.append(f"| {backend} | " + " | ".join(_num(v) for v in row)
-                     + f" | {_num(sum(row))} |")
-    totals = [sum(seconds.get((b, s), 0.0) for b in backends) for s in scenarios]
-    lines.append("| all | " + " | ".join(_num(v) for v in totals) + f" | {_num(sum(totals))} |")
-    began, ended = (datetime.fromisoformat(run[k].replace("Z", "+00:00"))
-                    for k in ("started", "finished"))
-    total = (ended - began).total_seconds()
+    for row in spent["rows"]:
+        lines.append(f"| {row['backend']} | " + " | ".join(_num(v) for v in row["seconds"])
+                     + f" | {_num(row['total'])} |")
+    totals = [sum(row["seconds"][i] for row in spent["rows"]) for i in range(len(scenarios))]
+    lines.append("| all | " + " | ".join(_num(v) for v in totals)
+                 + f" | {_num(spent['in_cells'])} |")
+    run, total = data.run, spent["whole"]
     swept = ", ".join(sorted(run.get("ceiling_layouts") or {}))
     outside = f"layout sweeps ({swept}), " if swept else ""
-    lines.append(f"\nSeconds in cells (`wall_s`), {counted(len(cells), 'cell')}. From start "
-                 f"to summary "
-                 f"{int(total // 60)} min {int(total % 60)} s, of which {_num(total - sum(totals))}"
-                 f" s outside cells ({outside}broker starts, analysis between cells); "
-                 f"`run {'--quick ' if run['config']['quick'] else ''}--scenario "
-                 f"{','.join(run['config']['scenarios'])}` at {run['git_revision'][:7]}.")
+    lines.append(f"\nSeconds in cells (`wall_s`), {counted(len(data.cells), 'cell')}. From "
+                 f"start to summary {int(total // 60)} min {int(total % 60)} s, of which "
+                 f"{_num(spent['outside'])} s outside cells ({outside}broker starts, analysis "
+                 f"between cells); `run {'--quick ' if run['config']['quick'] else ''}"
+                 f"--scenario {','.join(run['config']['scenarios'])}` at "
+                 f"{run['git_revision'][:7]}.")
     return "\n".join(lines)
 
 
@@ -377,7 +369,7 @@ def window_feed_table(source: Path) -> str:
            if c["metrics"].get("window_sent") or c["metrics"].get("producer_bound")]
     lines = ["| backend | scenario | cell | round | jobs/s | jobs sent in the window "
              "| driver busy in it | queue ran dry |", "|" + " --- |" * 8]
-    for cell in sorted(fed, key=lambda c: (_rank(c["backend"]), c["scenario"], c["round"],
+    for cell in sorted(fed, key=lambda c: (backend_rank(c["backend"]), c["scenario"], c["round"],
                                            [(k, _sortable(v))
                                             for k, v in sorted(c["params"].items())])):
         metrics = cell["metrics"]
@@ -402,7 +394,7 @@ def latency_saturation_table(source: Path) -> str:
     lines = ["| backend | rate | round | offered jobs/s | ended per s / offered | wait growth "
              "(s per s) | backlog | verdict |", "|" + " --- |" * 8]
     disagree: list[str] = []
-    for cell in sorted(rated, key=lambda c: (_rank(c["backend"]), c["params"]["rate"],
+    for cell in sorted(rated, key=lambda c: (backend_rank(c["backend"]), c["params"]["rate"],
                                              c["round"])):
         metrics = cell["metrics"]
         offered = metrics["offered_per_s"]

@@ -44,14 +44,17 @@ def test_an_unknown_block_or_a_missing_source_is_one_clear_error(tmp_path: Path)
 
 def test_the_run_time_block_sums_each_cells_wall_time_and_the_time_outside(
         tmp_path: Path) -> None:
-    cells = [{"scenario": s, "backend": b, "wall_s": w}
-             for s, b, w in (("throughput", "rq", 10.0), ("throughput", "rq", 5.5),
-                             ("memory", "rq", 2.0), ("throughput", "asyncio", 3.0))]
-    source = write_summary(tmp_path / "run", cells)
-    (source / "run.json").write_text(json.dumps({
-        "started": "2026-12-02T10:00:00Z", "finished": "2026-12-02T10:01:05Z",
-        "config": {"quick": True, "scenarios": ["throughput", "memory"]},
-        "git_revision": "abcdef123"}))
+    cells = [{"scenario": s, "backend": b, "wall_s": w, "status": "ok", "round": 1,
+              "profile": "default", "params": {"n": n}, "metrics": {}}
+             for n, (s, b, w) in enumerate((("throughput", "rq", 10.0),
+                                            ("throughput", "rq", 5.5), ("memory", "rq", 2.0),
+                                            ("throughput", "asyncio", 3.0)))]
+    run = {"started": "2026-12-02T10:00:00Z", "finished": "2026-12-02T10:01:05Z",
+           "config": {"quick": True, "scenarios": ["throughput", "memory"]},
+           "git_revision": "abcdef123"}
+    source = tmp_path / "run"
+    source.mkdir()
+    (source / "summary.json").write_text(json.dumps({"schema": 1, "run": run, "cells": cells}))
     body = regenerate(f"<!-- figures: run-time from {source} -->\n"
                       "<!-- end of figures: run-time -->", "doc.md")
     assert "| asyncio | 3 | 0 | 3 |" in body and "| rq | 16 | 2 | 18 |" in body

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import BACKENDS
-from core.numbers import flatten
+from core.numbers import flatten, flatten_all
 from core.results import ResultsError
 
 # Rates a broker ceiling also has: these are divided by the ceiling's figure.
@@ -118,14 +118,7 @@ def per_round(summary: dict[str, Any], source: str) -> Table:
 def metric_names(summary: dict[str, Any]) -> set[str]:
     """Every metric name any cell of a run has, numeric or not (null included): what
     the harness that made the run writes."""
-    def names(metrics: dict[str, Any], prefix: str = "") -> set[str]:
-        out = set()
-        for key, value in metrics.items():
-            out |= names(value, f"{prefix}{key}.") if isinstance(value, dict) else {
-                f"{prefix}{key}"}
-        return out
-
-    return set().union(*(names(cell["metrics"]) for cell in summary["cells"]
+    return set().union(*(flatten_all(cell["metrics"]) for cell in summary["cells"]
                          if isinstance(cell, dict) and isinstance(cell.get("metrics"), dict)))
 
 
