@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -115,7 +116,7 @@ def aggregate(cells: list[dict[str, Any]], merge: RoundMerger | None = None
 def fingerprint(run: dict[str, Any]) -> dict[str, Any]:
     """What decides whether two runs' figures may be compared (harness/compare/fingerprint.py
     judges it): the machine, the versions and the settings that change the cells."""
-    config = run.get("config") or {}
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
     given = config.get("broker_urls") or {}
     versions = run.get("broker_versions") or {}
     return {
@@ -201,6 +202,8 @@ def load_summary(path: Path) -> dict[str, Any]:
         data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{file} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ResultsError(f"{file} is not a summary: JSON nested too deep to read") from None
     found = data.get("schema") if isinstance(data, dict) else None
     if found != SCHEMA:
         raise ResultsError(f"{file}: unsupported schema {found!r} (expected {SCHEMA})")
@@ -238,3 +241,19 @@ def check_cells(cells: list[Any], file: Path) -> None:
         for field in ("metrics", "settings"):
             if cell.get(field) is not None and not isinstance(cell[field], dict):
                 raise ResultsError(f"{where}: {field!r} is not an object")
+        for field in ("profile", "reason", "cell_dir", "reused_from"):
+            if cell.get(field) is not None and not isinstance(cell[field], str):
+                raise ResultsError(f"{where}: {field!r} is not a string")
+        if (name := _beyond_float(cell.get("metrics") or {})) is not None:
+            raise ResultsError(f"{where}: metric {name!r} is a number too large to read")
+
+
+def _beyond_float(metrics: dict[str, Any], prefix: str = "") -> str | None:
+    """The first metric whose integer no float can hold (JSON allows any), else None."""
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            if (found := _beyond_float(value, f"{prefix}{key}.")) is not None:
+                return found
+        elif isinstance(value, int) and abs(value) > sys.float_info.max:
+            return f"{prefix}{key}"
+    return None

@@ -43,6 +43,12 @@ def run_of(summary: dict[str, Any]) -> dict[str, Any]:
     return run if isinstance(run, dict) else {}
 
 
+def config_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The run's config (run.json's), {} when the summary has none or a malformed one."""
+    config = run_of(summary).get("config")
+    return config if isinstance(config, dict) else {}
+
+
 def ok_cells(summary: dict[str, Any]) -> int:
     return sum(isinstance(c, dict) and c.get("status") == "ok" for c in summary["cells"])
 
@@ -67,7 +73,7 @@ def save(name: str, run: Path, baselines: Path = BASELINES) -> tuple[Path, dict[
     summary = read_summary(run)
     if not ok_cells(summary):
         raise ResultsError(f"{run}: no cell finished ok; nothing to use as a baseline")
-    delay = run_of(summary).get("config", {}).get("inject_delay_us")
+    delay = config_of(summary).get("inject_delay_us")
     if delay:
         raise ResultsError(f"{run}: ran with --inject-delay-us {delay} (a test knob slowing "
                            "every library job); not a baseline")

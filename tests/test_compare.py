@@ -454,7 +454,8 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("case", [
     "missing", "not-json", "schema", "no-cells", "bad-cell", "no-common", "no-metric",
-    "no-baseline", "one-run", "bad-threshold", "bad-format", "three-runs",
+    "no-baseline", "one-run", "bad-threshold", "bad-format", "three-runs", "too-deep",
+    "cell-dir-list", "huge-number",
 ])
 def test_bad_input_is_one_line_exit_2(case: str, base_run: Path, tmp_path: Path) -> None:
     summary = json.loads((base_run / "summary.json").read_text())
@@ -475,6 +476,11 @@ def test_bad_input_is_one_line_exit_2(case: str, base_run: Path, tmp_path: Path)
         "bad-threshold": [base_run, base_run, "--threshold", "ten"],
         "bad-format": [base_run, base_run, "--format", "xml"],
         "three-runs": [base_run, base_run, base_run],
+        "too-deep": [base_run, write(tmp_path / "x.json", "[" * 100_000 + "]" * 100_000)],
+        "cell-dir-list": [base_run, write(tmp_path / "x.json", json.dumps(
+            {**summary, "cells": [{**summary["cells"][0], "cell_dir": ["x"]}]}))],
+        "huge-number": [base_run, write(tmp_path / "x.json", json.dumps(
+            {**summary, "cells": [{**summary["cells"][0], "metrics": {"jobs_per_s": 10**400}}]}))],
     }
     code, out, err = run(*args[case])
     assert code == 2

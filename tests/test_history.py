@@ -71,8 +71,11 @@ def test_render_writes_page_and_pngs(history: Path, tmp_path: Path,
     changes = page.split('<section id="changes">')[1].split("</section>")[0]
     # only asyncio's drop at the fourth commit is called, on both durations
     assert changes.count("<td>slower</td>") == 2 and changes.count("<td>asyncio</td>") == 2
-    assert "c3c3c3c3c3</code> &rarr; <code>d4d4d4d4d4" in changes
+    assert "#2 <code>c3c3c3c3c3</code> &rarr; #3 <code>d4d4d4d4d4" in changes
     assert "faster" not in changes
+    runs = page.split('<section id="runs">')[1].split("</section>")[0]
+    assert runs.count("<tr><td>") == 5  # a row per entry, oldest first
+    assert runs.index("a1a1a1a1a1") < runs.index("e5e5e5e5e5")
 
 
 def test_render_without_entries_is_one_line(tmp_path: Path,
@@ -220,3 +223,61 @@ def test_a_run_elsewhere_leaves_its_folder_without_a_latest_link(tmp_path: Path)
     assert not (tmp_path / "latest").exists()
     RunWriter(tmp_path / "bench2", {"id": "bench2"}, latest=True)
     assert (tmp_path / "latest").resolve() == (tmp_path / "bench2").resolve()
+
+
+def test_an_entry_keeps_which_cells_are_reused_so_compare_judges_them_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A latency max cell that reuses the throughput noop cell is one measurement: compare
+    of two entries judges it once, as compare of the two runs does."""
+    runs = []
+    for day, name in enumerate(("base", "head"), start=1):
+        run_dir = make_run(tmp_path / name, info={"started": f"2025-01-0{day}T00:00:00Z"})
+        summary = json.loads((run_dir / "summary.json").read_text())
+        noop = [c for c in summary["cells"] if c["params"]["duration_ms"] == 0]
+        for index, cell in enumerate(noop):
+            cell["cell_dir"] = f"cells/{index:04d}-throughput"
+            summary["cells"].append({**cell, "scenario": "latency",
+                                     "params": {"rate": None, "rate_label": "max"},
+                                     "cell_dir": f"cells/{index + 500:04d}-latency",
+                                     "reused_from": cell["cell_dir"]})
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        assert main(["history", "add", str(run_dir), "--dir", str(tmp_path / "h")]) == 0
+        runs.append(run_dir)
+    capsys.readouterr()
+    entries = sorted((tmp_path / "h").glob("*.json"))
+    outputs = []
+    for pair in (runs, entries):
+        main(["compare", str(pair[0]), str(pair[1])])
+        outputs.append(capsys.readouterr().out)
+    judged = [re.search(r"gated rows: (\d+) judged", out) for out in outputs]
+    assert all(judged) and judged[0][1] == judged[1][1], outputs
+    assert "judged there" in outputs[1]
+
+
+def test_the_charts_mark_a_run_whose_cells_failed_and_skip_bad_params() -> None:
+    """A backend whose cells all failed in a run gets a mark there, not a silent gap; a
+    cell with no numeric duration is left out, not a crash."""
+    from harness.history.render import collect
+
+    def cell(duration: object, status: str, value: float | None = 100.0) -> dict:
+        return {"scenario": "throughput", "backend": "rq", "profile": "default",
+                "params": {"duration_ms": duration}, "status": status,
+                "metrics": {"jobs_per_s": value}}
+
+    entries = [{"cells": [cell(0, "ok"), cell(0, "ok", 110.0), cell(None, "ok")]},
+               {"cells": [cell(0, "failed", None), cell(10, "failed", None)]}]
+    series = collect(entries)["rq"]
+    assert series.points == {0.0: {0: [100.0, 110.0]}}
+    assert series.failed == {0.0: {1}, 10.0: {1}}
+
+
+def test_a_run_whose_config_is_not_an_object_is_read_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = make_run(tmp_path / "run")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["run"]["config"] = None
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert main(["history", "add", str(run_dir), "--dir", str(tmp_path / "h")]) == 0
+    assert main(["baseline", "save", "x", str(run_dir), "--baselines-dir",
+                 str(tmp_path / "bl")]) == 0
+    assert "Traceback" not in capsys.readouterr().err

@@ -44,6 +44,7 @@ IMPROVED = (FASTER, BETTER)
 TIME_UNITS = ("us", "ms", "s", "loops")  # with rates (x/s, x/loop): faster or slower
 DETECT = 0.25  # the drop compare says it could or could not see, per gated row
 MAX_ROUNDS = 50  # rounds per side it looks for when a row cannot see DETECT
+TEST_ROUNDS = 2  # rounds a side Welch's test needs; below, a verdict is the threshold's alone
 
 
 @dataclass
@@ -130,7 +131,7 @@ def p_value(base: Sequence[float], cur: Sequence[float], up: bool,
         sizes = (len(base), len(cur))
         return _t_tail(statistics.fmean(logs[1]) - statistics.fmean(logs[0]),
                        pooled.standard_error(sizes), pooled.freedom_for(sizes), up)
-    if len(base) < 2 or len(cur) < 2:
+    if len(base) < TEST_ROUNDS or len(cur) < TEST_ROUNDS:
         return None
     if logs[0] and logs[1]:
         # rounded: a ratio of two equal floats is 1 within 1e-16, not a spread to test

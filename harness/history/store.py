@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.results import ResultsError, fingerprint, make_dir, write_json
-from harness.baselines import read_summary, run_of
+from harness.baselines import config_of, read_summary, run_of
 from harness.compare.fingerprint import fingerprint_of
 from harness.compare.metrics import default_metrics, selected
 
@@ -25,8 +25,10 @@ KEPT_METRICS = ("unstable", "window_s", "jobs_per_loop", "cpu_loops_per_job")
 def trimmed_cell(cell: dict[str, Any]) -> dict[str, Any]:
     metrics = cell.get("metrics") if isinstance(cell.get("metrics"), dict) else {}
     return {
+        # cell_dir and reused_from: compare judges a cell reused by another scenario once
         **{k: cell.get(k) for k in ("scenario", "backend", "profile", "params", "round",
-                                    "status", "reason")},
+                                    "status", "reason", "cell_dir", "reused_from")
+           if k in cell or k not in ("cell_dir", "reused_from")},
         "metrics": {k: v for k, v in metrics.items()
                     if k in KEPT_METRICS or selected(k, default_metrics())},
     }
@@ -35,7 +37,7 @@ def trimmed_cell(cell: dict[str, Any]) -> dict[str, Any]:
 def entry_of(run_dir: Path) -> dict[str, Any]:
     summary = read_summary(run_dir)
     run = {k: v for k, v in run_of(summary).items() if k in RUN_FIELDS}
-    if run.get("config", {}).get("inject_delay_us"):
+    if config_of(summary).get("inject_delay_us"):
         raise ResultsError(f"{run_dir}: ran with --inject-delay-us (a test knob); not history")
     cells = [trimmed_cell(c) for c in summary["cells"] if isinstance(c, dict)]
     if not any(c["status"] == "ok" and c["metrics"] for c in cells):
