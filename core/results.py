@@ -127,6 +127,9 @@ def fingerprint(run: dict[str, Any]) -> dict[str, Any]:
         "broker_versions": versions,
         "brokers_provided": {k: "user URL" if k in given else "harness-owned" for k in versions},
         "library_versions": run.get("library_versions") or {},
+        # the commit of each --with checkout (its version string may not change)
+        "checkouts": {package: (found or {}).get("commit") for package, found
+                      in (config.get("checkouts") or {}).items() if isinstance(found, dict)},
     }
 
 

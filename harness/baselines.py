@@ -59,7 +59,7 @@ def resolve(spec: str, baselines: Path = BASELINES) -> Path:
     if path.exists():
         return path
     if NAME_RE.fullmatch(spec) and "/" not in spec:
-        named = baselines / f"{spec}.json"
+        named = baselines / (spec if spec.endswith(".json") else f"{spec}.json")
         if named.exists():
             return named
         raise ResultsError(f"no baseline named {spec!r} ({named} does not exist); save one "
@@ -90,7 +90,7 @@ def save(name: str, run: Path, baselines: Path = BASELINES) -> tuple[Path, dict[
 
 
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="baseline_command", required=True)
+    sub = parser.add_subparsers(dest="baseline_command", required=True, metavar="{save,list}")
     save_cmd = sub.add_parser("save", help="store a run's summary.json as a named baseline")
     save_cmd.add_argument("name", metavar="NAME", help="baseline name ([A-Za-z0-9_.-]+), e.g. main")
     save_cmd.add_argument("run", nargs="?", type=Path, default=LATEST, metavar="RUN_DIR",

@@ -50,13 +50,21 @@ class RunConfig:
     urls: dict[str, str | None] = field(default_factory=dict)
 
 
-def git_revision() -> str:
+def git_revision(folder: Path = envs.REPO_ROOT) -> str:
+    """The commit checked out in `folder` ("unknown" outside a git checkout)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=envs.REPO_ROOT, timeout=5, check=False)
+                             cwd=folder, timeout=5, check=False)
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
+
+
+def checkouts() -> dict[str, dict[str, str]]:
+    """The --with checkouts the run's @local environments were built from: a
+    maintainer's main and PR trees carry the same version string, not the same commit."""
+    return {package: {"path": str(path), "commit": git_revision(path)}
+            for package, path in sorted(envs.CHECKOUTS.items())}
 
 
 def run_info(config: RunConfig, run_id: str) -> dict[str, Any]:
@@ -68,7 +76,8 @@ def run_info(config: RunConfig, run_id: str) -> dict[str, Any]:
         "python": platform.python_version(), "git_revision": git_revision(),
         "config": {"scenarios": config.scenarios, "backends": config.backends,
                    "rounds": config.rounds, **asdict(config.options),
-                   "broker_urls": {k: mask(v) for k, v in config.urls.items() if v}},
+                   "broker_urls": {k: mask(v) for k, v in config.urls.items() if v},
+                   "checkouts": checkouts()},
         "library_versions": versions, "broker_versions": {}, "complete": False,
     }
 

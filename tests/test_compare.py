@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -597,7 +598,8 @@ def test_missing_backend_fails_and_is_named(base_run: Path, tmp_path: Path) -> N
     code, out, err = run(base_run, gone, "--allow-missing")
     assert code == 0 and not err
     assert "missing in current [allowed (--allow-missing)]" in out
-    assert "no regression in 2 gated rows; 2 missing cases allowed" in out
+    assert ("no regression in 2 gated rows; 2 cases not measured in current (failed, missing "
+            "or unstable) allowed by --allow-missing") in out
 
 
 def test_failed_backend_fails_the_gate(base_run: Path, tmp_path: Path) -> None:
@@ -867,7 +869,15 @@ def test_noise_needs_a_folder_of_runs(base_run: Path, tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_run(tmp_path / "two" / name)
     code, _, err = run(base_run, base_run, "--noise", tmp_path / "two")
-    assert code == 2 and "2 runs found, at least 3" in err
+    assert code == 2 and "2 other runs found, at least 3" in err
+    # the compared runs themselves are no noise sample: a third run that is the baseline
+    # leaves two
+    shutil.copytree(base_run, tmp_path / "two" / "base")
+    code, _, err = run(base_run, base_run, "--noise", tmp_path / "two")
+    assert code == 2 and "2 other runs found, at least 3" in err
+    make_run(tmp_path / "two" / "c")
+    code, out, _ = run(base_run, base_run, "--noise", tmp_path / "two")
+    assert code == 0 and "1 run of --noise" in out and "the baseline or current run itself" in out
 
 
 def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:
@@ -1090,3 +1100,26 @@ def test_a_comparison_with_nothing_gated_says_it_checks_nothing(tmp_path: Path) 
         in out
     code, out, _ = run(make_run(tmp_path / "b2"), make_run(tmp_path / "c2"))
     assert "checks nothing" not in out
+
+
+def test_a_case_the_baseline_ran_ok_without_a_gated_figure_is_listed_as_skipped(
+        base_run: Path, tmp_path: Path) -> None:
+    """rq ok in the baseline but with no jobs_per_s there: the gate cannot judge it and
+    says so, rather than leaving it out silently."""
+    summary = json.loads((base_run / "summary.json").read_text())
+    for cell in summary["cells"]:
+        if cell["backend"] == "celery-redis":
+            cell["metrics"]["jobs_per_s"] = None
+    base = write(tmp_path / "base.json", json.dumps(summary))
+    code, out, _ = run(base, base_run)
+    assert code == 0
+    assert "jobs_per_s not measured in baseline's ok rounds" in out
+    assert "celery-redis" in out.split("jobs_per_s not measured in baseline")[0].splitlines()[-1]
+
+
+def test_runs_of_disjoint_profiles_are_refused_without_offering_force(
+        base_run: Path, tmp_path: Path) -> None:
+    reliable = make_run(tmp_path / "reliable", config={"profiles": ["reliable"]})
+    for extra in ((), ("--force",)):
+        code, _, err = run(base_run, reliable, *extra)
+        assert code == 2 and "have none in common" in err and "--force" not in err, err

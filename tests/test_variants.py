@@ -106,3 +106,24 @@ def test_a_failed_first_build_leaves_no_half_made_environment(
     with pytest.raises(envs.EnvError, match="no version of celery==0.0.1"):
         envs.build("celery@0.0.1")
     assert not (tmp_path / "celery@0.0.1").exists()
+
+
+def test_a_run_records_the_commit_of_each_with_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A maintainer's main and PR checkouts carry one version string: the run says which
+    tree it was, and the fingerprint shows the change."""
+    import subprocess
+
+    from core.results import fingerprint
+    from harness.runner import checkouts
+
+    tree = tmp_path / "rq"
+    tree.mkdir()
+    for command in (["init", "-q"], ["-c", "user.email=a@b", "-c", "user.name=a", "commit",
+                                     "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", *command], cwd=tree, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    monkeypatch.setattr(envs, "CHECKOUTS", {"rq": tree})
+    assert checkouts() == {"rq": {"path": str(tree), "commit": head}}
+    assert fingerprint({"config": {"checkouts": checkouts()}})["checkouts"] == {"rq": head}

@@ -14,7 +14,7 @@ from harness.compare.export import export_series, render_bencher, render_github
 from harness.compare.fingerprint import check, forced_params, without_params
 from harness.compare.judge import ALPHA, THRESHOLD, Comparison, basis_rounds, compare
 from harness.compare.metrics import default_metrics
-from harness.compare.noise import NoiseModel, freedom_summary, learn, read_runs
+from harness.compare.noise import NoiseModel, freedom_summary, learn, read_runs, run_identity
 from harness.compare.render import describe, method_line, outcome_line, render_markdown, render_text
 
 FORMATS = ("text", "markdown", "github", "bencher")
@@ -106,6 +106,8 @@ def run_compare(args: argparse.Namespace) -> int:
     head = [f"baseline: {describe(summaries[0], names[0])}",
             f"current:  {describe(summaries[-1], names[-1])}"]
     head += unfinished_lines(summaries, ("baseline", "current")[-len(summaries):])
+    if len(summaries) == 2 and run_identity(summaries[0]) == run_identity(summaries[1]):
+        head.append("note:     baseline and current are the same run: nothing can change")
     noise: NoiseModel | None = None
     if len(summaries) == 2:
         head += check(summaries[0], summaries[1], args.force)
@@ -114,7 +116,8 @@ def run_compare(args: argparse.Namespace) -> int:
             summaries = [without_params(summary, forced) for summary in summaries]
             head.append(f"forced:   cases paired without {', '.join(sorted(forced))}")
         if args.noise:
-            runs = read_runs(args.noise)
+            runs, notes = read_runs(args.noise, summaries)
+            head += [f"note:     {note}" for note in notes]
             noise = learn(runs, lambda s: basis_rounds(without_params(s, forced), args.metric,
                                                        args.absolute))
         comparison = compare(summaries[0], summaries[1], metrics=args.metric,
@@ -139,7 +142,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if untested:
         head.append(f"warning:  {counted(untested, 'gated row')} with too few rounds for the test: "
                     f"their verdicts rest on the {args.threshold:.0%} threshold alone, which "
-                    "a noisy machine passes by chance; run both sides with --rounds 3")
+                    "a noisy machine passes by chance; it needs 2 ok rounds a side (run "
+                    "both with --rounds 3)")
     head += [f"method:   {method_line(args.threshold, ALPHA, noise is not None)}",
              "basis:    absolute figures" if args.absolute else
              "basis:    jobs/s and CPU per job with the machine's speed taken out (per "

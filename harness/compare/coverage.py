@@ -41,8 +41,6 @@ class Skip:
         return label(self.key)
 
 
-
-
 def gating(table: Table, key: Key, patterns: Sequence[str]) -> list[str]:
     """The metrics of this case that gate, as `table` has them."""
     return [m for m in table.get(key, {}) if selected(m, patterns) and direction_of(m)]
@@ -104,6 +102,9 @@ def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: T
             out.append(Skip(key, "no ok round in current (no gated metric)", False))
         elif watched:
             out += lost_metrics(bt, ct, key, patterns, written)
+        elif gated := gating(ct, key, patterns):  # ok in the baseline, but without them
+            out.append(Skip(key, f"{', '.join(sorted(gated))} not measured in baseline's ok "
+                                 "rounds: nothing to compare with", False, tuple(gated)))
     return sorted(out, key=lambda s: not s.fails)
 
 

@@ -99,6 +99,11 @@ def check(baseline: dict[str, Any], current: dict[str, Any], force: bool,
     found = [(name, b, c) for name, b, c in changes(*fingerprints, "")
              if not (name.split(".")[0] in PER_USE and (b is None or c is None))]
     refused = [c for c in found if c[0].split(".")[0] in REFUSING]
+    profiles = [fingerprint.get("profiles") for fingerprint in fingerprints]
+    if all(isinstance(p, list) for p in profiles) and not set(profiles[0]) & set(profiles[1]):
+        # a case's key holds its profile: --force could pair nothing
+        raise ResultsError(f"runs not comparable: profiles {profiles[0]!r} vs "
+                           f"{profiles[1]!r} have none in common, so no case pairs up")
     if refused and not force:
         raise ResultsError("runs not comparable: " + "; ".join(
             f"{name} {b!r} vs {c!r}" for name, b, c in refused)

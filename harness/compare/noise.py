@@ -28,7 +28,7 @@ from typing import Any
 
 from core.results import ResultsError
 from core.words import counted
-from harness.baselines import read_summary
+from harness.baselines import config_of, read_summary, run_of
 from harness.compare.table import Key
 
 
@@ -98,18 +98,37 @@ def learn(runs: Sequence[dict[str, Any]], basis_values: Any) -> NoiseModel:
     return model
 
 
-def read_runs(folder: Path) -> list[dict[str, Any]]:
-    """Every run summary in `folder`: history entries (*.json) or run directories."""
+def run_identity(summary: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(id, start, commit) of a run: the same in its summary.json and its history entry."""
+    run = run_of(summary)
+    return run.get("id"), run.get("started"), run.get("git_revision")
+
+
+def read_runs(folder: Path, compared: Sequence[dict[str, Any]] = ()
+              ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every run summary in `folder` (history entries, *.json, or run directories) but
+    the `compared` runs themselves, whose rounds the test has already, and runs slowed
+    by the test knob; and a note on each kind left out."""
     if not folder.is_dir():
         raise ResultsError(f"--noise {folder}: not a directory of runs")
     found = sorted(folder.glob("*.json")) + sorted(p for p in folder.iterdir()
                                                    if (p / "summary.json").is_file())
     unique = {path.resolve(): path for path in found}  # a `latest` link is no second run
     runs = [read_summary(path) for path in unique.values()]
-    if len(runs) < MIN_RUNS:
-        raise ResultsError(f"--noise {folder}: {counted(len(runs), 'run')} found, at least "
-                           f"{MIN_RUNS} needed (history entries or run directories)")
-    return runs
+    own = {run_identity(summary) for summary in compared}
+    kept = [s for s in runs if run_identity(s) not in own and not config_of(s).get(
+        "inject_delay_us")]
+    notes = []
+    if same := sum(run_identity(s) in own for s in runs):
+        notes.append(f"{counted(same, 'run')} of --noise {folder} left out: the baseline or "
+                     "current run itself")
+    if slowed := sum(bool(config_of(s).get("inject_delay_us")) for s in runs):
+        notes.append(f"{counted(slowed, 'run')} of --noise {folder} left out: slowed by "
+                     "--inject-delay-us")
+    if len(kept) < MIN_RUNS:
+        raise ResultsError(f"--noise {folder}: {counted(len(kept), 'other run')} found, at "
+                           f"least {MIN_RUNS} needed (history entries or run directories)")
+    return kept, notes
 
 
 def freedom_summary(model: NoiseModel, rows: Iterable[RowKey]) -> str:

@@ -107,7 +107,8 @@ def outcome_line(comparison: Comparison, report_only: bool) -> str:
                      "baseline gates: " + "; ".join(f"{s.name} ({s.reason})" for s in problems))
     if not parts:
         gated = sum(r.gated for r in comparison.rows)
-        allowed = f"; {counted(len(problems), 'missing case')} allowed" if problems else ""
+        allowed = (f"; {counted(len(problems), 'case')} not measured in current (failed, "
+                   "missing or unstable) allowed by --allow-missing" if problems else "")
         return f"no regression in {counted(gated, 'gated row')}{allowed}"
     tail = " (report only: not failing)" if report_only else ""
     return " | ".join(parts) + tail

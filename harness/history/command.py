@@ -13,7 +13,7 @@ from harness.history import store
 
 
 def add_history_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="history_command", required=True)
+    sub = parser.add_subparsers(dest="history_command", required=True, metavar="{add,render}")
     add = sub.add_parser("add", help="keep one small JSON of a run in the history directory")
     add.add_argument("run", type=Path, metavar="RUN_DIR", help="run directory or summary.json")
     render_cmd = sub.add_parser("render", help="index.html and PNGs of the history")
