@@ -45,8 +45,16 @@ class RequiredSettings(TypedDict):
     pool: str  # what runs a job: a prefork child, a thread, a coroutine, a work horse...
     prefetch: int | None  # messages the workers may hold at once, running ones included
     acks: str  # when the broker forgets a message
-    results: bool  # a result backend stores what jobs return
+    # a result backend stores what jobs return; a text where the run asked for one and the
+    # library has none (results_unsupported)
+    results: bool | str
     enqueue: str  # the producer's call(s): one per job, and the bulk API if any
+
+
+def results_unsupported(asked: bool, why: str) -> bool | str:
+    """The `results` setting of a library that stores no return value: False, or when
+    the run asked for results (--results), that it ran without them and why."""
+    return f"unsupported here: {why}; ran without" if asked else False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from adapters.job import InjectedFailure, ceiling_job, ceiling_noops
 # Pending acks are sent at a fetch's end, or once this long passed since the oldest of
 # their jobs started (a long job is acked at once: few duplicates after a kill).
 ACK_FLUSH_S = 0.005
+NO_RETURN_STORE = "a raw broker client stores no return value"  # its results setting
 
 
 def encode(job: JobCall) -> bytes:

@@ -40,7 +40,10 @@ MAX_ROUNDS = 100
 MAX_SLOTS = 1024
 MAX_DURATION_MS = 3_600_000.0  # an hour (the e2e tests hang a cell on 600 s jobs)
 MAX_RATE = 10_000_000.0
-MAX_PAYLOAD_BYTES = max(kind.message_limit for kind in KINDS.values())  # each broker: its own
+# A payload cell queues at least a few hundred jobs (sustained.py: min_backlog / 4) so its
+# window is not fed by top-ups: 250 x 16 MiB is 4 GiB of payload, as much as a
+# benchmark machine should hold; each broker then checks its own message limit.
+MAX_PAYLOAD_BYTES = min(16 * 1024 * 1024, max(kind.message_limit for kind in KINDS.values()))
 MAX_MEMORY_JOBS = 10_000_000
 MAX_DELAY_US = 1_000_000
 

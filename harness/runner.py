@@ -27,6 +27,7 @@ from core.protocol import CellSpec, DriverReport, Workload
 from core.results import RunWriter, new_run_id
 from core.scratch import private_dir
 from core.urls import mask
+from core.words import clipped
 from harness import envs, faults
 from harness.brokers import BrokerError, Brokers
 from harness.ceiling_layout import fastest, needs_sweep, sweep, sweeps, with_layout
@@ -129,11 +130,15 @@ class Runner:
 
     def plan(self) -> list[tuple[int, CellPlan]]:
         """Round-major, then backend-major: one backend's cells of a round run back to
-        back, so its workers are started as few times as possible."""
+        back, so its workers are started as few times as possible. Scenarios run in
+        SCENARIOS' order whatever order they were named in, so a cell that reuses
+        another's result (payload's 64 B, latency's max: the throughput noop cell) comes
+        after it."""
         cells = []
+        scenarios = [name for name in SCENARIOS if name in self.config.scenarios]
         for round_no in range(1, self.config.rounds + 1):
             for backend in self.config.backends:
-                for name in self.config.scenarios:
+                for name in scenarios:
                     profiles = self.config.options.profiles
                     if SCENARIOS[name].all_profiles:  # plans every profile itself
                         profiles = profiles[:1]
@@ -517,13 +522,16 @@ def with_cause(failure: str | None, lost: str | None) -> str | None:
     return f"{lost}; the cell's own error: {failure}" if failure else lost
 
 
+LOG_TAIL_CHARS = 20_000  # of each log's last lines in failure.txt (a line may hold a payload)
+
+
 def save_failure(cell_dir: Path, failure: str, report: DriverReport, driver_log: Path) -> None:
     """failure.txt: the reason, the driver's error, and the last lines of the driver's
     and the workers' logs."""
     parts = [f"reason: {failure}", report.error or "", report.traceback or ""]
     logs = Path(report.worker_log_dir or cell_dir / "logs")
     for log in [driver_log, *sorted(logs.glob("*.log"))]:
-        text = procs.tail(log, 30)
+        text = clipped(procs.tail(log, 30), LOG_TAIL_CHARS)
         if text:
             parts.append(f"--- last lines of {log.name} ---\n{text}")
     (cell_dir / "failure.txt").write_text("\n".join(p for p in parts if p) + "\n")

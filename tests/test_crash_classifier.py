@@ -211,3 +211,18 @@ def test_a_failure_reason_keeps_its_cause_on_one_line() -> None:
         "redis.exceptions.ConnectionError: Error 111 connecting to 127.0.0.1:6399.")
     assert one_line("driver died\nmore") == "driver died"
     assert one_line("\n") == "failed (no reason given)"
+
+
+def test_scenarios_run_in_their_order_whatever_order_they_are_named_in(tmp_path) -> None:
+    """payload's 64 B cell reuses the throughput noop cell only when it comes after it."""
+    from harness.runner import RunConfig, Runner
+    from scenarios.base import RunOptions
+
+    runner = Runner(RunConfig(scenarios=["payload", "latency", "throughput"],
+                              backends=["asyncio"], rounds=1, out=tmp_path / "run",
+                              options=RunOptions(quick=True)))
+    try:
+        order = list(dict.fromkeys(cell.scenario for _round, cell in runner.plan()))
+    finally:
+        runner.stop_brokers()
+    assert order == ["throughput", "latency", "payload"]

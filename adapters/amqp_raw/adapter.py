@@ -47,9 +47,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPConnectionError, AMQPError, ChannelWrongStateError
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import AdapterConfig, JobCall, RequiredSettings, results_unsupported
 from adapters.raw_consumers import consumer_env, layout, layout_source
-from adapters.raw_message import ACK_FLUSH_S, encode
+from adapters.raw_message import ACK_FLUSH_S, NO_RETURN_STORE, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 from core.brokers.rabbitmq import RabbitMQ
 from core.urls import mask
@@ -124,7 +124,7 @@ class AmqpRawAdapter(WorkerProcessAdapter):
                 "acks": f"manual basic_ack after the jobs, multiple=True up to the first "
                         f"job still running: after a fetch once {ACK_EVERY} are unacked, or "
                         f"sooner (also for a job that raised)",
-                "results": False,
+                "results": results_unsupported(self.config.results, NO_RETURN_STORE),
                 "enqueue": "basic_publish per job to the default exchange (no batch API)"}
 
     def extra_settings(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.base import Adapter, AdapterConfig, JobCall, RequiredSettings
+from adapters.base import Adapter, AdapterConfig, JobCall, RequiredSettings, results_unsupported
 from adapters.event_loop import PrivateLoop
 from adapters.job import InjectedFailure, bench_job_async
 from core.envnames import RECORDS_DIR_ENV
@@ -45,7 +45,9 @@ class AsyncioAdapter(Adapter):
         where = "a forked child of the driver" if self._in_child else "the driver process"
         return {"processes": 1, "concurrency_per_process": self.config.slots,
                 "pool": f"asyncio.create_task in {where}, bounded by a semaphore",
-                "prefetch": None, "acks": "none: no broker", "results": False,
+                "prefetch": None, "acks": "none: no broker", "results": results_unsupported(
+                    self.config.results, "a task's return value stays in its asyncio.Task, "
+                    "with no store"),
                 "enqueue": "a task per job (preloaded jobs are held until the workers start)"}
 
     def extra_settings(self) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from adapters.base import STATISTICS_AFTER_FILL, AdapterConfig, JobCall, RequiredSettings
+from adapters.base import (
+    STATISTICS_AFTER_FILL,
+    AdapterConfig,
+    JobCall,
+    RequiredSettings,
+    results_unsupported,
+)
 from adapters.pg_raw.worker import (
     BATCH,
     FRESH_S,
@@ -26,7 +32,7 @@ from adapters.pg_raw.worker import (
     statement,
 )
 from adapters.raw_consumers import consumer_env, layout, layout_source
-from adapters.raw_message import ACK_FLUSH_S, encode
+from adapters.raw_message import ACK_FLUSH_S, NO_RETURN_STORE, encode
 from adapters.workers import WorkerGroup, WorkerProcessAdapter, python_module, worker_env
 
 # One statement trigger per table: a NOTIFY on the table's name for every INSERT. Large
@@ -81,7 +87,7 @@ class PgRawAdapter(WorkerProcessAdapter):
                 "prefetch": BATCH * self.config.slots,
                 "acks": "a batched DELETE of the marked rows after their jobs" if reliable
                 else "none: the claim deletes the rows",
-                "results": False,
+                "results": results_unsupported(self.config.results, NO_RETURN_STORE),
                 "enqueue": "INSERT per job; one INSERT ... SELECT unnest(array) per batch"}
 
     def extra_settings(self) -> dict[str, Any]:

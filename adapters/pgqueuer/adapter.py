@@ -37,6 +37,7 @@ from adapters.base import (
     JobCall,
     RequiredSettings,
     Tuning,
+    results_unsupported,
 )
 from adapters.event_loop import PrivateLoop
 from adapters.pgqueuer.worker import READY_LINE, on_failure, worker_environment
@@ -98,7 +99,9 @@ class PgqueuerAdapter(WorkerProcessAdapter):
             "acks": "the row is picked on dequeue and deleted (logged) after the job; a "
                     "picked job whose heartbeat is older than heartbeat_timeout is picked "
                     "again",
-            "results": False,
+            "results": results_unsupported(
+                self.config.results, "pgqueuer stores no return value (a finished job's row "
+                "goes to its log table with its status)"),
             "enqueue": "Queries.enqueue per job; Queries.enqueue with lists per batch",
         }
 

@@ -34,6 +34,7 @@ from adapters.base import (
     AdapterConfig,
     JobCall,
     RequiredSettings,
+    results_unsupported,
 )
 from adapters.event_loop import PrivateLoop
 from adapters.procrastinate.app import (
@@ -91,7 +92,9 @@ class ProcrastinateAdapter(WorkerProcessAdapter):
             "acks": "the job row goes from todo to doing when fetched and to succeeded or "
                     "failed after it; a dead worker's doing jobs stay there"
                     + ("; the stalled-job retry task re-queues them" if self.reliable else ""),
-            "results": False,
+            "results": results_unsupported(
+                self.config.results, "procrastinate stores no return value (a finished job's "
+                "row keeps its status only)"),
             "enqueue": "Task.defer_async per job; Task.batch_defer_async per batch",
         }
 

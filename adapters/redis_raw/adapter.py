@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from adapters.base import AdapterConfig, JobCall, RequiredSettings
+from adapters.base import AdapterConfig, JobCall, RequiredSettings, results_unsupported
 from adapters.raw_consumers import consumer_env, layout, layout_source
-from adapters.raw_message import ACK_FLUSH_S, encode
+from adapters.raw_message import ACK_FLUSH_S, NO_RETURN_STORE, encode
 from adapters.redis_keys import glob_escape, purge_keys
 from adapters.redis_raw.worker import (
     BATCH,
@@ -46,7 +46,8 @@ class RedisRawAdapter(WorkerProcessAdapter):
                 "prefetch": BATCH * self.config.slots,
                 "acks": "LREM from the processing list after the job, pipelined" if reliable
                 else "none: RPOP removes the message on fetch",
-                "results": False, "enqueue": "LPUSH per job; one LPUSH of a batch's messages"}
+                "results": results_unsupported(self.config.results, NO_RETURN_STORE),
+                "enqueue": "LPUSH per job; one LPUSH of a batch's messages"}
 
     def extra_settings(self) -> dict[str, Any]:
         reliable = self.config.profile == "reliable"

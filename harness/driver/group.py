@@ -12,11 +12,14 @@ from pathlib import Path
 from core import interrupts
 from core.envnames import BROKER_URL_ENV
 from core.protocol import CellSpec
+from core.words import clipped
 from harness.driver.cell import CellRun
 from harness.driver.phases import run_phases
 from harness.driver.workers import WorkerSet
 
 BIND_TIMEOUT_S = 600.0  # the coordinator binds the next cell within moments
+# driver.json keeps an error's head and tail: a library's message may quote the payload
+ERROR_CHARS, TRACEBACK_CHARS = 2_000, 20_000
 
 
 def read_cell(path: Path, timeout_s: float = BIND_TIMEOUT_S) -> CellSpec:
@@ -53,8 +56,8 @@ def run_group(cell_files: list[Path]) -> int:
                 report.error = f"interrupted by {exc}"
                 code = 130
             except Exception as exc:  # noqa: BLE001 - reported to the coordinator
-                report.error = f"{type(exc).__name__}: {exc}".strip()
-                report.traceback = traceback.format_exc()
+                report.error = clipped(f"{type(exc).__name__}: {exc}".strip(), ERROR_CHARS)
+                report.traceback = clipped(traceback.format_exc(), TRACEBACK_CHARS)
                 workers.stop()  # unknown state: the next cell starts fresh workers
             if code == 0:
                 run.settle()
