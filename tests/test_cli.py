@@ -47,7 +47,7 @@ BAD_INPUT = [
      "cannot reach redis at redis://127.0.0.1:1/0"),
     (["doctor", "--amqp-url", "amqp://u:p@"], "no host in amqp://u:***@"),
     (["run", "--backend", "amqp-raw", "--payload-sizes", "300000000"],
-     "larger than amqp-raw's broker accepts"),
+     "must be from 1 to 16,777,216"),
     (["run", "--backend", "asyncio", "--out", "/proc/queuebench"], "cannot write results to"),
     (["report", "/nonexistent/run"], "/nonexistent/run"),
     (["compare", "/nonexistent/a", "/nonexistent/b"], "/nonexistent/a"),
