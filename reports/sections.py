@@ -13,7 +13,7 @@ import reports.verdict as verdict
 from reports.charts import Chart
 from reports.data import RunData, param, value
 from reports.html import brief
-from reports.style import colour, fmt_bytes, fmt_num
+from reports.style import colour, fmt_bytes, fmt_num, line_style
 from reports.verdict import Column, Table
 from scenarios import in_report_order
 from scenarios.base import Scenario
@@ -36,6 +36,7 @@ class Kit:
     fmt_num = staticmethod(fmt_num)
     fmt_bytes = staticmethod(fmt_bytes)
     colour = staticmethod(colour)
+    line_style = staticmethod(line_style)
 
     def numeric_params(self, name: str, frame: pd.DataFrame | None = None) -> list[float]:
         return verdict.numeric_params(self.frame if frame is None else frame, name)

@@ -41,6 +41,18 @@ def colour(backend: str) -> str:
     return COLOURS.get(backend) or by_name(backend)
 
 
+# A backend's profiles share its colour; the line tells them apart ("rq [reliable]").
+PROFILE_LINES = {"reliable": "--", "tuned": ":"}
+
+
+def line_style(series: str) -> str:
+    """The line of a chart series: solid for a backend's default profile, dashed for
+    reliable, dotted for tuned (the series label ends in "[profile]" when a backend ran
+    several)."""
+    profile = series.rsplit("[", 1)[1].rstrip("]") if series.endswith("]") else "default"
+    return PROFILE_LINES.get(profile, "-")
+
+
 def fmt_num(value: float | None, digits: int = 3) -> str:
     """About `digits` significant figures, thousands separated; never scientific."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

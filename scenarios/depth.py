@@ -40,6 +40,7 @@ from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions, Scen
 from scenarios.common import (
     DRAIN_METRICS,
     ENQUEUE_PER_S,
+    STEADY_METRICS,
     events,
     preload_enqueue_per_s,
     steady_rate,
@@ -80,6 +81,8 @@ class Depth(Scenario):
         "broker_bytes": Metric("bytes", "lower", doc="total broker memory delta"),
         "measured": Metric(doc='how, e.g. "redis used_memory"'),
         **DRAIN_METRICS,
+        "stability_cv": STEADY_METRICS["stability_cv"],
+        "unstable": STEADY_METRICS["unstable"],
         "drained": Metric(doc="bool: the whole backlog ended inside the window (cut short)"),
         "probe_latency_s": Metric("s", "lower", doc="queue latency of the probe sent "
                                   "behind the backlog; null when the cap came first"),
@@ -136,7 +139,8 @@ class Depth(Scenario):
             "enqueue_per_s": preload_enqueue_per_s(phase),
             "bytes_per_job": grown / queued if grown is not None else None,
             "broker_bytes": grown, "measured": after.get("method"),
-            **{name: rate[name] for name in DRAIN_METRICS}, "drained": drained,
+            **{name: rate[name] for name in (*DRAIN_METRICS, "stability_cv", "unstable")},
+            "drained": drained,
             **probe(records, phase.first_id + queued, queued / rate["jobs_per_s"]),
             "second_queue": phase.second_queue or "none",
             "second_probe_latency_s": (queue_latency(records, phase.first_id + queued + 1)
@@ -176,10 +180,15 @@ class Depth(Scenario):
         def no_second_queue(row: pd.Series) -> str | None:
             return "no second queue" if row.get("second_queue") == "none" else None
 
+        def not_reached(row: pd.Series) -> str | None:
+            expected = kit.value(row, "probe_expected_s")
+            return ("not reached within the time cap"
+                    + (f" (FIFO: {expected:,.0f} s)" if expected is not None else ""))
+
         probe_columns = [kit.column(f"{d:,.0f} queued: {what}", {"depth": d}, metric,
                                     extra=queued_text, absent=absent)
                          for d in depths for what, metric, absent in (
-                             ("measured", "probe_latency_s", None),
+                             ("measured", "probe_latency_s", not_reached),
                              ("FIFO", "probe_expected_s", None),
                              ("second queue", "second_probe_latency_s", no_second_queue))]
 

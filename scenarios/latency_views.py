@@ -217,7 +217,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
 def rate_chart(kit: ReportKit) -> Any | None:
     """p50 and p99 queue latency against the offered rate, saturation on the top edge."""
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     frame = kit.frame
     if not kit.has_data or "params.rate" not in frame:
@@ -233,7 +233,8 @@ def rate_chart(kit: ReportKit) -> Any | None:
         for series, backend, rows, _ok in kit.present(rated, key, absent):
             rows = rows.assign(_rate=rows["params.rate"].astype(float)).sort_values("_rate")
             ok = kit.ok_rows(rows, key)
-            ax.plot(ok["_rate"], ok[key], marker="o", color=kit.colour(backend), label=series)
+            ax.plot(ok["_rate"], ok[key], marker="o", color=kit.colour(backend), label=series,
+                    linestyle=kit.line_style(series))
             saturated = rows[(rows["status"] == "ok") & rows["saturated"]]
             any_saturated |= kit.edge_marks(ax, saturated["_rate"], backend, top=True)
             marked |= kit.edge_marks(ax, rows[rows["status"] != "ok"]["_rate"], backend)
@@ -242,7 +243,13 @@ def rate_chart(kit: ReportKit) -> Any | None:
                 ax.axvline(kit.value(top.iloc[0], "jobs_per_s"), color=kit.colour(backend),
                            linestyle=":", linewidth=1, alpha=0.7)
         ax.set_xscale("log")
+        # labelled plainly, 1-2-5 over a narrow range (matplotlib would label its minor
+        # ticks in powers of ten, one over the other), powers of ten over a wide one
+        low, high = ax.get_xlim()
+        narrow = low > 0 and high / low < 300
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: kit.fmt_num(v, 2)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("offered rate, jobs/s (log)")
         ax.set_title(f"{name} queue latency")
         ax.grid(True, which="major", alpha=0.3)

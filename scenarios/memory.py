@@ -224,7 +224,7 @@ def size_chart(kit: ReportKit) -> Any:
         ok = ok.sort_values("params.payload_bytes")
         ax.errorbar(ok["params.payload_bytes"], ok["bytes_per_job"],
                     yerr=kit.errors(ok, "bytes_per_job"), marker="o", capsize=3,
-                    color=kit.colour(backend), label=series)
+                    color=kit.colour(backend), label=series, linestyle=kit.line_style(series))
         marked |= kit.edge_marks(ax, rows[~rows.index.isin(ok.index)]["params.payload_bytes"],
                                  backend)
     if sizes:

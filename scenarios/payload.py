@@ -135,7 +135,8 @@ def size_chart(kit: ReportKit) -> Any:
         for series, backend, rows, ok in kit.present(frame, metric, absent):
             ok = ok.sort_values("params.payload_bytes")
             ax.errorbar(ok["params.payload_bytes"], ok[metric], yerr=kit.errors(ok, metric),
-                        marker="o", capsize=3, color=kit.colour(backend), label=series)
+                        marker="o", capsize=3, color=kit.colour(backend), label=series,
+                        linestyle=kit.line_style(series))
             if metric == "jobs_per_s":
                 ringed |= kit.flag_rings(ax, ok, list(ok["params.payload_bytes"]),
                                          list(ok[metric]), backend)

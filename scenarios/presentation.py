@@ -50,6 +50,10 @@ class ReportKit(Protocol):
 
     def colour(self, backend: str) -> str: ...
 
+    def line_style(self, series: str) -> str:
+        """Solid, dashed (reliable) or dotted (tuned): a backend's profiles apart."""
+        ...
+
     # -- tables ----------------------------------------------------------------------
     def column(self, label: str, where: Mapping[str, Any], metric: str, *,
                extra: Callable[[pd.Series], str] | None = None,

@@ -184,7 +184,7 @@ def duration_chart(kit: ReportKit) -> Any:
         pos = ok[ok["params.duration_ms"] > 0]
         ax.errorbar(pos["params.duration_ms"], pos["jobs_per_s"],
                     yerr=kit.errors(pos, "jobs_per_s"), color=kit.colour(backend), marker="o",
-                    capsize=3, label=series)
+                    capsize=3, label=series, linestyle=kit.line_style(series))
         zero = ok[ok["params.duration_ms"] == 0]
         ax.errorbar([zero_x] * len(zero), zero["jobs_per_s"],
                     yerr=kit.errors(zero, "jobs_per_s"), color=kit.colour(backend), marker="s",
