@@ -210,6 +210,11 @@ def judge_row(claim: dict[str, Any], row: pd.Series) -> Finding:
         return Finding(subject, UNMEASURED, f"{figure}, but in {untested} of "
                                             f"{row.get('rounds_ok') or untested} rounds the "
                                             f"kill hit no running job: it cannot decide")
+    if noisy := flagged_rounds(row, "noisy"):
+        return Finding(subject, UNMEASURED, f"{figure}, but in {noisy} of "
+                                            f"{row.get('rounds_ok') or noisy} rounds the "
+                                            f"zero-job control moved by a quarter of it or "
+                                            f"more: it cannot decide")
     if shaky := flagged_rounds(row, "unstable"):
         figure += f" (unstable in {shaky} of {row.get('rounds_ok') or shaky} rounds: {UNSTABLE})"
     return Finding(subject, HOLDS if holds else FAILS, figure)

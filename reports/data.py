@@ -110,7 +110,8 @@ def _group_rows(aggregates: list[dict[str, Any]], cells: pd.DataFrame) -> pd.Dat
                     row[flag] = bool(mine[flag].isin([True, "True"]).any())
             if "saturated" in mine and len(mine):  # no latency in any round: no figure
                 row["saturated"] = bool(mine["saturated"].isin([True, "True"]).all())
-            for flag in ("unstable", "producer_bound", "saturated", "untested"):  # per round
+            for flag in ("unstable", "producer_bound", "saturated", "untested", "noisy",
+                         "whole_broker"):  # per round
                 if flag in mine:
                     row[f"{flag}_rounds"] = int(mine[flag].isin([True, "True"]).sum())
             for flag in ("explanation", "measured", "second_queue"):

@@ -21,6 +21,7 @@ import pandas as pd
 from adapters import BACKENDS, CEILINGS
 from reports.data import RunData, value
 from reports.style import fmt_bytes, fmt_cpu_us, fmt_num, fmt_share
+from scenarios.stats import samples_needed
 
 TIE_PCT = 5.0
 # Of a sleeping job's ideal rate (slots / duration): a ceiling at or above it is held by
@@ -190,9 +191,25 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
         detail += (f"; in {untested} of {row.get('rounds_ok', n)} rounds no job was running "
                    f"on the killed process, so those rounds show no re-delivery either way: "
                    f"no \u2713")
+    samples = value(row, "samples")  # an open-loop cell's; an idle probe's otherwise
+    if noisy := flagged_rounds(row, "noisy"):  # the broker moved as much with no job queued
+        text += " (noisy)"
+        detail += (f"; in {noisy} of {row.get('rounds_ok', n)} rounds the zero-job control "
+                   f"moved by a quarter or more of this figure's total: not ranked")
+    if flagged_rounds(row, "whole_broker"):
+        text += " (whole broker)"
+        detail += ("; the broker gives no reading of this queue alone, so this is its whole "
+                   "memory's growth (see measured)")
+    needed = samples_needed(column.metric)
+    samples = samples if samples is not None else value(row, "latency_samples")
+    few = bool(needed and samples is not None and samples * n < needed)
+    if few:  # a p99 of 60 jobs is their largest: no figure to rank
+        text += f" (from {fmt_num(samples * n)} jobs)"
+        detail += (f"; {fmt_num(samples * n)} jobs are too few for this percentile (it "
+                   f"needs {needed}): not ranked")
     if not column.higher_is_better:  # a window's feed bounds rates, not latencies
         return Entry(text, detail=detail, median=median, low=low, high=high, n=n,
-                     partial=bool(saturated or untested))
+                     partial=bool(saturated or untested or few or noisy))
     busy = value(row, "window_producer_busy_s", "max")
     if busy:
         detail += (f"; the driver had to top the queue up inside the window (sending for up "

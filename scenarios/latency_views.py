@@ -11,13 +11,11 @@ import pandas as pd
 from core.words import counted
 from scenarios.common import STEADY_TABLE_NOTE
 from scenarios.presentation import ReportKit, Rows
-from scenarios.stats import merged_round_percentiles, saturated
+from scenarios.stats import SAMPLES_FOR, merged_round_percentiles, saturated
 
 PANEL_TITLE_CHARS = 40  # what fits a 3.4 in panel at 10 pt
 
 PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"))
-# the samples a percentile needs before it is more than the largest one: 1 / (1 - p)
-SAMPLES_FOR = {"p50": 2, "p90": 10, "p99": 100, "p999": 1000}
 
 
 def supported(ys: list[float], samples: int | None) -> list[float]:

@@ -35,6 +35,9 @@ from scenarios.presentation import ReportKit
 MIB = 1024 * 1024
 CONTROL_OPTION = "memory_control"  # the control cell's deltas, handed to the cells after it
 CLAIM_JOBS = 100_000  # the seed claim: "100,000 tasks take about 100 MB"
+# A control (no job queued) that moved by this share of a cell's total or more: the cell's
+# figure is within the broker's own drift, and the report does not rank it.
+NOISY_SHARE = 0.25
 
 
 MIN_ENQUEUE_PER_S = 100
@@ -81,6 +84,10 @@ class Memory(Scenario):
         "broker_bytes_per_job": Metric("bytes", "lower", doc="broker_bytes / jobs queued"),
         "control.*": Metric("bytes", doc="the zero-job control cell's deltas in this round "
                             "(queue_bytes, broker_bytes), not subtracted; null: no control"),
+        "noisy": Metric(doc="bool: the control moved by NOISY_SHARE (a quarter) or more of "
+                        "this cell's total: the figure is not ranked"),
+        "whole_broker": Metric(doc="bool: no reading of the queue alone (a RabbitMQ quorum "
+                               "queue): bytes_per_job is the whole broker's growth"),
         "samples.*": Metric("bytes", doc="the samples of each reading (3; 1 with --quick), "
                             "before and after"),
         "measured": Metric(doc='how, e.g. "redis MEMORY USAGE ..., median of 3 samples"'),
@@ -145,6 +152,7 @@ class Memory(Scenario):
             return total / jobs if jobs and total is not None else None
 
         control = plan.options.get(CONTROL_OPTION) or {}
+        drift = control.get(own_name if own_name == "queue_bytes" else "broker_bytes")
         readings = plan.workload["phases"][0].get("samples", 3)
         method = (after["queue_method"] if own_name == "queue_bytes" else
                   "; ".join(filter(None, (after.get("queue_method"), after["method"]))))
@@ -156,6 +164,9 @@ class Memory(Scenario):
             "broker_bytes": broker,
             "broker_bytes_per_job": per_job(broker),
             "control": {name: control.get(name) for name in ("queue_bytes", "broker_bytes")},
+            "whole_broker": own_name == "bytes",
+            "noisy": bool(jobs and own and drift is not None
+                          and abs(drift) >= NOISY_SHARE * abs(own)),
             "samples": {"before": before.get("samples") or {},
                         "after": after.get("samples") or {}},
             "measured": f"{method}; median of {counted(readings, 'sample')} before and after",

@@ -7,6 +7,14 @@ from collections.abc import Iterable, Sequence
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+# the samples a percentile needs before it is more than the largest one: 1 / (1 - p)
+SAMPLES_FOR = {"p50": 2, "p90": 10, "p99": 100, "p999": 1000}
+
+
+def samples_needed(metric: str) -> int | None:
+    """The samples the percentile a metric names needs ("latency_ms.p99": 100), or None
+    for a metric that is no percentile."""
+    return SAMPLES_FOR.get(metric.rsplit(".", 1)[-1])
 HDR_LOW_US, HDR_HIGH_US, HDR_DIGITS = 1, 3_600_000_000, 3
 
 

@@ -3,6 +3,7 @@ and RabbitMQ), three samples per reading, the zero-job control, --memory-jobs.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from typing import Any
@@ -187,3 +188,24 @@ def test_bad_memory_jobs_is_one_line(capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--memory-jobs", "0"])
     assert "job count must be from 1" in capsys.readouterr().err
+
+
+def test_a_figure_within_the_controls_drift_is_noisy_and_a_broker_total_says_so() -> None:
+    _control, cell = MEMORY.plan("redis-raw", RunOptions(quick=True))
+    jobs = cell.params["jobs"]
+
+    def analyzed(control: dict, before: dict, after: dict) -> dict:
+        plan = dataclasses.replace(cell, options={**cell.options, CONTROL_OPTION: control})
+        return MEMORY.analyze(plan, pd.DataFrame(), fill_report(before, after))
+
+    quiet = analyzed({"queue_bytes": 40, "broker_bytes": 500},
+                     reading(1000, 0), reading(1000 + 3000 * jobs, 2000 * jobs))
+    assert not quiet["noisy"] and not quiet["whole_broker"]
+    drifting = analyzed({"queue_bytes": -1000 * jobs, "broker_bytes": 0},
+                        reading(1000, 0), reading(1000 + 3000 * jobs, 2000 * jobs))
+    assert drifting["noisy"]
+    total = {"bytes": 1000, "method": "erl_call: erlang:memory(total)",
+             "samples": {"bytes": [1000] * 3}}
+    vm = analyzed({"queue_bytes": None, "broker_bytes": 10},
+                  total, {**total, "bytes": 1000 + 1500 * jobs})
+    assert vm["whole_broker"] and vm["bytes_per_job"] == 1500 and not vm["noisy"]

@@ -1111,3 +1111,25 @@ def test_a_sleeping_jobs_rate_says_how_far_it_is_from_the_ideal(tmp_path: Path) 
     (table, *_) = THROUGHPUT.tables(Kit(data, THROUGHPUT))
     entries = {name: row[0] for name, row in table.rows}
     assert "34% of the ideal 80/s (slots / duration)" in entries["rq"].detail
+
+
+
+def test_a_percentile_from_too_few_jobs_is_shown_but_not_ranked() -> None:
+    """A p99 of 60 jobs is their largest one: the table says how many and ranks no best."""
+    import pandas as pd
+
+    from reports.verdict import Column, entry_of, mark
+
+    def rows(median: float, samples: int) -> pd.DataFrame:
+        return pd.DataFrame([{"status": "ok", "reason": None, "rounds": 1, "rounds_ok": 1,
+                              "latency_ms.p99": median, "latency_ms.p99:n": 1,
+                              "samples": samples}])
+
+    column = Column("p99", lambda frame: frame, "latency_ms.p99", higher_is_better=False,
+                    fmt=lambda v: f"{v:.1f} ms")
+    few, many = entry_of(rows(10.4, 60), column), entry_of(rows(38.2, 60), column)
+    assert "(from 60 jobs)" in few.text and few.partial
+    mark([few, many], higher_is_better=False)
+    assert few.mark == many.mark == ""
+    enough = entry_of(rows(10.4, 200), column)
+    assert "jobs)" not in enough.text and not enough.partial
