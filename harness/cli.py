@@ -28,6 +28,7 @@ from harness.history.command import add_history_arguments, run_history
 from harness.variants import is_variant
 from scenarios import SCENARIOS, everyday_scenario_names, scenario_names
 from scenarios.base import RunOptions
+from scenarios.throughput import window_of
 
 PROG = "python -m harness"
 # run: every cell finished, but a backend failed or could not run. Not 1, which Python
@@ -327,6 +328,33 @@ def say_not_planned(scenarios: list[str], backends: list[str]) -> None:
         print(f"not run: {name} for {backend}: {why}", file=sys.stderr)
 
 
+# The grid options of `run` and the RunOptions field each sets (Scenario.reads_options).
+GRID_FLAGS = {"durations_ms": "--durations", "rates": "--rates",
+              "payload_sizes": "--payload-sizes", "memory_jobs": "--memory-jobs",
+              "slots_sweep": "--slots-sweep"}
+
+
+def say_unused_options(scenarios: list[str], options: RunOptions) -> None:
+    """Name each grid option given that none of the chosen scenarios reads: the run would
+    otherwise record it in its config as if it had shaped a cell."""
+    for field, flag in GRID_FLAGS.items():
+        readers = [s.name for s in SCENARIOS.values() if field in s.reads_options]
+        if getattr(options, field) and not set(readers) & set(scenarios):
+            print(f"note: {flag} is read by {' and '.join(readers)} only, not in this run's "
+                  f"scenarios ({', '.join(scenarios)}); it changes nothing", file=sys.stderr)
+
+
+def say_durations_too_long(scenarios: list[str], options: RunOptions) -> None:
+    """Warn of throughput jobs longer than the counted window: none of them can end in it,
+    so their cells fail (as a hung job's would; the tests use one)."""
+    window = window_of(options)
+    too_long = [d for d in options.durations_ms or () if d / 1000 > window]
+    if "throughput" in scenarios and too_long:
+        print(f"note: --durations {','.join(f'{d:g}' for d in too_long)}: longer than the "
+              f"{window:g} s steady-state window, so no such job can end inside it and "
+              f"those cells will fail; give a longer --window", file=sys.stderr)
+
+
 def with_reference(profiles: tuple[str, ...]) -> tuple[str, ...]:
     """`profiles`, plus default when tuned is there without it: tuned is read as a
     change from default, so its reference runs beside it."""
@@ -371,6 +399,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                          f"give --with PACKAGE=PATH (or name the backend without it)")
     backends = variants.expand(args.backend, packages)
     check_payload_limits(args.payload_sizes or (), backends)
+    say_durations_too_long(args.scenario, options)
+    say_unused_options(args.scenario, options)
     say_not_planned(args.scenario, backends)
     urls = user_urls_reachable(args, backends)
     out = fresh_out((args.out or default_run_dir()).resolve())

@@ -488,7 +488,9 @@ class Runner:
         parts = wall_parts(report.steps_s, result.get("wall_s") or 0.0)
         if parts:
             result["wall_parts"] = parts
-        result["settings"] = {**report.settings, **cell.options,
+        handoff = self.scenarios[cell.scenario].handoff_options
+        result["settings"] = {**report.settings,
+                              **{k: v for k, v in cell.options.items() if k not in handoff},
                               "slots": self._slots(cell), "profile": cell.profile,
                               "broker_persistence": self._persistence(cell),
                               "bulk_enqueue": report.bulk_enqueue}

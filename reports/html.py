@@ -16,6 +16,7 @@ import jinja2
 import pandas as pd
 
 from adapters import BACKENDS
+from core.words import counted
 from reports.charts import Chart
 from reports.claims import ClaimResult
 from reports.data import RunData
@@ -233,4 +234,5 @@ def render_page(ctx: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
+    env.filters["counted"] = counted
     return env.get_template("report.html").render(**ctx)

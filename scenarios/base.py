@@ -117,6 +117,11 @@ class Scenario(ABC):
     # params whose value is a run option (--slots, --window) rather than a point of the
     # grid: `compare --force` pairs cases of two runs that set the option differently
     option_params: tuple[str, ...] = ()
+    # cell options that carry a figure from an earlier cell to this one (resolve), not a
+    # setting the backend ran with: left out of the cell's recorded settings
+    handoff_options: tuple[str, ...] = ()
+    # the RunOptions fields its plan reads from the command line (--durations: durations_ms)
+    reads_options: tuple[str, ...] = ()
 
     def not_planned(self, backend: str) -> str | None:
         """Why `plan` gives `backend` no cell at all (None: it gives it some)."""

@@ -157,8 +157,10 @@ def chart(kit: ReportKit, fault: str, slug: str, title: str,
     fig.suptitle(title)
     notes = kit.gap_notes(frame.assign(series=names), lambda r: "") + notes
     return kit.chart(slug, title, fig,
-                     "Bars: median over rounds. Hatched bars: the reliable profile, or a "
-                     "persistent broker setting. A cross-hatched row: failed or skipped, no value.",
+                     "Bars: median over rounds. Hatched bars: a worker fault in the reliable "
+                     "profile, or a broker kill with a persistent broker setting (every broker "
+                     "kill runs in the reliable profile, so there the hatch tells the broker's "
+                     "persistence apart). A cross-hatched row: failed or skipped, no value.",
                      notes)
 
 

@@ -126,6 +126,8 @@ class Latency(Scenario):
     name = "latency"
     title = "Latency"
     description = "open-loop latency percentiles at fixed rates and fractions of the max"
+    handoff_options = ("rate_fraction",)
+    reads_options = ("rates",)
     order = 20
     option_params = ("window_s",)
     grids = GRIDS

@@ -67,6 +67,8 @@ class Memory(Scenario):
     name = "memory"
     title = "Memory per queued job"
     description = "broker memory per queued job (no workers) at several payload sizes"
+    handoff_options = (CONTROL_OPTION,)
+    reads_options = ("payload_sizes", "memory_jobs")
     order = 40
     measures_speed = False
     stops_workers = True

@@ -52,6 +52,7 @@ class Payload(Scenario):
     name = "payload"
     title = "Payload size"
     description = "throughput, enqueue rate and latency from 64 B to 1 MiB payloads"
+    reads_options = ("payload_sizes",)
     order = 30
     option_params = ("slots", "window_s")
     grids = GRIDS

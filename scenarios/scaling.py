@@ -43,6 +43,7 @@ class Scaling(Scenario):
     name = "scaling"
     title = "Scaling"
     description = "jobs/s of noop and 10 ms jobs at 1, 2, 4 ... 32 slots (--slots-sweep)"
+    reads_options = ("slots_sweep",)
     order = 60
     option_params = ("window_s",)
     in_all = False  # minutes per backend: run by name, not in every `all` run

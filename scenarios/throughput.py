@@ -106,6 +106,7 @@ class Throughput(Scenario):
     name = THROUGHPUT_NAME
     title = "Throughput"
     description = "jobs/s by job duration (0, 1, 10, 100 ms sleep) at equal slots"
+    reads_options = ("durations_ms",)
     order = 10
     option_params = ("slots", "window_s")
     grids = GRIDS

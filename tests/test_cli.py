@@ -218,3 +218,17 @@ def test_a_scenario_with_no_cell_for_the_chosen_backend_says_why(tmp_path: Path)
     (line,) = done.stderr.strip().splitlines()
     assert "nothing to run: depth has no cell for asyncio" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_grid_options_no_chosen_scenario_reads_and_jobs_longer_than_the_window_are_named(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import say_durations_too_long, say_unused_options
+    from scenarios.base import RunOptions
+
+    say_unused_options(["latency"], RunOptions(slots_sweep=(4,), rates=(100.0,)))
+    err = capsys.readouterr().err
+    assert "--slots-sweep is read by scaling only" in err and "--rates" not in err
+    say_durations_too_long(["throughput"], RunOptions(quick=True, durations_ms=(0, 5000)))
+    assert "--durations 5000: longer than the 2 s steady-state window" in capsys.readouterr().err
+    say_durations_too_long(["throughput"], RunOptions(quick=True, durations_ms=(0, 10)))
+    assert capsys.readouterr().err == ""
