@@ -4,6 +4,7 @@ and what the other profile changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ COMPARED = {
                          "setting that differs from the default cells' is listed.",
                  "shows": "what durability costs"},
 }
+ONE_ROUND = "1 round a side: this run does not measure its own noise"
 # Settings that differ between any two profiles' cells without being a change of theirs.
 NOT_CHANGES = ("profile",)
 
@@ -125,7 +127,21 @@ def _key(row: pd.Series) -> str:
 
 def pairs(data: RunData, profile: str) -> list[Pair]:
     """Every backend and parameter point that ran ok in both the default profile and
-    `profile`."""
+    `profile`. A pair of one round a side says how far this run's same-settings pairs
+    (a profile that changed nothing for a backend) moved: the noise its ratio must clear."""
+    found = measured_pairs(data, profile)
+    noise = [max(p.ratio, 1 / p.ratio) for other in COMPARED
+             for p in (found if other == profile else measured_pairs(data, other))
+             if p.noise_only and p.ratio]
+    if not noise:
+        return found
+    span = f"; same-settings pairs in this run moved by up to x{max(noise):.2f}"
+    return [dataclasses.replace(p, caveat=p.caveat + span) if ONE_ROUND in p.caveat else p
+            for p in found]
+
+
+def measured_pairs(data: RunData, profile: str) -> list[Pair]:
+    """The pairs of `profile` as measured, each with its own caveat."""
     out: list[Pair] = []
     for scenario in in_report_order():
         metric = headline_metric(scenario)
@@ -139,10 +155,13 @@ def pairs(data: RunData, profile: str) -> list[Pair]:
             base = by_profile[BASE].get(key)
             if base is None:
                 continue
+            caveat = caveat_of({BASE: base, profile: other})
+            if min(base.get("rounds_ok") or 1, other.get("rounds_ok") or 1) < 2:
+                caveat = "; ".join(filter(None, (caveat, ONE_ROUND)))
             out.append(Pair(scenario.name, other["backend"], _point(other), metric,
                             scenario.metrics[metric].unit, profile, float(base[metric]),
                             float(other[metric]), changes(data, profile, base, other),
-                            caveat_of({BASE: base, profile: other})))
+                            caveat))
     return out
 
 

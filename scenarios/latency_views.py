@@ -45,6 +45,15 @@ def with_latency(cells: pd.DataFrame) -> pd.DataFrame:
     return ok[~ok["raw"].map(saturated)]
 
 
+def point_name(kit: ReportKit, row: pd.Series) -> str:
+    """A point's rate label, with the rate a fraction of the maximum came to: that rate
+    differs per round, so one round's point may be plotted and another's not."""
+    label, rate = str(kit.param(row, "rate_label")), kit.param(row, "rate")
+    if label.endswith("%max") and rate is not None:
+        return f"{label} = {kit.fmt_num(float(rate))}/s"
+    return label
+
+
 def mid_rate_label(frame: Rows) -> str | None:
     """The middle of the fixed offered rates ('200/s' of 50, 200, 1000)."""
     if "params.rate_label" not in frame:
@@ -199,7 +208,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
     how = {"hdr": "merged HdrHistograms of all ok rounds",
            "median": "medians of per-round percentiles (no histograms in results)"}
     notes = kit.gap_notes(frame[frame["params.rate_label"] != "max"],
-                          lambda r: str(kit.param(r, "rate_label")))
+                          lambda r: point_name(kit, r))
     notes += producer_limited_notes(frame)
     grouped: dict[tuple[str, int], list[str]] = {}
     for (label, series), n in few.items():
@@ -257,7 +266,7 @@ def rate_chart(kit: ReportKit) -> Any | None:
         Line2D([], [], color="0.4", linestyle=":", label="dotted: measured max rate")] + absent
     kit.legend_outside(axes[1], extra)
     fig.suptitle("Queue latency vs offered rate (open loop)")
-    notes = kit.gap_notes(rated, lambda r: str(kit.param(r, "rate_label")))
+    notes = kit.gap_notes(rated, lambda r: point_name(kit, r))
     notes += producer_limited_notes(rated)
     return kit.chart("latency_vs_rate", "Latency vs offered rate", fig,
                      "Each point is one offered rate (fixed, or a fraction of the backend's own "

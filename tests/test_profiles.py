@@ -84,9 +84,12 @@ def test_tuned_figures_beside_default_ones(tmp_path: Path) -> None:
     assert "default 16.0 jobs/s, tuned 220.0 jobs/s" in text
     assert "tuned poll_delay_s = 0.01 (source: arq docs)" in text
     assert "tuned = same as default" in text  # asyncio: the backend.toml line says why
-    # the same settings twice: asyncio's 795 -> 790 is noise, said so
+    # the same settings twice: asyncio's 795 -> 790 is noise, said so, and a one-round
+    # ratio is set beside that noise
     assert "(x0.99) same settings: the ratio is run-to-run noise" in text
     assert "x13.75) same settings" not in text
+    assert "this run does not measure its own noise; same-settings pairs in this run moved by " \
+           "up to x1.01" in found["arq"].line()
 
 
 def test_a_ratio_over_an_unclean_window_says_which_side(tmp_path: Path) -> None:
@@ -101,8 +104,9 @@ def test_a_ratio_over_an_unclean_window_says_which_side(tmp_path: Path) -> None:
                   profile="reliable")]
     run_dir = write_run(tmp_path / "run", [dry, shaky, *clean], run_info(4))
     found = {p.backend: p for p in pairs(load(run_dir), "reliable")}
-    assert found["arq"].caveat == "unstable: reliable; producer-bound: default"
-    assert found["asyncio"].caveat == ""
+    one_round = "1 round a side: this run does not measure its own noise"
+    assert found["arq"].caveat == f"unstable: reliable; producer-bound: default; {one_round}"
+    assert found["asyncio"].caveat == one_round
     assert "(x0.90); unstable: reliable; producer-bound: default" in found["arq"].line()
     from reports import render
     assert "unstable: reliable; producer-bound: default" in render(run_dir).read_text()
