@@ -522,6 +522,12 @@ def test_github_format(base_run: Path, tmp_path: Path) -> None:
     assert code == 0 and not any(e["name"].endswith("/redis-raw") for e in json.loads(out))
     code, _, err = run(base_run, "--format", "github", "--metric", "latency_ms.p99")
     assert code == 2 and "customBiggerIsBetter" in err
+    # the other direction has a file of its own: customSmallerIsBetter
+    code, out, _ = run(base_run, "--format", "github-smaller", "--metric", "latency_ms.p99")
+    smaller = json.loads(out)
+    assert code == 0 and smaller and all(e["name"].endswith("latency_ms.p99") for e in smaller)
+    code, _, err = run(base_run, "--format", "github-smaller")
+    assert code == 2 and "customSmallerIsBetter" in err
 
 
 def test_bencher_format(base_run: Path) -> None:

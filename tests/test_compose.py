@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,3 +82,36 @@ def test_compose_file_is_valid_and_loopback_only() -> None:
     for needle in ("redis-cli", "rabbitmq-diagnostics", "pg_isready", "image: redis:7",
                    "image: rabbitmq:3-management", "image: postgres:15"):
         assert needle in resolved.stdout
+
+
+WORKFLOW = REPO / ".github" / "workflows" / "benchmark.yml"
+
+
+def workflow_env(text: str) -> dict[str, str]:
+    """The workflow's top-level env values (one-line or folded '>-' blocks)."""
+    env: dict[str, str] = {}
+    block = text.split("\nenv:\n", 1)[1].split("\n\n", 1)[0]
+    name = None
+    for line in block.splitlines():
+        if re.match(r"^  [A-Z_]+:", line):
+            name, value = line.strip().split(":", 1)
+            env[name] = "" if value.strip() == ">-" else value.strip()
+        elif name and line.startswith("    "):
+            env[name] = f"{env[name]} {line.strip()}".strip()
+    return env
+
+
+def test_every_harness_command_of_the_workflow_parses() -> None:
+    """The workflow runs the commands a user runs: each `python -m harness ...` line, its
+    variables filled in, is accepted by the harness's own parser."""
+    from harness.cli import build_parser
+
+    text = WORKFLOW.read_text()
+    env = {**workflow_env(text), "NOISE": "", "GITHUB_WORKSPACE": "/w"}
+    commands = re.findall(r"python -m harness (.+)", text)
+    assert len(commands) >= 8
+    for command in commands:
+        command = re.sub(r"\$\{\{.*?\}\}", "", command)  # GitHub expressions: CI-only flags
+        command = re.split(r"\|\||>>|&&", command)[0]
+        words = shlex.split(re.sub(r"\$([A-Z_]+)", lambda m: env[m[1]], command))
+        build_parser().parse_args(words)  # SystemExit (exit 2) on a flag it does not know

@@ -17,7 +17,8 @@ from harness.compare.metrics import default_metrics
 from harness.compare.noise import NoiseModel, freedom_summary, learn, read_runs, run_identity
 from harness.compare.render import describe, method_line, outcome_line, render_markdown, render_text
 
-FORMATS = ("text", "markdown", "github", "bencher")
+FORMATS = ("text", "markdown", "github", "github-smaller", "bencher")
+EXPORTS = ("github", "github-smaller", "bencher")  # one run's figures: CURRENT alone will do
 
 
 def threshold_arg(text: str) -> float:
@@ -60,8 +61,10 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="print everything, exit 0 even on regression (2 on bad input)")
     parser.add_argument("--format", choices=FORMATS, default="text",
-                        help="text (default), markdown, github (github-action-benchmark "
-                             "customBiggerIsBetter JSON), bencher (Bencher Metric Format JSON)")
+                        help="text (default), markdown, github / github-smaller "
+                             "(github-action-benchmark customBiggerIsBetter / "
+                             "customSmallerIsBetter JSON: rates / CPU per job and latencies), "
+                             "bencher (Bencher Metric Format JSON)")
     parser.add_argument("--noise", type=Path, metavar="DIR",
                         help="learn each row's round noise from the runs in DIR (history "
                              "entries or run directories of the same kind of machine, e.g. "
@@ -96,9 +99,9 @@ def run_compare(args: argparse.Namespace) -> int:
     Raises ResultsError on bad input or runs that measured different things."""
     if len(args.runs) > 2:
         raise ResultsError(f"compare takes BASELINE CURRENT, got {counted(len(args.runs), 'run')}")
-    if len(args.runs) == 1 and args.format not in ("github", "bencher"):
-        raise ResultsError("compare needs BASELINE and CURRENT (only the github and bencher "
-                           "formats export a single run)")
+    if len(args.runs) == 1 and args.format not in EXPORTS:
+        raise ResultsError("compare needs BASELINE and CURRENT (only the github, "
+                           "github-smaller and bencher formats export a single run)")
     paths = [resolve(spec, args.baselines_dir) for spec in args.runs]
     summaries = [read_summary(p) for p in paths]
     names = tuple(str(p) for p in paths)
@@ -162,7 +165,8 @@ def run_compare(args: argparse.Namespace) -> int:
         if not series:
             raise ResultsError(f"nothing to export: no metric of {names[-1]} matches "
                                f"--metric {','.join(patterns)}")
-        text = (render_github if args.format == "github" else render_bencher)(series)
+        text = (render_bencher(series) if args.format == "bencher" else
+                render_github(series, bigger_is_better=args.format == "github"))
     if args.output:
         try:
             args.output.write_text(text)

@@ -1,5 +1,5 @@
-"""One run's figures for dashboards: github-action-benchmark (customBiggerIsBetter) and
-the Bencher Metric Format."""
+"""One run's figures for dashboards: github-action-benchmark (customBiggerIsBetter and
+customSmallerIsBetter, one file each) and the Bencher Metric Format."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from core.words import counted
 from harness.compare.metrics import direction_of, selected, unit_of
 from harness.compare.table import (
     AT_MACHINE_SPEED,
+    Key,
     ceiling_of,
+    key_of,
     label,
     normalised,
     per_loop,
@@ -27,10 +29,13 @@ Series = tuple[str, str, str, list[float]]  # case label, measure, unit, per-rou
 def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bool,
                   source: str) -> list[Series]:
     """(case, measure, unit, per-round values) of one run; a rate per probe loop and a
-    rate over its ceiling are extra rows."""
+    rate over its ceiling are extra rows. A case whose every cell reused another's result
+    (latency's max and payload's 64 B are the throughput noop cell) is that case's
+    measurement again, so it is left out."""
     table = per_round(summary, source)
+    copies = reused_cases(summary, source)
     out = []
-    for key in sorted(table):
+    for key in sorted(set(table) - copies):
         for metric in sorted(table[key]):
             if not selected(metric, patterns):
                 continue
@@ -46,11 +51,24 @@ def export_series(summary: dict[str, Any], patterns: Sequence[str], absolute: bo
     return out
 
 
-def render_github(series: list[Series]) -> str:
-    """github-action-benchmark, tool customBiggerIsBetter: [{name, unit, value, range, extra}]."""
+def reused_cases(summary: dict[str, Any], source: str) -> set[Key]:
+    """The cases all of whose cells are copies of another cell's result."""
+    reused: dict[Key, bool] = {}
+    for index, cell in enumerate(summary["cells"]):
+        key = key_of(cell, index, source)
+        reused[key] = reused.get(key, True) and bool(cell.get("reused_from"))
+    return {key for key, copy in reused.items() if copy}
+
+
+def render_github(series: list[Series], bigger_is_better: bool = True) -> str:
+    """github-action-benchmark, tool customBiggerIsBetter (or, with `bigger_is_better`
+    off, customSmallerIsBetter): [{name, unit, value, range, extra}] of the metrics of
+    that direction; the tool takes one direction per file."""
+    tool = "customBiggerIsBetter" if bigger_is_better else "customSmallerIsBetter"
     entries = []
     for case, measure, unit, values in series:
-        if direction_of(measure.split("/")[0]) <= 0:
+        direction = direction_of(measure.split("/")[0])
+        if direction == 0 or (direction > 0) != bigger_is_better:
             continue
         entries.append({
             "name": f"{case} {measure}", "unit": unit, "value": statistics.median(values),
@@ -59,8 +77,10 @@ def render_github(series: list[Series]) -> str:
                      f"max {max(values):.6g}",
         })
     if not entries:
-        raise ResultsError("nothing to export: customBiggerIsBetter takes only metrics where "
-                           "bigger is better (e.g. jobs_per_s)")
+        example = "jobs_per_s" if bigger_is_better else "cpu_us_per_job"
+        raise ResultsError(f"nothing to export: {tool} takes only metrics where "
+                           f"{'bigger' if bigger_is_better else 'smaller'} is better (e.g. "
+                           f"{example}; --metric chooses)")
     return json.dumps(entries, indent=1) + "\n"
 
 
