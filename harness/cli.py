@@ -20,15 +20,21 @@ from core.brokers.base import BrokerKind
 from core.results import ResultsError
 from core.words import counted
 from harness import envs, variants
-from harness.argparsing import OneLineParser, UsageError
+from harness.argparsing import OneLineParser, UsageError, name_list, number_list, whole_number
 from harness.baselines import add_baseline_arguments, run_baseline
 from harness.brokers import unreachable_user_urls
 from harness.compare.command import add_compare_arguments, run_compare
 from harness.history.command import add_history_arguments, run_history
+from harness.run_checks import (
+    check_payload_limits,
+    fresh_out,
+    say_durations_too_long,
+    say_not_planned,
+    say_unused_options,
+)
 from harness.variants import is_variant
 from scenarios import SCENARIOS, everyday_scenario_names, scenario_names
 from scenarios.base import RunOptions
-from scenarios.throughput import window_of
 
 PROG = "python -m harness"
 # run: every cell finished, but a backend failed or could not run. Not 1, which Python
@@ -47,44 +53,6 @@ MAX_RATE = 10_000_000.0
 MAX_PAYLOAD_BYTES = min(16 * 1024 * 1024, max(kind.message_limit for kind in KINDS.values()))
 MAX_MEMORY_JOBS = 10_000_000
 MAX_DELAY_US = 1_000_000
-
-
-def name_list(valid: Callable[[], list[str]], what: str,
-              also: Callable[[str], bool] = lambda _name: False,
-              all_of: Callable[[], list[str]] | None = None,
-              hint: str = "") -> Callable[[str], list[str]]:
-    """argparse type: a comma list of names (valid ones, or any `also` accepts), or 'all'
-    (`all_of()`, by default every valid name)."""
-
-    def parse(text: str) -> list[str]:
-        names = [n.strip() for n in text.split(",")]
-        if any(not n for n in names):
-            raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}")
-        if names == ["all"]:
-            return (all_of or valid)()
-        unknown = [n for n in names if n not in valid() and not also(n)]
-        if unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(map(repr, unknown))}; valid: "
-                f"{', '.join(valid())} (or all)" + (f"; {hint}" if hint else ""))
-        return list(dict.fromkeys(names))
-
-    return parse
-
-
-def whole_number(maximum: int, what: str) -> Callable[[str], int]:
-    """argparse type: a whole number from 1 to `maximum`."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not 1 <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"{what} must be from 1 to {maximum:,}: got {text}")
-        return value
-
-    return parse
 
 
 def delay_microseconds(text: str) -> int | float:
@@ -112,25 +80,6 @@ def window_seconds(text: str) -> float:
     if not 1 <= value <= 600:
         raise argparse.ArgumentTypeError(f"{text} must be between 1 and 600 seconds")
     return value
-
-
-def number_list(kind: type, minimum: float, maximum: float, what: str
-                ) -> Callable[[str], tuple]:
-    """argparse type: a comma list of numbers from minimum to maximum (so never NaN or
-    infinite); a float that is whole is kept as an int, as the defaults are (0, not 0.0)."""
-
-    def parse(text: str) -> tuple:
-        try:
-            values = tuple(kind(v) for v in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"malformed {what} list {text!r}") from None
-        bad = [v for v in values if not minimum <= v <= maximum]
-        if bad:
-            raise argparse.ArgumentTypeError(
-                f"{what} must be from {minimum:g} to {maximum:,.0f}: got {bad[0]}")
-        return tuple(dict.fromkeys(int(v) if float(v).is_integer() else v for v in values))
-
-    return parse
 
 
 def profile_list(text: str) -> tuple[str, ...]:
@@ -289,23 +238,6 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-ENVELOPE_ROOM = 64 * 1024  # of a broker's message limit, left for the framework's envelope
-
-
-def check_payload_limits(sizes: Sequence[int], backends: Sequence[str]) -> None:
-    """Refuse payloads a chosen backend's broker would reject (one clear line)."""
-    for backend in backends:
-        broker = BACKENDS[backend].broker
-        if broker is None:
-            continue
-        limit = broker_kind(broker).message_limit
-        too_big = [s for s in sizes if s > limit - ENVELOPE_ROOM]
-        if too_big:
-            raise UsageError(
-                f"payload of {too_big[0]:,} bytes is larger than {backend}'s broker accepts "
-                f"(about {(limit - ENVELOPE_ROOM):,} bytes per message)")
-
-
 def render_report(run_dir: Path) -> None:
     """Render the report of a run; a report that cannot render never loses the results."""
     from reports import render
@@ -316,62 +248,12 @@ def render_report(run_dir: Path) -> None:
         print(f"report not rendered ({exc}); the results are in {run_dir}", file=sys.stderr)
 
 
-def say_not_planned(scenarios: list[str], backends: list[str]) -> None:
-    """Name each chosen (scenario, backend) pair the scenario gives no cell, and why; a
-    run left with nothing to run is bad input."""
-    skipped = [(name, backend, why) for name in scenarios for backend in backends
-               if (why := SCENARIOS[name].not_planned(backend))]
-    if len(skipped) == len(scenarios) * len(backends):
-        raise UsageError("nothing to run: " + "; ".join(
-            f"{name} has no cell for {backend} ({why})" for name, backend, why in skipped))
-    for name, backend, why in skipped:
-        print(f"not run: {name} for {backend}: {why}", file=sys.stderr)
-
-
-# The grid options of `run` and the RunOptions field each sets (Scenario.reads_options).
-GRID_FLAGS = {"durations_ms": "--durations", "rates": "--rates",
-              "payload_sizes": "--payload-sizes", "memory_jobs": "--memory-jobs",
-              "slots_sweep": "--slots-sweep"}
-
-
-def say_unused_options(scenarios: list[str], options: RunOptions) -> None:
-    """Name each grid option given that none of the chosen scenarios reads: the run would
-    otherwise record it in its config as if it had shaped a cell."""
-    for field, flag in GRID_FLAGS.items():
-        readers = [s.name for s in SCENARIOS.values() if field in s.reads_options]
-        if getattr(options, field) and not set(readers) & set(scenarios):
-            print(f"note: {flag} is read by {' and '.join(readers)} only, not in this run's "
-                  f"scenarios ({', '.join(scenarios)}); it changes nothing", file=sys.stderr)
-
-
-def say_durations_too_long(scenarios: list[str], options: RunOptions) -> None:
-    """Warn of throughput jobs longer than the counted window: none of them can end in it,
-    so their cells fail (as a hung job's would; the tests use one)."""
-    window = window_of(options)
-    too_long = [d for d in options.durations_ms or () if d / 1000 > window]
-    if "throughput" in scenarios and too_long:
-        print(f"note: --durations {','.join(f'{d:g}' for d in too_long)}: longer than the "
-              f"{window:g} s steady-state window, so no such job can end inside it and "
-              f"those cells will fail; give a longer --window", file=sys.stderr)
-
-
 def with_reference(profiles: tuple[str, ...]) -> tuple[str, ...]:
     """`profiles`, plus default when tuned is there without it: tuned is read as a
     change from default, so its reference runs beside it."""
     if "tuned" in profiles and "default" not in profiles:
         return (*profiles, "default")
     return profiles
-
-
-def fresh_out(out: Path) -> Path:
-    """`out` if a run may write there: absent or an empty folder. Workers find a cell's
-    folder by its number alone, so cells of an earlier run in the same folder would
-    take the records of this run's cells with the same numbers."""
-    if out.exists() and not out.is_dir():
-        raise ResultsError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        raise ResultsError(f"--out {out} is not empty; give a new folder (or remove this one)")
-    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:

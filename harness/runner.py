@@ -35,6 +35,7 @@ from harness.driver.steps import wall_parts
 from harness.driver_handle import DriverHandle, LocalDriver
 from harness.progress import Progress
 from harness.speed import SpeedMeter
+from reports.style import describe_params
 from scenarios import SCENARIOS
 from scenarios.base import CellFailed, CellPlan, CellReused, RunOptions, Scenario
 from scenarios.records import as_of, load_records
@@ -544,12 +545,7 @@ def _label(round_no: int, scenario: str, backend: str, profile: str | None,
     """r1 throughput redis-raw[reliable] duration_ms=0 ... (the profile as compare labels
     a case: only when it is not the default one)."""
     shown = backend if profile in (None, "default") else f"{backend}[{profile}]"
-    return f"r{round_no} {scenario} {shown} {_brief(params)}"
-
-
-def _brief(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in params.items()
-                    if k not in ("jobs", "duration_s") and v is not None)
+    return f"r{round_no} {scenario} {shown} {describe_params(params)}"
 
 
 def default_run_dir() -> Path:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import pandas as pd
 
 from adapters import BACKENDS
 from core.words import counted
@@ -24,7 +23,7 @@ from reports.observer import load_observer
 from reports.profiles import comparisons
 from reports.runtime import run_time
 from reports.speed import machine_speed
-from reports.style import backend_rank, colour
+from reports.style import backend_rank, colour, describe_params, row_params
 from reports.verdict import TIE_RULE, Table
 from scenarios import in_report_order
 
@@ -38,13 +37,8 @@ def data_uri(png: bytes) -> str:
 
 
 def brief(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("slots", "jobs")
-                     and v is not None and not (isinstance(v, float) and pd.isna(v)))
-
-
-def params_of(row: pd.Series) -> dict[str, Any]:
-    return {k.removeprefix("params."): v for k, v in row.items()
-            if isinstance(k, str) and k.startswith("params.")}
+    """A cell's params in a report list: without the run's slots and the job count."""
+    return describe_params(params, hide=("slots", "jobs"), sep=", ")
 
 
 def slowed_on_purpose(data: RunData) -> str | None:
@@ -176,7 +170,7 @@ def problems(data: RunData) -> dict[str, list[dict[str, Any]]]:
         elif cell["status"] == "failed":
             failed.append({"scenario": cell["scenario"], "backend": cell["backend"],
                            "profile": cell["profile"], "round": cell["round"],
-                           "params": brief(params_of(cell)), "reason": cell["reason"],
+                           "params": brief(row_params(cell)), "reason": cell["reason"],
                            "cell_dir": cell["cell_dir"]})
     return {"skipped": [{"backend": b, "reason": r, "scenarios": s}
                         for (b, r), s in skipped.items()], "failed": failed}
@@ -184,7 +178,7 @@ def problems(data: RunData) -> dict[str, list[dict[str, Any]]]:
 
 def cell_list(data: RunData) -> list[dict[str, Any]]:
     return [{"scenario": c["scenario"], "backend": c["backend"], "profile": c["profile"],
-             "round": c["round"], "params": brief(params_of(c)), "status": c["status"],
+             "round": c["round"], "params": brief(row_params(c)), "status": c["status"],
              "reason": c["reason"]} for _, c in data.cells.iterrows()]
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from adapters import BACKENDS
 from reports.data import RunData
+from reports.style import describe_params, row_params
 from reports.verdict import flagged_rounds
 from scenarios import in_report_order
 from scenarios.base import Scenario
@@ -114,12 +115,6 @@ def no_change_note(backend: str, profile: str) -> str:
     return info.profiles.get(profile, "") if info else ""
 
 
-def _point(row: pd.Series) -> str:
-    params = {k[len("params."):]: v for k, v in row.items()
-              if k.startswith("params.") and v is not None and not pd.isna(v)}
-    return " ".join(f"{k}={v}" for k, v in params.items() if k not in ("jobs", "duration_s"))
-
-
 def _key(row: pd.Series) -> str:
     params = {k: row[k] for k in row.index if k.startswith("params.") and not pd.isna(row[k])}
     return json.dumps([row["backend"], params], sort_keys=True, default=str)
@@ -158,7 +153,8 @@ def measured_pairs(data: RunData, profile: str) -> list[Pair]:
             caveat = caveat_of({BASE: base, profile: other})
             if min(base.get("rounds_ok") or 1, other.get("rounds_ok") or 1) < 2:
                 caveat = "; ".join(filter(None, (caveat, ONE_ROUND)))
-            out.append(Pair(scenario.name, other["backend"], _point(other), metric,
+            point = describe_params(row_params(other))
+            out.append(Pair(scenario.name, other["backend"], point, metric,
                             scenario.metrics[metric].unit, profile, float(base[metric]),
                             float(other[metric]), changes(data, profile, base, other),
                             caveat))

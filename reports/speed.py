@@ -6,20 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from core.numbers import relative_spread
 from reports.data import RunData
-from reports.style import backend_rank
-
-
-def _point(row: pd.Series, params: list[str]) -> str:
-    """The cell's own parameters (not the run's slots and window), whole floats as ints."""
-    def shown(value: Any) -> str:
-        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-    return " ".join(f"{p.removeprefix('params.')}={shown(row[p])}" for p in params
-                    if p not in ("params.slots", "params.window_s") and pd.notna(row[p]))
+from reports.style import backend_rank, describe_params
 
 
 def machine_speed(data: RunData) -> dict[str, Any] | None:
@@ -41,7 +30,8 @@ def machine_speed(data: RunData) -> dict[str, Any] | None:
             continue
         first = group.iloc[0]
         rows.append({"scenario": first["scenario"], "backend": first["backend"],
-                     "point": _point(first, params), "rounds": len(group),
+                     "point": describe_params({p.removeprefix("params."): first[p] for p in params},
+                                              hide=("slots", "window_s")), "rounds": len(group),
                      "probe_min": float(group["probe_us"].min()),
                      "probe_max": float(group["probe_us"].max()),
                      "raw": raw, "steady": steady})

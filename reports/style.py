@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from adapters import BACKENDS, BackendInfo
 
@@ -88,3 +89,21 @@ def fmt_bytes(value: float | None) -> str:
         if abs(value) >= size:
             return f"{fmt_num(value / size)} {unit}"
     return f"{fmt_num(value)} B"
+
+
+def describe_params(params: Mapping[str, Any], hide: Iterable[str] = ("jobs", "duration_s"),
+                    sep: str = " ") -> str:
+    """A cell's params for people: "duration_ms=0 window_s=2", without `hide`, unset
+    values (None, NaN) and trailing .0 on whole floats."""
+    def shown(value: Any) -> str:
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+    hidden = set(hide)
+    return sep.join(f"{k}={shown(v)}" for k, v in params.items() if k not in hidden
+                    and v is not None and not (isinstance(v, float) and math.isnan(v)))
+
+
+def row_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The params of a report row (its "params.*" columns), by their own names."""
+    return {k.removeprefix("params."): v for k, v in row.items()
+            if isinstance(k, str) and k.startswith("params.")}

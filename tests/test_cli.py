@@ -121,9 +121,9 @@ def test_progress_lines_name_a_profile_that_is_not_the_default() -> None:
     from harness.runner import _label
     params = {"duration_ms": 0, "slots": 8, "window_s": 2.0}
     assert _label(1, "throughput", "asyncio", "default", params) == \
-        "r1 throughput asyncio duration_ms=0 slots=8 window_s=2.0"
+        "r1 throughput asyncio duration_ms=0 slots=8 window_s=2"
     assert _label(1, "throughput", "asyncio", "reliable", params) == \
-        "r1 throughput asyncio[reliable] duration_ms=0 slots=8 window_s=2.0"
+        "r1 throughput asyncio[reliable] duration_ms=0 slots=8 window_s=2"
 
 
 def test_selftest_attach_renders_the_runs_report_with_the_observer_effect(
@@ -222,7 +222,7 @@ def test_a_scenario_with_no_cell_for_the_chosen_backend_says_why(tmp_path: Path)
 
 def test_grid_options_no_chosen_scenario_reads_and_jobs_longer_than_the_window_are_named(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import say_durations_too_long, say_unused_options
+    from harness.run_checks import say_durations_too_long, say_unused_options
     from scenarios.base import RunOptions
 
     say_unused_options(["latency"], RunOptions(slots_sweep=(4,), rates=(100.0,)))
