@@ -153,11 +153,20 @@ def per_job_times(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+IDLE_GAP_MS = 20  # between one idle probe's end and the next one's send
+IDLE_LIMIT_S = 30.0
+
+
+def idle_phase(jobs: int, purge_first: bool = False) -> dict[str, Any]:
+    """`jobs` single jobs sent one at a time, each after the last ended: the latency of
+    an idle system (`purge_first`: once a window's leftover backlog is purged)."""
+    return {"type": "idle", "jobs": jobs, "gap_ms": IDLE_GAP_MS, "time_limit_s": IDLE_LIMIT_S,
+            **({"purge_first": True} if purge_first else {})}
+
+
 def idle_probe_phase(options: RunOptions) -> dict[str, Any]:
-    """Single jobs sent one at a time once the window's backlog is purged: the latency
-    of an idle system, for jobs of the cell's payload."""
-    return {"type": "idle", "jobs": IDLE_PROBES.pick(options), "gap_ms": 20,
-            "time_limit_s": 30, "purge_first": True}
+    """The idle probes after a window, for jobs of the cell's payload."""
+    return idle_phase(IDLE_PROBES.pick(options), purge_first=True)
 
 
 def split_probes(records: pd.DataFrame, report: DriverReport

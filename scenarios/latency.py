@@ -24,9 +24,11 @@ from core.protocol import DriverReport, PhaseReport
 from scenarios import latency_views
 from scenarios.base import CellFailed, CellPlan, CellReused, Grids, Metric, RunOptions, Scenario
 from scenarios.common import (
+    IDLE_LIMIT_S,
     JOB_COUNT_METRICS,
     STEADY_METRICS,
     declared_only,
+    idle_phase,
     job_counts,
     per_job_times,
     same_round_cell,
@@ -91,14 +93,19 @@ def wait_growth(jobs: pd.DataFrame) -> float | None:
     return float((wait.loc[last.index].median() - wait.loc[first.index].median()) / span_s)
 
 
+def schedule_lag(jobs: pd.DataFrame) -> dict[str, float | None]:
+    """p50, p99 and max of intended -> sent, in ms: how far the producer ran behind."""
+    lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
+    return {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]}
+
+
 def latency_metrics(jobs: pd.DataFrame) -> dict[str, Any]:
     """Percentiles of queue latency, end-to-end latency and schedule lag, in ms."""
     queue = histogram_of((jobs["start"] - jobs["intended"]).dropna())
     e2e = histogram_of((jobs["end"] - jobs["intended"]).dropna())
-    lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
     return {
         "latency_ms": percentiles_ms(queue), "e2e_ms": percentiles_ms(e2e),
-        "schedule_lag_ms": {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]},
+        "schedule_lag_ms": schedule_lag(jobs),
         "hdr": {"latency": encode(queue), "e2e": encode(e2e)},
         "samples": int(jobs["start"].notna().sum()),
     }
@@ -163,8 +170,7 @@ class Latency(Scenario):
                                           "window_s": window_of(options)}, max_workload,
                        max_limit),
             self._cell(backend, options, {"rate": None, "rate_label": "idle"},
-                       noop_jobs([{"type": "idle", "jobs": grid.idle_jobs, "gap_ms": 20,
-                                   "time_limit_s": 30}]), 30),
+                       noop_jobs([idle_phase(grid.idle_jobs)]), IDLE_LIMIT_S),
         ]
         for rate in options.rates or grid.rates:
             cells.append(self._open_cell(backend, options, float(rate), f"{rate:g}/s",
@@ -251,9 +257,7 @@ class Latency(Scenario):
         if limited:
             out["explanation"] = producer_limit_explanation(rate, offered, phase)
         if saturated or limited:
-            out.update({"latency_ms": None, "e2e_ms": None})
-            lag = percentiles_ms(histogram_of((jobs["sent"] - jobs["intended"]).dropna()))
-            out["schedule_lag_ms"] = {"p50": lag["p50"], "p99": lag["p99"], "max": lag["max"]}
+            out.update({"latency_ms": None, "e2e_ms": None, "schedule_lag_ms": schedule_lag(jobs)})
             return out
         return {**out, **latency_metrics(jobs)}
 
