@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from core import procs
+
 OWNER = ".owner"  # the pid of the process that made the folder
 
 
@@ -30,15 +32,6 @@ def sweep_orphans(prefix: str) -> None:
             pid = int((folder / OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if not _running(pid):
+        if not procs.alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
 
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process of that pid
-        return True
-    return True
