@@ -212,6 +212,12 @@ def load_summary(path: Path) -> dict[str, Any]:
         raise ResultsError(f"{file}: unsupported schema {found!r} (expected {SCHEMA})")
     if not isinstance(data.get("cells"), list):
         raise ResultsError(f"{file}: no cells list")
+    run = data.get("run")
+    if run is not None and not isinstance(run, dict):
+        raise ResultsError(f"{file}: 'run' is not an object")
+    if isinstance(run, dict) and run.get("config") is not None and not isinstance(
+            run["config"], dict):
+        raise ResultsError(f"{file}: 'run.config' is not an object")
     check_cells(data["cells"], file)
     return data
 
@@ -248,15 +254,18 @@ def check_cells(cells: list[Any], file: Path) -> None:
             if cell.get(field) is not None and not isinstance(cell[field], str):
                 raise ResultsError(f"{where}: {field!r} is not a string")
         if (name := _beyond_float(cell.get("metrics") or {})) is not None:
-            raise ResultsError(f"{where}: metric {name!r} is a number too large to read")
+            raise ResultsError(f"{where}: metric {name!r} is infinite or a number too large "
+                               "to read")
 
 
 def _beyond_float(metrics: dict[str, Any], prefix: str = "") -> str | None:
-    """The first metric whose integer no float can hold (JSON allows any), else None."""
+    """The first metric that is infinite, or an integer no float can hold (JSON readers
+    take 1e999 as infinity, and any integer), else None."""
     for key, value in metrics.items():
         if isinstance(value, dict):
             if (found := _beyond_float(value, f"{prefix}{key}.")) is not None:
                 return found
-        elif isinstance(value, int) and abs(value) > sys.float_info.max:
+        elif isinstance(value, int | float) and not isinstance(value, bool) and (
+                abs(value) > sys.float_info.max):
             return f"{prefix}{key}"
     return None

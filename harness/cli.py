@@ -270,8 +270,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          slots_sweep=args.slots_sweep, memory_jobs=args.memory_jobs,
                          inject_delay_us=args.inject_delay_us or 0, sweep=args.sweep)
     packages = [envs.add_checkout(text)[0] for text in args.checkouts]
-    unused = [p for p in packages if not any(variants.uses(b, p) for b in args.backend
-                                             if "@" not in b)]
+    # BACKEND (its @local twin joins it) or BACKEND@local alone take a checkout
+    takers = [b.removesuffix(f"@{envs.LOCAL}") for b in args.backend
+              if "@" not in b or b.endswith(f"@{envs.LOCAL}")]
+    unused = [p for p in packages if not any(variants.uses(b, p) for b in takers)]
     if unused:  # asked for, and nothing would run it: a run without it would mislead
         raise UsageError(f"--with {', '.join(unused)}: none of the chosen backends "
                          f"({', '.join(args.backend)}) uses it")

@@ -37,7 +37,8 @@ def run_time(data: RunData) -> dict[str, Any] | None:
     in_cells = float(cells["wall_s"].sum())
     whole = _seconds_between(data.run.get("started"), data.run.get("finished"))
     return {"scenarios": scenarios, "rows": rows, "in_cells": in_cells, "whole": whole,
-            "outside": whole - in_cells if whole is not None else None,
+            # run.json's times are whole seconds: a short run may sum a little more in cells
+            "outside": max(0.0, whole - in_cells) if whole is not None else None,
             "steps": _by_step(cells, scenarios)}
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from adapters import BACKENDS, CEILINGS
 from reports.data import RunData, value
 from reports.style import fmt_bytes, fmt_cpu_us, fmt_num, fmt_share
+from scenarios.common import WINDOW_FIGURES
 from scenarios.stats import samples_needed
 
 TIE_PCT = 5.0
@@ -172,7 +173,7 @@ def entry_of(rows: pd.DataFrame, column: Column, fallback: pd.DataFrame | None =
     cpu = value(row, "cpu_us_per_job")
     if cpu is not None:
         detail += f"; workers' CPU {fmt_cpu_us(cpu)} per job"
-    unstable = flagged_rounds(row, "unstable")
+    unstable = flagged_rounds(row, "unstable") if column.metric in WINDOW_FIGURES else 0
     if unstable:
         text += " (unstable)"
         cv = value(row, "stability_cv", "max")

@@ -15,6 +15,12 @@ from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions
 from scenarios.stats import histogram_of, percentiles_ms
 
 MAX_STABLE_CV = 0.10  # above this, the per-second completions are too uneven to rank
+# The figures a steady-state window gives (and those derived from its rate): what a cell's
+# `unstable` flag is about; its other figures (idle probes, a depth's enqueue rate and
+# memory) come from elsewhere and are not marked by it.
+WINDOW_FIGURES = frozenset({"jobs_per_s", "window_jobs", "stability_cv", "cpu_us_per_job",
+                            "jobs_per_loop", "cpu_loops_per_job", "efficiency",
+                            "probe_expected_s"})
 # The steady-state tables' note on their markers (reports/verdict.py sets them).
 STEADY_TABLE_NOTE = ("Each figure is a steady-state window; \"(unstable)\" marks one whose "
                      "window fell short or whose per-second completions varied by more than "

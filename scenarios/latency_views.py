@@ -176,7 +176,7 @@ def percentiles_chart(kit: ReportKit) -> Any | None:
             sources.add(source)
             drawn = True
             ax.plot(range(len(kept)), kept, marker="o", color=kit.colour(backend),
-                    label=series)
+                    label=series, linestyle=kit.line_style(str(series)))
         ax.set_xticks(range(len(PERCENTILES)), [name for _, name in PERCENTILES])
         ax.set_xlim(-0.4, len(PERCENTILES) - 0.6)
         ax.grid(True, which="major", alpha=0.3)

@@ -884,6 +884,9 @@ def test_noise_needs_a_folder_of_runs(base_run: Path, tmp_path: Path) -> None:
     make_run(tmp_path / "two" / "c")
     code, out, _ = run(base_run, base_run, "--noise", tmp_path / "two")
     assert code == 0 and "1 run of --noise" in out and "the baseline or current run itself" in out
+    write(tmp_path / "two" / "delays.json", '{"rq": 300}')  # a script's notes beside the runs
+    code, out, _ = run(base_run, base_run, "--noise", tmp_path / "two")
+    assert code == 0 and "left out delays.json" in out
 
 
 def test_learned_noise_keeps_its_variance_when_rounds_are_projected() -> None:

@@ -98,8 +98,10 @@ def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: T
             out.append(Skip(key, "not ok in baseline", False))
         elif watched and (reason := why_not(base, cur)):
             out.append(Skip(key, reason, True))
-        elif cur is None or not cur.ok:
-            out.append(Skip(key, "no ok round in current (no gated metric)", False))
+        elif cur is None:
+            out.append(Skip(key, "missing in current (a case with no gated metric)", False))
+        elif not cur.ok:
+            out.append(Skip(key, "no ok round in current (a case with no gated metric)", False))
         elif watched:
             out += lost_metrics(bt, ct, key, patterns, written)
         elif gated := gating(ct, key, patterns):  # ok in the baseline, but without them

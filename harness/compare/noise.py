@@ -114,11 +114,16 @@ def read_runs(folder: Path, compared: Sequence[dict[str, Any]] = ()
     found = sorted(folder.glob("*.json")) + sorted(p for p in folder.iterdir()
                                                    if (p / "summary.json").is_file())
     unique = {path.resolve(): path for path in found}  # a `latest` link is no second run
-    runs = [read_summary(path) for path in unique.values()]
+    runs, unreadable = [], []
+    for path in unique.values():
+        try:
+            runs.append(read_summary(path))
+        except ResultsError as exc:  # another file in the folder (a script's notes)
+            unreadable.append(f"{path.name} ({exc})")
     own = {run_identity(summary) for summary in compared}
     kept = [s for s in runs if run_identity(s) not in own and not config_of(s).get(
         "inject_delay_us")]
-    notes = []
+    notes = [f"--noise {folder}: left out {name}: not a run summary" for name in unreadable]
     if same := sum(run_identity(s) in own for s in runs):
         notes.append(f"{counted(same, 'run')} of --noise {folder} left out: the baseline or "
                      "current run itself")

@@ -128,7 +128,7 @@ def window_of(entry: dict[str, Any]) -> str:
     """The steady-state window of an entry's run: runs of another window are never
     compared (they are listed under the pairs not compared)."""
     config = entry["run"].get("config") or {}
-    if config.get("window_s"):
+    if isinstance(config.get("window_s"), int | float) and config["window_s"]:
         return f"{config['window_s']:g} s"
     return "quick (2 s)" if config.get("quick") else "full (8 s)"
 

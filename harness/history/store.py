@@ -18,8 +18,9 @@ HISTORY = 1  # version of the entry format
 ENTRY_FIELDS = {"commit": str, "date": str, "run": dict, "fingerprint": dict}
 RUN_FIELDS = ("id", "started", "host", "cpu_count", "python", "git_revision", "config",
               "library_versions", "broker_versions", "complete", "speed_probe")
-# besides the gated ones: compare's coverage reads the first two, its per-loop basis the rest
-KEPT_METRICS = ("unstable", "window_s", "jobs_per_loop", "cpu_loops_per_job")
+# besides the gated ones: compare's coverage and row notes read the first three, its
+# per-loop basis the rest
+KEPT_METRICS = ("unstable", "producer_bound", "window_s", "jobs_per_loop", "cpu_loops_per_job")
 
 
 def trimmed_cell(cell: dict[str, Any]) -> dict[str, Any]:
