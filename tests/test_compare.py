@@ -456,7 +456,7 @@ def write(path: Path, text: str) -> Path:
 @pytest.mark.parametrize("case", [
     "missing", "not-json", "schema", "no-cells", "bad-cell", "no-common", "no-metric",
     "no-baseline", "one-run", "bad-threshold", "bad-format", "three-runs", "too-deep",
-    "cell-dir-list", "huge-number",
+    "cell-dir-list", "huge-number", "config-list", "infinite",
 ])
 def test_bad_input_is_one_line_exit_2(case: str, base_run: Path, tmp_path: Path) -> None:
     summary = json.loads((base_run / "summary.json").read_text())
@@ -482,6 +482,10 @@ def test_bad_input_is_one_line_exit_2(case: str, base_run: Path, tmp_path: Path)
             {**summary, "cells": [{**summary["cells"][0], "cell_dir": ["x"]}]}))],
         "huge-number": [base_run, write(tmp_path / "x.json", json.dumps(
             {**summary, "cells": [{**summary["cells"][0], "metrics": {"jobs_per_s": 10**400}}]}))],
+        "config-list": [base_run, write(tmp_path / "x.json", json.dumps(
+            {**summary, "run": {**summary["run"], "config": [1, 2]}}))],
+        "infinite": [base_run, write(tmp_path / "x.json", json.dumps(
+            {**summary, "cells": [{**summary["cells"][0], "metrics": {"jobs_per_s": 1e999}}]}))],
     }
     code, out, err = run(*args[case])
     assert code == 2
