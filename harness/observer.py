@@ -100,6 +100,7 @@ class Probe:
     analysed by the self-test itself, bound as planned."""
 
     name = "probe"
+    handoff_options: tuple[str, ...] = ()  # as Scenario's: none of its options is a setting
 
     def resolve(self, plan: CellPlan, finished: list[dict[str, Any]], round_no: int
                 ) -> CellPlan:

@@ -50,6 +50,8 @@ class RunConfig:
     out: Path
     options: RunOptions
     urls: dict[str, str | None] = field(default_factory=dict)
+    # results/latest names the newest benchmark run in results/ (a self-test is none)
+    marks_latest: bool = True
 
 
 def git_revision(folder: Path = envs.REPO_ROOT) -> str:
@@ -113,8 +115,9 @@ class Runner:
         self.run_id = config.out.name
         self.writer = RunWriter(config.out, run_info(config, self.run_id),
                                 merge=merged_round_percentiles,
-                                latest=(config.out.parent.resolve()
-                                        == default_run_dir().parent.resolve()))
+                                latest=config.marks_latest and (
+                                    config.out.parent.resolve()
+                                    == default_run_dir().parent.resolve()))
         # rabbitmq-server runs as its own user: it must reach its data dir
         self.broker_dir = private_dir("queuebench-brokers-", 0o755)
         # TMPDIR of every driver and its workers, removed at the end: workers leave their

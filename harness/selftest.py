@@ -150,12 +150,12 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
     """Run the self-test; returns the report (the caller saves it)."""
     options = RunOptions(quick=True)
     config = RunConfig(scenarios=[], backends=backends, rounds=1, out=out, options=options,
-                       urls=urls)
+                       urls=urls, marks_latest=False)
     runner = Runner(config)
     meter = SpeedMeter(out / "speed")  # the ceiling check's drains, per probe loop
-    report: dict[str, Any] = {"recorder_us_per_record": recorder_cost_us(),
-                              "job_path_us": job_path_us()}
-    try:
+    report: dict[str, Any] = {}
+    try:  # from here on, an interrupt still releases the runner's brokers and folders
+        report.update(recorder_us_per_record=recorder_cost_us(), job_path_us=job_path_us())
         fastest = [b for b in backends if BACKENDS[b].ceiling is None]
         if fastest:
             say(f"producer headroom: {', '.join(fastest)}")

@@ -227,3 +227,21 @@ def test_producer_headroom_divides_a_backends_own_producer_by_its_own_drain() ->
     assert verdict["headroom"] == pytest.approx(14_111.0 / 103_594.0)
     rows["pg-raw"] = {"status": "ok", "jobs_per_s": 60_000.0, "send_per_s": {1: 3_000.0}}
     assert headroom_verdict(rows)["tightest_backend"] == "pg-raw"
+
+
+
+def test_the_self_tests_probes_answer_what_the_runner_asks_a_scenario() -> None:
+    """The runner treats a probe as a scenario: whatever it reads of a cell's scenario
+    (self.scenarios[...].X in harness/runner.py) a probe must have (a missing
+    handoff_options once crashed every self-test)."""
+    import re
+
+    from harness.observer import ObserverProbe
+    from harness.selftest import ProducerProbe
+    from tests.conftest import REPO
+
+    source = (REPO / "harness" / "runner.py").read_text()
+    asked = set(re.findall(r"self\.scenarios\[[\w.]+\]\.(\w+)", source))
+    assert "handoff_options" in asked and "analyze" in asked
+    for probe in (ObserverProbe, ProducerProbe):
+        assert {name for name in asked if not hasattr(probe, name)} == set(), probe
