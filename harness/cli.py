@@ -27,10 +27,12 @@ from harness.compare.command import add_compare_arguments, run_compare
 from harness.history.command import add_history_arguments, run_history
 from harness.run_checks import (
     check_payload_limits,
+    fresh_default_out,
     fresh_out,
     say_durations_too_long,
     say_not_planned,
     say_unused_options,
+    unclaim,
 )
 from harness.variants import is_variant
 from scenarios import SCENARIOS, everyday_scenario_names, scenario_names
@@ -287,8 +289,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     say_unused_options(args.scenario, options)
     say_not_planned(args.scenario, backends)
     urls = user_urls_reachable(args, backends)
-    out = fresh_out((args.out or default_run_dir()).resolve())
-    variants.prepare(backends)
+    out = (fresh_out(args.out.resolve()) if args.out else
+           fresh_default_out(default_run_dir().resolve()))
+    try:
+        variants.prepare(backends)
+    except BaseException:  # the run never started: its folder is free again
+        unclaim(out)
+        raise
     config = RunConfig(scenarios=args.scenario, backends=backends, rounds=rounds, out=out,
                        options=options, urls=urls)
     outcome = Runner(config).run()
@@ -373,7 +380,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     if args.attach and not (args.attach / "summary.json").exists():
         raise UsageError(f"--attach {args.attach}: not a run folder (no summary.json)")
     urls = user_urls_reachable(args, args.backend)
-    out = fresh_out(args.out or default_run_dir().with_name(f"selftest-{default_run_dir().name}"))
+    first = default_run_dir()
+    out = (fresh_out(args.out) if args.out else
+           fresh_default_out(first.with_name(f"selftest-{first.name}")))
     settings = QUICK if args.quick else ObserverSettings()
     try:
         with interrupts.handled():  # Ctrl-C and SIGTERM stop it, brokers and all

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters import BACKENDS
+from adapters.base import FAULTS, PROFILES
+from core.results import ResultsError
+from harness.run_checks import fresh_default_out, fresh_out
 from harness.runner import RunConfig, Runner, default_run_dir
 from scenarios import SCENARIOS
 from scenarios.base import CellPlan, RunOptions
@@ -36,14 +39,16 @@ COLUMNS = ("lost", "late", "duplicated", "once", "ended_before_kill", "in_flight
            "lost_never_started", "workers_replaced", "window_s")
 
 
-def pick_cell(backend: str, fault: str, persistence: str | None, slots: int) -> CellPlan:
+def pick_cell(backend: str, fault: str, persistence: str | None, slots: int,
+              mode: str = "reliable") -> CellPlan:
     """The one cell of the full crash grid with these parameters (ValueError if none)."""
     options = RunOptions(slots=slots, profile="reliable", profiles=("reliable",))
     cells = [c for c in SCENARIOS[SCENARIO].plan(backend, options)
-             if c.params["fault"] == fault and c.params["persistence"] == persistence]
+             if c.params["fault"] == fault and c.params["persistence"] == persistence
+             and c.params["mode"] == mode]
     if len(cells) != 1:
         raise ValueError(f"{backend} has {len(cells)} crash cells with fault={fault} "
-                         f"persistence={persistence}; expected one")
+                         f"persistence={persistence} mode={mode}; expected one")
     return cells[0]
 
 
@@ -98,7 +103,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=30)
     parser.add_argument("--backend", default="amqp-raw", choices=sorted(BACKENDS))
-    parser.add_argument("--fault", default="broker-kill")
+    parser.add_argument("--fault", default="broker-kill", choices=FAULTS)
+    parser.add_argument("--mode", default="reliable", choices=PROFILES[:2],
+                        help="the profile of a worker-fault cell (a broker kill runs in the "
+                             "reliable one)")
     parser.add_argument("--persistence", default="durable",
                         help="the broker-kill persistence setting; 'none' for a worker fault")
     parser.add_argument("--slots", type=int, default=8)
@@ -110,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     persistence = None if args.persistence == "none" else args.persistence
     try:
-        cell = pick_cell(args.backend, args.fault, persistence, args.slots)
+        cell = pick_cell(args.backend, args.fault, persistence, args.slots, args.mode)
     except ValueError as exc:
-        print(exc, file=sys.stderr)
+        print(f"python -m harness.crash_repeat: error: {exc}", file=sys.stderr)
         return 2
-    out = (args.out or default_run_dir()).resolve()
+    try:
+        out = (fresh_out(args.out.resolve()) if args.out else
+               fresh_default_out(default_run_dir().resolve()))
+    except ResultsError as exc:
+        print(f"python -m harness.crash_repeat: error: {exc}", file=sys.stderr)
+        return 2
     config = RunConfig(scenarios=[SCENARIO], backends=[args.backend], rounds=args.tries,
                        out=out, options=RunOptions(slots=args.slots, profile=cell.profile,
                                                    profiles=(cell.profile,)))

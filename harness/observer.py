@@ -221,6 +221,6 @@ def render_observer(results: dict[str, dict[str, Any]]) -> list[str]:
             f"{verdict}; {row['groups']} groups {row['effect_range'][0]:+.1%} to "
             f"{row['effect_range'][1]:+.1%}): instrumented "
             f"{statistics.median(row['instrumented_per_s']):,.0f} vs bare "
-            f"{statistics.median(row['bare_per_s']):,.0f} jobs/s, {row['jobs']} jobs in "
+            f"{statistics.median(row['bare_per_s']):,.0f} jobs/s, {row['jobs']:,} jobs in "
             f"{row['segment_s']} s segments")
     return lines

@@ -5,17 +5,21 @@ rest are notes on stderr."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from adapters import BACKENDS
 from core.brokers import broker_kind
-from core.results import ResultsError
+from core.results import ResultsError, make_dir
 from harness.argparsing import UsageError
 from scenarios import SCENARIOS
 from scenarios.base import RunOptions
 from scenarios.throughput import window_of
+
+CLAIM_FILE = "run.json"  # the run's own record: core.results.RunWriter writes it in full
+MAX_SAME_NAME = 50
 
 ENVELOPE_ROOM = 64 * 1024  # of a broker's message limit, left for the framework's envelope
 
@@ -74,11 +78,39 @@ def say_durations_too_long(scenarios: list[str], options: RunOptions) -> None:
 
 
 def fresh_out(out: Path) -> Path:
-    """`out` if a run may write there: absent or an empty folder. Workers find a cell's
-    folder by its number alone, so cells of an earlier run in the same folder would
-    take the records of this run's cells with the same numbers."""
+    """`out`, claimed for this run, if a run may write there: absent or an empty folder.
+    Workers find a cell's folder by its number alone, so cells of another run in the same
+    folder would take the records of this run's cells with the same numbers. The claim
+    is run.json, created exclusively (the run writes it in full at once): of two runs
+    started together on one folder, the second is refused."""
     if out.exists() and not out.is_dir():
         raise ResultsError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         raise ResultsError(f"--out {out} is not empty; give a new folder (or remove this one)")
+    make_dir(out)
+    try:
+        os.close(os.open(out / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise ResultsError(f"--out {out} is in use by another run") from None
     return out
+
+
+def unclaim(out: Path) -> None:
+    """Give back a folder fresh_out claimed for a run that then never started."""
+    (out / CLAIM_FILE).unlink(missing_ok=True)
+    try:
+        out.rmdir()
+    except OSError:  # not empty after all: leave it
+        pass
+
+
+def fresh_default_out(first: Path) -> Path:
+    """`first` claimed as by fresh_out, or `first`-2, -3...: runs started in the same
+    second (their default folders are named by it) each get a folder of their own."""
+    for count in range(1, MAX_SAME_NAME + 1):
+        candidate = first if count == 1 else first.with_name(f"{first.name}-{count}")
+        try:
+            return fresh_out(candidate)
+        except ResultsError:
+            continue
+    raise ResultsError(f"{first}: {MAX_SAME_NAME} runs of that name already; give --out")

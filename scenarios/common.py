@@ -26,7 +26,7 @@ STEADY_TABLE_NOTE = ("Each figure is a steady-state window; \"(unstable)\" marks
                      "window fell short or whose per-second completions varied by more than "
                      "10% (CV in the tooltip); \"(producer-bound)\" one whose queue ran dry "
                      "inside the window, so the producer may have set the pace: a lower bound, "
-                     "not ranked")
+                     "not ranked.")
 
 # The metrics the helpers below emit, declared once for every scenario that uses them.
 JOBS_PER_S = Metric("jobs/s", "higher", gated=True,

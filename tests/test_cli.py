@@ -48,7 +48,8 @@ BAD_INPUT = [
     (["doctor", "--amqp-url", "amqp://u:p@"], "no host in amqp://u:***@"),
     (["run", "--backend", "amqp-raw", "--payload-sizes", "300000000"],
      "must be from 1 to 16,777,216"),
-    (["run", "--backend", "asyncio", "--out", "/proc/queuebench"], "cannot write results to"),
+    (["run", "--backend", "asyncio", "--out", "/proc/queuebench"],
+     "cannot create /proc/queuebench"),
     (["report", "/nonexistent/run"], "/nonexistent/run"),
     (["compare", "/nonexistent/a", "/nonexistent/b"], "/nonexistent/a"),
     (["frobnicate"], "invalid choice"),
@@ -232,3 +233,18 @@ def test_grid_options_no_chosen_scenario_reads_and_jobs_longer_than_the_window_a
     assert "--durations 5000: longer than the 2 s steady-state window" in capsys.readouterr().err
     say_durations_too_long(["throughput"], RunOptions(quick=True, durations_ms=(0, 10)))
     assert capsys.readouterr().err == ""
+
+
+def test_two_runs_never_share_a_results_folder(tmp_path: Path) -> None:
+    """Two runs started in the same second: the default folder is claimed by the first and
+    the second gets its own; a folder named twice with --out is refused the second time."""
+    from core.results import ResultsError
+    from harness.run_checks import fresh_default_out, fresh_out, unclaim
+
+    first = tmp_path / "20261203-200757"
+    assert fresh_default_out(first) == first
+    assert fresh_default_out(first) == tmp_path / "20261203-200757-2"
+    with pytest.raises(ResultsError, match="in use by another run|is not empty"):
+        fresh_out(first)
+    unclaim(tmp_path / "20261203-200757-2")
+    assert not (tmp_path / "20261203-200757-2").exists()
