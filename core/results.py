@@ -18,6 +18,9 @@ from typing import Any
 from core.numbers import flatten, flatten_all, spread
 
 SCHEMA = 1
+# Created exclusively in a run's folder before anything else (harness/run_checks.py): of
+# two runs started on one folder, the second is refused; the run's writer removes it.
+CLAIM_FILE = ".run-claim"
 STATUSES = ("ok", "failed", "skipped")
 
 
@@ -153,6 +156,7 @@ class RunWriter:
         self.cells: list[dict[str, Any]] = []
         self.flush()  # summary.json first: a run dir with run.json always has one
         write_json(run_dir / "run.json", run_info)
+        (run_dir / CLAIM_FILE).unlink(missing_ok=True)  # the folder is this run's now
         if latest:
             try:
                 point_latest(run_dir)

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from adapters import BACKENDS
 from core.brokers import broker_kind
-from core.results import ResultsError, make_dir
+from core.results import CLAIM_FILE, ResultsError, make_dir
 from harness.argparsing import UsageError
 from scenarios import SCENARIOS
 from scenarios.base import RunOptions
 from scenarios.throughput import window_of
 
-CLAIM_FILE = "run.json"  # the run's own record: core.results.RunWriter writes it in full
 MAX_SAME_NAME = 50
 
 ENVELOPE_ROOM = 64 * 1024  # of a broker's message limit, left for the framework's envelope
@@ -81,17 +80,22 @@ def fresh_out(out: Path) -> Path:
     """`out`, claimed for this run, if a run may write there: absent or an empty folder.
     Workers find a cell's folder by its number alone, so cells of another run in the same
     folder would take the records of this run's cells with the same numbers. The claim
-    is run.json, created exclusively (the run writes it in full at once): of two runs
-    started together on one folder, the second is refused."""
+    is CLAIM_FILE, created exclusively, which the run's writer removes once run.json
+    and summary.json are there: of two runs started together on one folder, the second
+    is refused."""
     if out.exists() and not out.is_dir():
         raise ResultsError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         raise ResultsError(f"--out {out} is not empty; give a new folder (or remove this one)")
     make_dir(out)
+    claim = out / CLAIM_FILE
     try:
-        os.close(os.open(out / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
         raise ResultsError(f"--out {out} is in use by another run") from None
+    if any(entry.name != CLAIM_FILE for entry in out.iterdir()):  # a run got there first
+        claim.unlink(missing_ok=True)
+        raise ResultsError(f"--out {out} is in use by another run")
     return out
 
 
