@@ -136,14 +136,19 @@ def pairs(data: RunData, profile: str) -> list[Pair]:
 
 
 def measured_pairs(data: RunData, profile: str) -> list[Pair]:
-    """The pairs of `profile` as measured, each with its own caveat."""
+    """The pairs of `profile` as measured, each with its own caveat. A case whose cells
+    all reused another's result (latency's max, payload's 64 B: the throughput noop cell)
+    is that pair again, so it is left out."""
+    cells = data.cells
+    copies = {key for key, group in cells.groupby("key") if (group["reused_from"] != "").all()}
     out: list[Pair] = []
     for scenario in in_report_order():
         metric = headline_metric(scenario)
         frame = data.scenario(scenario.name)
         if metric is None or frame.empty or metric not in frame:
             continue
-        ok = frame[(frame["status"] == "ok") & frame[metric].notna()]
+        ok = frame[(frame["status"] == "ok") & frame[metric].notna()
+                   & ~frame["key"].isin(copies)]
         by_profile = {p: {_key(r): r for _, r in ok[ok["profile"] == p].iterrows()}
                       for p in (BASE, profile)}
         for key, other in by_profile[profile].items():

@@ -110,3 +110,18 @@ def test_a_ratio_over_an_unclean_window_says_which_side(tmp_path: Path) -> None:
     assert "(x0.90); unstable: reliable; producer-bound: default" in found["arq"].line()
     from reports import render
     assert "unstable: reliable; producer-bound: default" in render(run_dir).read_text()
+
+
+def test_a_reused_cell_is_not_a_second_pair(tmp_path: Path) -> None:
+    """Latency's max cell is the throughput noop cell: one pair, not two."""
+    params = {"duration_ms": 0, "slots": 8}
+    cells = []
+    for profile, rate in (("default", 100.0), ("reliable", 80.0)):
+        noop = cell("throughput", "arq", params, 1, {"jobs_per_s": rate}, profile=profile)
+        noop["cell_dir"] = f"cells/{profile}-throughput"
+        copy = cell("latency", "arq", {"rate": None, "rate_label": "max"}, 1,
+                    {"jobs_per_s": rate}, profile=profile)
+        copy["reused_from"] = noop["cell_dir"]
+        cells += [noop, copy]
+    found = pairs(load(write_run(tmp_path / "run", cells, run_info(len(cells)))), "reliable")
+    assert [(p.scenario, p.ratio) for p in found] == [("throughput", 0.8)]
