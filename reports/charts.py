@@ -93,15 +93,22 @@ def edge_marks(ax: Axes, xs: Iterable[float], backend: str, top: bool = False) -
 
 
 FLAG_COUNTS = ("unstable_rounds", "producer_bound_rounds")  # reports/data.py, per row
+RING_LABEL = "ring: unstable or producer-bound in a round"
+
+
+def flagged_rows(rows: pd.DataFrame, flags: Sequence[str] = FLAG_COUNTS) -> list[bool]:
+    """Per row of `rows`, whether any of its `flags` round counts is above zero."""
+    return [any(pd.to_numeric(row.get(col), errors="coerce") > 0 for col in flags)
+            for _, row in rows.iterrows()]
 
 
 def flag_rings(ax: Axes, rows: pd.DataFrame, xs: Sequence[float], ys: Sequence[float],
-               backend: str) -> bool:
+               backend: str, flags: Sequence[str] = FLAG_COUNTS) -> bool:
     """A ring around each point (xs, ys: one per row of `rows`) whose figure was flagged
-    in a round: unstable (a short window, a per-second CV above 10%) or producer-bound (a
-    lower bound). A figure to read with care, drawn as plainly as the others otherwise."""
-    flagged = [any(pd.to_numeric(row.get(col), errors="coerce") > 0 for col in FLAG_COUNTS)
-               for _, row in rows.iterrows()]
+    in a round: by default unstable (a short window, a per-second CV above 10%) or
+    producer-bound (a lower bound). A figure to read with care, drawn as plainly as the
+    others otherwise."""
+    flagged = flagged_rows(rows, flags)
     points = [(x, y) for x, y, hit in zip(xs, ys, flagged, strict=True) if hit]
     if points:
         ax.plot([x for x, _ in points], [y for _, y in points], linestyle="none", marker="o",
@@ -110,13 +117,13 @@ def flag_rings(ax: Axes, rows: pd.DataFrame, xs: Sequence[float], ys: Sequence[f
     return bool(points)
 
 
-def gap_handles(bottom: bool, top: bool = False, flagged: bool = False) -> list[Line2D]:
+def gap_handles(bottom: bool, top: bool = False, flagged: bool = False,
+                ring_label: str = RING_LABEL) -> list[Line2D]:
     """Legend entries explaining the edge marks and rings that were drawn."""
     handles = []
     if flagged:
         handles.append(Line2D([], [], linestyle="none", marker="o", markersize=11,
-                              markerfacecolor="none", markeredgecolor="0.4",
-                              label="ring: unstable or producer-bound in a round"))
+                              markerfacecolor="none", markeredgecolor="0.4", label=ring_label))
     if bottom:
         handles.append(Line2D([], [], linestyle="none", marker="x", color="0.4",
                               markeredgewidth=2, label="x at bottom: failed/skipped"))

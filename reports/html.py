@@ -146,8 +146,9 @@ def plain(value: Any) -> str:
         return "not set (the scenario grid's, quick or full)"
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value)) or "none"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, dict):  # nested ones (a --with checkout's path and commit) bracketed
+        return ", ".join(f"{k}=({plain(v)})" if isinstance(v, dict) else f"{k}={plain(v)}"
+                         for k, v in value.items()) or "none"
     return str(value)
 
 

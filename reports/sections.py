@@ -91,6 +91,7 @@ class Kit:
     edge_marks = staticmethod(charts.edge_marks)
     gap_handles = staticmethod(charts.gap_handles)
     flag_rings = staticmethod(charts.flag_rings)
+    flagged_rows = staticmethod(charts.flagged_rows)
     gap_notes = staticmethod(charts.gap_notes)
     legend_outside = staticmethod(charts.legend_outside)
     plain_log_y = staticmethod(charts.plain_log_y)

@@ -210,6 +210,10 @@ class Memory(Scenario):
         return [size_chart(kit)] if kit.has_data else []
 
 
+NOISY_FLAGS = ("noisy_rounds",)  # per report row (reports/data.py)
+NOISY_NOTE = "noisy in a round: the zero-job control moved by a quarter of it or more"
+
+
 def deepest(frame: pd.DataFrame) -> pd.DataFrame:
     """Per series and payload size the row with the most jobs queued, in frame order
     (the control cells, without a payload, drop out)."""
@@ -232,12 +236,14 @@ def size_chart(kit: ReportKit) -> Any:
     fig = kit.figure(9, 5)
     ax = fig.add_subplot()
     absent: list[Any] = []
-    marked = False
+    marked = ringed = False
     for series, backend, rows, ok in kit.present(frame, "bytes_per_job", absent):
         ok = ok.sort_values("params.payload_bytes")
         ax.errorbar(ok["params.payload_bytes"], ok["bytes_per_job"],
                     yerr=kit.errors(ok, "bytes_per_job"), marker="o", capsize=3,
                     color=kit.colour(backend), label=series, linestyle=kit.line_style(series))
+        ringed |= kit.flag_rings(ax, ok, list(ok["params.payload_bytes"]),
+                                 list(ok["bytes_per_job"]), backend, NOISY_FLAGS)
         marked |= kit.edge_marks(ax, rows[~rows.index.isin(ok.index)]["params.payload_bytes"],
                                  backend)
     if sizes:
@@ -253,7 +259,8 @@ def size_chart(kit: ReportKit) -> Any:
     ax.set_ylabel("queue memory per queued job (log)")
     ax.set_title("Memory per queued job vs payload size")
     ax.grid(True, which="major", alpha=0.3)
-    kit.legend_outside(ax, kit.gap_handles(marked) + absent)
+    rings = kit.gap_handles(marked, flagged=ringed, ring_label=f"ring: {NOISY_NOTE}")
+    kit.legend_outside(ax, rings + absent)
     notes = kit.gap_notes(frame, lambda r: kit.fmt_bytes(kit.param(r, "payload_bytes")))
     return kit.chart("memory", "Memory per queued job vs payload size", fig,
                      "Distance above the dashed line is the per-job overhead of the broker and "
@@ -264,6 +271,7 @@ def one_size_chart(kit: ReportKit, frame: pd.DataFrame, size: float) -> Any:
     """Bytes per queued job of each backend at the run's one payload size (a quick run's
     1 KiB): a bar each, the payload itself as a dashed line. A line against the size,
     as size_chart draws, would be one column of dots at the axis edge."""
+    from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     absent: list[Any] = []
@@ -271,10 +279,14 @@ def one_size_chart(kit: ReportKit, frame: pd.DataFrame, size: float) -> Any:
             in kit.present(frame, "bytes_per_job", absent)]
     fig = kit.figure(9, 1.5 + 0.4 * max(len(bars), 1))
     ax = fig.add_subplot()
+    hatched = False
     for place, (series, backend, ok) in enumerate(bars):
         value = float(ok["bytes_per_job"].iloc[0])
+        noisy = kit.flagged_rows(ok.iloc[:1], NOISY_FLAGS)[0]
+        hatched |= noisy
         ax.barh(place, value, xerr=kit.errors(ok, "bytes_per_job"), capsize=3,
-                color=kit.colour(backend), label=series)
+                color=kit.colour(backend), label=series, hatch="//" if noisy else None,
+                edgecolor="white" if noisy else None)
         ax.annotate(f" {kit.fmt_bytes(value)}", (value, place), va="center", fontsize=8)
     ax.set_yticks(range(len(bars)), [series for series, _, _ in bars])
     ax.invert_yaxis()  # the report's backend order, top down
@@ -290,6 +302,9 @@ def one_size_chart(kit: ReportKit, frame: pd.DataFrame, size: float) -> Any:
     ax.grid(True, axis="x", alpha=0.3)
     handles = [h for h in ax.get_legend_handles_labels()[0]
                if h.get_label().startswith("payload size")]
+    if hatched:
+        handles.append(Patch(facecolor="0.6", edgecolor="white", hatch="//",
+                             label=f"hatched: {NOISY_NOTE}"))
     ax.legend(handles=handles + absent, loc="lower right", fontsize=8)
     notes = kit.gap_notes(frame, lambda r: kit.fmt_bytes(kit.param(r, "payload_bytes")))
     return kit.chart("memory", f"Memory per queued job at {kit.fmt_bytes(size)} payload", fig,

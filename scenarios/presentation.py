@@ -106,12 +106,17 @@ class ReportKit(Protocol):
         """An 'x' on the bottom (or top) edge for points without a value."""
         ...
 
-    def gap_handles(self, bottom: bool, top: bool = False, flagged: bool = False
-                    ) -> list[Any]: ...
+    def gap_handles(self, bottom: bool, top: bool = False, flagged: bool = False,
+                    ring_label: str = ...) -> list[Any]: ...
 
     def flag_rings(self, ax: Any, rows: Rows, xs: Sequence[float], ys: Sequence[float],
-                   backend: str) -> bool:
-        """A ring around the points whose figure was unstable or producer-bound."""
+                   backend: str, flags: Sequence[str] = ...) -> bool:
+        """A ring around the points whose figure was flagged (by default unstable or
+        producer-bound; reports.charts.FLAG_COUNTS)."""
+        ...
+
+    def flagged_rows(self, rows: Rows, flags: Sequence[str] = ...) -> list[bool]:
+        """Per row, whether any of its `flags` round counts is above zero."""
         ...
 
     def gap_notes(self, frame: Rows, where: Callable[[pd.Series], str]) -> list[str]:

@@ -435,6 +435,42 @@ def test_one_payload_size_gets_a_bar_per_backend(tmp_path: Path) -> None:
     assert any(note.startswith("arq") and "eviction" in note for note in chart.notes)
 
 
+@pytest.mark.parametrize("sizes", [(16384,), (64, 1024, 16384)])
+def test_a_noisy_memory_figure_is_marked_in_its_chart(tmp_path: Path,
+                                                      sizes: tuple[int, ...]) -> None:
+    """A memory figure within the zero-job control's drift is hatched (one size, bars) or
+    ringed (several sizes), and the legend says what the mark means."""
+    cells = [c for c in all_cells() if c["scenario"] == "memory" and c["round"] == 1
+             and c["params"]["payload_bytes"] in sizes and c["status"] == "ok"]
+    for c in cells:
+        c["metrics"]["noisy"] = c["backend"] == "celery-redis"
+    from reports.sections import Kit
+    from scenarios.memory import MEMORY
+
+    class Drawn(Kit):
+        figures: list[Any] = []
+
+        def chart(self, slug: str, title: str, figure: Any, caption: str,
+                  notes: list[str]) -> Any:
+            self.figures.append(figure)
+            return super().chart(slug, title, figure, caption, notes)
+
+    kit = Drawn(load(write_run(tmp_path / "run", cells, run_info(len(cells)))), MEMORY)
+    MEMORY.charts(kit)
+    (figure,) = kit.figures
+    labels = [t.get_text() for ax in figure.axes for legend in [ax.get_legend()] if legend
+              for t in legend.get_texts()]
+    assert any("noisy in a round" in label for label in labels), labels
+    for c in cells:
+        c["metrics"]["noisy"] = False
+    kit = Drawn(load(write_run(tmp_path / "quiet", cells, run_info(len(cells)))), MEMORY)
+    kit.figures = []
+    MEMORY.charts(kit)
+    labels = [t.get_text() for ax in kit.figures[0].axes for legend in [ax.get_legend()]
+              if legend for t in legend.get_texts()]
+    assert not any("noisy" in label for label in labels), labels
+
+
 def throughput_marks(tmp_path: Path, rates: dict[str, float]) -> dict[str, Any]:
     """The throughput verdict table's entry per backend, one round at these rates."""
     cells = [cell("throughput", backend, {"duration_ms": 1, "slots": SLOTS, "jobs": 10}, 1,
@@ -935,6 +971,13 @@ def test_an_option_left_unset_is_not_shown_as_none() -> None:
     from reports.html import plain
     assert plain(None) == "not set (the scenario grid's, quick or full)"
     assert plain([]) == "none" and plain([0, 10]) == "0, 10"
+
+
+def test_a_with_checkout_reads_as_its_path_and_commit() -> None:
+    from reports.html import plain
+    checkouts = {"celery": {"path": "/src/celery", "commit": "abc123"}}
+    assert plain(checkouts) == "celery=(path=/src/celery, commit=abc123)"
+    assert plain({}) == "none"
 
 
 def test_a_percentiles_jobs_are_counted_as_it_was_computed() -> None:
