@@ -176,7 +176,7 @@ def build_parser() -> OneLineParser:
     run.add_argument("--payload-sizes",
                      type=number_list(int, 1, MAX_PAYLOAD_BYTES, "payload size (bytes)"),
                      help="payload and memory: sizes in bytes (payload's default "
-                     "64,1024,16384,262144,1048576, 64,1048576 with --quick; memory's "
+                     "64,1024,16384,1048576, 64,1048576 with --quick; memory's "
                      "64,16384, 1024 with --quick)")
     run.add_argument("--memory-jobs", type=number_list(int, 1, MAX_MEMORY_JOBS, "job count"),
                      metavar="N,N,...",

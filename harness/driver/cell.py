@@ -14,6 +14,7 @@ from harness.driver.tally import JobTally
 from harness.driver.workers import CLOSE_GRACE_S, WorkerSet
 
 QUIESCE_S = 10.0  # longest wait for the previous cell's running jobs to finish
+QUIET_S = 0.1  # after a purge, no job ended for this long: the held jobs are done
 
 
 class CellRun:
@@ -78,11 +79,11 @@ class CellRun:
         already hold end, so the next phase measures an idle system."""
         self.adapter.purge()
         deadline = time.monotonic() + QUIESCE_S
-        ended = -1
-        while self.tally.done != ended and time.monotonic() < deadline:
-            ended = self.tally.done
-            time.sleep(0.2)
-            self.tally.refresh()
+        ended, quiet_since = self.tally.refresh(), time.monotonic()
+        while time.monotonic() - quiet_since < QUIET_S and time.monotonic() < deadline:
+            time.sleep(QUIET_S / 4)
+            if self.tally.refresh() != ended:
+                ended, quiet_since = self.tally.done, time.monotonic()
         report.backlog_purged = True
 
     def settle(self) -> None:
