@@ -191,3 +191,36 @@ def test_the_bare_loops_fetch_and_ack_as_the_ceilings_do() -> None:
     assert ceiling_bare.BATCH == redis["BATCH"]
     assert ceiling_bare.PREFETCH == amqp["PREFETCH"]
     assert ceiling_bare.ACK_EVERY == amqp["ACK_EVERY"]
+
+
+READ_BACK = {  # the bare loop's queue, read back with the broker's own client
+    "redis": "import redis; bodies = redis.Redis.from_url(URL).lrange('qb-bare', 0, -1)",
+    "amqp": ("import pika; ch = pika.BlockingConnection(pika.URLParameters(URL)).channel(); "
+             "bodies = [ch.basic_get('qb-bare', auto_ack=True)[2] for _ in range(N)]"),
+    "postgres": ("import psycopg; bodies = [bytes(r[0]) for r in psycopg.connect(URL)"
+                 ".execute('SELECT body FROM \"qb-bare\"')]"),
+}
+
+
+@pytest.mark.parametrize(("broker", "backend"), [("redis", "redis-raw"), ("amqp", "amqp-raw"),
+                                                  ("postgres", "pg-raw")])
+def test_the_bare_loop_preloads_distinct_jobs_in_the_ceilings_format(brokers: Any, broker: str,
+                                                                     backend: str) -> None:
+    """One constant message made the bare RabbitMQ loop about 1.4x faster than distinct
+    jobs do: the bare loop must carry what the ceilings carry."""
+    import json
+    import subprocess
+
+    from adapters import BACKENDS
+    from harness.envs import python_of
+    from tests.conftest import broker_url
+
+    url, jobs = broker_url(brokers, broker), 50
+    script = (f"import json; from harness.ceiling_bare import LOOPS; URL, N = {url!r}, {jobs}; "
+              f"LOOPS[{broker!r}][0](URL, N); {READ_BACK[broker]}; "
+              "print(json.dumps([b.decode() for b in bodies]))")
+    done = subprocess.run([str(python_of(BACKENDS[backend].family)), "-c", script], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=True)
+    messages = [json.loads(body) for body in json.loads(done.stdout)]
+    assert len({m["id"] for m in messages}) == jobs
+    assert all(m["spec"] == {"kind": "noop", "ms": 0} and m["p"] == "" for m in messages)
