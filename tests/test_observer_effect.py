@@ -245,3 +245,29 @@ def test_the_self_tests_probes_answer_what_the_runner_asks_a_scenario() -> None:
     assert "handoff_options" in asked and "analyze" in asked
     for probe in (ObserverProbe, ProducerProbe):
         assert {name for name in asked if not hasattr(probe, name)} == set(), probe
+
+
+def test_a_batch_that_drained_too_soon_is_sent_again_larger() -> None:
+    """A fast ceiling drains its calibrated batch faster in bare segments than the
+    calibration did (redis-raw at 500,000 jobs/s): the self-test doubles the batch
+    until a group of segments completes, instead of reporting no figure."""
+    from types import SimpleNamespace
+
+    from harness.observer import MAX_JOBS, ObserverMeasurement, ObserverSettings
+
+    sizes: list[int] = []
+
+    class FastDrain(ObserverMeasurement):
+        def _calibrated_rate(self, backend: str) -> float:
+            return 100_000.0
+
+        def _cell(self, plan: Any) -> dict[str, Any]:
+            sizes.append(plan.params["jobs"])
+            group = {"instrumented_per_s": 9.0e5, "bare_per_s": 1.0e6, "effect": 0.1}
+            return {"groups": [group] if plan.params["jobs"] >= 4 * sizes[0] else []}
+
+    runner = SimpleNamespace(scenarios={})
+    row = FastDrain(runner, ObserverSettings(repeats=1, segments=4)).measure("redis-raw")
+    assert row["status"] == "ok" and row["groups"] == 1, row
+    assert sizes == [sizes[0], 2 * sizes[0], 4 * sizes[0]] and row["jobs"] == 4 * sizes[0]
+    assert sizes[-1] <= MAX_JOBS
