@@ -1,5 +1,11 @@
-"""By-hand amqp-raw drain: N jobs preloaded, P worker processes, gate opened in bare mode; prints jobs/s."""
-import json, os, subprocess, sys, tempfile, time
+"""By-hand amqp-raw drain: N jobs preloaded, P worker processes, gate opened in bare mode;
+prints jobs/s. An experiment record (README.md), not part of the product."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pika
@@ -21,7 +27,8 @@ ch = conn.channel()
 declare_queue(ch, queue, True)
 props = pika.BasicProperties(delivery_mode=2)
 for i in range(n):
-    body = json.dumps({"id": ID_SPAN + i, "sent": 0, "spec": {"kind": "noop", "ms": 0}, "p": ""}).encode()
+    body = json.dumps({"id": ID_SPAN + i, "sent": 0, "spec": {"kind": "noop", "ms": 0},
+                       "p": ""}).encode()
     ch.basic_publish("", queue, body, props)
 if os.environ.get("QB_EXP_ABSORB"):
     t0 = time.monotonic()
@@ -46,7 +53,8 @@ while True:
         break
     time.sleep(0.02)
 for w in workers:
-    w.kill(); w.wait()
+    w.kill()
+    w.wait()
 if not os.environ.get("QB_EXP_CLOSE"):
     ch.queue_delete(queue)
     conn.close()
