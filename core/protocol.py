@@ -78,7 +78,8 @@ class SustainedPhase(Phase):
     """Steady state: completions counted over `window_s` seconds in which the
     driver sends nothing, fed by a preload calibrated after `warmup_s` and a
     `probe_s` drain, sent while the workers are held at the gate; the window
-    opens `settle_s` after they are let go (harness/driver/sustained.py). The preload holds `margin`
+    opens once they are back at speed after they are let go, at least `settle_s` and
+    at most `max_ramp_s` later (harness/driver/sustained.py). The preload holds `margin`
     times the window's work at the calibrated rate, plus `min_backlog`, and at
     most `max_jobs` jobs or `max_backlog_bytes` of payload."""
 
@@ -87,12 +88,16 @@ class SustainedPhase(Phase):
     window_s: float = 8.0
     probe_s: float = 0.5
     settle_s: float = 0.2
+    max_ramp_s: float = 1.0
+    ramp_share: float = 0.8  # of the calibrated rate, over ramp_span_s: back at speed
+    ramp_span_s: float = 0.3
     margin: float = 1.5
     min_backlog: int = 1000
-    # redis-raw's noop cell drained 311k jobs/s in the committed full run at d3b0eaf: 1.5 x
-    # 8 s of that is 3.7M jobs; with fills of at most 2M (and 128 MiB of 64 B payloads) its
-    # window was topped up for 5.8 of its 8 s
-    max_jobs: int = 4_000_000
+    # redis-raw's noop cell drained 311k jobs/s in the committed full run at d3b0eaf, and
+    # up to 630k/s (in 0.1 s bins) at 570c837, where a fill capped at 4M ran dry in the
+    # last second of the window (147k ended in it) while the driver topped it up: 1.5 x 8 s
+    # of 630k/s is 7.6M jobs, about 0.7 GB in Redis
+    max_jobs: int = 8_000_000
     max_backlog_bytes: int = 64 * 1024 * 1024
 
 
@@ -265,6 +270,8 @@ class PhaseReport:
     window_start_ns: int | None = None
     window_end_ns: int | None = None
     window_min_backlog: int | None = None
+    ramp_s: float | None = None  # from the gate's opening to the window
+    ramp_reached: bool | None = None  # the workers were back at speed when it opened
     preloaded: int | None = None
     calibrated_per_s: float | None = None
     calibrated_by: str | None = None  # "warm-up" or "probe" (harness/driver/sustained.py)

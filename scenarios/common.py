@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.protocol import DriverReport, PhaseReport
+from core.protocol import DriverReport, PhaseReport, SustainedPhase
 from core.recorder import Event
 from scenarios.base import CellFailed, CellPlan, Grids, Metric, RunOptions
 from scenarios.stats import histogram_of, percentiles_ms
 
+_SUSTAINED = SustainedPhase()  # its defaults, which the metrics' docs quote
 MAX_STABLE_CV = 0.10  # above this, the per-second completions are too uneven to rank
 # The figures a steady-state window gives (and those derived from its rate): what a cell's
 # `unstable` flag is about; its other figures (idle probes, a depth's enqueue rate and
@@ -44,6 +45,12 @@ STEADY_METRICS = {
     "unstable": Metric(doc="bool: window shorter than asked, or stability_cv above 10%"),
     "producer_bound": Metric(doc="bool: the backlog ran dry inside the window, so the "
                                  "producer, not the backend, may have set the rate"),
+    "ramp_s": Metric("s", doc=f"from the gate's opening to the window: until the workers "
+                              f"ended jobs at {_SUSTAINED.ramp_share}x calibrated_per_s over "
+                              f"{_SUSTAINED.ramp_span_s} s, at least {_SUSTAINED.settle_s} s "
+                              f"and at most {_SUSTAINED.max_ramp_s} s"),
+    "ramp_reached": Metric(doc="bool: the workers were at that rate when the window opened "
+                               "(false: it opened at the limit)"),
     "calibrated_per_s": Metric("jobs/s", doc="the rate that sized the preload: the warm-up's "
                                              "second half, or a probe drain"),
     "calibrated_by": Metric(doc="'warm-up' (the driver kept the queue fed all through it) or "
@@ -119,6 +126,8 @@ def steady_rate(records: pd.DataFrame, phase: PhaseReport, wanted_s: float) -> d
         "stability_cv": cv,
         "unstable": bool(window_s < wanted_s - 1e-3 or cv is None or cv > MAX_STABLE_CV),
         "producer_bound": (phase.window_min_backlog or 0) <= 0,
+        "ramp_s": phase.ramp_s,
+        "ramp_reached": phase.ramp_reached,
         "calibrated_per_s": phase.calibrated_per_s,
         "calibrated_by": phase.calibrated_by,
         "window_sent": phase.window_sent,

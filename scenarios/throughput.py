@@ -47,8 +47,8 @@ class Grid:
 
 # A full run's warm-up is as short as a quick one's: the workers are warm after a group's
 # first cell, and where the warm-up cannot calibrate the fill a 0.5 s probe does.
-GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0, 64),  # the noop ceiling and one real job size
-              full=Grid((0, 1, 10, 100), 0.5, 8.0, 256))
+GRIDS = Grids(quick=Grid((0, 10), 0.5, 2.0, 128),  # the noop ceiling and one real job size
+              full=Grid((0, 1, 10, 100), 0.5, 8.0, 512))
 # What a noop job carries: the payload scenario's smallest size, so its cell at that size
 # is this scenario's noop cell (reused, see scenarios/payload.py).
 NOOP_PAYLOAD_BYTES = 64
