@@ -148,6 +148,11 @@ class Recorder:
 # job's records into its own cell's folder, with nothing extra in the message.
 ID_SPAN = 100_000_000
 GATE_FILE = "gate.open"
+# The producer's INTENDED and SENT records go to this subfolder of a cell's records: what
+# the driver reads while the cell runs (count_events, the crash tracker) is the workers'
+# files at the top only, so the records of a fill (48 bytes a job, 290 MB for redis-raw's
+# 6 million) are not read back at the window's start. The analysis reads both.
+PRODUCER_RECORDS = "sent"
 _cell_dirs: dict[int, Path] = {}
 _recorders: dict[int, Recorder] = {}
 

@@ -138,3 +138,20 @@ def test_a_cell_is_analysed_as_of_its_end() -> None:
                           "t_ns": [100, 200, 300]})
     assert list(as_of(frame, 200)["job_id"]) == [1, 2]
     assert len(as_of(frame, None)) == 3
+
+
+def test_the_tally_reads_the_workers_files_and_the_analysis_the_producers_too(tmp_path):
+    """The producer's records live in their own subfolder: the driver's tally never reads
+    a fill's millions of SENT records back while the cell runs; the analysis has them."""
+    from core.recorder import PRODUCER_RECORDS
+    from harness.driver.tally import JobTally
+
+    Recorder(tmp_path / PRODUCER_RECORDS).record_many(
+        [(job, event, job) for job in range(1000) for event in (Event.INTENDED, Event.SENT)])
+    worker = Recorder(tmp_path)
+    worker.record(3, Event.START, t_ns=5_000)
+    worker.record(3, Event.END, t_ns=6_000)
+    tally = JobTally(tmp_path)
+    assert (tally.refresh(), tally.started()) == (1, 1)
+    assert tally._offsets == {tmp_path / f"{os.getpid()}.bin": 2 * RECORD.size}
+    assert len(load_records(tmp_path)) == 2002

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.gate import set_bare, set_gate
 from core.protocol import CellSpec, DriverReport, PhaseReport, Workload
-from core.recorder import ID_SPAN, Recorder
+from core.recorder import ID_SPAN, PRODUCER_RECORDS, Recorder
 from harness.driver.producer import Producer
 from harness.driver.steps import StepClock
 from harness.driver.tally import JobTally
@@ -32,7 +32,7 @@ class CellRun:
         self.adapter = workers.adapter
         self.report = DriverReport(worker_log_dir=str(workers.config.log_dir))
         self.tally = JobTally(self.records_dir)
-        self.producer = Producer(self.adapter, workers.config, Recorder(self.records_dir),
+        self.producer = Producer(self.adapter, workers.config, Recorder(self.records_dir / PRODUCER_RECORDS),
                                  self.workload.spec, self.workload.payload_bytes)
         self.base = cell.index * ID_SPAN  # job ids of this cell: base + n
         self.clock = StepClock()
