@@ -32,7 +32,8 @@ class CellRun:
         self.adapter = workers.adapter
         self.report = DriverReport(worker_log_dir=str(workers.config.log_dir))
         self.tally = JobTally(self.records_dir)
-        self.producer = Producer(self.adapter, workers.config, Recorder(self.records_dir / PRODUCER_RECORDS),
+        self.producer = Producer(self.adapter, workers.config,
+                                 Recorder(self.records_dir / PRODUCER_RECORDS),
                                  self.workload.spec, self.workload.payload_bytes)
         self.base = cell.index * ID_SPAN  # job ids of this cell: base + n
         self.clock = StepClock()

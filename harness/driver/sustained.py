@@ -202,8 +202,10 @@ def watch_window(backlog: Backlog, spec: SustainedPhase, rate: float, window_end
             # in slices: a producer slower than the workers would otherwise send for
             # seconds while the queue it is refilling runs dry unseen
             slice_end = min(window_end, time.monotonic_ns() + int(TOP_UP_SLICE_S * 1e9))
-            queued += backlog.fill_to(int(still_to_come * spec.margin) + spec.min_backlog,
-                                      until_ns=slice_end)
+            wanted = min(int(still_to_come * spec.margin) + spec.min_backlog, backlog.cap)
+            queued += backlog.fill_to(wanted, until_ns=slice_end)
+            if queued < wanted:  # the slice ended first: look, then send on at once
+                continue
         lasts_s = queued / rate if rate > 0 else WATCH_POLL_S
         left_s = (window_end - time.monotonic_ns()) / 1e9
         time.sleep(max(0.0, min(max(FEED_POLL_S, lasts_s / 4), WATCH_POLL_S, left_s)))
