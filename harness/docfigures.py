@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from harness.selftest import headroom_verdict
 from reports.data import load as load_run
 from reports.runtime import run_time
 from reports.style import backend_rank
+from scenarios.common import MAX_STABLE_CV
 from scenarios.latency import KEEP_UP, MAX_WAIT_GROWTH, saturation_backlog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +106,37 @@ def machine_speed_table(source: Path) -> str:
         steady = relative_spread([c["metrics"]["jobs_per_loop"] for c in mine])
         lines.append(f"| {backend} | {probes} | {raw:.0%} | {steady:.0%} |")
     return "\n".join(lines + ["", speed_fit(cells)])
+
+
+def window_start_table(source: Path) -> str:
+    """Per backend, noop throughput's rounds: jobs/s, the window's first second against
+    the median of its seconds (below 100%: the workers were still ramping up when it
+    opened), the per-second CV and, where the run has it, the ramp waited before the
+    window; then the round spread of jobs/s."""
+    cells = [c for c in _cells(source) if c["scenario"] == "throughput"
+             and c["params"]["duration_ms"] == 0 and c["status"] == "ok"]
+    lines = ["| backend | jobs/s per round | first second / median second | per-second CV "
+             "| ramp (s) | round spread |", "|" + " --- |" * 6]
+    within = 0
+    for backend in sorted({c["backend"] for c in cells}, key=backend_rank):
+        mine = [c["metrics"] for c in sorted((c for c in cells if c["backend"] == backend),
+                                             key=lambda c: c["round"])]
+        firsts = [m["per_second"][0] / statistics.median(m["per_second"])
+                  for m in mine if m.get("per_second") and statistics.median(m["per_second"])]
+        ramps = [m.get("ramp_s") for m in mine]
+        gap = relative_spread([m["jobs_per_s"] for m in mine])
+        within += gap is not None and gap <= MAX_STABLE_CV
+        rates = " / ".join(_num(m["jobs_per_s"]) for m in mine)
+        shares = " / ".join(f"{share:.0%}" for share in firsts)
+        cvs = " / ".join("-" if m.get("stability_cv") is None else f"{m['stability_cv']:.0%}"
+                         for m in mine)
+        waited = (" / ".join(_num(r, 1) for r in ramps) if any(r is not None for r in ramps)
+                  else "- (0.2 fixed)")
+        lines.append(f"| {backend} | {rates} | {shares} | {cvs} | {waited} "
+                     f"| {'-' if gap is None else f'{gap:.0%}'} |")
+    backends = len({c["backend"] for c in cells})
+    return "\n".join(lines + ["", f"The noop rounds of {within} of the {backends} backends "
+                                   f"spread by at most {MAX_STABLE_CV:.0%} (max - min) / median."])
 
 
 def speed_fit(cells: list[dict[str, Any]]) -> str:
@@ -450,6 +483,7 @@ def _size(size: int) -> str:
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "throughput": throughput_table,
     "machine-speed": machine_speed_table,
+    "window-start": window_start_table,
     "crash-job-process-kill": crash_table("job-process-kill"),
     "crash-node-kill": crash_table("node-kill"),
     "crash-broker-kill": crash_table("broker-kill"),

@@ -145,3 +145,25 @@ def test_the_throughput_block_gives_another_profile_a_row_of_its_own(tmp_path: P
                       "<!-- end of figures: throughput -->", "doc.md")
     assert "| rq | 68 (66-70, 5%) |" in body and "| rq (tuned) | 205 (200-210, 5%) |" in body
     assert body.index("| rq |") < body.index("| rq (tuned) |")
+
+
+def test_the_window_start_block_sets_the_first_second_against_the_window(tmp_path: Path
+                                                                         ) -> None:
+    def noop(backend: str, round_no: int, rate: float, seconds: list[int],
+             ramp: float | None) -> dict:
+        metrics = {"jobs_per_s": rate, "per_second": seconds, "stability_cv": 0.05}
+        if ramp is not None:
+            metrics["ramp_s"] = ramp
+        return {"scenario": "throughput", "backend": backend, "status": "ok",
+                "round": round_no, "params": {"duration_ms": 0}, "metrics": metrics}
+    cells = [noop("rq", 2, 110.0, [100, 100, 100], 0.7), noop("rq", 1, 100.0, [50, 100, 100], 0.3),
+             noop("asyncio", 1, 1000.0, [1000, 1000], None),
+             noop("asyncio", 2, 1050.0, [1000, 1000], None),
+             {**noop("arq", 1, 5.0, [5], None), "params": {"duration_ms": 10}}]
+    source = write_summary(tmp_path / "run", cells)
+    body = regenerate(f"<!-- figures: window-start from {source} -->\n"
+                      "<!-- end of figures: window-start -->", "doc.md")
+    assert "| rq | 100 / 110 | 50% / 100% | 5% / 5% | 0.3 / 0.7 | 10% |" in body
+    assert "| asyncio | 1,000 / 1,050 | 100% / 100% | 5% / 5% | - (0.2 fixed) | 5% |" in body
+    assert "arq" not in body
+    assert "The noop rounds of 2 of the 2 backends spread by at most 10%" in body
