@@ -22,18 +22,18 @@ while the cell's gate holds the workers idle (core.gate):
    rate rose, or a cap bound the preload), it tops up in short slices, looking
    at the queue between them, and says so (`window_sent`,
    `window_producer_busy_s`; `producer_bound` when it saw the queue empty).
+   The CPU time the worker processes use over the window is read from /proc at
+   both ends (`window_cpu_s`): the backend's CPU per job, which the machine's idle
+   moments and the scheduler's choices move much less than its rate.
 
 The ramp. Workers held at the gate through a fill do not resume at full speed:
 in a run at 570c837 the first 0.1 s bins after the gate opened held 35-80% of
 the steady rate for 0.4-0.8 s (dramatiq-redis, celery-rabbitmq, asyncio), so a
 fixed 0.2 s settle put part of that ramp into the window's first second. The
 window now opens when the completions of the last `ramp_span_s` reach
-`ramp_share` of the calibrated rate: not before `settle_s`, and at `max_ramp_s` whatever the
-rate (`ramp_reached` false then). Jobs too slow to put RAMP_MIN_JOBS into a span
+`ramp_share` of the calibrated rate: not before `settle_s`, and at `max_ramp_s`
+whatever the rate (`ramp_reached` false then). Jobs too slow to put RAMP_MIN_JOBS into a span
 (8 slots of 1 s jobs) keep the fixed settle.
-   The CPU time the worker processes use over the window is read from /proc at
-   both ends (`window_cpu_s`): the backend's CPU per job, which the machine's idle
-   moments and the scheduler's choices move much less than its rate.
 """
 
 from __future__ import annotations
