@@ -79,3 +79,16 @@ def test_latency_max_reuses_the_noop_window_without_the_probes_latency() -> None
     metrics = reused.value.source["metrics"]
     assert metrics["jobs_per_s"] == 500.0
     assert "latency_ms" not in metrics and "latency_samples" not in metrics
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_noop_fills_are_held_by_the_job_cap_and_larger_payloads_by_the_byte_budget(
+        quick: bool) -> None:
+    from core.protocol import SustainedPhase
+    from scenarios.throughput import GRIDS, noop_workload
+
+    options = RunOptions(quick=quick)
+    noop = noop_workload(NOOP_PAYLOAD_BYTES, options)[0]["phases"][0]
+    larger = noop_workload(1024, options)[0]["phases"][0]
+    assert noop["max_backlog_bytes"] // NOOP_PAYLOAD_BYTES == SustainedPhase().max_jobs
+    assert larger["max_backlog_bytes"] == GRIDS.pick(options).budget_mib * 1024 * 1024
