@@ -819,20 +819,27 @@ def test_committed_injected_slowdowns_fail_the_gate(folder: Path, backend: str,
         assert f"throughput/{backend}/duration_ms=0,slots=8,window_s=2 {metric}" in err
 
 
-def test_the_committed_aa_pair_that_fails_is_the_one_whose_ceiling_fell_too() -> None:
-    """Of the 10 A/A pairs of ci-calibration-cpu-time, one fails the gate: its fifth run
-    drained everything slower with the probe loop barely slower (docs/ci.md), and the
-    warning says the row's ceiling fell alike."""
-    runs = sorted((CPU_TIME_CALIBRATION / "aa").glob("*.json"))
-    failed = []
+def failing_aa_pairs(folder: Path) -> tuple[list[Path], list[tuple[int, int]], str]:
+    """The committed A/A runs of `folder`, the pairs (1-based) that fail the default
+    gate, and what compare printed for them."""
+    runs = sorted((folder / "aa").glob("*.json"))
+    failed, printed = [], ""
     for base, cur in itertools.combinations(runs, 2):
         code, out, _ = run(base, cur)
         if code:
             failed.append((runs.index(base) + 1, runs.index(cur) + 1))
-            assert "raw ceiling was called slower in the same case too " \
-                   "(throughput/celery-rabbitmq/duration_ms=0,slots=8,window_s=2 jobs_per_s)" \
-                   in out
+            printed += out
+    return runs, failed, printed
+
+
+def test_the_committed_aa_pair_that_fails_is_the_one_whose_ceiling_fell_too() -> None:
+    """Of the 10 A/A pairs of ci-calibration-cpu-time, one fails the gate: its fifth run
+    drained everything slower with the probe loop barely slower (docs/ci.md), and the
+    warning says the row's ceiling fell alike."""
+    _, failed, printed = failing_aa_pairs(CPU_TIME_CALIBRATION)
     assert failed == [(1, 5)]
+    assert "raw ceiling was called slower in the same case too " \
+           "(throughput/celery-rabbitmq/duration_ms=0,slots=8,window_s=2 jobs_per_s)" in printed
 
 
 def test_the_ramp_calibrations_one_failing_aa_pair_and_the_noise_model_that_quiets_it(
@@ -840,17 +847,11 @@ def test_the_ramp_calibrations_one_failing_aa_pair_and_the_noise_model_that_quie
     """With the ramp's tight rounds, one A/A pair of ten fails the default gate (a whole
     run drifted: celery-redis's noop rate, docs/ci.md); learning the drift between runs
     from the three A/A runs the pair does not use (--noise) quiets it."""
-    runs = sorted((RAMP_CALIBRATION / "aa").glob("*.json"))
-    failed = []
-    for base, cur in itertools.combinations(runs, 2):
-        code, out, _ = run(base, cur)
-        if code:
-            failed.append((runs.index(base) + 1, runs.index(cur) + 1))
-            assert "throughput/celery-redis/duration_ms=0,slots=8,window_s=2 jobs_per_s" in out
+    runs, failed, printed = failing_aa_pairs(RAMP_CALIBRATION)
     assert failed == [(1, 4)]
-    others = [str(r) for r in runs if r not in (runs[0], runs[3])]
+    assert "throughput/celery-redis/duration_ms=0,slots=8,window_s=2 jobs_per_s" in printed
     with tempfile.TemporaryDirectory() as noise_dir:
-        for other in others:
+        for other in runs[1:3] + runs[4:]:
             shutil.copy(other, noise_dir)
         code, out, err = run(runs[0], runs[3], "--noise", noise_dir)
     assert code == 0, out + err
