@@ -10,6 +10,12 @@ import pytest
 from harness.docfigures import FiguresError, regenerate, update_docs
 
 
+def render_block(name: str, source: Path) -> str:
+    """A doc holding one `name` block from `source`, rendered."""
+    return regenerate(f"<!-- figures: {name} from {source} -->\n"
+                      f"<!-- end of figures: {name} -->", "doc.md")
+
+
 def test_every_generated_block_in_docs_matches_its_committed_results() -> None:
     assert update_docs(check=True) == [], "run: .venv/bin/python -m harness docs-figures"
 
@@ -55,8 +61,7 @@ def test_the_run_time_block_sums_each_cells_wall_time_and_the_time_outside(
     source = tmp_path / "run"
     source.mkdir()
     (source / "summary.json").write_text(json.dumps({"schema": 1, "run": run, "cells": cells}))
-    body = regenerate(f"<!-- figures: run-time from {source} -->\n"
-                      "<!-- end of figures: run-time -->", "doc.md")
+    body = render_block("run-time", source)
     assert "| asyncio | 3 | 0 | 3 |" in body and "| rq | 16 | 2 | 18 |" in body
     assert "| all | 18 | 2 | 20 |" in body
     assert "1 min 5 s, of which 44 s outside cells" in body
@@ -77,8 +82,7 @@ def test_the_window_feed_block_lists_the_fed_cells_and_counts_them(tmp_path: Pat
              {**steady("arq", {"rate_label": "max", "rate": None}, 0, True),
               "scenario": "latency"}]
     source = write_summary(tmp_path / "run", cells)
-    body = regenerate(f"<!-- figures: window-feed from {source} -->\n"
-                      "<!-- end of figures: window-feed -->", "doc.md")
+    body = render_block("window-feed", source)
     assert "| asyncio | payload | 1 MiB payload | 1 | 2,000 | 16,000 | 1.6 of 8 s | yes |" in body
     assert "| arq | latency | rate max | 1 | 2,000 | 0 | 0 of 8 s | yes |" in body
     assert "| rq |" not in body
@@ -94,8 +98,7 @@ def test_the_run_steps_block_sums_each_step_per_scenario(tmp_path: Path) -> None
              {"scenario": "memory", "backend": "rq", "wall_s": 1.0,
               "wall_parts": {"fill.enqueue": 1.0}}]
     source = write_summary(tmp_path / "run", cells)
-    body = regenerate(f"<!-- figures: run-steps from {source} -->\n"
-                      "<!-- end of figures: run-steps -->", "doc.md")
+    body = render_block("run-steps", source)
     rows = [line for line in body.splitlines() if line.startswith("| `")]
     assert rows == ["| `sustained.window` | 4 | 0 | 4 |", "| `sustained.fill` | 3 | 0 | 3 |",
                     "| `fill.enqueue` | 0 | 1 | 1 |", "| `other` | 0 | 0 | 0 |"]
@@ -123,8 +126,7 @@ def test_the_latency_saturation_block_sets_both_tests_side_by_side(tmp_path: Pat
              {"scenario": "latency", "backend": "arq", "status": "ok", "round": 1,
               "params": {"rate": None, "rate_label": "idle"}, "metrics": {}}]
     source = write_summary(tmp_path / "run", cells)
-    body = regenerate(f"<!-- figures: latency-saturation from {source} -->\n"
-                      "<!-- end of figures: latency-saturation -->", "doc.md")
+    body = render_block("latency-saturation", source)
     assert "| arq | 200/s | 1 | 200 | 0.88 | 0.031 | 3 | keeps up |" in body
     assert "| amqp-raw | 5000/s | 1 | 5,000 | 0.92 | 0.238 | 3 | saturated |" in body
     assert "| rq | 200/s | 1 | 130 | 0.35 | 1.700 | 3 | producer-limited, saturated |" in body
@@ -141,8 +143,7 @@ def test_the_throughput_block_gives_another_profile_a_row_of_its_own(tmp_path: P
                 "metrics": {"jobs_per_s": rate, "stability_cv": 0.05}}
     source = write_summary(tmp_path / "run", [cell("tuned", 210.0, 1), cell("default", 66.0, 1),
                                               cell("default", 70.0, 2), cell("tuned", 200.0, 2)])
-    body = regenerate(f"<!-- figures: throughput from {source} -->\n"
-                      "<!-- end of figures: throughput -->", "doc.md")
+    body = render_block("throughput", source)
     assert "| rq | 68 (66-70, 5%) |" in body and "| rq (tuned) | 205 (200-210, 5%) |" in body
     assert body.index("| rq |") < body.index("| rq (tuned) |")
 
@@ -161,8 +162,7 @@ def test_the_window_start_block_sets_the_first_second_against_the_window(tmp_pat
              noop("asyncio", 2, 1050.0, [1000, 1000], None),
              {**noop("arq", 1, 5.0, [5], None), "params": {"duration_ms": 10}}]
     source = write_summary(tmp_path / "run", cells)
-    body = regenerate(f"<!-- figures: window-start from {source} -->\n"
-                      "<!-- end of figures: window-start -->", "doc.md")
+    body = render_block("window-start", source)
     assert "| rq | 100 / 110 | 50% / 100% | 5% / 5% | 0.3 / 0.7 | 10% |" in body
     assert "| asyncio | 1,000 / 1,050 | 100% / 100% | 5% / 5% | - (0.2 fixed) | 5% |" in body
     assert "arq" not in body
