@@ -93,10 +93,11 @@ class SustainedPhase(Phase):
     ramp_span_s: float = 0.3
     margin: float = 1.5
     min_backlog: int = 1000
-    # redis-raw's noop cell drained 311k jobs/s in the committed full run at d3b0eaf, and
-    # up to 630k/s (in 0.1 s bins) at 570c837, where a fill capped at 4M ran dry in the
-    # last second of the window (147k ended in it) while the driver topped it up: 1.5 x 8 s
-    # of 630k/s is 7.6M jobs, about 0.7 GB in Redis
+    # redis-raw's noop cell drained 311k jobs/s in the committed full run at d3b0eaf and
+    # ended up to 640k jobs in one second on 2026-12-04; at 570c837 a fill capped at 4M
+    # ran dry in a window's last second (147k ended in it) while the driver topped it up
+    # (results/reference/2026-12-04-window-start-*): 1.5 x 8 s of 630k/s is 7.6M jobs,
+    # about 1.2 GB in Redis at its 155 B per queued 64 B job
     max_jobs: int = 8_000_000
     max_backlog_bytes: int = 64 * 1024 * 1024
 

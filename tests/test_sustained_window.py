@@ -144,7 +144,9 @@ class RampingWorkers:
 def opens_after(workers: RampingWorkers, clock: FakeClock, rate: float = RATE
                 ) -> tuple[float, bool]:
     ramp = sustained.wait_for_speed(workers, SustainedPhase(), rate)  # type: ignore[arg-type]
-    return (ramp.start_ns - workers.opened_ns) / 1e9, ramp.reached
+    waited_s = (ramp.start_ns - workers.opened_ns) / 1e9
+    assert ramp.waited_s == pytest.approx(waited_s, abs=1e-6)  # what the cell reports
+    return waited_s, ramp.reached
 
 
 def test_the_window_opens_once_the_workers_are_back_at_speed(clock: FakeClock) -> None:

@@ -27,13 +27,13 @@ while the cell's gate holds the workers idle (core.gate):
    moments and the scheduler's choices move much less than its rate.
 
 The ramp. Workers held at the gate through a fill do not resume at full speed:
-in a run at 570c837 the first 0.1 s bins after the gate opened held 35-80% of
-the steady rate for 0.4-0.8 s (dramatiq-redis, celery-rabbitmq, asyncio), so a
-fixed 0.2 s settle put part of that ramp into the window's first second. The
+in a run at 570c837 (results/reference/2026-12-04-window-start-570c837) the
+window's first second held 44-89% of its median second in 6 of 12 windows, with
+a fixed 0.2 s settle after the gate opened (docs/methodology.md, "The ramp"). The
 window now opens when the completions of the last `ramp_span_s` reach
 `ramp_share` of the calibrated rate: not before `settle_s`, and at `max_ramp_s`
-whatever the rate (`ramp_reached` false then). Jobs too slow to put RAMP_MIN_JOBS into a span
-(8 slots of 1 s jobs) keep the fixed settle.
+whatever the rate (`ramp_reached` false then). Jobs too slow to put RAMP_MIN_JOBS
+into a span (8 slots of 1 s jobs) keep the fixed settle.
 """
 
 from __future__ import annotations
@@ -214,9 +214,11 @@ def watch_window(backlog: Backlog, spec: SustainedPhase, rate: float, window_end
 
 @dataclass(frozen=True)
 class Ramp:
-    """When the window opened, and whether the workers had reached the rate by then."""
+    """When the window opened, how long after the gate, and whether the workers had
+    reached the rate by then."""
 
     start_ns: int
+    waited_s: float
     reached: bool
 
 
@@ -227,7 +229,7 @@ def wait_for_speed(backlog: Backlog, spec: SustainedPhase, rate: float) -> Ramp:
     earliest = opened + int(spec.settle_s * 1e9)
     if rate * spec.ramp_span_s < RAMP_MIN_JOBS:
         _sleep_until(earliest)
-        return Ramp(earliest, True)
+        return Ramp(earliest, spec.settle_s, True)
     latest = opened + int(max(spec.settle_s, spec.max_ramp_s) * 1e9)
     span_ns = int(spec.ramp_span_s * 1e9)
     marks = deque([(opened, backlog.ended())])
@@ -240,9 +242,10 @@ def wait_for_speed(backlog: Backlog, spec: SustainedPhase, rate: float) -> Ramp:
         since_ns, ended_then = marks[0]
         if (now >= earliest and now - since_ns >= span_ns
                 and (ended - ended_then) * 1e9 / (now - since_ns) >= spec.ramp_share * rate):
-            return Ramp(now, True)
+            return Ramp(now, (now - opened) / 1e9, True)
         time.sleep(min(RAMP_POLL_S, max(0.0, (latest - now) / 1e9)))
-    return Ramp(time.monotonic_ns(), False)
+    now = time.monotonic_ns()
+    return Ramp(now, (now - opened) / 1e9, False)
 
 
 def _sleep_until(deadline_ns: int) -> None:
@@ -274,12 +277,10 @@ def run_sustained(run: CellRun, spec: SustainedPhase, report: PhaseReport,
     report.fill_sent = backlog.sent
     run.clock.mark("fill")
 
-    opened = time.monotonic_ns()
     ramp = wait_for_speed(backlog, spec, rate)
     window_start = ramp.start_ns
     window_end = window_start + int(spec.window_s * 1e9)
-    report.ramp_s = round((window_start - opened) / 1e9, 3)
-    report.ramp_reached = ramp.reached
+    report.ramp_s, report.ramp_reached = round(ramp.waited_s, 3), ramp.reached
     busy_before, sent_before_window = backlog.busy_ns, backlog.sent
     cpu_before = run.adapter.cpu_seconds()
     dead_before = run.adapter.dead_workers()
