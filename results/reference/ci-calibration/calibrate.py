@@ -1,6 +1,7 @@
 """How docs/ci.md's false-alarm rate and smallest detected drop were measured.
 
-    .venv/bin/python results/reference/ci-calibration/calibrate.py results/reference/ci-calibration
+    .venv/bin/python results/reference/ci-calibration/calibrate.py \
+        results/reference/ci-calibration [--threshold PCT]
 
 Reads the A/A runs (aa/*.json: history entries of repeated quick runs of one commit,
 compare reads them as summaries) and the injected runs (injected/*.json), and prints:
@@ -18,30 +19,38 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
    and every injected backend grafted there at once (a run where every library slowed);
 5. 1, 2 and 4 again with `compare --noise`: each comparison learns the round noise from
    the A/A runs it does not compare (leave out), as a gate learns it from main's history.
+Every verdict uses compare's defaults but the threshold, which --threshold sets (the
+default's, 10%, when absent): how the same runs read under another threshold.
 collect.py (beside this script) makes the runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import itertools
 import math
 import statistics
-import sys
 from pathlib import Path
 
 from adapters import CEILINGS
 from harness.baselines import read_summary
-from harness.compare.judge import basis_rounds, compare
+from harness.compare.judge import THRESHOLD, Comparison, basis_rounds, compare
 from harness.compare.noise import NoiseModel, learn
 from harness.compare.table import ceiling_of, label
 
 DROPS = [d / 100 for d in range(10, 100, 10)]
+threshold = THRESHOLD  # main sets it from --threshold
+
+
+def gate(base: dict, cur: dict, **options: object) -> Comparison:
+    """compare() at this script's threshold."""
+    return compare(base, cur, threshold=threshold, **options)  # type: ignore[arg-type]
 
 
 def verdicts(base: dict, cur: dict, noise: NoiseModel | None = None
              ) -> tuple[list[str], list[str]]:
-    comparison = compare(base, cur, allow_missing=True, noise=noise)
+    comparison = gate(base, cur, allow_missing=True, noise=noise)
     fired = [f"{r.name} {r.verdict} {(r.ratio - 1) * 100:+.1f}%" for r in comparison.rows
              if r.gated and r.verdict != "no significant change"]
     return fired, [f"{s.name}: {s.reason}" for s in comparison.problems]
@@ -75,7 +84,7 @@ def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
     jobs/s are scaled down by `drop` (only the rates: the scaled pairs test those rows)."""
     if drop:
         metrics = THROUGHPUT_ROW
-    rows = compare(base, scaled(cur, backend, 1 - drop), allow_missing=True,
+    rows = gate(base, scaled(cur, backend, 1 - drop), allow_missing=True,
                    absolute=absolute, noise=noise).rows
     return noop_slower(rows, backend, metrics)
 
@@ -151,12 +160,12 @@ def main(folder: Path) -> None:
     print("== round noise: sd of log jobs/s over the rounds of one run (median over runs), "
           "absolute and on the gated basis (per loop where the runs have the speed meter)")
     for key, metric in [(r.key, r.metric) for r in
-                               compare(aa[0], aa[0], absolute=True).rows
+                               gate(aa[0], aa[0], absolute=True).rows
                                if r.metric in NOOP_ROWS]:
         noise = {}
         for absolute in (True, False):
             sds = [statistics.stdev(math.log(v) for v in row.base)
-                   for summary in aa for row in compare(summary, summary, absolute=absolute,
+                   for summary in aa for row in gate(summary, summary, absolute=absolute,
                                                         allow_missing=True).rows
                    if row.key == key and row.metric == metric and len(row.base) > 1
                    and min(row.base) > 0]
@@ -171,7 +180,7 @@ def main(folder: Path) -> None:
           "at that noise (median), in a full run (a lone change: alpha / every gated row)")
     seen: dict[str, list] = {}
     for i, j in pairs:
-        for row in compare(aa[i], aa[j], allow_missing=True).rows:
+        for row in gate(aa[i], aa[j], allow_missing=True).rows:
             if row.gated and row.metric in NOOP_ROWS and row.sees is not None:
                 seen.setdefault(f"{label(row.key)} {row.metric}", []).append(
                     (row.sees, row.rounds_needed or 10 ** 6))
@@ -238,7 +247,7 @@ def all_slowed_counts(aa: list[dict], slowed: dict[str, dict]
         current = aa[(i + 1) % len(aa)]
         for backend, run in slowed.items():
             current = grafted(current, run, backend)
-        rows = compare(base, current, allow_missing=True).rows
+        rows = gate(base, current, allow_missing=True).rows
         gate_failed += any(r.regressed for r in rows)
         hits = [backend for backend in slowed if noop_slower(rows, backend)]
         named.append(len(hits))
@@ -273,7 +282,7 @@ def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]]) -> No
         alarms += bool(fired)
         print(f"  a{i + 1} vs a{j + 1}: {len(fired)} row(s) fired"
               + "".join(f"\n    {line}" for line in fired))
-        for row in compare(aa[i], aa[j], allow_missing=True, noise=noise).rows:
+        for row in gate(aa[i], aa[j], allow_missing=True, noise=noise).rows:
             if row.gated and row.metric == "jobs_per_s" and row.sees is not None:
                 seen.setdefault(label(row.key), []).append(row.sees)
     print(f"  pairs with a called change: {alarms}/{len(pairs)}")
@@ -309,4 +318,9 @@ def noop_median(summary: dict, backend: str, metric: str = "jobs_per_s") -> floa
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--threshold", type=float, metavar="PCT", default=THRESHOLD * 100)
+    args = parser.parse_args()
+    threshold = args.threshold / 100
+    main(args.folder)
