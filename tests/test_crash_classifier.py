@@ -228,9 +228,17 @@ def test_scenarios_run_in_their_order_whatever_order_they_are_named_in(tmp_path)
     assert order == ["throughput", "latency", "payload"]
 
 
-def test_no_committed_crash_cell_has_a_late_job():
-    """docs/methodology.md (Late watch) says no job has ended late in any committed crash
-    cell, which is why the watch is 2 s: a run that had one must change that text."""
+# The committed crash cells with a late job; docs/methodology.md (Late watch) names each
+KNOWN_LATE = [
+    "reference/2026-12-04-full-timing-0544365/nine-backends: celery-rabbitmq "
+    "{'fault': 'job-process-kill', 'mode': 'reliable', 'persistence': None, 'jobs': 24}",
+]
+
+
+def test_every_committed_late_job_is_the_one_methodology_names():
+    """docs/methodology.md (Late watch) says which committed crash cells had a job end
+    late, which is what the 2 s watch rests on: a run with a new one must change that
+    text and this list."""
     import json
 
     root = Path(__file__).resolve().parent.parent / "results"
@@ -240,4 +248,4 @@ def test_no_committed_crash_cell_has_a_late_job():
         for cell in summary.get("cells") or []:
             if cell.get("scenario") == "crash-recovery" and (cell.get("metrics") or {}).get("late"):
                 late.append(f"{path.parent.relative_to(root)}: {cell['backend']} {cell['params']}")
-    assert not late, late
+    assert late == KNOWN_LATE, late
