@@ -85,7 +85,7 @@ def fires_for(base: dict, cur: dict, backend: str, drop: float, absolute: bool,
     if drop:
         metrics = THROUGHPUT_ROW
     rows = gate(base, scaled(cur, backend, 1 - drop), allow_missing=True,
-                   absolute=absolute, noise=noise).rows
+                absolute=absolute, noise=noise).rows
     return noop_slower(rows, backend, metrics)
 
 
@@ -166,7 +166,7 @@ def main(folder: Path) -> None:
         for absolute in (True, False):
             sds = [statistics.stdev(math.log(v) for v in row.base)
                    for summary in aa for row in gate(summary, summary, absolute=absolute,
-                                                        allow_missing=True).rows
+                                                     allow_missing=True).rows
                    if row.key == key and row.metric == metric and len(row.base) > 1
                    and min(row.base) > 0]
             noise[absolute] = statistics.median(sds) if sds else math.nan
