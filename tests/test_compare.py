@@ -376,6 +376,27 @@ def test_a_lost_cpu_figure_leaves_the_rate_judged(tmp_path: Path) -> None:
     assert code == 1 and "REGRESSION" in err and "celery-redis" in err
 
 
+def test_a_gated_figure_null_in_both_runs_is_listed(tmp_path: Path) -> None:
+    """celery-redis's CPU figure is null in every round of both runs: not a failure (the
+    baseline had nothing to lose), but named among what was not judged, and its rate
+    is still judged."""
+    runs = []
+    for name, noise in (("base", NOISE), ("cur", NOISE_B)):
+        path = make_run(tmp_path / name, noise=noise, probe_us=SPEED, cpu_us=CPU_US)
+        summary = json.loads((path / "summary.json").read_text())
+        for cell in summary["cells"]:
+            if cell["backend"] == "celery-redis":
+                cell["metrics"].update(cpu_us_per_job=None, cpu_loops_per_job=None)
+        (path / "summary.json").write_text(json.dumps(summary))
+        runs.append(path)
+    code, out, err = run(*runs)
+    assert code == 0, out
+    assert ("throughput/celery-redis/duration_ms=0,slots=8,window_s=2: cpu_us_per_job not "
+            "measured in either run (null in every ok round) [skipped]") in out
+    assert any("celery-redis" in r and "jobs_per_s" in r for r in gated_rows(out))
+    assert not any("asyncio" in line and "not measured" in line for line in out.splitlines())
+
+
 def test_a_figure_the_current_harness_never_writes_is_a_note(tmp_path: Path) -> None:
     """A current run from a harness before CPU per job against a baseline with it: the
     rates are judged, the CPU rows noted, nothing fails."""

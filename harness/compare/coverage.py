@@ -80,6 +80,17 @@ def lost_metrics(bt: Table, ct: Table, key: Key, patterns: Sequence[str],
     return out
 
 
+def unmeasured_in_both(base: CaseState, cur: CaseState, bt: Table, ct: Table, key: Key,
+                       patterns: Sequence[str]) -> list[Skip]:
+    """The gated metrics this case's ok cells write in both runs but never as a number
+    (null in every round, e.g. a CPU figure that could not be read): nothing to judge,
+    and said so rather than left out silently."""
+    names = {m for m in base.written & cur.written if selected(m, patterns) and direction_of(m)}
+    lacking = names - set(bt.get(key, {})) - set(ct.get(key, {}))
+    return [Skip(key, f"{metric} not measured in either run (null in every ok round)", False,
+                 (metric,)) for metric in sorted(lacking)]
+
+
 def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: Table,
              ct: Table, patterns: Sequence[str], written: set[str]) -> list[Skip]:
     """Every case (or metric of a case) that will not be judged, problems first;
@@ -104,9 +115,12 @@ def coverage(bstates: dict[Key, CaseState], cstates: dict[Key, CaseState], bt: T
             out.append(Skip(key, "no ok round in current (a case with no gated metric)", False))
         elif watched:
             out += lost_metrics(bt, ct, key, patterns, written)
+            out += unmeasured_in_both(base, cur, bt, ct, key, patterns)
         elif gated := gating(ct, key, patterns):  # ok in the baseline, but without them
             out.append(Skip(key, f"{', '.join(sorted(gated))} not measured in baseline's ok "
                                  "rounds: nothing to compare with", False, tuple(gated)))
+        else:
+            out += unmeasured_in_both(base, cur, bt, ct, key, patterns)
     return sorted(out, key=lambda s: not s.fails)
 
 

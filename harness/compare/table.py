@@ -37,6 +37,7 @@ class CaseState:
     producer_bound: int = 0  # ok rounds whose queue ran dry inside the window
     reused: int = 0  # ok rounds that are another case's cell, reused (`reused_from`)
     source: Key | None = None  # that other case
+    written: set[str] = field(default_factory=set)  # metric names of its ok cells, null too
 
     @property
     def ok(self) -> int:
@@ -81,6 +82,7 @@ def case_states(summary: dict[str, Any], source: str) -> dict[Key, CaseState]:
             state.reasons.append(str(cell["reason"]))
         metrics = cell.get("metrics")
         if status == "ok" and isinstance(metrics, dict):
+            state.written.update(flatten_all(metrics))
             state.unstable += metrics.get("unstable") is True
             state.producer_bound += metrics.get("producer_bound") is True
             state.short += window_short(metrics, {**(cell.get("params") or {}),
