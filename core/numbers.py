@@ -27,6 +27,23 @@ def relative_spread(values: Sequence[float]) -> float | None:
     return (max(clean) - min(clean)) / statistics.median(clean)
 
 
+def median_interval(values: Sequence[float], level: float = 0.95
+                    ) -> tuple[float, float] | None:
+    """A distribution-free interval for the median of `values` at `level` (order
+    statistics: [x_k, x_(n+1-k)] for the largest k whose two binomial(n, 1/2) tails
+    stay within 1 - level); None when too few values give one (fewer than 6 at 95%)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    below = 0.0  # P(B <= k - 1), B the count of values under the median
+    k = 0
+    while k < n // 2:
+        below += math.comb(n, k) / 2 ** n
+        if 2 * below > 1 - level:
+            break
+        k += 1
+    return (ordered[k - 1], ordered[n - k]) if k else None
+
+
 def flatten_all(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """As flatten, but every value: numbers as floats, flags and texts as they are, a
     list as JSON (summary.csv: a reader must see `unstable` beside the rate it marks)."""

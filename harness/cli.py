@@ -6,6 +6,7 @@ Bad input ends with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -214,6 +215,10 @@ def build_parser() -> OneLineParser:
     selftest.add_argument("--out", type=Path, help="the self-test's own results folder")
     selftest.add_argument("--quick", action="store_true",
                           help="one repeat of shorter observer cells instead of three")
+    selftest.add_argument("--observer-repeats", type=whole_number(MAX_ROUNDS, "repeats"),
+                          metavar="N", help="alternating drains per backend for the observer "
+                                            "effect (default 3, 1 with --quick): more groups, "
+                                            "a narrower interval")
     selftest.add_argument("--json", action="store_true", help="print the report as JSON")
     selftest.add_argument("--attach", type=Path, metavar="RUN_DIR",
                           help="also save the observer effect as RUN_DIR/observer.json, "
@@ -384,6 +389,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     out = (fresh_out(args.out) if args.out else
            fresh_default_out(first.with_name(f"selftest-{first.name}")))
     settings = QUICK if args.quick else ObserverSettings()
+    if args.observer_repeats:
+        settings = dataclasses.replace(settings, repeats=args.observer_repeats)
     try:
         with interrupts.handled():  # Ctrl-C and SIGTERM stop it, brokers and all
             report = selftest.run(args.backend, out.resolve(), urls, settings)

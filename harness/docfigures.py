@@ -25,6 +25,7 @@ from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
 from core.words import counted
+from harness.observer import group_interval
 from harness.selftest import headroom_verdict
 from reports.data import load as load_run
 from reports.runtime import run_time
@@ -202,19 +203,23 @@ def crash_table(fault: str) -> Callable[[Path], str]:
 def selftest_table(source: Path) -> str:
     """Observer effect per backend and each ceiling against its bare loop."""
     report = json.loads((source / "selftest.json").read_text())
-    lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | groups (range) "
-             "| goal |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| backend | instrumented jobs/s | bare jobs/s | observer effect | 95% CI of the "
+             "median | groups (range) | goal |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for backend, row in sorted(report["observer"]["backends"].items(),
                                key=lambda item: backend_rank(item[0])):
         if row["status"] != "ok":
-            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | | |")
+            lines.append(f"| {backend} | {row['status']}: {row.get('reason', '')[:60]} | | | | "
+                         "| |")
             continue
         low, high = row.get("effect_range") or (None, None)
         groups = (f"{row['groups']} ({low:+.1%} to {high:+.1%})" if low is not None
                   else "drains timed one after the other")
+        interval = group_interval(row) if low is not None else None
+        ci = f"{interval[0]:+.1%} to {interval[1]:+.1%}" if interval else "-"
         lines.append(f"| {backend} | {_num(spread(row['instrumented_per_s'])['median'])} | "
                      f"{_num(spread(row['bare_per_s'])['median'])} | {row['effect']:+.1%} | "
-                     f"{groups} | <= {row['limit']:.0%}{'' if row['passed'] else ' (not met)'} |")
+                     f"{ci} | {groups} | <= {row['limit']:.0%}"
+                     f"{'' if row['passed'] else ' (not met)'} |")
     lines += ["", "| ceiling | processes (sweep) | ceiling, bare mode | bare client loop | "
               "ratio (pairs) | per probe loop | goal | bare loop exec'd (x forked) | "
               "ceiling / exec'd loop |",

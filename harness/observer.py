@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from adapters import BACKENDS, CEILINGS
+from core.numbers import median_interval
 from core.protocol import DriverReport
 from core.recorder import Event
 from harness.runner import Runner
@@ -203,6 +204,7 @@ class ObserverMeasurement:
         effect = statistics.median(effects)
         return {"status": "ok", "jobs": jobs, "segment_s": round(segment, 3),
                 "groups": len(groups), "effect_range": [min(effects), max(effects)],
+                "effect_interval": median_interval(effects),
                 "instrumented_per_s": [g["instrumented_per_s"] for g in groups],
                 "bare_per_s": [g["bare_per_s"] for g in groups], "effect": effect,
                 "limit": limit, "passed": bool(effect <= limit)}
@@ -216,6 +218,26 @@ def observer_file(results: dict[str, dict[str, Any]], settings: ObserverSettings
             "repeats": settings.repeats, "segments": settings.segments, "backends": results}
 
 
+def group_interval(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95% interval of a backend's median effect: `effect_interval`, or from its
+    groups' rates in an observer.json written before it."""
+    if "effect_interval" in row:
+        return tuple(row["effect_interval"]) if row["effect_interval"] else None
+    effects = [1 - i / b for i, b in zip(row["instrumented_per_s"], row["bare_per_s"],
+                                         strict=True) if b]
+    return median_interval(effects)
+
+
+def interval_words(row: dict[str, Any]) -> str:
+    """'95% CI +6.1% to +13.2%, within noise of the goal' (or only the interval)."""
+    interval = group_interval(row)
+    if interval is None:
+        return "too few groups for a 95% CI"
+    low, high = interval
+    side = " (the goal is inside it)" if low <= row["limit"] < high else ""
+    return f"95% CI {low:+.1%} to {high:+.1%}{side}"
+
+
 def render_observer(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for backend, row in results.items():
@@ -224,8 +246,9 @@ def render_observer(results: dict[str, dict[str, Any]]) -> list[str]:
             continue
         verdict = "ok" if row["passed"] else "ABOVE GOAL"
         lines.append(
-            f"{backend:18} observer effect {row['effect']:+.1%} (goal <= {row['limit']:.0%}, "
-            f"{verdict}; {row['groups']} groups {row['effect_range'][0]:+.1%} to "
+            f"{backend:18} observer effect {row['effect']:+.1%} ({interval_words(row)}; goal "
+            f"<= {row['limit']:.0%}, {verdict}; {row['groups']} groups "
+            f"{row['effect_range'][0]:+.1%} to "
             f"{row['effect_range'][1]:+.1%}): instrumented "
             f"{statistics.median(row['instrumented_per_s']):,.0f} vs bare "
             f"{statistics.median(row['bare_per_s']):,.0f} jobs/s, {row['jobs']:,} jobs in "

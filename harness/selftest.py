@@ -181,6 +181,8 @@ def run(backends: list[str], out: Path, urls: dict[str, str | None],
     report.update(headroom_verdict(report["backends"]))
     report["observer"] = observer_file(observed, observer)
     report["observer_effect"] = {b: r.get("effect") for b, r in observed.items()}
+    report["observer_effect_interval"] = {b: r.get("effect_interval")
+                                          for b, r in observed.items()}
     report["observer_passed"] = all(r["status"] == "ok" and r["passed"]
                                     for r in observed.values())
     report["ceilings_passed"] = all(r["status"] == "ok" and r["passed"]

@@ -12,10 +12,11 @@ from adapters import job
 from core import gate, jobcount, recorder
 from core.envnames import GATE_ENV, RECORDS_DIR_ENV
 from core.jobcount import COUNTS_DIR, JobCounter, read_counts
+from core.numbers import median_interval
 from core.recorder import Recorder
 from harness.driver.alternate import ABBA
 from harness.driver.tally import JobTally
-from harness.observer import ObserverProbe, group_effects
+from harness.observer import ObserverProbe, group_effects, render_observer
 from reports import render
 from scenarios.records import load_records
 from tests.test_report import run_info, text_of, throughput_cells, write_run
@@ -142,6 +143,27 @@ def test_a_linear_drift_cancels_within_an_abba_group() -> None:
 def test_too_short_a_drain_has_no_group() -> None:
     segments, ends = segments_at([(500.0, 600.0)] * 7)
     assert group_effects(segments, ends) == []
+
+
+def test_the_interval_of_the_median_is_the_order_statistics_binomial_tails_allow() -> None:
+    assert median_interval([0.01] * 5) is None  # 2 x 1/32 > 5%: no interval at 95%
+    assert median_interval([6, 5, 4, 3, 2, 1]) == (1, 6)  # 2 x 1/64 <= 5%
+    # 21 groups: 2 P(B <= 5) = 2.7% <= 5% < 2 P(B <= 6) = 7.8%: the 6th to the 16th
+    assert median_interval(range(1, 22)) == (6, 16)
+    assert median_interval(range(1, 101)) == (40, 61)
+
+
+def test_the_self_test_says_when_the_goal_is_inside_the_interval() -> None:
+    effects = [k / 100 for k in range(21)]  # 0% to 20%: the 6th and 16th are 5% and 15%
+    row = {"status": "ok", "effect": 0.10, "limit": 0.10, "passed": True, "groups": 21,
+           "effect_range": [0.0, 0.20], "segment_s": 0.2, "jobs": 1000,
+           "instrumented_per_s": [100.0 * (1 - e) for e in effects],
+           "bare_per_s": [100.0] * 21}
+    assert "95% CI +5.0% to +15.0% (the goal is inside it);" in render_observer({"x": row})[0]
+    row["limit"] = 0.20
+    assert "95% CI +5.0% to +15.0%;" in render_observer({"x": row})[0]
+    row["effect_interval"] = None  # as measure() stores it for too few groups
+    assert "too few groups for a 95% CI" in render_observer({"x": row})[0]
 
 
 def test_report_shows_the_observer_effect(tmp_path: Path) -> None:

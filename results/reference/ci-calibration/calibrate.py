@@ -18,7 +18,9 @@ compare reads them as summaries) and the injected runs (injected/*.json), and pr
    place of its own there: corrected over every gated row, as a full-run gate sees it),
    and every injected backend grafted there at once (a run where every library slowed);
 5. 1, 2 and 4 again with `compare --noise`: each comparison learns the round noise from
-   the A/A runs it does not compare (leave out), as a gate learns it from main's history.
+   the A/A runs it does not compare (leave out), as a gate learns it from main's history;
+6. with --noise-from CALIBRATION..., 5 again with the noise learned from those other
+   calibrations' A/A runs alone: out of sample, as main's history made on earlier days.
 Every verdict uses compare's defaults but the threshold, which --threshold sets (the
 default's, 10%, when absent): how the same runs read under another threshold.
 collect.py (beside this script) makes the runs.
@@ -31,6 +33,7 @@ import copy
 import itertools
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters import CEILINGS
@@ -142,7 +145,7 @@ def as_current(summary: dict) -> dict:
     return summary
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, noise_from: list[Path]) -> None:
     aa = [as_current(read_summary(p)) for p in sorted((folder / "aa").glob("*.json"))]
     pairs = list(itertools.combinations(range(len(aa)), 2))
     print(f"== {len(aa)} A/A runs, {len(pairs)} pairs")
@@ -233,6 +236,10 @@ def main(folder: Path) -> None:
     if injected:
         all_slowed(aa, {p.stem: as_current(read_summary(p)) for p in injected})
     with_noise(folder, aa, pairs)
+    if noise_from:
+        with_noise(folder, aa, pairs, from_other_runs(noise_from),
+                   "the A/A runs of " + ", ".join(str(f) for f in noise_from)
+                   + " (out of sample, as main's earlier history)")
 
 
 def all_slowed_counts(aa: list[dict], slowed: dict[str, dict]
@@ -271,13 +278,20 @@ def learned_without(aa: list[dict], *left_out: int) -> NoiseModel:
     return learn([s for n, s in enumerate(aa) if n not in left_out], basis_rounds)
 
 
-def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]]) -> None:
-    print("== with a noise model (compare --noise), learned from the A/A runs a comparison "
-          "does not use")
+def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]],
+               learned: Callable[..., NoiseModel] | None = None, source: str = "") -> None:
+    """5: every A/A pair and injected run judged with a noise model: by default learned
+    from the A/A runs the comparison does not use; `learned(*left_out)` gives another
+    (e.g. the runs of an earlier calibration, `source` names them)."""
+    if learned is None:
+        def learned(*left_out: int) -> NoiseModel:
+            return learned_without(aa, *left_out)
+        source = "the A/A runs a comparison does not use"
+    print(f"== with a noise model (compare --noise), learned from {source}")
     alarms = 0
     seen: dict[str, list[float]] = {}
     for i, j in pairs:
-        noise = learned_without(aa, i, j)
+        noise = learned(i, j)
         fired, _ = verdicts(aa[i], aa[j], noise)
         alarms += bool(fired)
         print(f"  a{i + 1} vs a{j + 1}: {len(fired)} row(s) fired"
@@ -292,13 +306,21 @@ def with_noise(folder: Path, aa: list[dict], pairs: list[tuple[int, int]]) -> No
     print("  injected slowdowns: called slower alone / in a full run, against each A/A run")
     for path in sorted(p for p in (folder / "injected").glob("*.json") if p.stem != "delays"):
         slowed, backend = as_current(read_summary(path)), path.stem
-        alone = sum(fires_for(base, slowed, backend, 0.0, False, learned_without(aa, i))
+        alone = sum(fires_for(base, slowed, backend, 0.0, False, learned(i))
                     for i, base in enumerate(aa))
         host = [(i + 1) % len(aa) for i in range(len(aa))]
         full = sum(fires_for(base, grafted(aa[host[i]], slowed, backend), backend, 0.0, False,
-                             learned_without(aa, i, host[i]))
+                             learned(i, host[i]))
                    for i, base in enumerate(aa))
         print(f"    {backend:20} {alone}/{len(aa)} alone, {full}/{len(aa)} in a full run")
+
+
+def from_other_runs(folders: list[Path]) -> Callable[..., NoiseModel]:
+    """A noise model learned from the A/A runs of other calibrations alone (what a gate
+    whose history was made earlier lends a comparison: out of sample)."""
+    model = learn([as_current(read_summary(p)) for folder in folders
+                   for p in sorted((folder / "aa").glob("*.json"))], basis_rounds)
+    return lambda *left_out: model
 
 
 def grafted(full: dict, slowed: dict, backend: str) -> dict:
@@ -321,6 +343,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--threshold", type=float, metavar="PCT", default=THRESHOLD * 100)
+    parser.add_argument("--noise-from", type=Path, nargs="+", metavar="CALIBRATION",
+                        default=[], help="also judge with the noise of these calibrations' "
+                                         "A/A runs alone (section 6)")
     args = parser.parse_args()
     threshold = args.threshold / 100
-    main(args.folder)
+    main(args.folder, args.noise_from)
