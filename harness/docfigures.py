@@ -25,9 +25,9 @@ from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
 from core.words import counted
-from harness.observer import group_interval
 from harness.selftest import headroom_verdict
 from reports.data import load as load_run
+from reports.observer import group_interval
 from reports.runtime import run_time
 from reports.style import backend_rank
 from scenarios.common import MAX_STABLE_CV

@@ -38,6 +38,7 @@ from core.numbers import median_interval
 from core.protocol import DriverReport
 from core.recorder import Event
 from harness.runner import Runner
+from reports.observer import group_interval
 from scenarios.base import CellFailed, CellPlan
 
 LIBRARY_LIMIT = 0.05  # the goal for a library backend
@@ -216,16 +217,6 @@ def observer_file(results: dict[str, dict[str, Any]], settings: ObserverSettings
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"),
             "method": "alternating ABBA segments within each drain",
             "repeats": settings.repeats, "segments": settings.segments, "backends": results}
-
-
-def group_interval(row: dict[str, Any]) -> tuple[float, float] | None:
-    """The 95% interval of a backend's median effect: `effect_interval`, or from its
-    groups' rates in an observer.json written before it."""
-    if "effect_interval" in row:
-        return tuple(row["effect_interval"]) if row["effect_interval"] else None
-    effects = [1 - i / b for i, b in zip(row["instrumented_per_s"], row["bare_per_s"],
-                                         strict=True) if b]
-    return median_interval(effects)
 
 
 def interval_words(row: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from core.words import counted
 from reports.charts import Chart
 from reports.claims import ClaimResult
 from reports.data import RunData
-from reports.observer import load_observer
+from reports.observer import group_interval, load_observer
 from reports.profiles import comparisons
 from reports.runtime import run_time
 from reports.speed import machine_speed
@@ -183,14 +183,22 @@ def cell_list(data: RunData) -> list[dict[str, Any]]:
              "reason": c["reason"]} for _, c in data.cells.iterrows()]
 
 
+def interval_text(row: dict[str, Any]) -> str | None:
+    """'+0.4% to +13.6%': the 95% interval of an ok row's median effect, when it has one."""
+    interval = (group_interval(row) if row["status"] == "ok" and "effect_range" in row
+                else None)
+    return f"{interval[0]:+.1%} to {interval[1]:+.1%}" if interval else None
+
+
 def observer(run_dir: Path) -> dict[str, Any] | None:
     """The self-test's observer effect saved with this run (observer.json), as rows."""
     saved = load_observer(run_dir)
     if saved is None:
         return None
     rows = [{"backend": b, "effect": f"{r['effect']:+.1%}" if r["status"] == "ok" else None,
-             "limit": f"{r['limit']:.0%}", "passed": r.get("passed"),
-             "reason": r.get("reason")} for b, r in saved["backends"].items()]
+             "interval": interval_text(r), "limit": f"{r['limit']:.0%}",
+             "passed": r.get("passed"), "reason": r.get("reason")}
+            for b, r in saved["backends"].items()]
     return {"date": saved["date"], "repeats": saved["repeats"], "rows": rows,
             "alternating": "segments" in saved}
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.numbers import median_interval
+
 OBSERVER_FILE = "observer.json"
 
 
@@ -15,3 +17,13 @@ def load_observer(run_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())
+
+
+def group_interval(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95% interval of a backend's median effect: `effect_interval`, or from its
+    groups' rates in an observer.json written before it."""
+    if "effect_interval" in row:
+        return tuple(row["effect_interval"]) if row["effect_interval"] else None
+    effects = [1 - i / b for i, b in zip(row["instrumented_per_s"], row["bare_per_s"],
+                                         strict=True) if b]
+    return median_interval(effects)

@@ -172,11 +172,12 @@ def test_report_shows_the_observer_effect(tmp_path: Path) -> None:
     (run_dir / "observer.json").write_text(
         '{"date": "2026-12-01T11:00:00+00:00", "repeats": 3, "segments": 20, "backends": {'
         '"rq": {"status": "ok", "effect": 0.031, "limit": 0.05, "passed": true},'
-        '"redis-raw": {"status": "ok", "effect": 0.12, "limit": 0.1, "passed": false}}}')
+        '"redis-raw": {"status": "ok", "effect": 0.12, "limit": 0.1, "passed": false,'
+        '"effect_range": [-0.1, 0.3], "effect_interval": [0.05, 0.15]}}}')
     text = text_of((render(run_dir)).read_text())
     assert "Observer effect of the harness" in text
     assert "2026-12-01T11:00:00+00:00" in text
-    assert "rq +3.1%" in text and "redis-raw +12.0% (above goal)" in text
+    assert "rq +3.1% -" in text and "redis-raw +12.0% (above goal) +5.0% to +15.0%" in text
 
 
 @pytest.mark.slow
