@@ -27,7 +27,7 @@ from core.results import seconds_by_step
 from core.words import counted
 from harness.selftest import headroom_verdict
 from reports.data import load as load_run
-from reports.observer import group_interval
+from reports.observer import interval_text
 from reports.runtime import run_time
 from reports.style import backend_rank
 from scenarios.common import MAX_STABLE_CV
@@ -214,8 +214,7 @@ def selftest_table(source: Path) -> str:
         low, high = row.get("effect_range") or (None, None)
         groups = (f"{row['groups']} ({low:+.1%} to {high:+.1%})" if low is not None
                   else "drains timed one after the other")
-        interval = group_interval(row) if low is not None else None
-        ci = f"{interval[0]:+.1%} to {interval[1]:+.1%}" if interval else "-"
+        ci = interval_text(row) or "-"
         lines.append(f"| {backend} | {_num(spread(row['instrumented_per_s'])['median'])} | "
                      f"{_num(spread(row['bare_per_s'])['median'])} | {row['effect']:+.1%} | "
                      f"{ci} | {groups} | <= {row['limit']:.0%}"

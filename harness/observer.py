@@ -38,7 +38,7 @@ from core.numbers import median_interval
 from core.protocol import DriverReport
 from core.recorder import Event
 from harness.runner import Runner
-from reports.observer import group_interval
+from reports.observer import group_interval, interval_text
 from scenarios.base import CellFailed, CellPlan
 
 LIBRARY_LIMIT = 0.05  # the goal for a library backend
@@ -220,13 +220,13 @@ def observer_file(results: dict[str, dict[str, Any]], settings: ObserverSettings
 
 
 def interval_words(row: dict[str, Any]) -> str:
-    """'95% CI +6.1% to +13.2%, within noise of the goal' (or only the interval)."""
+    """'95% CI +6.1% to +13.2% (the goal is inside it)': the run cannot tell the cost
+    from the goal then."""
     interval = group_interval(row)
     if interval is None:
         return "too few groups for a 95% CI"
-    low, high = interval
-    side = " (the goal is inside it)" if low <= row["limit"] < high else ""
-    return f"95% CI {low:+.1%} to {high:+.1%}{side}"
+    inside = " (the goal is inside it)" if interval[0] <= row["limit"] <= interval[1] else ""
+    return f"95% CI {interval_text(row)}{inside}"
 
 
 def render_observer(results: dict[str, dict[str, Any]]) -> list[str]:

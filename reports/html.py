@@ -19,7 +19,7 @@ from core.words import counted
 from reports.charts import Chart
 from reports.claims import ClaimResult
 from reports.data import RunData
-from reports.observer import group_interval, load_observer
+from reports.observer import interval_text, load_observer
 from reports.profiles import comparisons
 from reports.runtime import run_time
 from reports.speed import machine_speed
@@ -181,13 +181,6 @@ def cell_list(data: RunData) -> list[dict[str, Any]]:
     return [{"scenario": c["scenario"], "backend": c["backend"], "profile": c["profile"],
              "round": c["round"], "params": brief(row_params(c)), "status": c["status"],
              "reason": c["reason"]} for _, c in data.cells.iterrows()]
-
-
-def interval_text(row: dict[str, Any]) -> str | None:
-    """'+0.4% to +13.6%': the 95% interval of an ok row's median effect, when it has one."""
-    interval = (group_interval(row) if row["status"] == "ok" and "effect_range" in row
-                else None)
-    return f"{interval[0]:+.1%} to {interval[1]:+.1%}" if interval else None
 
 
 def observer(run_dir: Path) -> dict[str, Any] | None:
