@@ -279,7 +279,8 @@ class PhaseReport:
     fill_sent: int | None = None
     window_sent: int | None = None
     window_producer_busy_s: float | None = None
-    window_cpu_s: float | None = None  # CPU time the worker processes used in the window
+    # CPU time the worker processes used in the window (a preloaded batch: in its drain)
+    window_cpu_s: float | None = None
     producer_busy_s: float | None = None
     # alternating batches: [start_ns, end_ns, bare (0/1), jobs counted bare] per segment
     segments: list[list[int]] | None = None

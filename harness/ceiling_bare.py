@@ -160,21 +160,28 @@ class BareLoopError(RuntimeError):
     """A bare consumer failed: the drain has no figure."""
 
 
-def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
+def forked(body: Body, url: str, consumers: int) -> tuple[int, int, float]:
     """Fork the consumers; (start, end) monotonic ns of their drain: from the go, once
-    each has connected, to the last job any of them decoded."""
+    each has connected, to the last job any of them decoded; and the CPU seconds they
+    used from the go to their loop's end."""
     from core.procs import die_with_parent
     context = mp.get_context("fork")
     connected, go = context.Semaphore(0), context.Event()
     last = context.Array("q", consumers, lock=False)
-
-    def ready() -> None:
-        connected.release()
-        go.wait()
+    cpu = context.Array("d", consumers, lock=False)
 
     def consumer(index: int) -> None:
         die_with_parent()
+        began = 0.0
+
+        def ready() -> None:
+            nonlocal began
+            connected.release()
+            go.wait()
+            began = time.process_time()
+
         last[index] = body(url, ready)
+        cpu[index] = time.process_time() - began
 
     workers = [context.Process(target=consumer, args=(i,), daemon=True)
                for i in range(consumers)]
@@ -195,13 +202,13 @@ def forked(body: Body, url: str, consumers: int) -> tuple[int, int]:
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return start, max(last)
+    return start, max(last), sum(cpu)
 
 
-def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
+def executed(broker: str, url: str, consumers: int) -> tuple[int, int, float]:
     """Start each consumer as a new interpreter; (start, end) monotonic ns of their
-    drain, as forked() times it (not the interpreters' exits). Each consumer dies with
-    this process, as forked ones do."""
+    drain and their CPU seconds, as forked() gives them (not the interpreters' exits).
+    Each consumer dies with this process, as forked ones do."""
     from core.procs import die_with_parent  # here: an exec'd consumer imports no more
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -218,14 +225,15 @@ def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
             assert worker.stdin is not None
             worker.stdin.write(GO)
             worker.stdin.close()
-        ends = []
+        ends, cpu = [], 0.0
         for worker in workers:
             assert worker.stdout is not None
             line = worker.stdout.readline()
-            if worker.wait() or not line.strip():
+            if worker.wait() or len(line.split()) != 2:
                 raise BareLoopError(f"a bare {broker} consumer failed (see its traceback "
                                     f"above)")
-            ends.append(int(line))
+            ends.append(int(line.split()[0]))
+            cpu += float(line.split()[1])
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -234,37 +242,43 @@ def executed(broker: str, url: str, consumers: int) -> tuple[int, int]:
             for pipe in (worker.stdin, worker.stdout):
                 if pipe is not None:
                     pipe.close()
-    return start, max(ends)
+    return start, max(ends), cpu
 
 
 def consume(broker: str, url: str) -> None:
     """One exec'd consumer: connect, say so, drain once the parent says go, then print
-    the monotonic ns of its last job."""
+    the monotonic ns of its last job and the CPU seconds it used since the go."""
+    began = 0.0
+
     def go() -> None:
+        nonlocal began
         sys.stdout.buffer.write(READY)
         sys.stdout.flush()
         if sys.stdin.buffer.readline() != GO:
             sys.exit(1)  # the parent closed our stdin: no drain
-    print(LOOPS[broker][1](url, go), flush=True)
+        began = time.process_time()
+    last_ns = LOOPS[broker][1](url, go)
+    print(last_ns, time.process_time() - began, flush=True)
 
 
 def drain(broker: str, url: str, n: int, consumers: int, start_method: str = "fork"
           ) -> dict[str, float]:
     """Jobs/s of `consumers` processes draining `n` preloaded messages, with the drain's
     monotonic start and end (ns): from the go to the last job decoded, which the speed
-    meter's samples are matched to."""
+    meter's samples are matched to; and the consumers' CPU time per job (us)."""
     if start_method not in START_METHODS:
         raise ValueError(f"unknown start method {start_method!r} (valid: "
                          f"{', '.join(START_METHODS)})")
     fill, body = LOOPS[broker]
     fill(url, n)
     if start_method == "fork":
-        start, end = forked(body, url, consumers)
+        start, end, cpu_s = forked(body, url, consumers)
     else:
-        start, end = executed(broker, url, consumers)
+        start, end, cpu_s = executed(broker, url, consumers)
     if end <= start:
         raise BareLoopError(f"no bare {broker} consumer decoded a job")
-    return {"jobs_per_s": n / ((end - start) / 1e9), "start_ns": start, "end_ns": end}
+    return {"jobs_per_s": n / ((end - start) / 1e9), "start_ns": start, "end_ns": end,
+            "cpu_us_per_job": cpu_s * 1e6 / n}
 
 
 if __name__ == "__main__":

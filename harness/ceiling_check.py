@@ -120,6 +120,19 @@ def per_round(ceiling: list[float], bare: list[float]) -> list[float]:
     return [c / b for c, b in zip(ceiling, bare, strict=True)]
 
 
+def consumer_cpu_ratio(bare: list[float | None], ceiling: list[float | None]
+                       ) -> float | None:
+    """Median over the rounds of the bare loop's consumer CPU per job / the ceiling's
+    (above 1: the ceiling's consumers spend less per job); None unless every drain of
+    both was read. Shown, not judged: it is the consumers' own cost, which the broker's
+    side of a drain does not change (see the module doc)."""
+    if any(c is None for c in (*bare, *ceiling)):
+        return None
+    return round(statistics.median(per_round([float(c) for c in bare if c is not None],
+                                             [float(c) for c in ceiling if c is not None])),
+                 3)
+
+
 def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url: str,
                   slots: int = 8, meter: SpeedMeter | None = None) -> dict[str, Any]:
     """One broker's ceiling against its bare loop, with the sweep behind the layout;
@@ -139,6 +152,7 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 "reason": f"no bare {broker} loop in harness/ceiling_bare.py yet"}
     jobs = max(MIN_BARE_JOBS, int((rates[best] or 0) * BARE_SECONDS))
     drained_per_s: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpu_per_job: dict[str, list[float | None]] = {side: [] for side in SIDES}
     costs: dict[str, list[float | None]] = {"ceiling": [], "bare": []}  # the verdict's
     for round_no in range(ROUNDS):
         for side in ORDERS[round_no % 2]:
@@ -157,6 +171,7 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                 drained = result["metrics"]
                 bounds = tuple(drained["drain_ns"])
             drained_per_s[side].append(float(drained["jobs_per_s"]))
+            cpu_per_job[side].append(drained.get("cpu_us_per_job"))
             if side in costs:
                 costs[side].append(meter.window_cost_us(*bounds) if meter else None)
     pair_ratios = per_round(drained_per_s["ceiling"], drained_per_s["bare"])
@@ -166,6 +181,7 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
                       if steady[0] and steady[1] else None)
     exec_ratios = per_round(drained_per_s["bare_exec"], drained_per_s["bare"])
     harness_ratios = per_round(drained_per_s["ceiling"], drained_per_s["bare_exec"])
+    cpu_ratio = consumer_cpu_ratio(cpu_per_job["bare"], cpu_per_job["ceiling"])
     return {**row, "status": "ok", "jobs": jobs,
             "ceiling_bare_mode_per_s": drained_per_s["ceiling"],
             "bare_loop_per_s": drained_per_s["bare"],
@@ -175,4 +191,6 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
             "pair_ratios": [round(r, 3) for r in pair_ratios], "ratio": round(ratio, 3),
             "ceiling_probe_us": costs["ceiling"], "bare_probe_us": costs["bare"],
             "ratio_per_loop": None if ratio_per_loop is None else round(ratio_per_loop, 3),
-            "passed": ratio >= GOAL}
+            "cpu_us_per_job": {side: [None if c is None else round(c, 2) for c in cpus]
+                               for side, cpus in cpu_per_job.items()},
+            "cpu_ratio": cpu_ratio, "passed": ratio >= GOAL}

@@ -139,6 +139,8 @@ class ObserverProbe(Probe):
         metrics: dict[str, Any] = {
             "jobs_per_s": meta.expected / max((done_ns - meta.ready_ns) / 1e9, 1e-6),
             "drain_ns": [meta.ready_ns, done_ns]}  # matched to the speed meter's samples
+        if phase is not None and phase.window_cpu_s is not None and meta.expected:
+            metrics["cpu_us_per_job"] = phase.window_cpu_s * 1e6 / meta.expected
         if phase is not None and phase.segments:
             ends = records.loc[records["event"] == Event.END, "t_ns"] if len(records) else []
             metrics["groups"] = group_effects(phase.segments, [int(t) for t in ends])

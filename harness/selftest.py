@@ -270,4 +270,12 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
                          f"forked one); {row['backend']} is {row['ratio_to_exec']:.2f}x that "
                          f"(median of paired ratios), roughly what the harness's code, driver "
                          f"and layout cost")
+        if row.get("cpu_ratio") is not None:
+            cpu = {side: statistics.median(values)
+                   for side, values in row["cpu_us_per_job"].items()}
+            lines.append(f"  consumer CPU per job (median): {row['backend']} "
+                         f"{cpu['ceiling']:.1f} us, forked loop {cpu['bare']:.1f} us, exec'd "
+                         f"loop {cpu['bare_exec']:.1f} us; the forked loop's / the ceiling's "
+                         f"{row['cpu_ratio']:.2f}x (median of paired ratios): the consumers' "
+                         f"own cost, which the broker's pace does not set")
     return lines

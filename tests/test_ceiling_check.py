@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,34 @@ def test_the_bare_loop_preloads_distinct_jobs_in_the_ceilings_format(brokers: An
     messages = [json.loads(body) for body in json.loads(done.stdout)]
     assert len({m["id"] for m in messages}) == jobs
     assert all(m["spec"] == {"kind": "noop", "ms": 0} and m["p"] == "" for m in messages)
+
+
+def test_the_consumers_cpu_per_job_is_compared_pair_by_pair(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The drains' CPU per job goes into the row side by side; the ratio is the bare
+    loop's over the ceiling's, round by round (above 1: the ceiling spends less)."""
+    cpus = iter([20.0, 19.0, 21.0, 22.0, 20.0, 24.0, 20.0, 18.0, 19.0, 21.0, 22.0, 22.0])
+    monkeypatch.setattr(ceiling_check, "sweep", lambda *_args: {2: 900.0})
+    monkeypatch.setattr(ceiling_check, "ceilings_by_broker", lambda: {"amqp": "amqp-raw"})
+    monkeypatch.setattr(ceiling_check, "bare_drain", lambda *_a: {
+        "jobs_per_s": 1000.0, "start_ns": 0, "end_ns": 1, "cpu_us_per_job": next(cpus)})
+    row = ceiling_check.check_ceiling(
+        lambda *_a: {"status": "ok", "metrics": {"jobs_per_s": 950.0, "drain_ns": [0, 1],
+                                                  "cpu_us_per_job": next(cpus)}},
+        lambda *_a, **_k: None, "amqp", "amqp://x")
+    # drain order: ceiling, forked, exec'd; exec'd, forked, ceiling; ...
+    assert row["cpu_us_per_job"] == {"ceiling": [20.0, 24.0, 20.0, 22.0],
+                                     "bare": [19.0, 20.0, 18.0, 22.0],
+                                     "bare_exec": [21.0, 22.0, 19.0, 21.0]}
+    assert row["cpu_ratio"] == pytest.approx(statistics.median(
+        [19 / 20, 20 / 24, 18 / 20, 22 / 22]), abs=1e-3)
+    from harness.selftest import render_ceilings
+    lines = render_ceilings({"amqp": {**row, "bare_settings": {"prefetch": 16}}})
+    assert any("consumer CPU per job (median): amqp-raw 21.0 us, forked loop 19.5 us"
+               in line for line in lines), lines
+
+
+def test_without_every_drains_cpu_there_is_no_cpu_ratio(run_cell: CellRunner) -> None:
+    row = check(run_cell, None)  # these drains report no CPU
+    assert row["cpu_ratio"] is None
+    assert row["cpu_us_per_job"]["ceiling"] == [None] * ceiling_check.ROUNDS

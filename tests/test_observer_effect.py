@@ -294,3 +294,25 @@ def test_a_batch_that_drained_too_soon_is_sent_again_larger() -> None:
     assert row["status"] == "ok" and row["groups"] == 1, row
     assert sizes == [sizes[0], 2 * sizes[0], 4 * sizes[0]] and row["jobs"] == 4 * sizes[0]
     assert sizes[-1] <= MAX_JOBS
+
+
+def test_a_preloaded_drain_reports_its_workers_cpu_per_job(tmp_path: Path) -> None:
+    """redis-raw, a real bare drain through the runner: the workers' CPU from the gate's
+    opening to the last job is some, and no more than its processes could have used."""
+    from harness.runner import RunConfig, Runner
+    from scenarios.base import RunOptions
+
+    runner = Runner(RunConfig(scenarios=[], backends=["redis-raw"], rounds=1,
+                              out=tmp_path / "drain", options=RunOptions(quick=True)))
+    probe = ObserverProbe()
+    runner.scenarios[probe.name] = probe
+    jobs = 20_000
+    try:
+        result = runner.run_cell(1, probe.cell("redis-raw", jobs, bare=True, processes=2))
+    finally:
+        runner.release()
+    assert result["status"] == "ok", result
+    metrics = result["metrics"]
+    drain_s = (metrics["drain_ns"][1] - metrics["drain_ns"][0]) / 1e9
+    cpu_s = metrics["cpu_us_per_job"] * jobs / 1e6
+    assert 0 < cpu_s <= 2 * drain_s + 0.1, (cpu_s, drain_s)

@@ -81,6 +81,9 @@ def test_the_bare_loop_drains_every_row(server, start_method):
     drained = bare_drain("postgres", "pg-raw", server.url, consumers=2, jobs=2000,
                          start_method=start_method)
     assert drained["jobs_per_s"] > 0 and drained["end_ns"] > drained["start_ns"]
+    # the consumers' CPU from the go on: some, and no more than two busy processes had
+    drain_s = (drained["end_ns"] - drained["start_ns"]) / 1e9
+    assert 0 < drained["cpu_us_per_job"] * 2000 / 1e6 <= 2 * (drain_s + 0.5)
     assert query(server.url, 'SELECT count(*) FROM "qb-bare"') == [("0",)]
     query(server.url, 'DROP TABLE "qb-bare"')
 

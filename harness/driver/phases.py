@@ -42,8 +42,10 @@ def run_batch(run: CellRun, spec: BatchPhase, report: PhaseReport, sent_before: 
         total = run.producer.send_all(report.first_id, spec.jobs, report, bulk,
                                       spec.enqueue_limit_s)
         run.start()
+        cpu_before = run.adapter.cpu_seconds()  # the drain's: the workers' start excluded
     else:
         run.start()
+        cpu_before = None
         total = run.producer.send_all(report.first_id, spec.jobs, report, bulk,
                                       spec.enqueue_limit_s)
     assert report.load_start_ns is not None
@@ -52,6 +54,9 @@ def run_batch(run: CellRun, spec: BatchPhase, report: PhaseReport, sent_before: 
         wait_alternating(run, report, sent_before + total, deadline, spec.alternate_s)
     else:
         _wait(run, report, sent_before + total, deadline)
+    cpu_after = run.adapter.cpu_seconds() if cpu_before is not None else None
+    if cpu_before is not None and cpu_after is not None:
+        report.window_cpu_s = round(cpu_after - cpu_before, 6)
     return total
 
 
