@@ -29,6 +29,14 @@ the loop's mean cost over the drain), for information: the verdict stays on the
 plain ratio, because the ceiling (P processes of threads, the driver) and the bare
 loop (one process per consumer) load the cores differently, and the probe slows
 with that load.
+Each drain also reads its consumers' CPU time per job (the ceiling's worker
+processes from the gate's opening to the last job, each bare consumer from its go
+to its loop's end). A drain's pace is not the consumers' alone: on this VM a
+RabbitMQ drain of the same loop runs at one of two speeds, the slower with the
+broker spending more CPU per message, whichever side drains (docs/methodology.md,
+"Consumer CPU per job"). The consumers' CPU per job changes much less with that, so
+the forked loop's over the ceiling's (`cpu_ratio`) is mostly what the consumer design
+costs per job; it is shown, and the verdict stays on throughput.
 """
 
 from __future__ import annotations
@@ -58,6 +66,11 @@ ROUNDS = 4  # even: the ceiling and the exec'd loop each run first as often
 SIDES = ("ceiling", "bare", "bare_exec")
 ORDERS = (SIDES, SIDES[::-1])
 SIDE_START_METHOD = {"bare": "fork", "bare_exec": "exec"}
+
+
+def drain_orders(rounds: int) -> list[tuple[str, ...]]:
+    """The sides of each round, in the order they drain."""
+    return [ORDERS[round_no % 2] for round_no in range(rounds)]
 
 
 class DrainCell(Protocol):
@@ -125,7 +138,7 @@ def consumer_cpu_ratio(bare: list[float | None], ceiling: list[float | None]
     """Median over the rounds of the bare loop's consumer CPU per job / the ceiling's
     (above 1: the ceiling's consumers spend less per job); None unless every drain of
     both was read. Shown, not judged: it is the consumers' own cost, which the broker's
-    side of a drain does not change (see the module doc)."""
+    side of a drain changes much less than the drain's rate (see the module doc)."""
     if any(c is None for c in (*bare, *ceiling)):
         return None
     return round(statistics.median(per_round([float(c) for c in bare if c is not None],
@@ -154,8 +167,8 @@ def check_ceiling(run_cell: CellRunner, drain_cell: DrainCell, broker: str, url:
     drained_per_s: dict[str, list[float]] = {side: [] for side in SIDES}
     cpu_per_job: dict[str, list[float | None]] = {side: [] for side in SIDES}
     costs: dict[str, list[float | None]] = {"ceiling": [], "bare": []}  # the verdict's
-    for round_no in range(ROUNDS):
-        for side in ORDERS[round_no % 2]:
+    for order in drain_orders(ROUNDS):
+        for side in order:
             if side in SIDE_START_METHOD:
                 try:
                     drained = bare_drain(broker, backend, url, consumers, jobs,

@@ -25,6 +25,7 @@ from adapters import BACKENDS
 from core.numbers import relative_spread, spread
 from core.results import seconds_by_step
 from core.words import counted
+from harness.ceiling_check import drain_orders
 from harness.selftest import headroom_verdict
 from reports.data import load as load_run
 from reports.observer import interval_text
@@ -221,13 +222,13 @@ def selftest_table(source: Path) -> str:
                      f"{'' if row['passed'] else ' (not met)'} |")
     lines += ["", "| ceiling | processes (sweep) | ceiling, bare mode | bare client loop | "
               "ratio (pairs) | per probe loop | goal | bare loop exec'd (x forked) | "
-              "ceiling / exec'd loop |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "ceiling / exec'd loop | consumer CPU per job: ceiling, forked loop |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report.get("ceilings", {}).values():
         sweep = ", ".join(f"{n}: {_num(r)}" for n, r in row.get("sweep", {}).items())
         if row["status"] != "ok":
             lines.append(f"| {row['backend']} | {sweep} | {row['status']}: "
-                         f"{row.get('reason', '')[:60]} | | | | | | |")
+                         f"{row.get('reason', '')[:60]} | | | | | | | |")
             continue
         steady = row.get("ratio_per_loop")  # a self-test run with the speed meter
         lines.append(f"| {row['backend']} | {row['processes']} ({sweep}) | "
@@ -236,7 +237,39 @@ def selftest_table(source: Path) -> str:
                      f"{pairs_of(row)} | "
                      f"{'-' if steady is None else f'{steady:.3f}x'} | "
                      f">= {row['goal']:.1f}x{'' if row['passed'] else ' (not met)'} | "
-                     f"{start_method_split(row)} |")
+                     f"{start_method_split(row)} | {consumer_cpu(row)} |")
+    return "\n".join(lines)
+
+
+def consumer_cpu(row: dict[str, Any]) -> str:
+    """"20.8 / 19.3 us (0.92x)": the median CPU per job of the ceiling's consumers and of
+    the forked loop's, and the paired ratio (forked / ceiling); a dash for self-tests
+    from before it was read."""
+    if row.get("cpu_ratio") is None:
+        return "-"
+    cpu = row["cpu_us_per_job"]
+    return (f"{statistics.median(cpu['ceiling']):.1f} / {statistics.median(cpu['bare']):.1f} "
+            f"us ({row['cpu_ratio']:.2f}x)")
+
+
+def ceiling_drains_table(source: Path) -> str:
+    """Every drain of the ceiling check, in the order it ran: jobs/s and the consumers'
+    CPU per job, so a reader sees which drains ran slow and whether their consumers'
+    own cost changed with them."""
+    report = json.loads((source / "selftest.json").read_text())
+    lines = ["| ceiling | round | drain | jobs/s | consumer CPU per job (us) |",
+             "| --- | --- | --- | --- | --- |"]
+    names = {"ceiling": "ceiling (bare mode)", "bare": "forked loop", "bare_exec": "exec'd loop"}
+    for row in report.get("ceilings", {}).values():
+        if row["status"] != "ok" or row.get("cpu_ratio") is None:
+            continue
+        rates = {"ceiling": row["ceiling_bare_mode_per_s"], "bare": row["bare_loop_per_s"],
+                 "bare_exec": row["bare_exec_loop_per_s"]}
+        for round_no, order in enumerate(drain_orders(len(rates["ceiling"]))):
+            for side in order:
+                lines.append(f"| {row['backend']} | {round_no + 1} | {names[side]} | "
+                             f"{_num(rates[side][round_no])} | "
+                             f"{row['cpu_us_per_job'][side][round_no]:.1f} |")
     return "\n".join(lines)
 
 
@@ -279,6 +312,19 @@ def pairs_of(row: dict[str, Any]) -> str:
     judged on them (harness/ceiling_check.py); older self-tests judged medians."""
     pairs = row.get("pair_ratios")
     return f" ({', '.join(f'{r:.2f}' for r in pairs)})" if pairs else ""
+
+
+def drain_speeds_table(source: Path) -> str:
+    """The drains of results/reference/*-amqp-drain-speeds (drain_speeds.py there): each
+    drain's rate and the CPU per message of its consumers and of the broker."""
+    study = json.loads((source / "drains.json").read_text())
+    lines = ["| drain | prefetch per consumer | jobs/s | consumers' CPU per message (us) | "
+             "broker's CPU per message (us) |", "| --- | --- | --- | --- | --- |"]
+    for row in study["drains"]:
+        lines.append(f"| {row['drain']} | {row['prefetch']} | {_num(row['jobs_per_s'])} | "
+                     f"{row['consumer_cpu_us_per_job']:.1f} | "
+                     f"{row['broker_cpu_us_per_job']:.1f} |")
+    return "\n".join(lines)
 
 
 def crash_summary(source: Path) -> str:
@@ -496,6 +542,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "run-time": run_time_table,
     "run-steps": run_steps_table,
     "selftest": selftest_table,
+    "ceiling-drains": ceiling_drains_table,
+    "drain-speeds": drain_speeds_table,
     "headroom": headroom_table,
     "window-feed": window_feed_table,
     "latency-saturation": latency_saturation_table,

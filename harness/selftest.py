@@ -277,5 +277,5 @@ def render_ceilings(rows: dict[str, dict[str, Any]]) -> list[str]:
                          f"{cpu['ceiling']:.1f} us, forked loop {cpu['bare']:.1f} us, exec'd "
                          f"loop {cpu['bare_exec']:.1f} us; the forked loop's / the ceiling's "
                          f"{row['cpu_ratio']:.2f}x (median of paired ratios): the consumers' "
-                         f"own cost, which the broker's pace does not set")
+                         f"own cost, which the broker's pace moves much less than the rate")
     return lines

@@ -167,3 +167,24 @@ def test_the_window_start_block_sets_the_first_second_against_the_window(tmp_pat
     assert "| asyncio | 1,000 / 1,050 | 100% / 100% | 5% / 5% | - (0.2 fixed) | 5% |" in body
     assert "arq" not in body
     assert "The noop rounds of 2 of the 2 backends spread by at most 10%" in body
+
+
+def test_the_ceiling_drains_block_lists_every_drain_in_the_order_it_ran(tmp_path: Path
+                                                                        ) -> None:
+    row = {"backend": "amqp-raw", "status": "ok", "cpu_ratio": 0.93,
+           "ceiling_bare_mode_per_s": [30_000.0, 45_000.0],
+           "bare_loop_per_s": [50_000.0, 33_000.0], "bare_exec_loop_per_s": [48_000.0, 31_000.0],
+           "cpu_us_per_job": {"ceiling": [21.0, 20.5], "bare": [19.5, 19.0],
+                              "bare_exec": [19.8, 20.1]}}
+    old = {"backend": "pg-raw", "status": "ok"}  # a self-test from before CPU was read
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "selftest.json").write_text(json.dumps(
+        {"ceilings": {"amqp": row, "postgres": old}}))
+    lines = [line for line in render_block("ceiling-drains", tmp_path / "st").splitlines()
+             if line.startswith("| amqp-raw") or line.startswith("| pg-raw")]
+    assert lines == ["| amqp-raw | 1 | ceiling (bare mode) | 30,000 | 21.0 |",
+                     "| amqp-raw | 1 | forked loop | 50,000 | 19.5 |",
+                     "| amqp-raw | 1 | exec'd loop | 48,000 | 19.8 |",
+                     "| amqp-raw | 2 | exec'd loop | 31,000 | 20.1 |",
+                     "| amqp-raw | 2 | forked loop | 33,000 | 19.0 |",
+                     "| amqp-raw | 2 | ceiling (bare mode) | 45,000 | 20.5 |"]
