@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -61,6 +62,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     finally:
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)
     out.write_text(json.dumps({"jobs": JOBS, "consumers": consumers,
                                "rabbitmq": server.version, "drains": rows}, indent=1) + "\n")
 
