@@ -223,6 +223,9 @@ def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0,
     and pool children (celery, dramatiq, rq) shut their children down
     gracefully themselves, and a second SIGTERM sent straight to a child
     makes some of them exit at once. `whole_group` signals every process.
+    Returns once every process of the trees has ended (or `grace_s` after the
+    SIGKILLs): a killed child takes a moment to die, and a caller that checks
+    right away must not find it still running.
     """
     tree = [pid for proc in started for pid in [proc.pid, *descendants(proc.pid)]]
     for proc in started:
@@ -250,6 +253,9 @@ def stop_trees(started: Sequence[subprocess.Popen[bytes]], grace_s: float = 5.0,
             proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(alive(p) for p in tree):
+        time.sleep(0.01)
 
 
 def tail(path: Path, lines: int = 20) -> str:
