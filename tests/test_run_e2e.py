@@ -103,8 +103,14 @@ def test_quick_throughput_is_physically_sane_and_leaves_nothing(tmp_path):
     assert not (out.parent / "latest").exists()  # --out elsewhere: its folder is the user's
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-@pytest.mark.parametrize("after_s", [0.0, 4.0, 12.0])
+# SIGTERM takes the path SIGINT does (core/interrupts.py) once the run is under way:
+# `make test` sends it at the start only, `make test-extended` at every moment.
+INTERRUPTS = [(after_s, sig) if sig == signal.SIGINT or after_s == 0.0
+              else pytest.param(after_s, sig, marks=pytest.mark.extended)
+              for sig in (signal.SIGINT, signal.SIGTERM) for after_s in (0.0, 4.0, 12.0)]
+
+
+@pytest.mark.parametrize(("after_s", "sig"), INTERRUPTS)
 def test_interrupt_stops_everything_and_keeps_finished_cells(tmp_path, sig, after_s):
     """Interrupt right as the run starts (brokers starting), mid-cell, and later."""
     out = tmp_path / "run"
