@@ -36,7 +36,7 @@ def run_batch(bodies: Sequence[bytes], done: Callable[[Any, float], None] | None
     recorded ERROR itself."""
     keys = bodies if keys is None else keys
     started = time.monotonic()
-    messages = [json.loads(body) for body in bodies]
+    messages = list(map(json.loads, bodies))
     if _run_noops(messages, keys, done, started):
         return
     for key, message in zip(keys, messages, strict=True):
@@ -53,7 +53,7 @@ def run_if_noops(bodies: Sequence[bytes], done: Callable[[Any, float], None] | N
                  keys: Sequence[Any] | None = None) -> bool:
     """run_batch's fast path alone: True once a batch of noop jobs of one cell ran (and
     `done` was called for each); False, with nothing run, for any other batch."""
-    return _run_noops([json.loads(body) for body in bodies],
+    return _run_noops(list(map(json.loads, bodies)),
                       bodies if keys is None else keys, done, time.monotonic())
 
 

@@ -78,6 +78,10 @@ MAX_RUN = 255  # jobs per NOOP_RUN record: its length is one byte
 
 def contiguous_runs(job_ids: Sequence[int]) -> list[tuple[int, int]]:
     """(first id, length) of each run of consecutive ids, in order, at most MAX_RUN long."""
+    count = len(job_ids)
+    if 0 < count <= MAX_RUN and job_ids[-1] - job_ids[0] == count - 1 and (
+            list(job_ids) == list(range(job_ids[0], job_ids[0] + count))):
+        return [(job_ids[0], count)]  # a fetched batch in enqueue order: one run, checked in C
     runs: list[tuple[int, int]] = []
     first = previous = None
     for job_id in job_ids:

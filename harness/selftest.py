@@ -205,6 +205,12 @@ def render(report: dict[str, Any]) -> str:
                      f"{warm['run_batch']:.1f} us against json.loads {warm['json_loads']:.1f} us "
                      f"in a tight loop; after a wait on a socket {cold['run_batch']:.1f} us "
                      f"against {cold['json_loads']:.1f} us")
+        batch = report["job_path_us"].get("batch")  # none in a self-test from before it
+        if batch:
+            lines.append(f"ceiling per-job path (a fetched batch of {batch['size']}), per "
+                         f"message: json.loads {batch['json_loads']:.2f} us, run_batch bare "
+                         f"{batch['bare']:.2f} us, recorded {batch['recorded']:.2f} us "
+                         f"(recording {batch['recorded'] - batch['bare']:+.2f} us)")
     for backend, row in report["backends"].items():
         if row["status"] != "ok":
             lines.append(f"{backend:18} {row['status']}: {row['reason']}")

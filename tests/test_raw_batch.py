@@ -73,6 +73,23 @@ def test_a_mixed_batch_runs_job_by_job_in_order(tmp_path, monkeypatch):
     assert acked[2][1] - acked[1][1] >= 0.02  # each job acked with its own start
 
 
+def test_a_noop_batch_runs_at_once_only_within_one_cell_and_in_any_order(tmp_path,
+                                                                         monkeypatch):
+    """A spec without a kind is a noop; ids out of order are each recorded; a batch that
+    reaches into another cell runs job by job, each job into its own cell's records."""
+    first = cell_folder(tmp_path, monkeypatch, 46)
+    second = cell_folder(tmp_path, monkeypatch, 47)
+    shuffled = messages(46, [{}] * 4)
+    run_batch([shuffled[2], shuffled[0], shuffled[3], shuffled[1]])
+    (file,) = (first / "records").glob("*.bin")
+    assert file.stat().st_size == 4 * RECORD.size  # no two ids consecutive in that order
+    frame = load_records(first / "records")
+    assert sorted(frame["job_id"] - 46 * ID_SPAN) == [0, 0, 1, 1, 2, 2, 3, 3]
+    run_batch([*messages(46, [{"kind": "noop"}] * 5)[4:], *messages(47, [{"kind": "noop"}])])
+    assert file.stat().st_size == 4 * RECORD.size + 2 * RECORD.size  # START and END of 4
+    assert list(load_records(second / "records")["event"]) == [Event.START, Event.END]
+
+
 def test_the_wire_format_is_one_json_object(tmp_path):
     (body,) = messages(1, [{"kind": "noop"}])
     assert json.loads(body) == {"id": ID_SPAN, "sent": 0, "spec": {"kind": "noop"}, "p": "x"}

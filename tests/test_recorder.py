@@ -155,3 +155,15 @@ def test_the_tally_reads_the_workers_files_and_the_analysis_the_producers_too(tm
     assert (tally.refresh(), tally.started()) == (1, 1)
     assert tally._offsets == {tmp_path / f"{os.getpid()}.bin": 2 * RECORD.size}
     assert len(load_records(tmp_path)) == 2002
+
+
+def test_runs_of_a_batch_in_enqueue_order_and_of_batches_that_only_look_like_one():
+    """A fetched batch in enqueue order is one run; the same span out of order, with a
+    repeat, or longer than a record holds is split as its ids fall."""
+    assert contiguous_runs(list(range(50, 50 + MAX_RUN))) == [(50, MAX_RUN)]
+    assert contiguous_runs(tuple(range(50, 50 + MAX_RUN + 1))) == [(50, MAX_RUN),
+                                                                    (50 + MAX_RUN, 1)]
+    assert contiguous_runs([5, 7, 6, 8]) == [(5, 1), (7, 1), (6, 1), (8, 1)]
+    assert contiguous_runs([5, 6, 6, 8]) == [(5, 2), (6, 1), (8, 1)]
+    assert contiguous_runs([9]) == [(9, 1)]
+    assert contiguous_runs([]) == []
