@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from core.folder_files import FolderFiles
 from core.recorder import cell_dir_of, cell_index, current_pid, file_pid
 
 COUNT = struct.Struct("<qq")  # finished jobs, t_ns (monotonic) of the latest
@@ -65,17 +66,27 @@ def process_counter(job_id: int) -> JobCounter:
     return _counters[index]
 
 
+class CountFiles:
+    """The count files of one cell's folder, each held open (core/folder_files.py), for
+    the driver that reads them every poll."""
+
+    def __init__(self, directory: Path) -> None:
+        self.files = FolderFiles(directory, ".cnt")
+
+    def read(self) -> tuple[int, int | None]:
+        """(finished jobs, t_ns of the latest) over every count file now."""
+        total, latest = 0, None
+        for descriptor in self.files.open_files().values():
+            data = os.pread(descriptor, COUNT.size, 0)
+            if len(data) < COUNT.size:
+                continue  # created, not yet sized
+            count, t_ns = COUNT.unpack(data)
+            total += count
+            if count:
+                latest = t_ns if latest is None else max(latest, t_ns)
+        return total, latest
+
+
 def read_counts(directory: Path) -> tuple[int, int | None]:
-    """(finished jobs, t_ns of the latest) over every count file in `directory`."""
-    total, latest = 0, None
-    if not directory.exists():
-        return 0, None
-    for path in directory.glob("*.cnt"):
-        data = path.read_bytes()
-        if len(data) < COUNT.size:
-            continue  # created, not yet sized
-        count, t_ns = COUNT.unpack_from(data)
-        total += count
-        if count:
-            latest = t_ns if latest is None else max(latest, t_ns)
-    return total, latest
+    """CountFiles(directory).read(), once."""
+    return CountFiles(directory).read()

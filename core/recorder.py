@@ -21,10 +21,11 @@ import enum
 import os
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from core.envnames import RECORDS_DIR_ENV
+from core.folder_files import FolderFiles
 
 RECORD = struct.Struct("<qBBxxiq")  # job_id, event, attempt, pad, pid, t_ns
 
@@ -199,27 +200,39 @@ def _run_jobs(data: bytes, column: bytes) -> int:
     return jobs
 
 
-def count_events(directory: Path, offsets: dict[Path, int], events: frozenset[int]) -> int:
-    """Count new records with an event in `events` since the last call (a NOOP_RUN
-    record counts as the STARTs and ENDs of its jobs).
+class RecordTail:
+    """The records appended to a records folder's files since the last read, file by
+    file, each file held open (core/folder_files.py). A trailing partial record (a
+    writer killed mid-write cannot produce one, but a reader may race a writer) is left
+    for the next read."""
 
-    `offsets` remembers how far each file was read; a trailing partial
-    record (a writer killed mid-write cannot produce one, but a reader may
-    race a writer) is left for the next call. The driver calls this while
-    the workers run, on the same cores, so it counts the event bytes with a
-    strided slice and bytes.count (C loops) instead of unpacking records.
-    """
+    def __init__(self, directory: Path) -> None:
+        self.files = FolderFiles(directory, ".bin")
+        self.offsets: dict[str, int] = {}
+
+    def read(self) -> list[bytes]:
+        """The new whole records of each file that has any."""
+        chunks = []
+        for name, descriptor in self.files.open_files().items():
+            start = self.offsets.get(name, 0)
+            new = os.fstat(descriptor).st_size - start
+            if new < RECORD.size:
+                continue
+            data = os.pread(descriptor, new - new % RECORD.size, start)
+            whole = len(data) - len(data) % RECORD.size
+            self.offsets[name] = start + whole
+            chunks.append(data[:whole])
+        return chunks
+
+
+def count_events(chunks: Iterable[bytes], events: frozenset[int]) -> int:
+    """Records with an event in `events` among these whole records (a NOOP_RUN record
+    counts as the STARTs and ENDs of its jobs). The driver calls this while the workers
+    run, on the same cores, so it counts the event bytes with a strided slice and
+    bytes.count (C loops) instead of unpacking records."""
     found = 0
-    if not directory.exists():
-        return 0
-    for path in directory.glob("*.bin"):
-        start = offsets.get(path, 0)
-        with open(path, "rb") as handle:
-            handle.seek(start)
-            data = handle.read()
-        whole = len(data) - len(data) % RECORD.size
-        column = data[EVENT_OFFSET:whole:RECORD.size]
+    for data in chunks:
+        column = data[EVENT_OFFSET::RECORD.size]
         found += sum(column.count(event) for event in events)
         found += _run_jobs(data, column) * len(events & {START, END})
-        offsets[path] = start + whole
     return found

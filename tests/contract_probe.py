@@ -19,7 +19,7 @@ from pathlib import Path
 from adapters import load_adapter
 from adapters.base import AdapterConfig, JobCall
 from core import procs
-from core.recorder import Event, count_events
+from core.recorder import Event, RecordTail, count_events
 
 JOBS = 200
 FAILING_JOB = JOBS
@@ -47,12 +47,11 @@ def main() -> None:
     for i in range(140, JOBS):
         adapter.enqueue(JobCall(i, time.monotonic_ns(), spec, "x" * 16))
     adapter.enqueue(JobCall(FAILING_JOB, time.monotonic_ns(), {"kind": "fail", "ms": 0}, ""))
-    offsets: dict[Path, int] = {}
+    tail = RecordTail(workdir / "cells" / CELL / "records")
     done = 0
     deadline = time.monotonic() + 60
     while done < JOBS + 1 and time.monotonic() < deadline:
-        done += count_events(workdir / "cells" / CELL / "records", offsets,
-                             frozenset({Event.END, Event.ERROR}))
+        done += count_events(tail.read(), frozenset({Event.END, Event.ERROR}))
         time.sleep(0.05)
     time.sleep(0.5)  # let a duplicate delivery, if any, show up
     adapter.stop_workers()

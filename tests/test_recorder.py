@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
-from core.recorder import MAX_RUN, RECORD, Event, Recorder, contiguous_runs, count_events
+from core.recorder import (
+    MAX_RUN,
+    RECORD,
+    Event,
+    Recorder,
+    RecordTail,
+    contiguous_runs,
+    count_events,
+)
 from scenarios.records import load_records
 
 
@@ -52,13 +61,49 @@ def test_records_of_a_sigkilled_writer_survive(tmp_path):
 
 def test_count_events_is_incremental(tmp_path):
     recorder = Recorder(tmp_path)
-    offsets: dict = {}
+    tail = RecordTail(tmp_path)
     recorder.record(1, Event.END)
     recorder.record(1, Event.START)
-    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
+    assert count_events(tail.read(), frozenset({Event.END})) == 1
     recorder.record(2, Event.END)
-    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
-    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 0
+    assert count_events(tail.read(), frozenset({Event.END})) == 1
+    assert count_events(tail.read(), frozenset({Event.END})) == 0
+
+
+def test_a_record_tail_waits_for_a_folder_and_sees_each_new_file_and_whole_record(tmp_path):
+    """The folder may not exist yet; files made right after a listing, within one tick
+    of the folder's coarse clock, are still found; a partial record waits."""
+    folder = tmp_path / "records"
+    tail = RecordTail(folder)
+    assert tail.read() == []
+    folder.mkdir()
+    for writer in range(3):  # three files in quick succession, read between them
+        (folder / f"{writer}.bin").write_bytes(RECORD.pack(writer, Event.END, 0, writer, 1))
+        assert count_events(tail.read(), frozenset({Event.END})) == 1
+    with open(folder / "0.bin", "ab") as handle:
+        handle.write(RECORD.pack(9, Event.END, 0, 0, 2)[:10])
+        handle.flush()
+        assert tail.read() == []
+        handle.write(RECORD.pack(9, Event.END, 0, 0, 2)[10:])
+    assert count_events(tail.read(), frozenset({Event.END})) == 1
+    assert len(tail.files.descriptors) == 3
+
+
+def test_a_settled_folder_is_not_listed_again_until_it_changes(tmp_path, monkeypatch):
+    from core import folder_files
+    (tmp_path / "a.bin").write_bytes(b"")
+    old = time.time_ns() - 10 * folder_files.SETTLE_NS
+    os.utime(tmp_path, ns=(old, old))
+    files = folder_files.FolderFiles(tmp_path, ".bin")
+    assert list(files.open_files()) == ["a.bin"]
+    listings = []
+    real = os.scandir
+    monkeypatch.setattr(folder_files.os, "scandir", lambda path: listings.append(path)
+                        or real(path))
+    files.open_files()
+    assert listings == []  # unchanged and settled: one stat, no listing
+    (tmp_path / "b.bin").write_bytes(b"")
+    assert sorted(files.open_files()) == ["a.bin", "b.bin"] and len(listings) == 1
 
 
 def test_a_batch_of_noops_is_one_record_per_run_of_ids(tmp_path):
@@ -80,11 +125,11 @@ def test_a_batch_of_noops_is_one_record_per_run_of_ids(tmp_path):
     ends = frame[frame.event == Event.END]
     assert ends.t_ns.nunique() == 1 and set(ends.pid) == {os.getpid()}
     assert set(frame.attempt) == {0}
-    offsets: dict = {}
-    assert count_events(tmp_path, offsets, frozenset({Event.END, Event.ERROR})) == len(ids)
-    assert count_events(tmp_path, {}, frozenset({Event.START})) == len(ids) + 1
+    tail = RecordTail(tmp_path)
+    assert count_events(tail.read(), frozenset({Event.END, Event.ERROR})) == len(ids)
+    assert count_events(RecordTail(tmp_path).read(), frozenset({Event.START})) == len(ids) + 1
     recorder.record_noops([7])
-    assert count_events(tmp_path, offsets, frozenset({Event.END})) == 1
+    assert count_events(tail.read(), frozenset({Event.END})) == 1
     tracker = JobTracker(tmp_path)
     tracker.update()
     assert tracker.ended == {*ids, 7} and tracker.running == 1  # job 5 never ended
@@ -153,7 +198,7 @@ def test_the_tally_reads_the_workers_files_and_the_analysis_the_producers_too(tm
     worker.record(3, Event.END, t_ns=6_000)
     tally = JobTally(tmp_path)
     assert (tally.refresh(), tally.started()) == (1, 1)
-    assert tally._offsets == {tmp_path / f"{os.getpid()}.bin": 2 * RECORD.size}
+    assert tally.records.offsets == {f"{os.getpid()}.bin": 2 * RECORD.size}
     assert len(load_records(tmp_path)) == 2002
 
 

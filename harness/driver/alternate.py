@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 
-from core.jobcount import read_counts
 from core.protocol import PhaseReport
 from harness.driver.cell import CellRun
 
@@ -26,7 +25,7 @@ def wait_alternating(run: CellRun, report: PhaseReport, expected: int, deadline_
                      segment_s: float) -> None:
     """Wait for `expected` ended jobs, switching the record mode every `segment_s`."""
     segments: list[list[int]] = []
-    counted = read_counts(run.tally.counts_dir)[0]
+    counted = run.tally.bare_count()
     begin = time.monotonic_ns()
     step = 0
     while True:
@@ -34,7 +33,7 @@ def wait_alternating(run: CellRun, report: PhaseReport, expected: int, deadline_
         run.record_bare(bare)
         end = min(begin + int(segment_s * 1e9), deadline_ns)
         drained = run.tally.wait_for(expected, end)
-        now, total = time.monotonic_ns(), read_counts(run.tally.counts_dir)[0]
+        now, total = time.monotonic_ns(), run.tally.bare_count()
         segments.append([begin, now, int(bare), total - counted])
         begin, counted, step = now, total, step + 1
         if drained or now >= deadline_ns:

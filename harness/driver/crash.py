@@ -40,7 +40,7 @@ from typing import Any
 
 from adapters.base import WORKER_FAULTS, Adapter
 from core.protocol import CrashPhase, PhaseReport
-from core.recorder import RECORD, Event, expand_run
+from core.recorder import RECORD, Event, RecordTail, expand_run
 from harness.driver.cell import CellRun
 from harness.faults import FAULT_DONE, FAULT_REQUEST
 
@@ -53,25 +53,18 @@ class JobTracker:
     started, read incrementally from the records."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.offsets: dict[Path, int] = {}
+        self.records = RecordTail(directory)
         self.started: dict[int, tuple[int, int]] = {}  # job -> (pid, t_ns) of its last START
         self.ended: set[int] = set()
 
     def update(self) -> None:
-        for path in self.directory.glob("*.bin"):
-            start = self.offsets.get(path, 0)
-            with open(path, "rb") as handle:
-                handle.seek(start)
-                data = handle.read()
-            whole = len(data) - len(data) % RECORD.size  # a partial tail waits for next time
-            for first, kind, length, pid, t_ns in RECORD.iter_unpack(data[:whole]):
+        for data in self.records.read():
+            for first, kind, length, pid, t_ns in RECORD.iter_unpack(data):
                 for job, event in expand_run(first, kind, length):
                     if event == Event.START:
                         self.started[job] = (pid, t_ns)
                     elif event == Event.END:
                         self.ended.add(job)
-            self.offsets[path] = start + whole
 
     @property
     def running(self) -> int:
